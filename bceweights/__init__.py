@@ -1,0 +1,34 @@
+"""bceweights: weighted binary cross-entropy for PyTorch that is hard to get wrong.
+
+    import bceweights as bw
+    loss = bw.bce_with_logits(logits, target, weight=mask.unsqueeze(1), pos_weight=[6., 30., 1.], channel_dim=1)
+
+See the notebooks for the lessons and ``bw.explain`` for how an operand lines up with the input.
+"""
+
+from bceweights.checks import set_value_checks, value_checks
+from bceweights.errors import WeightShapeError
+from bceweights.explain import Explanation, explain
+from bceweights.loss import (
+    BCEWithLogits,
+    FocalBCEWithLogits,
+    bce_with_logits,
+    focal_bce_with_logits,
+)
+from bceweights.shapes import expand_mask, per_channel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BCEWithLogits",
+    "Explanation",
+    "FocalBCEWithLogits",
+    "WeightShapeError",
+    "bce_with_logits",
+    "expand_mask",
+    "explain",
+    "focal_bce_with_logits",
+    "per_channel",
+    "set_value_checks",
+    "value_checks",
+]
