@@ -52,7 +52,7 @@ def _target_fix(target_shape: tuple[int, ...], input_shape: tuple[int, ...]) -> 
     fixes = []
     t, i = target_shape, input_shape
     if len(t) + 1 == len(i) and len(i) >= 2 and i[1] == 1 and t == i[:1] + i[2:]:
-        fixes.append("target=target.unsqueeze(1)   # (N, H, W) -> (N, 1, H, W)")
+        fixes.append(f"target=target.unsqueeze(1)   # {shape_str(t)} -> {shape_str(i)}")
     if len(t) == len(i) + 1 and len(t) >= 2 and t[1] == 1 and i == t[:1] + t[2:]:
         fixes.append("input=input.unsqueeze(1)   # or target=target.squeeze(1)")
     if len(t) + 1 == len(i) and len(i) >= 2 and i[1] > 1 and t == i[:1] + i[2:]:
@@ -62,7 +62,7 @@ def _target_fix(target_shape: tuple[int, ...], input_shape: tuple[int, ...]) -> 
         )
     numel = lambda s: int(torch.Size(s).numel())  # noqa: E731
     if not fixes and numel(t) == numel(i):
-        fixes.append("target=target.view_as(input)   # same elements, different shape")
+        fixes.append("target=target.view_as(input)   # only if the elements are already in the same order")
     return fixes
 
 
