@@ -74,12 +74,14 @@ def prepare(
     ignore: Tensor | None = None,
     channel_dim: int | None = None,
     check_values: bool | None = None,
+    label_smoothing: float = 0.0,
 ) -> Prepared:
     """Check every operand against ``input`` and view it with ``input``'s rank.
 
     Shapes: ``input`` any ``(*)`` floating tensor; ``target`` exactly ``input.shape`` (bool, integer or
     floating; converted to ``input.dtype``); ``weight``, ``pos_weight`` and ``ignore`` broadcastable to
-    ``input.shape`` under the rules of :func:`bceweights.shapes.line_up`.
+    ``input.shape`` under the rules of :func:`bceweights.shapes.line_up`. With ``label_smoothing=eps``
+    the returned target is ``y (1 - eps) + eps / 2``.
 
     Raises:
         TypeError: non-tensor input, non-floating input, non-bool ignore.
@@ -120,6 +122,13 @@ def prepare(
         target = target.to(input.dtype)
     if check:
         checks.check_target_values(target, aligned_ignore)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(
+            f"label_smoothing={label_smoothing} is outside [0, 1]; it is the share of each target moved to 0.5.\n"
+            "Write instead, e.g.:\n    label_smoothing=0.1   # targets 0 -> 0.05, 1 -> 0.95"
+        )
+    if label_smoothing:
+        target = target * (1 - label_smoothing) + 0.5 * label_smoothing
 
     aligned: dict[str, Tensor | None] = {}
     for name, value in (("weight", weight), ("pos_weight", pos_weight)):
@@ -198,6 +207,7 @@ def bce_with_logits(
     channel_dim: int | None = None,
     ignore: Tensor | None = None,
     check_values: bool | None = None,
+    label_smoothing: float = 0.0,
 ) -> Tensor:
     """Binary cross-entropy on logits, a drop-in for ``F.binary_cross_entropy_with_logits``.
 
@@ -221,6 +231,8 @@ def bce_with_logits(
         check_values: look at values (targets in ``[0, 1]``, weights finite and ``>= 0``). Default: the
             global setting (on; see :func:`bceweights.set_value_checks`). The checks read every element
             and synchronise with the GPU; turn them off for speed once your data is known good.
+        label_smoothing: ``eps`` in ``[0, 1]``; targets become ``y (1 - eps) + eps / 2`` (0 -> eps/2,
+            1 -> 1 - eps/2), so the loss-minimising logit stays finite: ``log(y' / (1 - y'))``.
 
     Returns:
         a scalar, or ``input``'s shape for ``reduction="none"``.
@@ -229,7 +241,7 @@ def bce_with_logits(
         WeightShapeError: an operand that does not line up, with the line to write instead.
         ValueError: target shape differs from input's; bad values (when checked); unknown reduction.
     """
-    prepared = prepare(input, target, weight, pos_weight, ignore, channel_dim, check_values)
+    prepared = prepare(input, target, weight, pos_weight, ignore, channel_dim, check_values, label_smoothing)
     per_element = bce_terms(prepared.input, prepared.target, prepared.pos_weight)
     return weight_and_reduce(per_element, prepared, reduction)
 
@@ -246,6 +258,7 @@ def focal_bce_with_logits(
     channel_dim: int | None = None,
     ignore: Tensor | None = None,
     check_values: bool | None = None,
+    label_smoothing: float = 0.0,
 ) -> Tensor:
     """Sigmoid focal loss (Lin et al., 2017), with the shape rules of :func:`bce_with_logits`.
 
@@ -269,7 +282,7 @@ def focal_bce_with_logits(
             f"alpha={alpha} is outside [0, 1]; expected the weight of positives, e.g. alpha=0.25, "
             "or alpha=None to leave it out."
         )
-    prepared = prepare(input, target, weight, pos_weight, ignore, channel_dim, check_values)
+    prepared = prepare(input, target, weight, pos_weight, ignore, channel_dim, check_values, label_smoothing)
     x, y = prepared.input, prepared.target
     per_element = bce_terms(x, y, prepared.pos_weight)
     if gamma != 0:
@@ -296,7 +309,7 @@ class BCEWithLogits(nn.Module):
 
     Args:
         weight, pos_weight: as :func:`bce_with_logits`; stored as buffers (they follow ``.to(device)``).
-        reduction, channel_dim, check_values: as :func:`bce_with_logits`.
+        reduction, channel_dim, check_values, label_smoothing: as :func:`bce_with_logits`.
 
     Shapes:
         ``forward(input (*), target (*), weight=None, ignore=None) -> ()`` or ``(*)`` for ``"none"``.
@@ -313,6 +326,7 @@ class BCEWithLogits(nn.Module):
         reduction: Reduction = "mean",
         channel_dim: int | None = None,
         check_values: bool | None = None,
+        label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
         if reduction not in REDUCTIONS:
@@ -322,6 +336,7 @@ class BCEWithLogits(nn.Module):
         self.reduction = reduction
         self.channel_dim = channel_dim
         self.check_values = check_values
+        self.label_smoothing = label_smoothing
 
     def combined_weight(self, input: Tensor, weight: Operand) -> Operand:
         """The module's weight times this call's, each aligned with ``input`` first."""
@@ -349,12 +364,15 @@ class BCEWithLogits(nn.Module):
             channel_dim=self.channel_dim,
             ignore=ignore,
             check_values=self.check_values,
+            label_smoothing=self.label_smoothing,
         )
 
     def extra_repr(self) -> str:
         parts = [f"reduction={self.reduction!r}"]
         if self.channel_dim is not None:
             parts.append(f"channel_dim={self.channel_dim}")
+        if self.label_smoothing:
+            parts.append(f"label_smoothing={self.label_smoothing}")
         for name in ("weight", "pos_weight"):
             value = getattr(self, name)
             if value is not None:
@@ -375,8 +393,12 @@ class FocalBCEWithLogits(BCEWithLogits):
         reduction: Reduction = "mean",
         channel_dim: int | None = None,
         check_values: bool | None = None,
+        label_smoothing: float = 0.0,
     ) -> None:
-        super().__init__(weight, pos_weight, reduction=reduction, channel_dim=channel_dim, check_values=check_values)
+        super().__init__(
+            weight, pos_weight, reduction=reduction, channel_dim=channel_dim, check_values=check_values,
+            label_smoothing=label_smoothing,
+        )
         self.gamma = gamma
         self.alpha = alpha
 
@@ -398,6 +420,7 @@ class FocalBCEWithLogits(BCEWithLogits):
             channel_dim=self.channel_dim,
             ignore=ignore,
             check_values=self.check_values,
+            label_smoothing=self.label_smoothing,
         )
 
     def extra_repr(self) -> str:

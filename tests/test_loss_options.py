@@ -211,3 +211,21 @@ def test_per_channel_shapes():
     assert bw.per_channel(torch.tensor([1.0, 2.0, 3.0, 4.0]), (8, 4)).shape == (4,)
     with pytest.raises(bw.WeightShapeError, match="3 channel"):
         bw.per_channel([1, 2], pred)
+
+
+def test_label_smoothing_pulls_targets_toward_one_half(batch):
+    x, y, mask, _ = batch
+    eps = 0.2
+    smoothed = y * (1 - eps) + eps / 2
+    for fn in (bw.bce_with_logits, lambda *a, **k: bw.focal_bce_with_logits(*a, gamma=2.0, **k)):
+        torch.testing.assert_close(fn(x, y, mask.unsqueeze(1), label_smoothing=eps), fn(x, smoothed, mask.unsqueeze(1)))
+    module = bw.BCEWithLogits(label_smoothing=eps)
+    torch.testing.assert_close(module(x, y), bw.bce_with_logits(x, smoothed))
+    assert "label_smoothing=0.2" in repr(module)
+    # the optimum logit of a smoothed positive is finite: log(y' / (1 - y'))
+    z = torch.linspace(-10, 10, 20001, dtype=torch.float64)
+    losses = bw.bce_with_logits(z, torch.ones_like(z), label_smoothing=eps, reduction="none")
+    best = z[losses.argmin()]
+    assert abs(best.item() - torch.log(torch.tensor((1 - eps / 2) / (eps / 2))).item()) < 1e-3
+    with pytest.raises(ValueError, match="label_smoothing=1.5"):
+        bw.bce_with_logits(x, y, label_smoothing=1.5)
