@@ -1,0 +1,1 @@
+"""Developer tools for this repository (not installed with the bceweights package)."""
