@@ -16,6 +16,16 @@ from bceweights.loss import (
     focal_bce_with_logits,
 )
 from bceweights.shapes import expand_mask, per_channel
+from bceweights.weights import (
+    balanced_weights,
+    count_positives,
+    median_frequency_weights,
+    optimal_logit,
+    optimal_probability,
+    pos_weight_from_counts,
+    pos_weight_from_targets,
+    rebalance_map,
+)
 
 __version__ = "0.1.0"
 
@@ -24,11 +34,19 @@ __all__ = [
     "Explanation",
     "FocalBCEWithLogits",
     "WeightShapeError",
+    "balanced_weights",
     "bce_with_logits",
+    "count_positives",
     "expand_mask",
     "explain",
     "focal_bce_with_logits",
+    "median_frequency_weights",
+    "optimal_logit",
+    "optimal_probability",
     "per_channel",
+    "pos_weight_from_counts",
+    "pos_weight_from_targets",
+    "rebalance_map",
     "set_value_checks",
     "value_checks",
 ]
