@@ -1,0 +1,110 @@
+# bceweights: environment, JupyterLab, tests and notebook regeneration (GNU make).
+#
+#   make lab         create/update .venv, then JupyterLab on notebooks/ (opens 00_start_here)
+#   make test        create/update .venv, then unit + property tests, then strict nbval
+#   make notebooks   re-execute every notebooks/NN_*.py and store the outputs in NN_*.ipynb
+#   make lock        rebuild requirements/constraints.txt from a fresh install
+#   make clean       remove caches and checkpoints; make distclean also removes .venv
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+VENV := .venv
+VENV_PYTHON := $(VENV)/bin/python
+# Written after a successful install; older than pyproject.toml or the constraints means stale.
+STAMP := $(VENV)/.installed
+CONSTRAINTS := requirements/constraints.txt
+TORCH_VERSION := 2.13.0
+EXTRAS := notebooks,test
+
+# pip warns once per package about every configured index or find-links location that does not
+# exist on this machine; drop those lines and keep every other message.
+PIP_NOISE := is ignored: it is neither a file nor a directory
+FILTER_PIP_NOISE := { grep -v -- '$(PIP_NOISE)' || true; }
+
+# The environment every notebook kernel gets, identical for `make test` (strict nbval) and
+# `make notebooks` (regeneration), so that stored outputs and fresh outputs agree:
+# no inherited matplotlib backend (notebooks select ipympl with %matplotlib widget), fixed hash
+# seed, one CPU thread (float reductions do not depend on the core count), no GPU (outputs are
+# made on the CPU), no debugger or jupyter-path warnings on stderr.
+NOTEBOOK_ENV := env -u MPLBACKEND \
+	BCEWEIGHTS_NOTEBOOK_ENV=1 \
+	PYTHONHASHSEED=0 \
+	OMP_NUM_THREADS=1 \
+	MKL_NUM_THREADS=1 \
+	CUDA_VISIBLE_DEVICES= \
+	PYDEVD_DISABLE_FILE_VALIDATION=1 \
+	JUPYTER_PLATFORM_DIRS=1
+
+NBVAL_SANITIZE := tests/nbval_sanitize.cfg
+# Extra arguments: make test PYTEST_ARGS=-x, make notebooks NB=notebooks/01_weight_vs_pos_weight.py,
+# make lab LAB_ARGS="--port 8890".
+PYTEST_ARGS ?=
+NB ?=
+LAB_ARGS ?=
+
+.PHONY: help env lab test unit nbval notebooks lock clean distclean
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
+
+env: $(STAMP)
+
+$(VENV_PYTHON):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml $(CONSTRAINTS) | $(VENV_PYTHON)
+	@echo "Installing bceweights[$(EXTRAS)] into $(VENV), versions pinned by $(CONSTRAINTS)"
+	$(VENV_PYTHON) -m pip install -q -c $(CONSTRAINTS) -e ".[$(EXTRAS)]" 2>&1 | $(FILTER_PIP_NOISE)
+	@# Build matplotlib's font cache now rather than in a notebook, where its notice on stderr
+	@# would differ from the stored outputs.
+	$(VENV_PYTHON) -c "import matplotlib.pyplot"
+	touch $@
+
+lab: $(STAMP)
+	$(VENV_PYTHON) tools/lab.py $(LAB_ARGS)
+
+test: unit nbval
+
+unit: $(STAMP)
+	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
+
+nbval: $(STAMP)
+	@if compgen -G "notebooks/*.ipynb" > /dev/null; then \
+		echo "$(NOTEBOOK_ENV) $(VENV_PYTHON) -m pytest --nbval --nbval-current-env --nbval-sanitize-with $(NBVAL_SANITIZE) notebooks/"; \
+		$(NOTEBOOK_ENV) $(VENV_PYTHON) -m pytest --nbval --nbval-current-env \
+			--nbval-sanitize-with $(NBVAL_SANITIZE) $(PYTEST_ARGS) notebooks/; \
+	else \
+		echo "nbval: no notebooks/*.ipynb to check"; \
+	fi
+
+notebooks: $(STAMP)
+	$(NOTEBOOK_ENV) $(VENV_PYTHON) tools/run_notebooks.py $(NB)
+
+# The lock: install the library ranges into a fresh venv with only torch pinned, then freeze.
+LOCK_VENV := .venv-lock
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q "torch==$(TORCH_VERSION)" -e ".[$(EXTRAS)]" 2>&1 | $(FILTER_PIP_NOISE)
+	{ \
+		echo "# The exact versions the notebooks' stored outputs were made with. Written by 'make lock'"; \
+		echo "# (pip freeze of a fresh install of .[$(EXTRAS)] with torch==$(TORCH_VERSION)); do not edit by hand."; \
+		$(LOCK_VENV)/bin/python -c 'import platform; print(f"# python {platform.python_version()} on {platform.system()} {platform.machine()}")'; \
+		$(LOCK_VENV)/bin/python -m pip freeze --exclude-editable | sed -E 's/^(torch==[^+]+)\+.*$$/\1/'; \
+	} > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+	rm -rf $(LOCK_VENV)
+	@echo "Wrote $(CONSTRAINTS); run 'make test' to update .venv with it."
+
+clean:
+	find . \( -path ./.venv -o -path ./.git \) -prune -o \
+		\( -name __pycache__ -o -name .ipynb_checkpoints -o -name .pytest_cache \
+		   -o -name .hypothesis -o -name '*.egg-info' \) -prune -exec rm -rf {} +
+	rm -rf build dist $(LOCK_VENV)
+
+distclean: clean
+	rm -rf $(VENV)

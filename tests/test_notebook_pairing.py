@@ -1,0 +1,154 @@
+"""Notebook pipeline: paired sources agree with the notebooks, and stored outputs are complete.
+
+Every ``notebooks/*.ipynb`` is paired with a jupytext ``py:percent`` twin (``notebooks/jupytext.toml``).
+The ``.py`` is the reviewed source; ``make notebooks`` rebuilds and executes the ``.ipynb`` from it.
+These tests fail when the two disagree (a cell edited, added, removed, retagged on one side only),
+when a notebook was not executed top to bottom, or when its figures need a kernel to be seen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+from nbconvert import HTMLExporter
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+TEXT_FORMAT = "py:percent"
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
+SOURCES = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py"))
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def comparable_cells(notebook: nbformat.NotebookNode) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Cell type, source and tags of every cell: what must agree between the two files."""
+    return [(cell.cell_type, cell.source, tuple(cell.metadata.get("tags", ()))) for cell in notebook.cells]
+
+
+def pairing_differences(ipynb_path: Path, py_path: Path) -> list[str]:
+    """Differences between a notebook and its py:percent twin, empty when they agree.
+
+    The notebook is written as py:percent text and read back, so both sides go through the same
+    jupytext normalisation; what remains are real differences.
+    """
+    notebook_cells = comparable_cells(jupytext.reads(jupytext.writes(jupytext.read(ipynb_path), fmt=TEXT_FORMAT), fmt=TEXT_FORMAT))
+    source_cells = comparable_cells(jupytext.read(py_path, fmt=TEXT_FORMAT))
+    differences = []
+    for index, (in_notebook, in_source) in enumerate(zip(notebook_cells, source_cells)):
+        if in_notebook != in_source:
+            differences.append(
+                f"cell {index}: {ipynb_path.name} has {in_notebook[0]} {in_notebook[2] or ''}\n{in_notebook[1]!r}\n"
+                f"  but {py_path.name} has {in_source[0]} {in_source[2] or ''}\n{in_source[1]!r}"
+            )
+    if len(notebook_cells) != len(source_cells):
+        differences.append(f"{ipynb_path.name} has {len(notebook_cells)} cells, {py_path.name} has {len(source_cells)}")
+    return differences
+
+
+def out_of_sync_message(ipynb_path: Path, differences: list[str]) -> str:
+    source = ipynb_path.with_suffix(".py").name
+    return (
+        f"{ipynb_path.name} and {source} are out of sync:\n" + "\n".join(differences) + "\n"
+        f"If {source} is right: make notebooks NB=notebooks/{source}\n"
+        f"If the notebook is right (edited in JupyterLab without jupytext): "
+        f".venv/bin/jupytext --sync notebooks/{ipynb_path.name}"
+    )
+
+
+@pytest.mark.parametrize("ipynb_path", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_has_a_py_percent_twin_with_the_same_cells(ipynb_path):
+    py_path = ipynb_path.with_suffix(".py")
+    assert py_path.is_file(), f"{ipynb_path.name} has no paired source {py_path.name}; create it with: .venv/bin/jupytext --set-formats ipynb,py:percent notebooks/{ipynb_path.name}"
+    differences = pairing_differences(ipynb_path, py_path)
+    assert not differences, out_of_sync_message(ipynb_path, differences)
+
+
+@pytest.mark.parametrize("py_path", SOURCES, ids=lambda path: path.name)
+def test_source_has_its_executed_notebook(py_path):
+    assert py_path.with_suffix(".ipynb").is_file(), (
+        f"{py_path.name} has no notebook; build and execute it with: make notebooks NB=notebooks/{py_path.name}"
+    )
+
+
+@pytest.mark.parametrize("ipynb_path", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_was_executed_top_to_bottom(ipynb_path):
+    notebook = nbformat.read(ipynb_path, as_version=4)
+    counts = [cell.get("execution_count") for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip()]
+    assert counts == list(range(1, len(counts) + 1)), (
+        f"{ipynb_path.name} execution counts are {counts}, expected 1..{len(counts)} in order: "
+        f"regenerate it with make notebooks NB=notebooks/{ipynb_path.with_suffix('.py').name}"
+    )
+    errors = [
+        output.get("ename")
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "error"
+    ]
+    assert not errors, f"{ipynb_path.name} stores errors {errors}"
+
+
+@pytest.mark.parametrize("ipynb_path", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_figures_show_without_a_kernel(ipynb_path):
+    """Every widget output has saved state, and every stored image appears in the HTML export."""
+    notebook = nbformat.read(ipynb_path, as_version=4)
+    saved_state = notebook.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
+    unsaved = [
+        output["data"][WIDGET_VIEW]["model_id"]
+        for output in outputs
+        if WIDGET_VIEW in output.get("data", {})
+        and "image/png" not in output["data"]
+        and output["data"][WIDGET_VIEW]["model_id"] not in saved_state
+    ]
+    assert not unsaved, (
+        f"{ipynb_path.name}: widget outputs {unsaved} have neither a static image/png nor saved widget "
+        f"state, so they are blank without a kernel; regenerate with make notebooks"
+    )
+    images = sum("image/png" in output.get("data", {}) for output in outputs)
+    html, _ = HTMLExporter().from_notebook_node(notebook)
+    assert html.count("data:image/png;base64,") >= images, f"{ipynb_path.name}: the HTML export lost images"
+    if saved_state:
+        assert WIDGET_STATE in html, f"{ipynb_path.name}: the HTML export does not embed the saved widget state"
+
+
+def write_pair(folder: Path, py_source: str) -> tuple[Path, Path]:
+    """A py:percent file and the notebook jupytext makes of it, as `make notebooks` would pair them."""
+    py_path = folder / "99_pair.py"
+    py_path.write_text(py_source, encoding="utf-8")
+    ipynb_path = folder / "99_pair.ipynb"
+    nbformat.write(jupytext.read(py_path, fmt=TEXT_FORMAT), ipynb_path)
+    return ipynb_path, py_path
+
+
+PAIR_SOURCE = """\
+# %% [markdown]
+# # A lesson
+
+# %%
+x = 1
+
+# %% tags=["nbval-ignore-output"]
+print(x)
+"""
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda text: text.replace("x = 1", "x = 2"), "cell 1"),
+        (lambda text: text.replace("# # A lesson", "# # Another lesson"), "cell 0"),
+        (lambda text: text.replace(' tags=["nbval-ignore-output"]', ""), "cell 2"),
+        (lambda text: text + "\n# %%\nx += 1\n", "has 3 cells"),
+    ],
+    ids=["code edited", "markdown edited", "tag removed", "cell added"],
+)
+def test_pairing_check_fails_when_one_side_is_edited(tmp_path, edit, expected):
+    ipynb_path, py_path = write_pair(tmp_path, PAIR_SOURCE)
+    assert pairing_differences(ipynb_path, py_path) == []
+    py_path.write_text(edit(PAIR_SOURCE), encoding="utf-8")
+    differences = pairing_differences(ipynb_path, py_path)
+    assert differences and expected in "\n".join(differences)
