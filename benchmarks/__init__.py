@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks.widgets`` times every live explorer's update."""
