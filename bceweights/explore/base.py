@@ -48,6 +48,7 @@ import contextlib
 import html
 import io
 import math
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -260,7 +261,12 @@ class Explorer:
 
             # Under ioff the new manager is not queued for display at the end of the cell; the figure
             # is not registered with pyplot, so re-running a cell does not pile up open figures.
-            with plt.ioff():
+            # ipympl's Toolbar passes its canvas on to traitlets, which warns (ipympl 0.9-0.10);
+            # that warning is about ipympl's code, not the learner's, so keep it out of the cell.
+            with plt.ioff(), warnings.catch_warnings():
+                warnings.filterwarnings(
+                    "ignore", message=r"Passing unrecognized arguments to super\(Toolbar\)", category=DeprecationWarning
+                )
                 manager = backend_nbagg.new_figure_manager_given_figure(id(figure), figure)
             canvas = manager.canvas
             canvas.header_visible = False
@@ -433,7 +439,8 @@ class Explorer:
                 yield label + " x", np.asarray(line.get_xdata(), dtype=float)
                 yield label + " y", np.asarray(line.get_ydata(), dtype=float)
             for image in axes.images:
-                yield f"axes {index} image", np.ma.getdata(image.get_array()).astype(float)
+                # Masked pixels are hidden on purpose; what is shown must be finite.
+                yield f"axes {index} image", np.ma.filled(np.ma.asarray(image.get_array(), dtype=float), 0.0)
             for collection in axes.collections:
                 yield f"axes {index} collection", np.asarray(collection.get_offsets(), dtype=float)
 

@@ -16,12 +16,12 @@ For ``y = 1`` (``y = 0``) the loss decreases all the way to ``x -> +inf`` (``-in
 at infinity and the marker sits on the panel's edge.
 
 The curves are computed with :func:`bceweights.bce_with_logits` (``reduction="none"``) and the
-gradient with autograd, so the explorer shows exactly what the package computes.
+gradient with autograd, the optimum with :func:`bceweights.optimal_logit` and
+:func:`bceweights.optimal_probability`, so the explorer shows exactly what the package computes.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import ipywidgets as widgets
@@ -32,6 +32,7 @@ from matplotlib.ticker import MaxNLocator
 
 from bceweights.explore.base import Explorer, format_number, sticky_limit
 from bceweights.loss import bce_with_logits
+from bceweights.weights import optimal_logit, optimal_probability
 
 #: Logits at which the curves are evaluated, ``(801,)``; the probe slider spans the same range.
 LOGIT_LIMIT = 20.0
@@ -42,21 +43,6 @@ VISIBLE_LIMIT = 10.0
 LOSS_FIT_LIMIT = 5.0
 _MANTISSAS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.5)
 _COLORS = {"y1": "tab:blue", "y0": "tab:orange", "y": "tab:green"}
-
-
-def optimal_logit(y: float, pos_weight: float) -> float:
-    """``log(p * y / (1 - y))``: ``-inf`` for ``y = 0``, ``+inf`` for ``y = 1``."""
-    if y <= 0.0:
-        return -math.inf
-    if y >= 1.0:
-        return math.inf
-    return math.log(pos_weight * y) - math.log1p(-y)
-
-
-def optimal_probability(y: float, pos_weight: float) -> float:
-    """``p * y / (p * y + 1 - y)``: the probability that minimises the expected loss for target ``y``."""
-    positive = pos_weight * y
-    return positive / (positive + (1.0 - y))
 
 
 def loss_and_gradient(
@@ -192,7 +178,7 @@ class LossCurveExplorer(Explorer):
         # full range once the probe leaves it.
         x_high = VISIBLE_LIMIT if abs(probe) <= VISIBLE_LIMIT - 0.5 else LOGIT_LIMIT + 0.5
         x_low = -x_high
-        best_logit = optimal_logit(y, pos_weight)
+        best_logit = float(optimal_logit(y, pos_weight))
         marker_x = min(max(best_logit, x_low), x_high)
         loss, gradient = self._curves(y, weight, pos_weight, [probe, marker_x])
         plain_loss, plain_gradient = self._plain(y)
@@ -228,7 +214,7 @@ class LossCurveExplorer(Explorer):
             axes.set_xlim(x_low, x_high)
 
         return {
-            "optimal_probability": optimal_probability(y, pos_weight),
+            "optimal_probability": float(optimal_probability(y, pos_weight)),
             "optimal_logit": best_logit,
             "positive_scale": weight * pos_weight,
             "negative_scale": weight,
