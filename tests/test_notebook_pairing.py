@@ -8,6 +8,8 @@ when a notebook was not executed top to bottom, or when its figures need a kerne
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import jupytext
@@ -91,28 +93,57 @@ def test_notebook_was_executed_top_to_bottom(ipynb_path):
     assert not errors, f"{ipynb_path.name} stores errors {errors}"
 
 
+def reachable_models(state: dict, model_id: str) -> list[str]:
+    """``model_id`` and every widget model it references (children, canvas, toolbar, ...)."""
+    found, pending = [], [model_id]
+    while pending:
+        current = pending.pop()
+        if current in found or current not in state:
+            continue
+        found.append(current)
+        pending += re.findall(r"IPY_MODEL_([0-9a-f]{32})", json.dumps(state[current].get("state", {})))
+    return found
+
+
+def missing_pictures(state: dict, model_ids: list[str]) -> list[str]:
+    """Canvases among ``model_ids`` whose picture was not saved with the widget state."""
+    missing = []
+    for model_id in model_ids:
+        model = state[model_id]
+        if model.get("model_name") == "MPLCanvasModel":
+            if not str(model["state"].get("_data_url") or "").startswith("data:image/png;base64,"):
+                missing.append(f"ipympl canvas {model_id}")
+        elif model.get("model_name") == "ImageModel":
+            if not any(buffer.get("path") == ["value"] for buffer in model.get("buffers", [])):
+                missing.append(f"image widget {model_id}")
+    return missing
+
+
 @pytest.mark.parametrize("ipynb_path", NOTEBOOKS, ids=lambda path: path.name)
 def test_notebook_figures_show_without_a_kernel(ipynb_path):
-    """Every widget output has saved state, and every stored image appears in the HTML export."""
+    """What GitHub or nbviewer shows: static images, and widgets drawn from their saved state.
+
+    Every stored image/png must reach the HTML export as an <img>; every widget output must have
+    its model tree in the saved widget state (embedded in the HTML), with the pictures of its
+    canvases saved too (ipympl's first frame as a PNG data URL).
+    """
     notebook = nbformat.read(ipynb_path, as_version=4)
     saved_state = notebook.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
-    unsaved = [
-        output["data"][WIDGET_VIEW]["model_id"]
-        for output in outputs
-        if WIDGET_VIEW in output.get("data", {})
-        and "image/png" not in output["data"]
-        and output["data"][WIDGET_VIEW]["model_id"] not in saved_state
-    ]
-    assert not unsaved, (
-        f"{ipynb_path.name}: widget outputs {unsaved} have neither a static image/png nor saved widget "
-        f"state, so they are blank without a kernel; regenerate with make notebooks"
-    )
-    images = sum("image/png" in output.get("data", {}) for output in outputs)
+    widget_ids = [output["data"][WIDGET_VIEW]["model_id"] for output in outputs if WIDGET_VIEW in output.get("data", {})]
+    static_images = sum("image/png" in output.get("data", {}) and WIDGET_VIEW not in output["data"] for output in outputs)
     html, _ = HTMLExporter().from_notebook_node(notebook)
-    assert html.count("data:image/png;base64,") >= images, f"{ipynb_path.name}: the HTML export lost images"
-    if saved_state:
-        assert WIDGET_STATE in html, f"{ipynb_path.name}: the HTML export does not embed the saved widget state"
+
+    unsaved = [model_id for model_id in widget_ids if model_id not in saved_state or model_id not in html]
+    assert not unsaved, (
+        f"{ipynb_path.name}: widget outputs {unsaved} have no saved state in the notebook or its HTML export, "
+        f"so they are blank without a kernel; regenerate with make notebooks"
+    )
+    blank = [name for model_id in widget_ids for name in missing_pictures(saved_state, reachable_models(saved_state, model_id))]
+    assert not blank, f"{ipynb_path.name}: the saved widget state has no picture for {blank}"
+    assert len(re.findall(r"<img [^>]*src=\"data:image/png;base64,", html)) >= static_images, (
+        f"{ipynb_path.name}: the HTML export shows fewer images than the {static_images} stored"
+    )
 
 
 def write_pair(folder: Path, py_source: str) -> tuple[Path, Path]:
