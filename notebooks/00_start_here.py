@@ -1,0 +1,143 @@
+# %% [markdown]
+# # Start here: weighted binary cross-entropy without the guesswork
+#
+# This page is the map of the collection. It checks your environment, shows the one function the
+# lessons are built around, and gives the cheat sheet *"which argument do I need?"*.
+#
+# Every lesson is a runnable notebook: read the question, **predict** what will happen, then run the
+# cell and drag the sliders to see whether you were right. Numbers printed under the plots are checked by
+# the test suite, so what you read is what the code does today.
+#
+# | lesson | what it answers |
+# |---|---|
+# | [01 · weight vs pos_weight](01_weight_vs_pos_weight.ipynb) | the formula term by term; what each argument scales in the loss and the gradient; `pos_weight=10` errors; why per-sample weights passed as `pos_weight` do not raise recall; the optimum that `pos_weight` shifts (Q4, Q13, Q14) |
+# | [02 · masks and broadcasting](02_masks_and_broadcasting.ipynb) | a `(N, H, W)` mask on `(N, C, H, W)` predictions; `expand` vs `repeat`; `target * mask` is not weighting; per-channel weights and masks; why `pos_weight.repeat(B, 1)` crashes (Q1, Q2, Q3, Q8) |
+# | [03 · flattening and reduction](03_flattening_and_reduction.ipynb) | batch, channel and pixel are all the same to the loss; what `mean` divides by; weights per call; why logits beat `sigmoid` + `BCELoss` (Q5, Q10, Q12, Q16) |
+# | [04 · class imbalance](04_class_imbalance.ipynb) | class weights from counts and datasets; a channel that is never learned; 1/95 foreground in a volume; thresholds vs `pos_weight` (Q6, Q8, Q9, Q15) |
+# | [05 · multi-label vs multi-class](05_multilabel_vs_multiclass.ipynb) | sigmoid + BCE or softmax + cross-entropy; one logit or two (Q7, Q11) |
+# | [06 · beyond the basics](06_beyond_the_basics.ipynb) | ignore regions, focal loss, boundary weight maps, label smoothing |
+
+# %% [markdown]
+# ## 1 · Check your environment
+#
+# The first cell prints what you are running on (it differs from machine to machine, so the tests do
+# not compare it). The second checks what the lessons need and says *OK* or what to fix.
+
+# %% tags=["nbval-ignore-output"]
+import platform
+
+import matplotlib
+import numpy as np
+import torch
+
+import bceweights as bw
+
+print(f"python      {platform.python_version()}")
+print(f"torch       {torch.__version__}")
+print(f"numpy       {np.__version__}")
+print(f"matplotlib  {matplotlib.__version__}")
+print(f"bceweights  {bw.__version__}")
+print(f"device      {'cuda: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}")
+
+# %%
+import importlib.util
+
+
+def environment_problems() -> list[str]:
+    """What the lessons need that this kernel lacks (an empty list means all is well)."""
+    problems = []
+    major, minor = (int(part) for part in torch.__version__.split(".")[:2])
+    if (major, minor) < (2, 4):
+        problems.append(f"torch {torch.__version__} is older than 2.4: run `make lab` to build the project's environment")
+    for module in ("ipympl", "ipywidgets", "scipy", "tqdm"):
+        if importlib.util.find_spec(module) is None:
+            problems.append(f"{module} is missing: run `make lab` (it installs everything into .venv)")
+    return problems
+
+
+print("environment OK" if not environment_problems() else "\n".join(environment_problems()))
+
+# %% [markdown]
+# ## 2 · The one function
+#
+# `bw.bce_with_logits` is `torch.nn.functional.binary_cross_entropy_with_logits` with guard rails. With
+# PyTorch's arguments it gives the same numbers:
+
+# %%
+import torch.nn.functional as F
+
+generator = torch.Generator().manual_seed(0)
+logits = torch.randn(4, 3, 8, 8, generator=generator)
+target = (torch.rand(4, 3, 8, 8, generator=generator) < 0.2).float()
+pos_weight = torch.tensor([6.0, 30.0, 1.0]).view(3, 1, 1)
+
+ours = bw.bce_with_logits(logits, target, pos_weight=pos_weight)
+pytorch = F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
+print(f"bceweights {ours.item():.4g}   pytorch {pytorch.item():.4g}   equal: {torch.allclose(ours, pytorch)}")
+
+# %% [markdown]
+# **Predict:** PyTorch's documentation says `pos_weight` is "a weight of positive examples to be
+# broadcasted with target", with one entry per class. So what happens if you pass the three class
+# weights as a plain vector `torch.tensor([6., 30., 1.])` to predictions shaped `(N, C, H, W)`?
+#
+# Broadcasting lines up *trailing* dimensions, so a vector of length 3 pairs with the width `W`, not with
+# the channels. PyTorch raises a size mismatch here (W = 8), and when the width happens to be 3 it runs and
+# weights columns instead of channels. `bceweights` refuses both and tells you the line to write:
+
+# %%
+try:
+    bw.bce_with_logits(logits, target, pos_weight=torch.tensor([6.0, 30.0, 1.0]))
+except bw.WeightShapeError as error:
+    print(error)
+
+# %% [markdown]
+# `bw.explain` shows how every operand lines up with the input, before you train on it: which axes it
+# varies along (`N C H W` columns), which it is broadcast over (`·`), and what it would cost in memory if
+# you materialised it with `repeat` instead of letting broadcasting do the work.
+
+# %%
+mask = (torch.rand(4, 8, 8, generator=generator) > 0.1).float()  # one mask per image, shared by channels
+print(bw.explain(logits, target, weight=mask.unsqueeze(1), pos_weight=[6.0, 30.0, 1.0], channel_dim=1))
+
+# %% [markdown]
+# ## 3 · Cheat sheet: which argument do I need?
+#
+# For predictions `x` of shape `(N, C, H, W)` (drop `H, W` for a classifier's `(N, C)`):
+#
+# | you want to… | write | shape of the extra tensor |
+# |---|---|---|
+# | count rare **positives** more (class imbalance) | `pos_weight=p` | number, `(C, 1, 1)`, or `[..], channel_dim=1` |
+# | scale **whole elements** (both terms): masks, per-channel, per-sample | `weight=w` | `(N, 1, H, W)` mask, `(C, 1, 1)`, `(N, 1, 1, 1)` |
+# | leave pixels **out entirely** (void, unlabelled) | `ignore=void` | bool, `(N, 1, H, W)` |
+# | a **weighted average** that does not change with the weights' scale | `reduction="weighted_mean"` | — |
+# | a new weight **on every batch** with a module | `bw.BCEWithLogits()(x, y, weight=w)` | as `weight` |
+# | a per-voxel map for 1/95 foreground | `weight=bw.rebalance_map(y, 95)` | same as `y` |
+# | focus on **hard** pixels | `bw.focal_bce_with_logits(x, y, gamma=2)` | — |
+#
+# Two mistakes that *run without error* in PyTorch and are refused here:
+# `target * mask` (that changes the labels, not the weights: lesson 02), and a 1-D `pos_weight` whose
+# length happens to equal the width (lesson 02).
+
+# %% [markdown]
+# Each row in action, on the same batch; every call prints one loss value:
+
+# %%
+void = torch.zeros(4, 1, 8, 8, dtype=torch.bool)
+void[:, :, :, :2] = True  # the two leftmost columns are unlabelled
+criterion = bw.BCEWithLogits(pos_weight=[6.0, 30.0, 1.0], channel_dim=1)
+examples = {
+    "pos_weight per channel": bw.bce_with_logits(logits, target, pos_weight=[6.0, 30.0, 1.0], channel_dim=1),
+    "weight: mask shared by channels": bw.bce_with_logits(logits, target, weight=mask.unsqueeze(1)),
+    "ignore: void columns": bw.bce_with_logits(logits, target, ignore=void),
+    "weighted_mean": bw.bce_with_logits(logits, target, weight=mask.unsqueeze(1), reduction="weighted_mean"),
+    "module, weight per call": criterion(logits, target, weight=mask.unsqueeze(1)),
+    "focal, gamma=2": bw.focal_bce_with_logits(logits, target, gamma=2.0),
+}
+for name, value in examples.items():
+    print(f"{name:34s} {value.item():.4g}")
+
+# %% [markdown]
+# ## Where next
+#
+# Start with [lesson 01](01_weight_vs_pos_weight.ipynb): it builds the picture every later lesson uses,
+# the loss and its gradient side by side, live.
