@@ -1,0 +1,435 @@
+# %% [markdown]
+# # Lesson 06 · Beyond the basics: ignore regions, focal loss, boundary weights, label smoothing
+#
+# Questions answered: none of Q1–Q16 directly. This lesson covers what the forum threads never reach
+# (the "beyond the threads" topics of the collection).
+#
+# **Goal.** After this lesson you can:
+#
+# 1. **leave pixels out** (void labels, unannotated borders) with `ignore=`, and say why multiplying by
+#    a mask, or a loss that keeps ignored pixels in the mean's denominator (as
+#    `segmentation_models_pytorch`'s `SoftBCEWithLogitsLoss` does), changes your learning rate batch by
+#    batch;
+# 2. say what the **focal loss**'s `gamma` and `alpha` do to the loss and to the gradient, how much of an
+#    image's gradient its easy pixels carry with BCE and with focal loss, and why a focal-trained model's
+#    probabilities are not frequencies (live explorer);
+# 3. build the U-Net paper's **boundary weight map** for touching objects with `unet_weight_map`, and see
+#    where it sends the gradient of a model that merges touching cells (live explorer);
+# 4. say where the minimum of a **label-smoothed** loss lies, and what smoothing does to calibration.
+#
+# **How to read it.** Each section asks you to *predict* something before a cell reveals it. Write
+# your guess down first. The explorers are live in JupyterLab (drag their sliders); on a static page
+# (GitHub) you see their first frame, and the snapshots below the check cells show the states they set.
+# Two exercises at the end are checked by functions in the package.
+
+# %%
+# %matplotlib widget
+
+# %%
+import math
+
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from scipy import optimize, special
+
+import bceweights as bw
+from bceweights.boundary import unet_weight_map
+from bceweights.explore import png_image
+from bceweights.explore.focal import FOCAL_QUESTION, FocalExplorer, check_focal_exercise
+from bceweights.explore.weight_map import WEIGHT_MAP_QUESTION, WeightMapExplorer, check_weight_map_exercise
+
+# Small problems run faster on one thread, and then give the same numbers on every machine.
+torch.set_num_threads(1)
+torch.manual_seed(0)
+
+
+def sig4(value: float) -> str:
+    """A number with 4 significant digits, as every printed number in these lessons."""
+    return f"{value:.4g}"
+
+
+# %% [markdown]
+# ## 1 · Ignore regions
+#
+# Some pixels have no label: the void border of a Pascal VOC mask (value 255), a region the annotator
+# skipped, padding. They must add nothing to the loss and get no gradient. Three ways are in common use:
+#
+# * **(a)** `ignore=void`: the pixel is left out entirely, and `reduction="mean"` divides by the number
+#   of **kept** pixels. (PyTorch's `nn.CrossEntropyLoss(ignore_index=...)` averages the same way.)
+# * **(b)** multiplying by a mask, `weight=keep`: ignored pixels add 0, but the mean still divides by
+#   **all** pixels.
+# * **(c)** what `segmentation_models_pytorch`'s `SoftBCEWithLogitsLoss(ignore_index=...)` does,
+#   according to its documentation and source: it computes every pixel's loss, multiplies it by
+#   `target != ignore_index`, and takes `.mean()` over all elements, so ignored pixels stay in the
+#   denominator. (The same library's `FocalLoss` drops ignored pixels before averaging instead, like
+#   (a).) We write (c) out in two lines; nothing here depends on that library.
+#
+# A batch of two 16×16 images whose top rows were not annotated: 2 rows in the first, 10 in the second.
+
+# %%
+generator = torch.Generator().manual_seed(6)
+logits = 2 * torch.randn(2, 1, 16, 16, generator=generator)
+labels = (torch.rand(2, 1, 16, 16, generator=generator) < 0.3).long()
+void = torch.zeros(2, 1, 16, 16, dtype=torch.bool)
+void[0, :, :2] = True  # image 0: top 2 rows unannotated
+void[1, :, :10] = True  # image 1: top 10 rows unannotated
+labels[void] = 255  # the usual "void" value
+keep = (~void).float()
+clean_target = labels.masked_fill(void, 0).float()  # (b) needs a valid target where it multiplies by 0
+
+print(f"kept pixels: {int(keep.sum())} of {keep.numel()} ({sig4(keep.mean().item())})")
+
+# %% [markdown]
+# **Predict.** Which of (a), (b), (c) give the same number? By what factor do the others differ?
+
+# %%
+loss_ignore = bw.bce_with_logits(logits, labels.float(), ignore=void)  # (a)
+loss_mask = bw.bce_with_logits(logits, clean_target, weight=keep)  # (b)
+per_pixel = F.binary_cross_entropy_with_logits(logits, labels.float(), reduction="none")
+loss_smp_style = (per_pixel * (labels != 255).float()).mean()  # (c)
+loss_weighted_mean = bw.bce_with_logits(logits, clean_target, weight=keep, reduction="weighted_mean")
+
+print(f"(a) ignore=void                        {sig4(loss_ignore.item())}")
+print(f"(b) weight=keep, mean                  {sig4(loss_mask.item())}")
+print(f"(c) zeroed, mean over all (smp-style)  {sig4(loss_smp_style.item())}")
+print(f"    weight=keep, weighted_mean         {sig4(loss_weighted_mean.item())}")
+print(f"(b) / (a) = {sig4((loss_mask / loss_ignore).item())}   kept fraction = {sig4(keep.mean().item())}")
+
+# %% [markdown]
+# **Reveal.** (b) and (c) give the same number: both zero the void pixels and divide by all 512. (a),
+# and `weight=keep` with `reduction="weighted_mean"`, divide by the 320 kept pixels. So (b) and (c) are
+# (a) times the kept fraction, and so is their gradient: each kept pixel's gradient shrinks by the share
+# of the batch that happens to be annotated.
+
+# %%
+leaf_a = logits.clone().requires_grad_(True)
+bw.bce_with_logits(leaf_a, labels.float(), ignore=void).backward()
+leaf_c = logits.clone().requires_grad_(True)
+(F.binary_cross_entropy_with_logits(leaf_c, labels.float(), reduction="none") * keep).mean().backward()
+print(f"largest gradient on a void pixel: (a) {sig4(leaf_a.grad[void].abs().max().item())}"
+      f"   (c) {sig4(leaf_c.grad[void].abs().max().item())}")
+print(f"gradient of every kept pixel, (c) / (a): {sig4((leaf_c.grad[~void] / leaf_a.grad[~void]).mean().item())}")
+
+# %% [markdown]
+# That factor changes from batch to batch. Each image on its own, with the same predictions:
+
+# %%
+for index in (0, 1):
+    one = slice(index, index + 1)
+    a = bw.bce_with_logits(logits[one], labels[one].float(), ignore=void[one])
+    c = (per_pixel[one] * keep[one]).mean()
+    print(f"image {index}: kept {sig4(keep[one].mean().item())}   (a) {sig4(a.item())}   (c) {sig4(c.item())}"
+          f"   (c)/(a) {sig4((c / a).item())}")
+
+# %% [markdown]
+# Under (c) a kept pixel of image 1 learns 2.3 times slower than one of image 0, only because more of
+# image 1 is unannotated; under (a) both learn alike. One more difference: with `ignore=`, the void
+# pixels' targets may hold anything (255 here) and the value checks skip them; with (b) you must
+# replace 255 first, or a pixel you meant to drop is computed from a target that is not a probability
+# (its weight of 0 hides that, until someone changes the weight).
+#
+# **Summary.** Use `ignore=void` (a bool tensor, broadcastable like a weight): void pixels give nothing
+# and the mean runs over annotated pixels only. Multiplying by a mask, or a library's `ignore_index`,
+# may keep the void pixels in the denominator and so scale each batch's learning rate by its annotated
+# fraction.
+#
+# ## 2 · Focal loss
+#
+# On a segmentation most pixels are easy background the model already gets right. Each contributes
+# little, but there are thousands. With $q_t$ the probability the model gives to a pixel's true class,
+# the focal loss of Lin et al. (2017) multiplies BCE by $(1 - q_t)^\gamma$, and optionally by
+# $\alpha_t$ ($\alpha$ for positives, $1-\alpha$ for negatives):
+#
+# $$
+# \ell_\text{focal} = \alpha_t\,(1 - q_t)^\gamma\,\big(-\log q_t\big),
+# \qquad
+# \Big|\frac{\partial \ell_\text{focal}}{\partial x}\Big| = \alpha_t\,(1-q_t)^\gamma\,\big[(1 - q_t) + \gamma\,q_t\,(-\log q_t)\big]
+# $$
+#
+# computed by `bw.focal_bce_with_logits(x, y, gamma, alpha)`. With $\gamma = 0$ and no $\alpha$ it is BCE,
+# whose gradient magnitude is $1 - q_t$.
+#
+# **Predict.** A pixel with $q_t = 0.9$ is "easy". At $\gamma = 2$, what fraction of its BCE loss does it
+# keep? The explorer's sample image is a partly trained model's output on a 64×64 image with about 6 %
+# foreground. Under plain BCE, what share of the image's total gradient do its easy pixels carry: 5 %,
+# 20 % or 50 %? And at $\gamma = 2$?
+
+# %% tags=["nbval-ignore-output"]
+focal = FocalExplorer()
+focal
+
+# %% [markdown]
+# Drag `gamma` and watch the curves bend and the bars move, or run the next cell.
+
+# %%
+focal.set(gamma=0.0, use_alpha=False)
+focal.print_readouts("easy_share_bce", "hard_share_bce", "easy_pixels", "hard_pixels")
+focal.set(gamma=2.0)
+focal.print_readouts("loss_ratio_easy", "grad_ratio_easy", "easy_share_focal", "hard_share_focal")
+
+# %%
+focal.snapshot()
+
+# %% [markdown]
+# **Reveal.** At $\gamma = 2$ the easy pixel keeps $0.1^2 = 1\,\%$ of its loss and about 3 % of its
+# gradient. Under BCE the ~3,700 easy pixels carry almost half of the image's gradient, more than the 61
+# pixels the model gets wrong; at $\gamma = 2$ they carry about 1 % and the wrong pixels three quarters.
+# The gradient goes where the mistakes are. (Below $q_t \approx 0.3$ the focal gradient is even a little
+# larger than BCE's: the $\gamma\,q_t(-\log q_t)$ term.)
+#
+# $\alpha$ is a plain class weight on top. Lin et al. found $\alpha = 0.25$ best with $\gamma = 2$: it
+# weights the rare positives *less*, because $\gamma$ has already removed most of the easy negatives.
+
+# %%
+focal.set(gamma=2.0, use_alpha=True, alpha=0.25)
+focal.print_readouts("loss_ratio_easy", "easy_share_focal", "hard_share_focal")
+focal.set(use_alpha=False)
+
+# %% [markdown]
+# **Predict.** With BCE, a model that sees identical-looking pixels of which a fraction $q$ is positive
+# learns to predict $q$ (lesson 01). What does a model trained with the focal loss predict for
+# $q = 0.1$?
+#
+# The best prediction minimises the expected loss $q\,\ell_\text{focal}(p, y{=}1) + (1-q)\,\ell_\text{focal}(p, y{=}0)$;
+# the package's loss with `weight=[q, 1 - q]` and `reduction="sum"` is exactly that sum:
+
+# %%
+def focal_optimum(q: float, gamma: float) -> float:
+    """The probability that minimises the expected focal loss where a fraction q of the pixels is positive."""
+    target = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    share = torch.tensor([q, 1 - q], dtype=torch.float64)
+
+    def expected_loss(z: float) -> float:
+        logit = torch.full((2,), z, dtype=torch.float64)
+        return bw.focal_bce_with_logits(logit, target, gamma=gamma, weight=share, reduction="sum").item()
+
+    best = optimize.minimize_scalar(expected_loss, bounds=(-15, 15), method="bounded", options={"xatol": 1e-9})
+    return float(special.expit(best.x))
+
+
+for q in (0.05, 0.1, 0.3, 0.9):
+    row = "   ".join(f"gamma={g}: {sig4(focal_optimum(q, g))}" for g in (0, 1, 2))
+    print(f"q = {q:<5} {row}")
+
+# %% [markdown]
+# **Reveal.** At $\gamma = 2$ a kind of pixel that is positive 10 % of the time gets about 0.31: focal
+# probabilities are pulled toward 0.5. The ranking of pixels is kept, so precision–recall curves are
+# fine, but reading the output as a probability, or thresholding it at 0.5 as if it were one, is not.
+# Calibrate afterwards (fit a temperature on validation data, for example) if you need probabilities.
+#
+# **Summary.** $\gamma$ down-weights pixels by how right they already are: at $\gamma = 2$ a pixel at
+# $q_t = 0.9$ keeps 1 % of its loss. On imbalanced images this moves the gradient from the mass of easy
+# background to the few mistakes. $\alpha$ is a class weight on top. The outputs are no longer
+# calibrated probabilities.
+#
+# ## 3 · Boundary weight maps for touching objects
+#
+# When cells touch, the background between them is a line one or two pixels wide. Those few pixels
+# decide whether two cells come out as two objects or as one, yet under plain BCE they count as much as
+# any other pixel, and a model that blurs its output merges the cells. The U-Net paper (Ronneberger et
+# al., 2015) weights each pixel by
+#
+# $$
+# w(x) = w_c(x) + w_0 \exp\!\Big(-\frac{\big(d_1(x) + d_2(x)\big)^2}{2\sigma^2}\Big)
+# $$
+#
+# where $d_1$, $d_2$ are the distances to the nearest and the second-nearest cell and $w_c$ balances
+# the class frequencies; the paper uses $w_0 = 10$ and $\sigma \approx 5$ pixels. `unet_weight_map(labels)`
+# computes it from **instance** labels (0 = background, 1..K = one number per cell), with distances from
+# `scipy.ndimage.distance_transform_edt`, and adds the border term on background pixels, as in the
+# paper. Small enough to check by hand: two one-pixel cells on a strip.
+
+# %%
+strip = torch.tensor([[1, 0, 0, 2, 0, 0, 0]])
+strip_weights = unet_weight_map(strip, w0=10.0, sigma=5.0, class_balance=False)
+print("weights:", " ".join(sig4(w) for w in strip_weights[0].tolist()))
+print("by hand, column 1 (d1 = 1, d2 = 2):", sig4(1 + 10 * math.exp(-((1 + 2) ** 2) / (2 * 5**2))))
+print("by hand, column 6 (d1 = 3, d2 = 6):", sig4(1 + 10 * math.exp(-((3 + 6) ** 2) / (2 * 5**2))))
+print("class term only:", " ".join(sig4(w) for w in unet_weight_map(strip, w0=0.0)[0].tolist()))
+
+# %% [markdown]
+# The class term $w_c = n / (2\,n_\text{class})$ gives both classes the same total weight (here
+# $7/4$ for each of the 2 cell pixels, $7/10$ for each of the 5 background pixels), and an image with
+# fewer than two cells gets no border term. In training, pass the map as a per-pixel weight:
+#
+# ```python
+# weight = unet_weight_map(instance_labels)                      # (N, H, W), once per image
+# loss = bw.bce_with_logits(logits, target, weight=weight.unsqueeze(1))   # logits, target (N, 1, H, W)
+# ```
+#
+# The map depends only on the labels, so compute it once per training image (in the dataset), not at
+# every step. A binary mask is refused, because from a mask touching cells cannot be told apart:
+
+# %%
+try:
+    unet_weight_map(strip > 0)
+except TypeError as error:
+    print(error)
+
+# %% [markdown]
+# **Predict.** In the explorer below, the red pixels separate touching cells: under 3 % of the image.
+# The "model" is a blurry prediction that paints most of them as foreground. Without the map, what share
+# of the gradient do the red pixels carry? With $w_0 = 10$? And when you raise $\sigma$ from 5 to 15, does
+# their share go up or down?
+
+# %% tags=["nbval-ignore-output"]
+weight_map = WeightMapExplorer()
+weight_map
+
+# %%
+weight_map.set(w0=10.0, sigma=5.0, class_balance=True, cells=0)
+weight_map.print_readouts("separating_pixels", "separating_share_plain", "separating_share_weighted", "max_weight")
+
+# %%
+weight_map.set(sigma=15.0)
+weight_map.print_readouts("separating_share_weighted", "mean_weight")
+
+# %%
+weight_map.snapshot()
+
+# %% [markdown]
+# **Reveal.** The separating pixels are under 3 % of the image. Because the model gets them wrong they
+# already carry about a quarter of the unweighted gradient, and with the map almost two thirds. $\sigma$
+# barely changes their own weight: in a one-pixel gap $d_1 + d_2 \approx 2$, so the exponential is close
+# to 1 for any $\sigma$ above 2. What $\sigma$ sets is how far the weight spreads into open background.
+# At $\sigma = 15$ every background pixel near two cells is heavy, the gaps lose share, and the mean
+# weight (how much the map scales your learning rate with `reduction="mean"`) roughly doubles.
+#
+# **Summary.** Compute `unet_weight_map` once per label image and pass it as `weight`. $w_0$ sets how
+# much the gaps count; $\sigma$ sets how far the extra weight reaches. A $\sigma$ between the gap width
+# and a cell radius keeps it on the gaps.
+#
+# ## 4 · Label smoothing
+#
+# `label_smoothing=eps` replaces every target $y$ by $y' = y\,(1 - \varepsilon) + \varepsilon / 2$: 1
+# becomes $1 - \varepsilon/2$ and 0 becomes $\varepsilon/2$. (PyTorch's `CrossEntropyLoss(label_smoothing=eps)`
+# with two classes does the same; `segmentation_models_pytorch`'s `smooth_factor=s` maps 1 to $1 - s$,
+# which is our $\varepsilon = 2s$.)
+#
+# **Predict.** With a hard label 1, plain BCE keeps pushing the logit up forever: its minimum is at
+# $+\infty$. Where is the minimum of the smoothed loss, for $\varepsilon = 0.1$?
+
+# %%
+eps = 0.1
+logit = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+optimizer = torch.optim.LBFGS([logit], max_iter=100, line_search_fn="strong_wolfe")
+
+
+def closure() -> torch.Tensor:
+    optimizer.zero_grad()
+    loss = bw.bce_with_logits(logit, torch.ones(1, dtype=torch.float64), label_smoothing=eps)
+    loss.backward()
+    return loss
+
+
+optimizer.step(closure)
+print(f"trained logit {sig4(logit.item())}   logit(1 - eps/2) = {sig4(math.log((1 - eps / 2) / (eps / 2)))}")
+print(f"its probability {sig4(torch.sigmoid(logit).item())}")
+
+# %% [markdown]
+# **Reveal.** The gradient $\sigma(x) - y'$ vanishes at $x = \operatorname{logit}(y')$, about 2.944 for
+# $\varepsilon = 0.1$: the loss has a finite minimiser, so logits stop growing. That is what smoothing
+# is for.
+#
+# **Predict.** Now pixels of seven kinds; in each kind a fraction $q$ is truly positive. A model with
+# one free logit per kind is trained to convergence with $\varepsilon = 0$, 0.1 and 0.2. What does it
+# predict where $q = 0.9$?
+
+# %%
+generator = torch.Generator().manual_seed(4)
+true_frequency = torch.tensor([0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98], dtype=torch.float64)
+per_kind = 3000
+kind = torch.arange(7).repeat_interleave(per_kind)
+outcome = torch.bernoulli(true_frequency[kind], generator=generator)
+observed = outcome.view(7, per_kind).mean(dim=1)  # q of each kind, as sampled
+
+
+def fit_kind_logits(label_smoothing: float) -> torch.Tensor:
+    """One logit per kind, fitted with L-BFGS to the smoothed BCE; returns the probabilities (7,)."""
+    table = torch.zeros(7, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS(
+        [table], max_iter=500, tolerance_grad=1e-12, tolerance_change=0.0, line_search_fn="strong_wolfe"
+    )
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = bw.bce_with_logits(table[kind], outcome, label_smoothing=label_smoothing)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return torch.sigmoid(table.detach())
+
+
+smoothings = (0.0, 0.1, 0.2)
+predicted = {e: fit_kind_logits(e) for e in smoothings}
+print("q         " + "".join(f"eps={e:<7}" for e in smoothings) + "q(1-0.2)+0.1")
+for k in range(7):
+    row = "".join(f"{sig4(predicted[e][k].item()):<11}" for e in smoothings)
+    print(f"{sig4(observed[k].item()):<10}{row}{sig4((observed[k] * 0.8 + 0.1).item())}")
+
+# %% [markdown]
+# **Reveal.** The model predicts the mean *smoothed* target $q\,(1-\varepsilon) + \varepsilon/2$, not $q$:
+# every probability is squeezed toward 0.5 (where $q = 0.9$, 0.8157 at $\varepsilon = 0.2$). Measured as the
+# mean of $|p - q|$ over the kinds, and after undoing the squeeze with $(p - \varepsilon/2)/(1 - \varepsilon)$:
+
+# %%
+for e in smoothings:
+    error = (predicted[e] - observed).abs().mean().item()
+    undone = ((predicted[e] - e / 2) / (1 - e) - observed).abs().mean().item()
+    print(f"eps={e}: calibration error {error:.4f}   after (p - eps/2)/(1 - eps): {undone:.4f}")
+
+# %%
+figure = Figure(figsize=(4.4, 3.6), dpi=90)
+axes = figure.subplots()
+axes.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="calibrated")
+for e, marker in zip(smoothings, "osD"):
+    axes.plot(observed.numpy(), predicted[e].numpy(), marker=marker, linewidth=1.2, label=f"eps = {e}")
+axes.set_xlabel("true frequency q of the kind")
+axes.set_ylabel("predicted probability")
+axes.set_title("label smoothing squeezes toward 0.5", fontsize=10)
+axes.legend(fontsize=8)
+axes.grid(alpha=0.3)
+figure.subplots_adjust(left=0.16, right=0.97, bottom=0.14, top=0.91)
+png_image(figure)
+
+# %% [markdown]
+# The model is calibrated to the smoothed targets and under-confident for the true ones, by
+# $\varepsilon\,|1/2 - q|$ at frequency $q$. A large network that overfits is usually over-confident, and
+# there the squeeze often lands closer to the truth, which is why smoothing is said to "help
+# calibration". For a model that would be calibrated anyway it only adds a known bias, which you can
+# undo. With `pos_weight` as well the two shifts combine: the optimum is $p\,y' / (p\,y' + 1 - y')$
+# (`bw.optimal_probability(y', p)`, lesson 01).
+
+# %%
+print("pos_weight=4, eps=0.1, hard label 1: optimum", sig4(float(bw.optimal_probability(1 - 0.1 / 2, 4.0))))
+
+# %% [markdown]
+# **Summary.** `label_smoothing=eps` gives every pixel a finite target logit $\operatorname{logit}(y')$, and
+# turns a calibrated model's $q$ into $q(1 - \varepsilon) + \varepsilon/2$. Undo it with
+# $(p - \varepsilon/2)/(1 - \varepsilon)$ when you need probabilities.
+#
+# ## 5 · Summary
+#
+# | you want to… | write | watch out for |
+# |---|---|---|
+# | drop void / unannotated pixels | `ignore=void` | a mask, or an `ignore_index` that keeps them in the mean's denominator |
+# | focus on hard pixels | `bw.focal_bce_with_logits(x, y, gamma=2)` | the outputs are no longer probabilities |
+# | separate touching objects | `weight=unet_weight_map(labels).unsqueeze(1)` | instance labels, not a mask; compute once per image |
+# | stop logits from growing without bound | `label_smoothing=0.1` | predictions squeezed toward 0.5 by $\varepsilon\,\lvert 1/2 - q\rvert$ |
+#
+# ## 6 · Exercises
+#
+# Use the explorers above (they keep running while you read this). Replace `None` with your number and
+# run the cell.
+
+# %%
+print(FOCAL_QUESTION)
+my_gamma = None
+_ = check_focal_exercise(my_gamma)
+
+# %%
+print(WEIGHT_MAP_QUESTION)
+my_w0 = None
+_ = check_weight_map_exercise(my_w0)
