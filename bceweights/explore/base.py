@@ -345,8 +345,10 @@ class Explorer:
 
     def _request_redraw(self) -> None:
         if self.interactive_canvas:
-            if self._animated:
-                self.render()  # blit: the canvas sends the changed pixels to the browser
+            # ipympl keeps `syncing_data_url` True until a browser view reports in (never, under
+            # nbclient/nbval): then draw now, so the picture saved with the widget state is current.
+            if self._animated or getattr(self.figure.canvas, "syncing_data_url", False):
+                self.render()  # a blit (or a draw); the canvas sends the changed pixels to the browser
             else:
                 self.figure.canvas.draw_idle()
         elif self._displayed:
@@ -392,11 +394,25 @@ class Explorer:
         if not self._animated or self._background is None or self._background_key != self._static_key():
             canvas.draw()
             self.full_draw_count += 1
-            return
-        canvas.restore_region(self._background)
-        for artist in self._animated:
-            self.figure.draw_artist(artist)
-        canvas.blit(self.figure.bbox)
+        else:
+            canvas.restore_region(self._background)
+            for artist in self._animated:
+                self.figure.draw_artist(artist)
+            canvas.blit(self.figure.bbox)
+        if self.interactive_canvas:
+            self._complete_data_url()
+
+    def _complete_data_url(self) -> None:
+        """Give ipympl's saved picture the ``data:`` prefix its front-end needs to show it.
+
+        Without a browser attached, ipympl stores each frame in the canvas's ``_data_url`` trait
+        (saved with the widget state, shown by nbviewer and HTML exports) as bare base64, which an
+        ``<img src>`` cannot display (ipympl 0.9-0.10).
+        """
+        canvas = self.figure.canvas
+        url = getattr(canvas, "_data_url", None)
+        if getattr(canvas, "syncing_data_url", False) and isinstance(url, str) and not url.startswith("data:"):
+            canvas._data_url = "data:image/png;base64," + url
 
     # ----------------------------------------------------------------------------------------------
     # Showing.
@@ -430,6 +446,14 @@ class Explorer:
     def png(self, dpi: float = STATIC_DPI) -> bytes:
         """The current frame as PNG bytes."""
         return figure_png(self.figure, dpi=dpi)
+
+    def snapshot(self, dpi: float = STATIC_DPI):
+        """The current frame as an ``IPython.display.Image``: a still that stays in the notebook.
+
+        The live figure above changes whenever a control does; a snapshot after a check cell keeps
+        that state visible (also on GitHub, where widgets do not run).
+        """
+        return png_image(self.figure, dpi=dpi)
 
     def plotted_arrays(self) -> Iterator[tuple[str, np.ndarray]]:
         """Every array drawn in the figure: line data, image data, scatter offsets (for NaN checks)."""
