@@ -1,0 +1,103 @@
+"""The autograd wrapper around a fused pass: forward saves the gradient, backward only scales it.
+
+The fused pass already computed ``g = d (sum of weighted losses) / d input`` per element, so
+
+    reduction "none":                        d input = g * grad_output            (elementwise)
+    reduction "sum":                         d input = g * grad_output
+    reduction "mean" / "weighted_mean":      d input = g * (grad_output / denominator)
+
+one multiply in backward. A second-order backward (``create_graph=True``, e.g. MAML or a gradient
+penalty) differentiates the eager formula instead, so higher derivatives stay exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from bceweights.fused.plan import PassOutputs, Plan
+
+if TYPE_CHECKING:
+    from bceweights.loss import Prepared
+
+Runner = Callable[[Plan, Tensor, Tensor, "Tensor | None", "Tensor | None", "Tensor | None"], PassOutputs]
+
+
+def eager_loss(prepared: Prepared, reduction: str, gamma: float = 0.0, alpha: float | None = None) -> Tensor:
+    """The loss computed by the eager (``backend="torch"``) formula: :func:`bceweights.loss.bce_terms`,
+    the focal factors of :func:`bceweights.loss.focal_bce_with_logits`, then ``weight_and_reduce``."""
+    from bceweights.loss import bce_terms, weight_and_reduce
+
+    x, y = prepared.input, prepared.target
+    per_element = bce_terms(x, y, prepared.pos_weight)
+    if gamma != 0:
+        prob = torch.sigmoid(x)
+        prob_true = prob * y + (1 - prob) * (1 - y)
+        per_element = per_element * (1 - prob_true) ** gamma
+    if alpha is not None:
+        per_element = per_element * (alpha * y + (1 - alpha) * (1 - y))
+    return weight_and_reduce(per_element, prepared, reduction)
+
+
+def denominator(outputs: PassOutputs, plan: Plan, numel: int) -> Tensor | float:
+    """What the summed loss is divided by: 1, ``numel``, or the kept count/weight (1 where it is 0)."""
+    if plan.reduction in ("sum", "none"):
+        return 1.0
+    if outputs.kept is None:
+        return float(numel)
+    return torch.where(outputs.kept > 0, outputs.kept, torch.ones_like(outputs.kept))
+
+
+def finish(outputs: PassOutputs, plan: Plan, input: Tensor) -> tuple[Tensor, Tensor | float]:
+    """The loss as the eager path returns it (input's dtype), and the denominator used."""
+    divisor = denominator(outputs, plan, input.numel())
+    if not plan.reduce:
+        return outputs.values, divisor
+    return (outputs.values / divisor).to(input.dtype), divisor
+
+
+class FusedBCE(torch.autograd.Function):
+    """``FusedBCE.apply(input, target, weight, pos_weight, ignore, plan, runner) -> loss``.
+
+    Differentiable in ``input`` only (``target``, ``weight`` and ``pos_weight`` must not require grad;
+    :func:`bceweights.fused.resolve_backend` sends such calls to the eager path).
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        input: Tensor,
+        target: Tensor,
+        weight: Tensor | None,
+        pos_weight: Tensor | None,
+        ignore: Tensor | None,
+        plan: Plan,
+        runner: Runner,
+    ) -> Tensor:
+        outputs = runner(plan, input, target, weight, pos_weight, ignore)
+        loss, divisor = finish(outputs, plan, input)
+        ctx.save_for_backward(outputs.grad, input, target, weight, pos_weight, ignore)
+        ctx.plan = plan
+        ctx.divisor = divisor
+        return loss
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad_output: Tensor):  # type: ignore[override]
+        grad, input, target, weight, pos_weight, ignore = ctx.saved_tensors
+        plan: Plan = ctx.plan
+        nothing = (None,) * 6
+        if torch.is_grad_enabled():  # create_graph=True: a differentiable gradient
+            from bceweights.loss import Prepared
+
+            with torch.enable_grad():
+                loss = eager_loss(Prepared(input, target, weight, pos_weight, ignore), plan.reduction,
+                                  plan.gamma, plan.alpha)
+                (grad_input,) = torch.autograd.grad(loss, input, grad_output, create_graph=True)
+            return (grad_input, *nothing)
+        if not plan.reduce:
+            return (grad * grad_output, *nothing)
+        scale = grad_output.to(torch.float64 if grad.dtype == torch.float64 else torch.float32) / ctx.divisor
+        return (grad * scale, *nothing)

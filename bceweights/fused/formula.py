@@ -1,0 +1,121 @@
+"""The fused loss as one elementwise formula: per-element loss and its derivative in a single pass.
+
+This is what the compiled CPU path hands to ``torch.compile`` (inductor turns it into one vectorized
+C++ loop) and what the Triton kernel computes lane by lane. With ``x`` the logits, ``y`` the targets,
+``w`` the weight, ``p`` the pos_weight and, all computed from one ``e = exp(-|x|)``,
+
+    q   = sigmoid(x)        = 1 / (1 + e)  if x >= 0  else  e / (1 + e)
+    q̄   = 1 - q = sigmoid(-x)                          (computed directly, no cancellation)
+    log sigmoid(x)          = min(x, 0) - log1p(e)
+
+the plain loss and its derivative are
+
+    l_bce  = (1 - y) x - (1 + (p - 1) y) log sigmoid(x)
+    dl_bce = (1 - y) q - p y q̄
+
+and the focal modulation (``gamma > 0``) with ``m = 1 - q_t = q (1 - y) + q̄ y`` multiplies them as
+
+    l  = a_t m^gamma l_bce
+    dl = a_t [gamma m^(gamma - 1) (1 - 2y) q q̄ l_bce + m^gamma dl_bce],    a_t = alpha y + (1 - alpha)(1 - y)
+
+(``a_t = 1`` when ``alpha`` is None). Finally both are multiplied by ``w`` and set to 0 where ``ignore``
+is True. ``m`` is formed without the cancellation of ``1 - q_t`` that the eager focal loss has, so for
+confident predictions the fused values are the more accurate ones.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the fused paths compute and accumulate in: float64 for float64, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def loss_and_grad(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    pos_weight: Tensor | None,
+    ignore: Tensor | None,
+    *,
+    gamma: float,
+    alpha: float | None,
+    need_grad: bool,
+) -> tuple[Tensor, Tensor | None]:
+    """Per-element weighted loss and ``d loss / d input``, before any reduction.
+
+    Shapes: ``input``, ``target`` ``(*)``; ``weight``, ``pos_weight``, ``ignore`` broadcastable to
+    ``(*)`` with the same rank (as :func:`bceweights.loss.prepare` leaves them) or None.
+
+    Returns:
+        ``(loss, grad)``, both ``(*)`` in :func:`compute_dtype` of ``input.dtype``; ``grad`` is None
+        when ``need_grad`` is False.
+    """
+    dtype = compute_dtype(input.dtype)
+    x = input.to(dtype)
+    y = target.to(dtype)
+    e = torch.exp(-x.abs())
+    r = 1.0 / (1.0 + e)
+    positive = x >= 0
+    q = torch.where(positive, r, e * r)
+    q_bar = torch.where(positive, e * r, r)
+    log_sigmoid = torch.clamp(x, max=0.0) - torch.log1p(e)
+
+    if pos_weight is None:
+        loss = (1.0 - y) * x - log_sigmoid
+        grad = (1.0 - y) * q - y * q_bar if need_grad else None
+    else:
+        p = pos_weight.to(dtype)
+        loss = (1.0 - y) * x - (1.0 + (p - 1.0) * y) * log_sigmoid
+        grad = (1.0 - y) * q - p * y * q_bar if need_grad else None
+
+    if gamma != 0:
+        m = q * (1.0 - y) + q_bar * y
+        modulation = m**gamma
+        if grad is not None:
+            slope = (1.0 - 2.0 * y) * q * q_bar
+            if gamma == 1:
+                d_modulation = slope
+            elif gamma > 1:
+                d_modulation = gamma * m ** (gamma - 1.0) * slope
+            else:  # m ** (gamma - 1) is infinite at m = 0, where the product's limit is 0
+                d_modulation = torch.where(m > 0, gamma * m ** (gamma - 1.0) * slope, 0.0)
+            grad = d_modulation * loss + modulation * grad
+        loss = modulation * loss
+    if alpha is not None:
+        alpha_t = alpha * y + (1.0 - alpha) * (1.0 - y)
+        loss = alpha_t * loss
+        grad = alpha_t * grad if grad is not None else None
+    if weight is not None:
+        w = weight.to(dtype)
+        loss = loss * w
+        grad = grad * w if grad is not None else None
+    if ignore is not None:
+        loss = torch.where(ignore, 0.0, loss)
+        grad = torch.where(ignore, 0.0, grad) if grad is not None else None
+    return loss, grad
+
+
+def kept_amount(
+    input: Tensor,
+    weight: Tensor | None,
+    ignore: Tensor | None,
+    kind: str,
+) -> Tensor:
+    """The mean's denominator over the full ``input`` shape, in the compute dtype.
+
+    ``kind="count"``: number of non-ignored elements; ``kind="weight"``: sum of ``weight`` broadcast to
+    ``input`` over non-ignored elements.
+    """
+    dtype = compute_dtype(input.dtype)
+    if kind == "count":
+        amount = torch.ones((), dtype=dtype, device=input.device) if ignore is None else (~ignore).to(dtype)
+    elif kind == "weight":
+        assert weight is not None
+        amount = weight.to(dtype) if ignore is None else torch.where(ignore, 0.0, weight.to(dtype))
+    else:
+        raise ValueError(f"kind={kind!r}; expected 'count' or 'weight'")
+    return amount.expand(input.shape).sum()
