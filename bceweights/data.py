@@ -191,8 +191,8 @@ def make_plates(
     inside the plate, so every red pixel is also blue (magenta); the green disc lies in the other half.
     Hence ``red <= 0.8 * blue``, ``blue <= 0.4`` and ``green <= 0.15``.
 
-    The single-channel image shows the plate at brightness 0.5, the code as a 2-pixel checkerboard of
-    0.2 and 0.8 on it, the green disc at ``-green_contrast`` (darker than the background), plus
+    The single-channel image shows the plate at brightness 0.5, the code brighter on it (a 2-pixel
+    checkerboard of 0.75 and 1.25), the green disc at ``-green_contrast`` (darker than the background), plus
     Gaussian noise of standard deviation ``noise``.
 
     Shapes: ``images (n, 1, size, size)``, ``masks (n, 3, size, size)`` with channels red, green, blue.
@@ -233,7 +233,7 @@ def make_plates(
     masks = torch.stack([code, disc, plate], dim=1).float()
     yy, xx = _pixel_grid(size)
     checker = ((yy.long() // 2 + xx.long() // 2) % 2).float()  # (1, H, W)
-    image = 0.5 * plate.float() + code.float() * (0.3 * (2 * checker - 1)) - green_contrast * disc.float()
+    image = 0.5 * plate.float() + code.float() * (0.5 + 0.25 * (2 * checker - 1)) - green_contrast * disc.float()
     image = image.unsqueeze(1) + noise * torch.randn(n, 1, size, size, generator=g)
     return Segmentation(image, masks, RGB_CHANNELS)
 
