@@ -1,0 +1,465 @@
+# %% [markdown]
+# # 04 · Class imbalance: weights from data, a channel that is never learned, thresholds
+#
+# Questions answered: Q6, Q8, Q9, Q15
+#
+# **Goal.** When one class covers 1 % of the pixels, a plain BCE model can be "99 % accurate" and
+# find nothing. This lesson measures the imbalance, fixes it with `pos_weight` or a weight map,
+# and then shows that the decision threshold does much of the same job without retraining.
+#
+# You will:
+#
+# 1. compute class weights from counts and from a whole dataset, four common ways (Q6);
+# 2. train a tiny U-Net on a three-channel problem whose green channel covers 1 % of the pixels,
+#    without and with per-channel `pos_weight` (Q8);
+# 3. compare a voxel weight map with `pos_weight` on a `(1, 1, 60, 40, 40)` volume (Q9);
+# 4. move `pos_weight` and the threshold on a trained model and watch the operating point (Q15).
+#
+# Every model here trains in a few seconds on a CPU; all data are made by `bceweights.data`.
+
+# %%
+# %matplotlib widget
+
+# %%
+import math
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch.utils.data import DataLoader
+
+import bceweights as bw
+from bceweights import data
+from bceweights.explore.base import png_image
+from bceweights.explore.threshold import LESSON04_QUESTION, ThresholdExplorer, check_lesson04
+from bceweights.metrics import precision_recall_curve
+from bceweights.model import TinyUNet, predict, train
+
+# Small problems run faster on one thread, and then give the same numbers on every machine.
+torch.set_num_threads(1)
+torch.manual_seed(0)
+RGB = ("red", "green", "blue")
+
+# %% [markdown]
+# ## 1 · Class weights from counts and from a dataset (Q6)
+#
+# PyTorch's documentation gives the rule for `pos_weight`: with 100 positive and 300 negative
+# examples of a class, use `300 / 100 = 3`. Then the positives' terms add up to as much as the
+# negatives': `100 × 3 = 300`. `bw.pos_weight_from_counts(num_pos, num_neg)` does exactly that and
+# returns a tensor of shape `(1,)`, the shape a single-output model needs (a bare `3` is refused by
+# `nn.BCEWithLogitsLoss`, see lesson 01).
+
+# %%
+print(bw.pos_weight_from_counts(100, 300))
+print(bw.pos_weight_from_counts([100, 10], [300, 990]))  # one value per channel
+
+# %% [markdown]
+# On a real dataset you count over every target, batch by batch. The data set here is the
+# **plates** problem used in the rest of the lesson: a single-channel image, and a mask with three
+# channels red, green, blue. A large blue plate, a red code printed on the plate (its pixels are red
+# *and* blue: magenta) and a small green disc beside it.
+#
+# `bw.pos_weight_from_targets` accepts a `DataLoader` and never concatenates the batches, so the
+# data set may be larger than memory. It shows a progress bar while it counts.
+
+# %%
+# green_contrast: the green disc is faint (0.25 against pixel noise 0.35), like a small, low-contrast object.
+plates = data.make_plates(256, 32, fractions=(0.06, 0.01, 0.25), green_contrast=0.25, seed=0)
+loader = DataLoader(plates.dataset(), batch_size=32)
+print("images", tuple(plates.images.shape), " masks", tuple(plates.masks.shape))
+
+# %% tags=["nbval-ignore-output"]
+pos_weight_rgb = bw.pos_weight_from_targets(loader, channel_dim=1, progress=True)
+
+# %%
+for name, share, weight in zip(RGB, plates.fractions().tolist(), pos_weight_rgb.tolist()):
+    print(f"{name:<6} positive share {share:.4f}   pos_weight = neg/pos = {weight:.4g}")
+
+# %% [markdown]
+# **Predict.** Single-label methods weight *classes* of a label map rather than channels. Read the
+# plates as four colours (black, green, blue, magenta) and compare scikit-learn's "balanced"
+# weights `n / (K · count)` with median-frequency balancing `median(freq) / freq`. Which class gets the
+# largest weight from each? Do the two agree on the *ratios* between classes?
+
+# %%
+labels = data.rgb_to_labels(plates.masks)  # (N, H, W) class indices
+counts = torch.bincount(labels.flatten(), minlength=4)
+balanced = bw.balanced_weights(counts)
+median_frequency = bw.median_frequency_weights(labels, num_classes=4)
+print(f"{'class':<8} {'share':>7} {'balanced':>9} {'median freq':>12}")
+for k, name in enumerate(data.PLATE_CLASSES):
+    share = float(counts[k] / counts.sum())
+    print(f"{name:<8} {share:>7.4f} {float(balanced[k]):>9.4g} {float(median_frequency[k]):>12.4g}")
+
+# %% [markdown]
+# **Reveal.** Both put the largest weight on green, the rarest colour, and the ratios between the
+# balanced weights are exactly the inverse ratios of the counts. Median-frequency weights differ in
+# two ways: they are scaled so the median class gets 1, and each frequency counts only the images
+# in which the class appears (every image has all four colours here, so the ratios agree; with a class
+# that is absent from most images they would not).
+#
+# A note on the forum thread behind Q6: its script computes `np.mean` of the frequencies and calls it
+# the median, and divides by the pixels of all labelled classes rather than by the pixels of the
+# images that contain each class. Neither is median-frequency balancing; `bw.median_frequency_weights`
+# follows Eigen & Fergus (2015).
+#
+# For BCE on multi-label masks the equivalent of a class weight is the per-channel `pos_weight`
+# above. That is what the next section uses.
+
+# %% [markdown]
+# ## 2 · A channel that is never learned (Q8)
+#
+# **Predict.** We train the same tiny U-Net for 10 epochs on the plates: with plain BCE, with the
+# per-channel `pos_weight = neg/pos` from section 1, and with its square root (a milder dial setting).
+# Blue covers 25 % of the pixels, red 6 %, green 1 %, and the green disc is faint. With plain BCE, what
+# will the green channel's recall be? And with `neg/pos`, its precision?
+#
+# First, the shape. The thread behind Q8 wrote
+# `pos_weight=torch.Tensor([1, 30, 6]).repeat(BATCH_SIZE, 1)`: a `(B, 3)` tensor. Broadcasting lines up
+# *trailing* dimensions, so its 3 meets the width of `(B, 3, H, W)` and PyTorch refuses:
+
+# %%
+logits_demo = torch.zeros(4, 3, 32, 32)
+masks_demo = torch.zeros(4, 3, 32, 32)
+repeated = torch.tensor([1.0, 30.0, 6.0]).repeat(4, 1)
+try:
+    torch.nn.BCEWithLogitsLoss(pos_weight=repeated)(logits_demo, masks_demo)
+except RuntimeError as error:
+    print("PyTorch:   ", error)
+try:
+    bw.bce_with_logits(logits_demo, masks_demo, pos_weight=repeated)
+except bw.WeightShapeError as error:
+    print("bceweights:", error)
+
+# %% [markdown]
+# One value per channel is a `(3,)` tensor viewed as `(3, 1, 1)`, or given to `bceweights` with
+# `channel_dim=1`. Mind the order too: the thread's comment says "red, blue, green = 6, 1, 30" while
+# its tensor is `[1, 30, 6]`; the weights must follow the channel order of the mask (here R, G, B).
+# Lesson 02 has more on shapes. Now the two trainings:
+
+# %%
+train_plates = plates
+val_plates = data.make_plates(96, 32, fractions=(0.06, 0.01, 0.25), green_contrast=0.25, seed=1)
+
+
+def plates_loss(pos_weight):
+    """Per-channel pos_weight (3,) lined up with dimension 1 of (N, 3, H, W) logits."""
+    return lambda logits, masks: bw.bce_with_logits(logits, masks, pos_weight=pos_weight, channel_dim=1)
+
+
+def train_plates_model(pos_weight=None, epochs=10, progress=False, description="plates"):
+    model = TinyUNet(1, 3, seed=0)
+    loss_fn = None if pos_weight is None else plates_loss(pos_weight)
+    history = train(
+        model, train_plates.images, train_plates.masks, loss_fn, epochs=epochs, batch_size=16, lr=1e-2,
+        eval_images=val_plates.images, eval_targets=val_plates.masks, progress=progress,
+        description=description,
+    )
+    return model, history
+
+
+# %% tags=["nbval-ignore-output"]
+# The progress bar (a widget in Jupyter). Training is deterministic: the numbers below are the same
+# on every run.
+plain_model, plain_history = train_plates_model(progress=True, description="plain BCE")
+sqrt_model, sqrt_history = train_plates_model(pos_weight_rgb.sqrt(), progress=True, description="sqrt(neg/pos)")
+weighted_model, weighted_history = train_plates_model(pos_weight_rgb, progress=True, description="neg/pos")
+print(f"seconds: {plain_history.seconds:.1f}, {sqrt_history.seconds:.1f}, {weighted_history.seconds:.1f}")
+
+# %%
+print("validation, after 10 epochs: plain BCE")
+print(plain_history.final.table(RGB))
+print("\npos_weight = sqrt(neg/pos) =", [round(w, 2) for w in pos_weight_rgb.sqrt().tolist()])
+print(sqrt_history.final.table(RGB))
+print("\npos_weight = neg/pos =", [round(w, 1) for w in pos_weight_rgb.tolist()])
+print(weighted_history.final.table(RGB))
+
+# %%
+def plot_recall_by_epoch():
+    figure = Figure(figsize=(9.6, 3.0), layout="constrained")
+    axes = figure.subplots(1, 3, sharey=True)
+    colours = {"red": "tab:red", "green": "tab:green", "blue": "tab:blue"}
+    runs = ((plain_history, "plain BCE"), (sqrt_history, "pos_weight = sqrt(neg/pos)"), (weighted_history, "pos_weight = neg/pos"))
+    for ax, (history, title) in zip(axes, runs):
+        epochs = np.arange(1, len(history.loss) + 1)
+        for c, name in enumerate(RGB):
+            ax.plot(epochs, history.series("recall", c), marker="o", color=colours[name], label=name)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.set_ylim(-0.03, 1.03)
+    axes[0].set_ylabel("validation recall")
+    axes[0].legend(frameon=False)
+    return figure
+
+
+png_image(plot_recall_by_epoch())
+
+# %%
+def rgb_image(masks):
+    """(3, H, W) in [0, 1] -> (H, W, 3) for imshow."""
+    return masks.clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def plot_predictions(index=0):
+    figure = Figure(figsize=(9.6, 2.3), layout="constrained")
+    axes = figure.subplots(1, 5)
+    image = val_plates.images[index : index + 1]
+    panels = [
+        (image[0, 0].numpy(), "input image", "gray"),
+        (rgb_image(val_plates.masks[index]), "target", None),
+        (rgb_image((predict(plain_model, image)[0] > 0).float()), "plain BCE", None),
+        (rgb_image((predict(sqrt_model, image)[0] > 0).float()), "sqrt(neg/pos)", None),
+        (rgb_image((predict(weighted_model, image)[0] > 0).float()), "neg/pos", None),
+    ]
+    for ax, (picture, title, cmap) in zip(axes, panels):
+        ax.imshow(picture, cmap=cmap, interpolation="nearest")
+        ax.set_title(title)
+        ax.set_axis_off()
+    return figure
+
+
+png_image(plot_predictions(0))
+
+# %% [markdown]
+# **Reveal.** With plain BCE, blue and red are learned within a few epochs, while green's recall stays at
+# 0 for nine epochs and ends at 0.04: the model almost never says "green" at threshold 0.5. This is not
+# only slowness. A faint disc that covers 1 % of the pixels seldom pushes the *calibrated* probability
+# of green to 0.5: even where the image looks most like a disc, most such pixels are background, so
+# "not green" is the loss-minimising answer nearly everywhere, and training longer changes little.
+#
+# `pos_weight = p` moves the optimum from the frequency `q` to `p·q / (p·q + 1 − q)` (lesson 01): with
+# `neg/pos ≈ 99`, a pixel that is green 1 time in 100 is already pushed to 0.5. Green appears within
+# two epochs, with recall around 0.85, and with it many false alarms: precision about 0.05. The square
+# root is a milder setting: fewer false alarms, lower recall. `pos_weight` is a dial between
+# recall and precision, and `neg/pos` is its high-recall end; section 4 shows the same dial as a
+# threshold.
+#
+# (Red loses precision too: with `pos_weight` 15.7 it is over-predicted around the code.)
+
+# %%
+for name, history in (("plain", plain_history), ("sqrt(neg/pos)", sqrt_history), ("neg/pos", weighted_history)):
+    print(f"green recall by epoch, {name:<13}:", [round(r, 3) for r in history.series("recall", 1)])
+
+# Did the plain model learn anything about green? Its probabilities rank pixels even if none reaches 0.5:
+# the average precision of the green channel's precision-recall curve measures that ranking.
+for name, model in (("plain", plain_model), ("sqrt(neg/pos)", sqrt_model), ("neg/pos", weighted_model)):
+    green_logits = predict(model, val_plates.images)[:, 1]
+    curve = precision_recall_curve(green_logits, val_plates.masks[:, 1])
+    print(f"green average precision, {name:<13}: {curve.average_precision():.3f}")
+
+# %% [markdown]
+# The plain model's green probabilities are not useless: their average precision is not far below the
+# weighted models'. It ranks disc pixels above background, it just never ranks them above 0.5. So
+# here `pos_weight` improves the ranking a little and mostly moves the operating point, which is
+# exactly what section 4 does with a threshold instead. On a problem where the rare class gets almost
+# no gradient, the weight also changes what is learned; either way, it is the first thing to try.
+
+# %% [markdown]
+# ## 3 · One foreground voxel in 95 (Q9)
+#
+# The thread behind Q9 has outputs and targets of shape `(1, 1, 60, 40, 40)` with 95 times more
+# background than foreground, and asks how to build a per-voxel weight that down-weights the
+# background. Two ways give the two halves of the loss the same total weight:
+#
+# * `pos_weight = neg / pos`: the foreground terms are multiplied up;
+# * a weight map `bw.rebalance_map(target)`: background voxels get `pos / neg`, foreground 1: the
+#   background terms are multiplied down. It is a tensor of the target's shape, passed as `weight=`.
+#
+# **Predict.** At initialisation (every logit 0), which one gives the larger gradient? By how much?
+
+# %%
+volume = data.make_volume((60, 40, 40), 1 / 95, seed=0)
+target = volume.masks
+positives = float(target.sum())
+ratio = (target.numel() - positives) / positives
+weight_map = bw.rebalance_map(target)
+print("target", tuple(target.shape), f" foreground share {positives / target.numel():.4g}", f" neg/pos {ratio:.4g}")
+print("weight map", tuple(weight_map.shape), " values", [round(v, 4) for v in weight_map.unique().tolist()])
+
+# %%
+def gradient_balance(**loss_options):
+    """Sum of d loss / d logit over the foreground and over the background, at logits 0."""
+    logits = torch.zeros_like(target, requires_grad=True)
+    loss = bw.bce_with_logits(logits, target, **loss_options)
+    (gradient,) = torch.autograd.grad(loss, logits)
+    foreground = float(gradient[target > 0.5].sum())
+    background = float(gradient[target < 0.5].sum())
+    return foreground, background
+
+
+rows = {
+    "plain, mean": {},
+    "pos_weight=neg/pos, mean": {"pos_weight": ratio},
+    "rebalance_map, mean": {"weight": weight_map},
+    "rebalance_map, weighted_mean": {"weight": weight_map, "reduction": "weighted_mean"},
+}
+print(f"{'loss':<30} {'foreground':>11} {'background':>11} {'|fg / bg|':>10}")
+for name, options in rows.items():
+    fg, bg = gradient_balance(**options)
+    print(f"{name:<30} {fg:>11.4g} {bg:>11.4g} {abs(fg / bg):>10.4g}")
+
+# %% [markdown]
+# **Reveal.** Plain BCE pulls the background down about 94 times harder than it pulls the foreground
+# up, so the first thing any model learns is "background everywhere". Both weightings balance the two
+# pulls exactly (ratio 1), and both move the optimum the same way: only the *ratio* of the foreground
+# weight to the background weight matters for where the loss is minimal, and it is `neg/pos` in
+# both (`bw.optimal_probability(q, neg/pos)`).
+#
+# They differ in scale by a factor of about 94: `pos_weight` multiplies the foreground up, the map
+# multiplies the background down. With `reduction="mean"` (divide by the number of voxels) that is a
+# 94× different gradient, i.e. a 94× different effective learning rate. `reduction="weighted_mean"`
+# divides by the sum of the weights instead and puts the map's gradient back on a per-voxel scale.
+# Pick one, then tune the learning rate for it.
+#
+# (The thread's script passes probabilities to `binary_cross_entropy`; prefer logits and
+# `binary_cross_entropy_with_logits`, lesson 03. It also says a weight cannot change from call to call:
+# that holds for the module `nn.BCELoss(weight=...)`, not for the functional form, which takes
+# `weight=` on every call, as `bw.bce_with_logits` does.)
+
+# %% [markdown]
+# ## 4 · `pos_weight` or the threshold? (Q15)
+#
+# The thread behind Q15 wants high precision with acceptable recall, and asks why recall is 0 after
+# the first epoch. We train a small binary segmenter (shapes covering 4 % of the pixels, with noise)
+# without any weight, and two more with `pos_weight` 4 and 16.
+#
+# Every model starts with its output bias at the logit of the positive rate, `log(pos / neg)`, plus
+# `log p` for the weighted ones, i.e. at the optimum of an empty model (`bw.optimal_logit(q, p)`).
+# Section 5 shows what happens without that.
+
+# %%
+shapes_train = data.make_shapes(192, 32, 0.04, objects=2, noise=0.8, seed=0)
+shapes_val = data.make_shapes(128, 32, 0.04, objects=2, noise=0.8, seed=1)
+q = float(shapes_train.fractions()[0])
+prior_logit = math.log(q / (1 - q))
+print(f"positive share q = {q:.4g}, log(pos/neg) = {prior_logit:.4g}")
+
+
+def train_shapes(pos_weight=1.0, epochs=12, output_bias="prior", progress=False):
+    bias = None if output_bias is None else float(bw.optimal_logit(q, pos_weight))
+    model = TinyUNet(1, 1, seed=0, output_bias=bias)
+    loss_fn = None if pos_weight == 1.0 else (lambda x, y: bw.bce_with_logits(x, y, pos_weight=pos_weight))
+    history = train(
+        model, shapes_train.images, shapes_train.masks, loss_fn, epochs=epochs, eval_images=shapes_val.images,
+        eval_targets=shapes_val.masks, progress=progress, description=f"shapes, pos_weight {pos_weight:g}",
+    )
+    return model, history
+
+
+# %% tags=["nbval-ignore-output"]
+shapes_model, shapes_history = train_shapes(progress=True)
+retrained = {p: train_shapes(p, progress=True) for p in (4.0, 16.0)}
+print(f"seconds: {shapes_history.seconds:.1f}, " + ", ".join(f"{h.seconds:.1f}" for _, h in retrained.values()))
+
+# %%
+val_logits = predict(shapes_model, shapes_val.images)
+retrained_points = {p: (float(h.final.precision[0]), float(h.final.recall[0])) for p, (_, h) in retrained.items()}
+print("unweighted model at threshold 0.5:")
+print(shapes_history.final.table(["shape"]))
+for p, (precision, recall) in retrained_points.items():
+    print(f"retrained with pos_weight {p:g} at 0.5: precision {precision:.3f}, recall {recall:.3f}")
+
+# %% [markdown]
+# **Predict.** A model retrained with `pos_weight = p` outputs, near its optimum, the unweighted
+# logit plus `log p`. So thresholding the *unweighted* model at `t` with its logits shifted by `log p`
+# should land near the retrained model's operating point. The explorer below does exactly that shift
+# on the unweighted model's validation logits. Set `pos_weight` to 4 and then 16, with threshold 0.5:
+# does the red dot land on the purple squares (the real retrained models)? Then set `pos_weight` back
+# to 1 and find the threshold that gives the same point.
+
+# %% tags=["nbval-ignore-output"]
+threshold_explorer = ThresholdExplorer(val_logits, shapes_val.masks, retrained=retrained_points)
+threshold_explorer
+
+# %%
+for p in (4.0, 16.0):
+    threshold_explorer.set(pos_weight=p, threshold=0.5)
+    shifted = (threshold_explorer.readouts["precision"], threshold_explorer.readouts["recall"])
+    threshold_explorer.set(pos_weight=1.0, threshold=round(1 / (1 + p), 4))
+    same = (threshold_explorer.readouts["precision"], threshold_explorer.readouts["recall"])
+    print(
+        f"p={p:g}: shift log p at t=0.5 -> precision {shifted[0]:.4g}, recall {shifted[1]:.4g};  "
+        f"unweighted at t=1/(1+p) -> {same[0]:.4g}, {same[1]:.4g};  "
+        f"retrained -> {retrained_points[p][0]:.4g}, {retrained_points[p][1]:.4g}"
+    )
+threshold_explorer.set(pos_weight=1.0, threshold=0.5)
+threshold_explorer.print_readouts("precision", "recall", "average_precision")
+
+# %%
+# A still of the explorer at pos_weight 16, threshold 0.5 (the live figure above follows the sliders).
+threshold_explorer.set(pos_weight=16.0, threshold=0.5)
+threshold_explorer.snapshot()
+
+# %% [markdown]
+# **Reveal.** Shifting the logits by `log p` and thresholding at 0.5 is *identical* to thresholding
+# the unweighted model at `1 / (1 + p)`: both are the cut `x ≥ −log p`. The retrained models land
+# close to that point on the same curve, not exactly on it: a network trained to a finite number of
+# epochs is not exactly at the optimum, and confident pixels are not shifted by exactly `log p`.
+#
+# So for "high precision with acceptable recall":
+#
+# * the **precision-recall curve** is what training gives you; the **threshold** picks a point on it,
+#   after training, on validation data, for free;
+# * `pos_weight` mostly picks the point *for* you (at 0.5) and changes the curve only a little. It
+#   earns its keep when the rare class would otherwise not be learned at all (section 2), or to make
+#   training see the positives early.
+#
+# The thread's model went from precision 90 % / recall 10 % (no weight) to 33 % / 40 % with one
+# `pos_weight`: mostly a move along its curve, which a higher threshold would move back.
+
+# %% [markdown]
+# ## 5 · Why recall is 0 after the first epoch (Q15)
+#
+# **Predict.** PyTorch initialises the output bias near 0, i.e. every pixel starts at probability
+# 0.5, while only 4 % are positive. What does the first epoch spend its updates on?
+
+# %% tags=["nbval-ignore-output"]
+default_model, default_history = train_shapes(epochs=5, output_bias=None, progress=True)
+prior_model, prior_history = train_shapes(epochs=5, progress=True)
+
+# %%
+print("bias at PyTorch's default init:")
+print("  loss by epoch  ", [round(v, 4) for v in default_history.loss])
+print("  recall by epoch", [round(v, 3) for v in default_history.series("recall")])
+print(f"bias at log(pos/neg) = {prior_logit:.4g}:")
+print("  loss by epoch  ", [round(v, 4) for v in prior_history.loss])
+print("  recall by epoch", [round(v, 3) for v in prior_history.series("recall")])
+
+# %% [markdown]
+# **Reveal.** From the default start, the fastest way down the loss is to push *every* output toward
+# "negative": the first epochs do just that and leave every probability below 0.5, so recall at
+# threshold 0.5 is 0 (here for all five epochs, with a loss still above the other run's). Starting
+# the bias at `log(pos/neg)` begins where that phase would end, and the updates go to telling shapes
+# from background: recall is above 0 after the second epoch.
+#
+# With a single output that is one line: `model.head.bias.data.fill_(math.log(pos / neg))`, here
+# `TinyUNet(..., output_bias=math.log(q / (1 - q)))`.
+
+# %% [markdown]
+# ## Summary
+#
+# * `pos_weight = neg / pos` per channel (`bw.pos_weight_from_counts`, `bw.pos_weight_from_targets` over
+#   a `DataLoader`); for single-label problems, `bw.balanced_weights` or `bw.median_frequency_weights`.
+# * A rare channel that plain BCE ignores is learned with a per-channel `pos_weight`, shaped `(C, 1, 1)`
+#   or given with `channel_dim=1`, never `.repeat(B, 1)`.
+# * `pos_weight` and a background-down weight map balance the gradient the same way; they differ in
+#   scale (effective learning rate) by the ratio itself.
+# * `pos_weight = p` ≈ shifting the logits by `log p` ≈ threshold `1 / (1 + p)` on an unweighted model.
+#   Choose the threshold on validation data for the precision you need.
+# * Initialise the output bias at `log(pos / neg)` and recall is not stuck at 0 in the first epochs.
+#
+# ## Exercise
+
+# %%
+print(LESSON04_QUESTION)
+
+# %% [markdown]
+# Use the explorer (or the algebra) and replace `None` with your threshold:
+
+# %%
+answer = None
+_ = check_lesson04(answer)
+
+# %%
+# The check accepts the right threshold:
+_ = check_lesson04(1 / (1 + 9))

@@ -1,0 +1,271 @@
+# %% [markdown]
+# # 05 · Multi-label or multi-class: sigmoid + BCE or softmax + cross-entropy
+#
+# Questions answered: Q7, Q11
+#
+# **Goal.** Decide, from what a pixel *is*, whether its outputs are independent yes/no questions
+# (sigmoid per channel, binary cross-entropy) or one choice among classes (softmax, cross-entropy),
+# and see that for two classes the two are the same model.
+#
+# You will:
+#
+# 1. train both kinds of model on the four-colour plates, where magenta = red + blue, and compare
+#    what each predicts for magenta (Q7);
+# 2. move one pixel's logits and watch both heads' probabilities and losses;
+# 3. check that one logit with BCE and two logits with cross-entropy give identical losses and
+#    gradients, and translate cross-entropy class weights into `weight` and `pos_weight` (Q11).
+
+# %%
+# %matplotlib widget
+
+# %%
+import math
+
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+
+import bceweights as bw
+from bceweights import data
+from bceweights.explore.base import png_image
+from bceweights.explore.two_heads import LESSON05_QUESTION, TwoHeadsExplorer, check_lesson05
+from bceweights.model import TinyUNet, predict, train
+
+# Small problems run faster on one thread, and then give the same numbers on every machine.
+torch.set_num_threads(1)
+torch.manual_seed(0)
+RGB = ("red", "green", "blue")
+COLOURS = tuple(data.PLATE_CLASSES)  # black, green, blue, magenta
+
+# %% [markdown]
+# ## 1 · Four colours, two readings (Q7)
+#
+# The thread behind Q7 segments images into black, green, blue and magenta, with three output
+# channels R, G, B. Magenta is red *and* blue. The plates reproduce it: a blue plate, a code printed on
+# the plate (red on blue: magenta), a small green disc. The same masks can be read two ways:
+#
+# * **multi-label**: three channels, each pixel may be in any number of them, `(N, 3, H, W)` of 0/1.
+#   Under the code the plate is still there: those pixels are red and blue;
+# * **single-label**: four classes, each pixel is exactly one colour, class indices `(N, H, W)`.
+#   Magenta is a class of its own, and "blue" means "plate, but not under the code".
+
+# %%
+plates = data.make_plates(256, 32, seed=0)
+val = data.make_plates(96, 32, seed=1)
+labels, val_labels = data.rgb_to_labels(plates.masks), data.rgb_to_labels(val.masks)
+print("multi-label masks ", tuple(plates.masks.shape), plates.masks.dtype)
+print("single-label maps ", tuple(labels.shape), labels.dtype, " classes", COLOURS)
+print("pixel shares      ", [round(v, 4) for v in (torch.bincount(labels.flatten(), minlength=4) / labels.numel()).tolist()])
+
+# %% [markdown]
+# **Predict.** We train a 3-channel model with sigmoid + BCE on the masks and a 4-class model with
+# softmax + cross-entropy on the class maps (same network, `TinyUNet`, only the number of outputs
+# differs). On magenta pixels, what will each output? And if you ask each model "where is the plate?",
+# which one answers directly?
+
+# %% tags=["nbval-ignore-output"]
+multi_label = TinyUNet(1, 3, seed=0)
+multi_history = train(
+    multi_label, plates.images, plates.masks, epochs=10, eval_images=val.images, eval_targets=val.masks,
+    description="multi-label, sigmoid + BCE",
+)
+single_label = TinyUNet(1, 4, seed=0)
+single_history = train(
+    single_label, plates.images, labels, epochs=10, eval_images=val.images, eval_targets=val_labels,
+    description="single-label, softmax + CE",
+)
+print(f"seconds: {multi_history.seconds:.1f}, {single_history.seconds:.1f}")
+
+# %%
+print("multi-label model, per channel (threshold 0.5)")
+print(multi_history.final.table(RGB))
+print("\nsingle-label model, per class (argmax)")
+print(single_history.final.table(COLOURS))
+
+# %%
+multi_probability = torch.sigmoid(predict(multi_label, val.images))  # (N, 3, H, W)
+single_probability = predict(single_label, val.images).softmax(dim=1)  # (N, 4, H, W)
+magenta = val_labels == 3
+plate = val.masks[:, 2] > 0.5
+
+
+def iou(prediction, truth):
+    return float((prediction & truth).sum() / (prediction | truth).sum())
+
+
+print("on magenta pixels, mean probabilities")
+print("  multi-label  red, green, blue          :", [round(float(p[magenta].mean()), 3) for p in multi_probability.unbind(1)])
+print("  single-label black, green, blue, magenta:", [round(float(p[magenta].mean()), 3) for p in single_probability.unbind(1)])
+single_class = single_probability.argmax(dim=1)
+print("plate IoU, multi-label blue channel          :", round(iou(multi_probability[:, 2] > 0.5, plate), 3))
+print("plate IoU, single-label class blue alone      :", round(iou(single_class == 2, plate), 3))
+print("plate IoU, single-label blue or magenta       :", round(iou((single_class == 2) | (single_class == 3), plate), 3))
+
+
+# %%
+def plot_two_readings(index=0):
+    figure = Figure(figsize=(9.6, 2.4), layout="constrained")
+    axes = figure.subplots(1, 5)
+    palette = torch.tensor(list(data.PLATE_CLASSES.values()), dtype=torch.float32)
+    panels = [
+        (val.images[index, 0], "input image", "gray"),
+        (val.masks[index].permute(1, 2, 0), "target (RGB)", None),
+        ((multi_probability[index] > 0.5).float().permute(1, 2, 0), "multi-label: R, G, B", None),
+        (palette[single_class[index]], "single-label: class colour", None),
+        ((multi_probability[index, 2] > 0.5).float(), "multi-label blue alone", "Blues"),
+    ]
+    for ax, (picture, title, cmap) in zip(axes, panels):
+        ax.imshow(picture.numpy(), cmap=cmap, interpolation="nearest", vmin=0 if cmap == "Blues" else None)
+        ax.set_title(title, fontsize=9)
+        ax.set_axis_off()
+    return figure
+
+
+png_image(plot_two_readings(0))
+
+# %% [markdown]
+# **Reveal.** Both models get magenta mostly right, in their own language: the multi-label model says
+# "red: yes, blue: yes" (two high probabilities at once: they do not have to share), the single-label
+# model says "class magenta" (and sometimes "blue": the code's edge is where the two classes compete). The difference is in what the outputs *mean*:
+#
+# * the multi-label blue channel is the whole plate, code or no code; its IoU with the plate is read
+#   straight off one channel (right panel). This is what the thread's author wanted: "blue plate
+#   pixels under the QR code";
+# * the single-label "blue" class has a code-shaped hole; to get the plate you add classes
+#   (blue or magenta), which works only because you know which colours contain blue.
+#
+# (The single-label model misses green, 1 % of the pixels, in this budget: cross-entropy has the same
+# imbalance problem as BCE, and its fix is the class `weight=` of `F.cross_entropy`, e.g.
+# `bw.balanced_weights`; lesson 04 does the BCE side.)
+#
+# When is each right?
+#
+# * **sigmoid + BCE** when each channel is a property that can co-occur with the others (overlapping
+#   objects, attributes, a plate and what is printed on it). Each channel is its own binary problem,
+#   with its own `pos_weight` (lesson 04).
+# * **softmax + cross-entropy** when each pixel is exactly one thing, including "nothing"
+#   (background is a class). Probabilities sum to 1, and classes compete.
+# * **softmax over the R, G, B channels themselves is wrong for these masks**: it can express neither
+#   "no colour" (black) nor "two colours" (magenta). The explorer shows why.
+
+# %% [markdown]
+# ## 2 · One pixel, two heads
+#
+# The explorer takes one pixel's three logits `(x_red, x_green, x_blue)` and reads them both ways:
+#
+# * multi-label: `p_c = sigmoid(x_c)` for each channel; loss: BCE averaged over the channels;
+# * single-label over the classes none, red, green, blue: softmax of `(0, x_red, x_green, x_blue)` (the
+#   "none" logit fixed at 0); loss: cross-entropy. Magenta is not one of its classes, so its best target is
+#   half red, half blue.
+#
+# **Predict.** With target magenta, drag red and blue to +10. How low can each loss go? Then pick target
+# "black" and find logits that make both losses small.
+
+# %% tags=["nbval-ignore-output"]
+two_heads = TwoHeadsExplorer()
+two_heads
+
+# %%
+two_heads.set(red=10.0, green=-10.0, blue=10.0, target="magenta")
+two_heads.print_readouts("p_red", "p_blue", "bce", "q_red", "q_blue", "ce", "ce_floor")
+
+# %%
+two_heads.snapshot()
+
+# %%
+# A single channel: push green and blue far down and the two heads agree on red, since
+# softmax(0, x) = sigmoid(x) for the pair (none, red).
+two_heads.set(red=1.5, green=-10.0, blue=-10.0, target="red")
+two_heads.print_readouts("p_red", "q_red")
+print(f"sigmoid(1.5) = {1 / (1 + math.exp(-1.5)):.4g}")
+
+# %% [markdown]
+# **Reveal.** For magenta the multi-label loss goes to 0 as both logits grow; the softmax head is stuck
+# at `q_red = q_blue = 1/2` and a cross-entropy of `log 2 = 0.6931` however far you drag: one unit of
+# probability cannot say yes twice. For black, the multi-label head needs every logit negative, and the
+# softmax head needs the pinned "none" class to win, i.e. also every logit negative. With one channel
+# left (green and blue far down), `q_red` and `p_red` agree: the next section is that case.
+
+# %% [markdown]
+# ## 3 · One logit with BCE, or two logits with cross-entropy? (Q11)
+#
+# For a binary problem, cross-entropy over two logits `(a, b)` only sees their difference:
+# `softmax(a, b)_1 = sigmoid(b − a)`. With `a = 0` and `b = x` the loss is BCE on the one logit `x`,
+# term by term. The check below uses random logits and targets.
+
+# %%
+generator = torch.Generator().manual_seed(0)
+x = torch.randn(10_000, generator=generator, dtype=torch.float64) * 3
+y = (torch.rand(10_000, generator=generator, dtype=torch.float64) < 0.3).double()
+
+x_bce = x.clone().requires_grad_(True)
+bce = F.binary_cross_entropy_with_logits(x_bce, y, reduction="none")
+(grad_bce,) = torch.autograd.grad(bce.sum(), x_bce)
+
+two_logits = torch.stack([torch.zeros_like(x), x], dim=1).requires_grad_(True)  # (N, 2): logits (0, x)
+ce = F.cross_entropy(two_logits, y.long(), reduction="none")
+(grad_ce,) = torch.autograd.grad(ce.sum(), two_logits)
+
+# Differences at the level of float64 round-off (below 1e-12) count as equal.
+print("BCE == CE, element by element          :", bool((bce - ce).detach().abs().max() < 1e-12))
+print("dBCE/dx == dCE/db                      :", bool((grad_bce - grad_ce[:, 1]).abs().max() < 1e-12))
+print("dCE/da == -dCE/db                      :", bool((grad_ce[:, 0] + grad_ce[:, 1]).abs().max() < 1e-12))
+
+# %% [markdown]
+# Identical losses, and the gradient on `b` is BCE's gradient; the gradient on `a` is its negative
+# (only `b − a` matters). So the two are the same model, with one redundant output. Two consequences:
+#
+# * not *exactly* the same training: with two output heads, a gradient step moves `a` down and `b` up,
+#   so their difference moves about twice as far as the single logit would; the forum answer's "exactly
+#   the same result" holds for the loss, not for the optimisation path;
+# * BCE has one output per class and extends to multi-label without change, which is why it is
+#   preferred for binary segmentation.
+#
+# **Class weights.** `F.cross_entropy(weight=[w_neg, w_pos])` multiplies each element's loss by the
+# weight of its target class. In BCE the negative term is scaled by `weight` and the positive term by
+# `weight · pos_weight`. So per element, `weight = w_neg` and `pos_weight = w_pos / w_neg`. The means
+# differ: cross-entropy divides by the sum of the targets' weights, BCE's `"mean"` by the number of
+# elements. A per-element weight map with `reduction="weighted_mean"` matches cross-entropy's mean too.
+
+# %%
+w_neg, w_pos = 0.5, 4.0
+class_weights = torch.tensor([w_neg, w_pos], dtype=torch.float64)
+ce_weighted = F.cross_entropy(two_logits.detach(), y.long(), weight=class_weights, reduction="none")
+bce_weighted = bw.bce_with_logits(x, y, weight=w_neg, pos_weight=w_pos / w_neg, reduction="none")
+print("per element, CE with class weights == BCE:", bool((ce_weighted - bce_weighted).abs().max() < 1e-12))
+
+ce_mean = F.cross_entropy(two_logits.detach(), y.long(), weight=class_weights)
+bce_mean = bw.bce_with_logits(x, y, weight=w_neg, pos_weight=w_pos / w_neg)
+weight_map = w_neg + (w_pos - w_neg) * y  # the target class's weight at every element
+bce_weighted_mean = bw.bce_with_logits(x, y, weight=weight_map, reduction="weighted_mean")
+print(f"CE mean (divides by sum of w_y)    : {float(ce_mean):.4f}")
+print(f"BCE mean (divides by N)            : {float(bce_mean):.4f}")
+print(f"BCE weighted_mean with a weight map: {float(bce_weighted_mean):.4f}")
+
+# %% [markdown]
+# ## Summary
+#
+# * Channels that can be on together (magenta = red + blue, a plate under its code): one sigmoid per
+#   channel and BCE. Each channel is a binary problem with its own `pos_weight`.
+# * Exactly one class per pixel, background included: softmax and cross-entropy. Classes compete, and
+#   a "both" outcome must be a class of its own.
+# * Never softmax over channels that are not mutually exclusive: it cannot say "none" or "both".
+# * Binary: one logit with BCE and two logits `(0, x)` with cross-entropy have identical losses and
+#   gradients; class weights `(w_neg, w_pos)` are `weight = w_neg`, `pos_weight = w_pos / w_neg`, and the
+#   means differ unless you use a weight map with `reduction="weighted_mean"`.
+#
+# ## Exercise
+
+# %%
+print(LESSON05_QUESTION)
+
+# %% [markdown]
+# Replace the two `None` with your answer:
+
+# %%
+weight_answer, pos_weight_answer = None, None
+_ = check_lesson05(weight_answer, pos_weight_answer)
+
+# %%
+# The check accepts the right pair:
+_ = check_lesson05(0.5, 8.0)
