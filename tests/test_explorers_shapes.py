@@ -245,6 +245,7 @@ def test_blitted_frames_equal_full_draws_broadcast():
 @pytest.mark.parametrize(
     "answer, correct, phrase",
     [
+        (None, False, "No answer yet"),
         ([1.0, 30.0, 6.0], False, "needs a tensor"),
         (torch.tensor([1, 30, 6]), False, "as floats"),
         (torch.tensor([1.0, 30.0, 6.0]), False, "PyTorch raises"),

@@ -295,6 +295,13 @@ def _first_fix(message: str | None) -> str | None:
 # The exercise of lesson 02.
 
 
+EXERCISE_QUESTION = (
+    "Predictions have shape (B, 3, H, W). Write pos_weight so that channel 0 gets 1, channel 1 gets 30 and "
+    "channel 2 gets 6, for any B, H and W, passed to PyTorch's own F.binary_cross_entropy_with_logits "
+    "(no channel_dim to help)."
+)
+
+
 def check_per_channel_pos_weight(pos_weight: Any) -> bool:
     """Exercise check: is ``pos_weight`` "1, 30, 6 for channels 0, 1, 2" on ``(B, 3, H, W)`` predictions?
 
@@ -305,6 +312,9 @@ def check_per_channel_pos_weight(pos_weight: Any) -> bool:
     ``[1, 30, 6][c]`` in both libraries.
     """
     expected = torch.tensor(POS_WEIGHT_PER_CHANNEL)
+    if pos_weight is None:
+        print("No answer yet: replace None with a tensor, then run the cell again.")
+        return False
     if not isinstance(pos_weight, torch.Tensor):
         print(f"Not yet: pos_weight is a {type(pos_weight).__name__}; PyTorch needs a tensor, e.g. torch.tensor([...]).")
         return False
@@ -576,16 +586,20 @@ class BroadcastExplorer(Explorer):
             lines.append(f"bceweights: accepts; varies along {varies}")
         else:
             lines.append("bceweights: refuses (WeightShapeError)")
+        # PyTorch has no channel_dim: it always uses trailing alignment.
+        who = "PyTorch (no channel_dim)" if reading.line_up.via_channel_dim else "PyTorch"
+        names = dim_names(len(reading.line_up.input_shape))
+        pairs = ", ".join(f"{a} with {n}" for n, a in zip(names, reading.pytorch_aligned) if a != 1)
         if reading.pytorch_error:
-            lines += textwrap.wrap("PyTorch: RuntimeError, " + _short_pytorch_error(reading.pytorch_error), _WRAP)
+            lines += textwrap.wrap(f"{who}: RuntimeError, " + _short_pytorch_error(reading.pytorch_error), _WRAP)
         elif reading.pytorch_output_shape != reading.line_up.input_shape:
-            lines.append(f"PyTorch: runs, but the loss grows to {shape_str(reading.pytorch_output_shape or ())}")
+            lines.append(f"{who}: runs, but the loss grows to {shape_str(reading.pytorch_output_shape or ())}")
         elif reading.silent_trap:
-            names = dim_names(len(reading.line_up.input_shape))
-            pairs = [f"{a} with {n}" for n, a in zip(names, reading.pytorch_aligned) if a != 1]
-            lines.append("PyTorch: runs SILENTLY: " + ", ".join(pairs))
+            lines.append(f"{who}: runs SILENTLY: {pairs}")
+        elif reading.line_up.aligned != reading.pytorch_aligned:
+            lines.append(f"{who}: runs, but pairs {pairs}")
         else:
-            lines.append("PyTorch: runs, same pairing")
+            lines.append(f"{who}: runs, same pairing")
         fix = _first_fix(reading.bceweights_error)
         if fix:
             lines += textwrap.wrap("fix: " + fix.split("   #")[0], _WRAP, subsequent_indent="  ")

@@ -60,6 +60,17 @@ def disk_target(side: int, foreground: float) -> torch.Tensor:
     return target.view(side, side)
 
 
+def outline_rgba(inside: np.ndarray) -> np.ndarray:
+    """An ``(H, W, 4)`` RGBA image: opaque white on the pixels of ``inside`` that touch an outside pixel
+    (4-neighbourhood, the image border counting as outside), transparent elsewhere."""
+    padded = np.pad(inside, 1, constant_values=False)
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    edge = inside & ~interior
+    rgba = np.zeros(inside.shape + (4,))
+    rgba[edge] = (1.0, 1.0, 1.0, 1.0)
+    return rgba
+
+
 def reduction_numbers(
     target: torch.Tensor, weight_fg: float, weight_bg: float
 ) -> dict[str, float]:
@@ -255,9 +266,13 @@ class ReductionExplorer(Explorer):
             np.ones((64, 64)), norm=LogNorm(*WEIGHT_RANGE), cmap="magma", interpolation="nearest",
             extent=(0.0, 1.0, 1.0, 0.0),
         )
+        # The foreground's outline on top (white), visible even when both weights are equal.
+        self._outline = map_axes.imshow(
+            np.zeros((64, 64, 4)), interpolation="nearest", extent=(0.0, 1.0, 1.0, 0.0)
+        )
         map_axes.set_xticks([])
         map_axes.set_yticks([])
-        map_axes.set_title("weight per pixel", fontsize=10)
+        map_axes.set_title("weight per pixel\n(white outline: foreground)", fontsize=9)
         bar_axes = figure.add_axes((0.235, 0.06, 0.01, 0.76))
         figure.colorbar(self._weight_image, cax=bar_axes)
         bar_axes.tick_params(labelsize=8)
@@ -283,7 +298,7 @@ class ReductionExplorer(Explorer):
             axes.tick_params(axis="y", labelsize=8)
         self._loss_axes.set_title("loss (dashed: unweighted mean)", fontsize=10)
         self._grad_axes.set_title("gradient size Σ|∂L/∂x| (× unweighted)", fontsize=10)
-        self.animate(self._weight_image, *self._bars.values(), *self._labels.values(), *self._reference.values())
+        self.animate(self._weight_image, self._outline, *self._bars.values(), *self._labels.values(), *self._reference.values())
         self._limits: dict[str, tuple[float, float] | None] = {"loss": None, "grad": None}
 
     def recompute(self, values: dict[str, Any]) -> dict[str, float]:
@@ -292,6 +307,7 @@ class ReductionExplorer(Explorer):
         target = disk_target(side, foreground)
         numbers_ = reduction_numbers(target, weight_fg, weight_bg)
         self._weight_image.set_data((weight_fg * target + weight_bg * (1 - target)).numpy())
+        self._outline.set_data(outline_rgba(target.numpy() > 0.5))
 
         for panel, axes in (("loss", self._loss_axes), ("grad", self._grad_axes)):
             heights = [numbers_[f"{panel}_{r}"] for r in REDUCTIONS]

@@ -42,8 +42,10 @@ DTYPES: dict[str, torch.dtype] = {
 FORMS: dict[str, str] = {
     "logits": "BCEWithLogitsLoss (logits form)",
     "sigmoid_bce": "sigmoid, then BCELoss",
-    "by_hand": "by hand: -(y log σ + (1-y) log(1-σ))",
+    "by_hand": "by hand: −(y log σ + (1−y) log(1−σ))",
 }
+#: Shorter legend labels (the figure is narrow).
+_LEGEND = {"logits": "logits form", "sigmoid_bce": "sigmoid + BCELoss", "by_hand": "by hand"}
 _STYLES = {
     "logits": {"color": "tab:blue", "linewidth": 2.2},
     "sigmoid_bce": {"color": "tab:orange", "linewidth": 1.8, "linestyle": "--"},
@@ -210,7 +212,7 @@ class StabilityExplorer(Explorer):
         (exact_proxy,) = self._loss_axes.plot([], [], color="0.6", linewidth=5.0, alpha=0.35)
         (bad_proxy,) = self._loss_axes.plot([], [], linestyle="none", marker="X", color="0.3")
         handles = [exact_proxy, *(self._lines["loss", form] for form in FORMS), bad_proxy]
-        labels = ["exact (float64)", *FORMS.values(), "inf or NaN (top edge)"]
+        labels = ["exact (float64)", *_LEGEND.values(), "inf or NaN (markers at the top)"]
         figure.legend(handles, labels, loc="upper center", ncols=5, fontsize=8, frameon=False, handlelength=2.2)
         figure.subplots_adjust(left=0.065, right=0.99, bottom=0.14, top=0.8, wspace=0.2)
         self.animate(
@@ -222,7 +224,7 @@ class StabilityExplorer(Explorer):
     def recompute(self, values: dict[str, Any]) -> dict[str, float]:
         probe, target = float(values["logit"]), float(values["target"])
         dtype = DTYPES[values["dtype"]]
-        limit = NEAR_LIMIT if abs(probe) <= NEAR_LIMIT - 0.5 else LOGIT_LIMIT + 5.0
+        limit = NEAR_LIMIT + 1.0 if abs(probe) <= NEAR_LIMIT else LOGIT_LIMIT + 5.0
         grid = torch.cat([torch.linspace(-limit, limit, GRID_POINTS, dtype=torch.float64),
                           torch.tensor([probe], dtype=torch.float64)])
         x_plot = grid[:-1].numpy()
