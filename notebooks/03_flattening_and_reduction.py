@@ -1,0 +1,369 @@
+# %% [markdown]
+# # Lesson 03 · Flattening, reduction and numerical stability
+#
+# Questions answered: Q5, Q10, Q12, Q16
+#
+# **Goal.** After this lesson you know that binary cross-entropy is one formula applied to every
+# element, whatever the tensor's shape; what `reduction="mean"` divides by and how weights, image size
+# and reduction change the size of a training step; how to pass a different weight on every call; and
+# why the logits form is preferred to `sigmoid` followed by `BCELoss`.
+#
+# **How to read it.** Predict before each reveal. The two explorers (sections 2 and 4) are live in
+# JupyterLab; on a static page you see their first frame and the snapshots after the check cells.
+
+# %%
+# %matplotlib widget
+
+# %%
+import torch
+import torch.nn.functional as F
+
+import bceweights as bw
+from bceweights.explore.reduction import EXERCISE_QUESTION, ReductionExplorer, check_reduction_exercise
+from bceweights.explore.stability import StabilityExplorer
+
+# Small problems run faster on one thread, and then give the same numbers on every machine.
+torch.set_num_threads(1)
+torch.manual_seed(0)
+
+
+def sig4(value: float) -> str:
+    """A number with 4 significant digits, as every printed number in these lessons."""
+    return f"{value:.4g}"
+
+
+# %% [markdown]
+# ## 1 · Q5: the loss has no notion of batch, channel or pixel
+#
+# The documentation speaks of "batch elements" and "classes", which suggests that some dimensions are
+# treated specially. They are not: every element gets
+# $\ell = -w\,[\,p\,y\log\sigma(x) + (1-y)\log(1-\sigma(x))\,]$, and `mean` divides the sum by the
+# number of elements.
+#
+# **Predict:** take `(N, C, H, W)` logits with per-pixel weights and a per-channel `pos_weight`.
+# Flatten everything to `(N, C·H·W)`, to one long vector, to `(N·C·H·W, 1)`. Do loss and gradients
+# change?
+
+# %%
+generator = torch.Generator().manual_seed(3)
+N, C, H, W = 4, 3, 8, 8
+logits = torch.randn(N, C, H, W, generator=generator, dtype=torch.float64)
+target = (torch.rand(N, C, H, W, generator=generator, dtype=torch.float64) < 0.3).double()
+weight = torch.rand(N, C, H, W, generator=generator, dtype=torch.float64)
+# The per-channel pos_weight at full size (a zero-copy view), so it can be reshaped with the rest.
+pos_weight = torch.tensor([1.0, 30.0, 6.0], dtype=torch.float64).view(3, 1, 1).expand(N, C, H, W)
+
+
+def loss_and_gradient(shape: tuple[int, ...]) -> tuple[float, torch.Tensor]:
+    """Reshape logits, target, weight and pos_weight alike; loss, and the gradient back in (N, C, H, W)."""
+    x = logits.reshape(shape).clone().requires_grad_(True)
+    loss = F.binary_cross_entropy_with_logits(
+        x, target.reshape(shape), weight=weight.reshape(shape), pos_weight=pos_weight.reshape(shape)
+    )
+    (gradient,) = torch.autograd.grad(loss, x)
+    return float(loss.detach()), gradient.reshape(N, C, H, W)
+
+
+reference_loss, reference_gradient = loss_and_gradient((N, C, H, W))
+for name, shape in {"(N, C, H, W)": (N, C, H, W), "(N, C*H*W)": (N, C * H * W), "(N*C*H*W,)": (-1,),
+                    "(N*C*H*W, 1)": (-1, 1), "(1, 1, N*C, H, W)": (1, 1, N * C, H, W)}.items():
+    loss, gradient = loss_and_gradient(shape)
+    print(f"{name:<18} loss {sig4(loss)}   max |gradient - gradient in (N, C, H, W)| = "
+          f"{sig4(float((gradient - reference_gradient).abs().max()))}")
+
+# %% [markdown]
+# **Reveal.** Identical, to the last bit: the loss is elementwise and `mean` divides by the same
+# `N·C·H·W` whatever the shape. Only two things tie an element to "its" weight: the reshapes must
+# keep the elements in the same order (reshape all tensors the same way), and a weight that relied on
+# broadcasting must be expanded *before* flattening. Flatten the predictions but keep `pos_weight` as
+# `(3, 1, 1)`, and it no longer lines up with anything:
+
+# %%
+flat_logits, flat_target = logits.reshape(N, -1), target.reshape(N, -1)
+per_channel = torch.tensor([1.0, 30.0, 6.0], dtype=torch.float64).view(3, 1, 1)
+try:
+    F.binary_cross_entropy_with_logits(flat_logits, flat_target, pos_weight=per_channel)
+except RuntimeError as error:
+    print("PyTorch   :", error)
+try:
+    bw.bce_with_logits(flat_logits, flat_target, pos_weight=per_channel)
+except bw.WeightShapeError as error:
+    print("bceweights:", str(error).splitlines()[0])
+    print("           ", str(error).splitlines()[1])
+
+# %% [markdown]
+# The same holds for a 3-D volume: a `(1, 1, 60, 40, 40)` scan with 1 foreground voxel in 95, and a
+# per-voxel weight that gives background voxels $1/95$, against the same tensors reshaped to
+# `(96000, 1)`, a "batch" of 96 000 single predictions.
+
+# %%
+volume_logits = torch.randn(1, 1, 60, 40, 40, generator=generator, dtype=torch.float64)
+volume_target = (torch.rand(1, 1, 60, 40, 40, generator=generator, dtype=torch.float64) < 1 / 95).double()
+rebalance = torch.where(volume_target > 0, 1.0, 1.0 / 95.0)  # background voxels count 1/95
+as_volume = F.binary_cross_entropy_with_logits(volume_logits, volume_target, weight=rebalance)
+as_column = F.binary_cross_entropy_with_logits(
+    volume_logits.reshape(96000, 1), volume_target.reshape(96000, 1), weight=rebalance.reshape(96000, 1)
+)
+print(f"foreground share {sig4(float(volume_target.mean()))} | (1, 1, 60, 40, 40): {sig4(float(as_volume))} "
+      f"| (96000, 1): {sig4(float(as_column))} | equal: {torch.equal(as_volume, as_column)}")
+
+# %% [markdown]
+# > Two slips in the forum answer behind this (`seeds/003`): its "flattened" unweighted loss was
+# > computed from the *unflattened* tensors, so that line compared a tensor with itself; and it
+# > flattened with the in-place `resize_`, which can reallocate and is not meant for this: use
+# > `reshape` (or `view`). The conclusion holds, as the cells above show with every tensor reshaped.
+# > The thread's question also quoted the documentation's "weight ... of size nbatch": in fact any
+# > shape that broadcasts against the input works, per voxel included.
+#
+# ## 2 · Q16: what `reduction="mean"` divides by
+#
+# With per-element losses $\ell_i$ and weights $w_i$ over $n$ elements:
+#
+# | reduction | value | gradient on element $i$ |
+# |---|---|---|
+# | `"sum"` | $\sum_i w_i \ell_i$ | $w_i\,\ell_i'$ |
+# | `"mean"` (PyTorch's default) | $\frac{1}{n}\sum_i w_i \ell_i$ | $\frac{w_i}{n}\,\ell_i'$ |
+# | `"weighted_mean"` (`bceweights`) | $\frac{\sum_i w_i \ell_i}{\sum_i w_i}$ | $\frac{w_i}{\sum_j w_j}\,\ell_i'$ |
+#
+# `mean` divides by the **number of elements**, not by the sum of the weights. `nn.CrossEntropyLoss`
+# with class weights does the other thing: it divides by the sum of the weights of the targets.
+#
+# **Predict:** 2 % of the elements are positive, with weight 49; the rest have weight 1. Is
+# `reduction="mean"` an average of the per-element losses?
+
+# %%
+n = 5000
+x = torch.randn(n, generator=generator, dtype=torch.float64)
+y = (torch.rand(n, generator=generator, dtype=torch.float64) < 0.02).double()
+w = 1.0 + 48.0 * y
+per_element = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+weighted_sum = float((w * per_element).sum())
+
+torch_mean = F.binary_cross_entropy_with_logits(x, y, weight=w)
+bw_weighted_mean = bw.bce_with_logits(x, y, weight=w, reduction="weighted_mean")
+# Cross-entropy over two logits [0, x] is the same per-element loss; its class weights are [1, 49].
+two_class = torch.stack([torch.zeros_like(x), x], dim=1)
+cross_entropy = F.cross_entropy(two_class, y.long(), weight=torch.tensor([1.0, 49.0], dtype=torch.float64))
+
+print(f"sum of weights / n = {sig4(float(w.sum()) / n)}")
+print(f"BCE, reduction='mean'       {sig4(float(torch_mean))}   = sum / n        = {sig4(weighted_sum / n)}")
+print(f"bceweights 'weighted_mean'  {sig4(float(bw_weighted_mean))}   = sum / sum(w)   = {sig4(weighted_sum / float(w.sum()))}")
+print(f"CrossEntropyLoss(weight=)   {sig4(float(cross_entropy))}   (divides by the sum of the targets' weights too)")
+
+# %% [markdown]
+# **Reveal.** `mean` is the weighted sum divided by `n`: it equals the true weighted average times the
+# mean weight (here about 2). So the weights change the *scale* of the loss, and with it the scale of
+# every gradient: with plain SGD, multiplying all weights by 10 is multiplying the learning rate by
+# 10. (Adam normalises gradient scale away over time, which is why this often goes unnoticed.)
+# `weighted_mean` is a true weighted average: rescaling all weights changes nothing.
+#
+# The explorer shows a whole image: a disk of foreground pixels (fraction `f`, weight `weight_fg`),
+# background with weight `weight_bg`, and a fixed, mediocre model (logit −1 on the foreground, −2 on
+# the background). The bars give the loss under each reduction (dashed: the unweighted mean) and the
+# *gradient size* $\sum_i |\partial L/\partial x_i|$, the total push on the logits, labelled by its
+# ratio to the unweighted mean's: the **effective learning-rate factor** of your weights and reduction.
+#
+# **Predict:** with `f = 0.02`, (1) set `weight_fg = 49`, `weight_bg = 1`; (2) divide both weights
+# by 10; (3) double the image side. Which bars move each time, and by how much?
+
+# %% tags=["nbval-ignore-output"]
+reduction_explorer = ReductionExplorer()
+reduction_explorer
+
+# %%
+reduction_explorer.set(foreground=0.02, weight_fg=49.0, weight_bg=1.0, side=64)
+reduction_explorer.print_readouts(
+    "weight_sum", "pixels", "loss_mean", "loss_weighted_mean", "lr_factor_mean", "lr_factor_sum", "lr_factor_weighted_mean"
+)
+
+# %%
+reduction_explorer.snapshot()
+
+# %% [markdown]
+# `loss_mean / loss_weighted_mean` is `weight_sum / pixels`, the mean weight. Now the same weights,
+# ten times smaller (same ratio, 49 to 1):
+
+# %%
+reduction_explorer.set(weight_fg=4.9, weight_bg=0.1)
+reduction_explorer.print_readouts("loss_mean", "loss_weighted_mean", "lr_factor_mean", "lr_factor_weighted_mean")
+
+# %% [markdown]
+# And the image twice as wide and high (four times the pixels), weights back to 49 and 1:
+
+# %%
+reduction_explorer.set(weight_fg=49.0, weight_bg=1.0, side=128)
+reduction_explorer.print_readouts("pixels", "loss_mean", "loss_sum", "lr_factor_mean", "lr_factor_sum")
+
+# %% [markdown]
+# **Reveal.**
+#
+# * `mean` and `sum` scale with the weights: dividing the weights by 10 divided their loss and their
+#   learning-rate factor by 10. `weighted_mean` did not move: it only sees the weights' *ratio*.
+# * `sum` scales with the number of pixels: four times the pixels, four times the step. `mean` and
+#   `weighted_mean` do not care about the image size.
+# * `weighted_mean`'s factor is still not 1: it keeps the total weight at 1 but gives a larger share of
+#   it to the foreground pixels, whose gradients are larger here ($|\sigma(-1) - 1| = 0.73$ against
+#   $\sigma(-2) = 0.12$). Weights redistribute the step; only `weighted_mean` keeps its overall scale
+#   fixed.
+#
+# Practical consequence: when you add or change weights under `mean` (or switch to `sum`, or change
+# the crop size under `sum`), retune the learning rate, or use `weighted_mean` (or divide by the mean
+# weight yourself) to keep the step comparable.
+#
+# ## 3 · Q10: a different weight on every call
+#
+# **Predict:** `nn.BCELoss(weight=w)` stores `w` when the criterion is built. What happens when the
+# next batch needs a different weight map, or has a different size?
+
+# %%
+probabilities = torch.sigmoid(torch.randn(4, 1, 6, 6, generator=generator))
+labels = (torch.rand(4, 1, 6, 6, generator=generator) < 0.2).float()
+batch_weight = torch.where(labels > 0, 5.0, 1.0)  # this batch's weight map, from its labels
+
+criterion = torch.nn.BCELoss(weight=batch_weight)  # fixed at construction
+try:
+    criterion(probabilities, labels, weight=batch_weight)
+except TypeError as error:
+    print("TypeError:", error)
+try:
+    criterion(probabilities[:2], labels[:2])  # a smaller last batch
+except RuntimeError as error:
+    print("RuntimeError:", error)
+
+per_call_functional = F.binary_cross_entropy(probabilities, labels, weight=batch_weight)
+logits_q10 = torch.logit(probabilities)
+per_call_logits = F.binary_cross_entropy_with_logits(logits_q10, labels, weight=batch_weight)
+per_call_module = bw.BCEWithLogits()(logits_q10, labels, weight=batch_weight)
+print("F.binary_cross_entropy(weight=)            ", sig4(float(per_call_functional)))
+print("F.binary_cross_entropy_with_logits(weight=)", sig4(float(per_call_logits)))
+print("bw.BCEWithLogits()(..., weight=)           ", sig4(float(per_call_module)))
+
+# %% [markdown]
+# **Reveal.** The modules of `torch.nn` take their weight in the constructor only; `forward` has no
+# `weight` argument, and the stored tensor must broadcast against every later batch. The functional
+# forms take a weight per call (the forum answer in `seeds/003` is right about that, and the question's
+# belief that PyTorch allows only one weight for the whole batch is not). `bw.BCEWithLogits` is a
+# module whose `forward` takes `weight=` per call, multiplied by any weight given at construction
+# (lesson 02 used that for "per channel × this batch's mask"). Use the logits form, for the reason of
+# the next section.
+#
+# ## 4 · Q12: why `BCEWithLogitsLoss` and not `sigmoid` + `BCELoss`
+#
+# Mathematically the two are one function. Numerically they are not: `sigmoid(x)` is rounded to the
+# dtype, and in float32 it is *exactly* 1.0 for every $x$ above about 16.6. Then $\log(1-\sigma(x))$
+# is $\log 0 = -\infty$; `BCELoss` clamps each log at $-100$. The logits form never builds
+# $\sigma(x)$: it uses $\log\sigma(x) = -\mathrm{softplus}(-x)$, accurate for every $x$.
+#
+# **Predict:** a pixel with target 0 gets logit 20 (a confident, wrong prediction). In float32, what
+# loss and gradient does `sigmoid` + `BCELoss` give? The exact values are 20 and 1. And in float16,
+# at logit 10?
+
+# %% tags=["nbval-ignore-output"]
+stability = StabilityExplorer()
+stability
+
+# %%
+stability.set(dtype="float32", target=0.0, logit=20.0)
+stability.print_probe()
+stability.print_readouts("one_minus_sigmoid", "saturation_logit", "wrong_gradients_sigmoid_bce")
+
+# %%
+stability.snapshot()
+
+# %% [markdown]
+# **Reveal, float32.** `sigmoid(20)` rounded to 1, so `BCELoss` returned the clamp, 100, instead of
+# 20, and a gradient of exactly **0**: the element is as wrong as it can be and contributes nothing to
+# learning. The by-hand formula is worse: `inf` and `nan`. In the panels: the orange curve jumps to
+# the clamp where the blue one keeps rising linearly, and its gradient drops from 1 to 0. Now half
+# precision:
+
+# %%
+stability.set(dtype="float16", logit=10.0)
+stability.print_probe()
+stability.print_readouts("saturation_logit", "wrong_gradients_sigmoid_bce")
+
+# %%
+stability.snapshot()
+
+# %% [markdown]
+# **Reveal, float16.** `sigmoid` saturates already at 8.3, and the gradient of `sigmoid` + `BCELoss`
+# is **NaN** (its backward divides by `max(p(1-p), 1e-12)`, and 1e-12 is 0 in float16). The markers
+# along the top edge show every logit where a form returns `inf` or `NaN`. On a GPU, PyTorch refuses
+# `F.binary_cross_entropy` under `torch.autocast` for this reason.
+#
+# The other side, a positive pixel with a very negative logit, fails more quietly in float32: the loss
+# is right, the gradient has all but vanished:
+
+# %%
+stability.set(dtype="float32", target=1.0, logit=-40.0)
+stability.print_probe()
+
+# %% [markdown]
+# What a vanished gradient means for training: one bias, every logit equal to it, targets 0, 100 SGD
+# steps from a confidently wrong start.
+
+# %%
+def train_bias(form: str, steps: int = 100, learning_rate: float = 0.5) -> float:
+    """SGD on one bias (the logit of 16 pixels with target 0), starting at 20; returns the final logit."""
+    bias = torch.tensor(20.0, requires_grad=True)
+    optimizer = torch.optim.SGD([bias], lr=learning_rate)
+    targets = torch.zeros(16)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        pixel_logits = bias.expand(16)
+        if form == "logits":
+            loss = F.binary_cross_entropy_with_logits(pixel_logits, targets)
+        else:
+            loss = F.binary_cross_entropy(torch.sigmoid(pixel_logits), targets)
+        loss.backward()
+        optimizer.step()
+    return bias.item()
+
+
+print("logits form     : logit after 100 steps", sig4(train_bias("logits")))
+print("sigmoid+BCELoss : logit after 100 steps", sig4(train_bias("sigmoid_bce")))
+
+# %% [markdown]
+# The logits form walks the bias down from 20 to below 0; `sigmoid` + `BCELoss` never moves it. And in
+# half precision, one saturated element is enough to turn every gradient of a layer into NaN, because
+# a weight's gradient sums over all elements:
+
+# %%
+layer = torch.nn.Linear(2, 1).half()
+with torch.no_grad():
+    layer.weight.copy_(torch.tensor([[2.0, 1.0]]))
+    layer.bias.zero_()
+features = torch.tensor([[1.0, 2.0], [0.0, 1.0], [3.0, 3.0], [5.0, 4.0]]).half()
+labels_half = torch.tensor([[0.0], [1.0], [1.0], [0.0]]).half()  # the last one: logit 14, target 0
+layer_logits = layer(features)
+F.binary_cross_entropy(torch.sigmoid(layer_logits), labels_half).backward()
+print("logits:", [sig4(v) for v in layer_logits.detach().flatten().tolist()])
+print("sigmoid + BCELoss, weight gradient:", layer.weight.grad.tolist())
+layer.zero_grad()
+F.binary_cross_entropy_with_logits(layer(features), labels_half).backward()
+print("logits form,       weight gradient:", [sig4(v) for v in layer.weight.grad.flatten().tolist()])
+
+# %% [markdown]
+# ## 5 · Summary
+#
+# * Binary cross-entropy is elementwise: `(N, C, H, W)`, `(N, C·H·W)`, a flat vector and a
+#   `(96000, 1)` column give the same loss and gradients, as long as weights are reshaped alongside
+#   (expand broadcast weights first) (Q5).
+# * `reduction="mean"` divides by the number of elements, not by the sum of the weights, so the weights'
+#   scale is a learning-rate factor; `sum` also scales with the image size; `weighted_mean` divides by
+#   the sum of the weights and keeps the step's scale (Q16).
+# * `nn.BCELoss(weight=...)` fixes the weight at construction; pass it per call to
+#   `F.binary_cross_entropy`, `F.binary_cross_entropy_with_logits` or `bw.BCEWithLogits` (Q10).
+# * `sigmoid` + `BCELoss` rounds $\sigma(x)$ to 1 beyond $x \approx 16.6$ (float32) or 8.3 (float16):
+#   the loss sticks at the clamp (100), the gradient becomes 0 or NaN. The logits form is exact; use
+#   it, and threshold logits at 0 rather than probabilities at 0.5 (Q12).
+#
+# ## 6 · Exercise
+#
+# Answer with the formula, or with the reduction explorer's sliders and readouts. Replace `None` with
+# your number and run the cell.
+
+# %%
+print(EXERCISE_QUESTION)
+my_factor = None
+_ = check_reduction_exercise(my_factor)
