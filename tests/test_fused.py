@@ -290,6 +290,14 @@ def test_unsupported_device_is_refused_with_the_device_named() -> None:
         resolve_backend("fused", prepared)
 
 
+def test_operand_on_another_device_goes_eager_under_auto_and_is_refused_under_fused() -> None:
+    x = torch.randn(2, 3, 4, 4)
+    prepared = prepare(x, torch.rand(2, 3, 4, 4, device="meta"), check_values=False)
+    assert resolve_backend("auto", prepared) == "torch"
+    with pytest.raises(ValueError, match="target is not on the input's device cpu"):
+        resolve_backend("fused", prepared)
+
+
 def test_auto_stays_eager_for_small_inputs_and_for_the_first_calls_of_a_signature() -> None:
     assert resolve_backend("auto", _small_prepared()) == "torch"  # below AUTO_MIN_NUMEL
     shape = (1, 1, 1, fused.AUTO_MIN_NUMEL + 1)  # a signature no other test uses
@@ -298,7 +306,7 @@ def test_auto_stays_eager_for_small_inputs_and_for_the_first_calls_of_a_signatur
     assert choices == ["torch"] * (fused.AUTO_AFTER_CALLS - 1) + ["fused", "fused"]
 
 
-def test_auto_falls_back_to_eager_when_the_compile_fails(monkeypatch) -> None:
+def test_auto_falls_back_to_eager_when_the_build_fails(monkeypatch) -> None:
     def failing(*_args):
         raise cpu_compiled.CompileFailed("no compiler")
 

@@ -18,6 +18,7 @@ cannot run) and ``"auto"`` (fused when it can run and pays off, else torch, sile
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import TYPE_CHECKING
@@ -27,7 +28,7 @@ from torch import Tensor
 
 from bceweights.fused import cpu_compiled
 from bceweights.fused.autograd import FusedBCE, eager_loss, finish
-from bceweights.fused.plan import Plan, make_plan
+from bceweights.fused.plan import FusedBuildFailed, Plan, make_plan
 
 if TYPE_CHECKING:
     from bceweights.loss import Prepared
@@ -80,6 +81,12 @@ def unavailable_reason(prepared: Prepared) -> str | None:
                 f"{' and '.join(needing)} require{'s' if len(needing) == 1 else ''} grad, and the fused path "
                 "differentiates the input only"
             )
+    elsewhere = [
+        name for name in ("target", "weight", "pos_weight", "ignore")
+        if getattr(prepared, name) is not None and getattr(prepared, name).device != x.device
+    ]
+    if elsewhere:
+        return f"{' and '.join(elsewhere)} {'is' if len(elsewhere) == 1 else 'are'} not on the input's device {x.device}"
     if x.dtype not in FUSED_DTYPES:
         return f"input has dtype {x.dtype}; the fused paths handle float16, bfloat16, float32 and float64"
     if x.device.type == "cpu":
@@ -91,7 +98,8 @@ def unavailable_reason(prepared: Prepared) -> str | None:
                 "on CUDA the fused loss is a Triton kernel, and triton is not installed. "
                 f"Install it with `pip install {TRITON_REQUIREMENT}` (the version torch {torch.__version__} pins)"
             )
-        return None
+        kernel_module = sys.modules.get("bceweights.fused.triton_kernel")
+        return None if kernel_module is None else kernel_module.unavailable_reason()
     return f"input is on {x.device.type!r}; the fused paths run on 'cpu' and 'cuda'"
 
 
@@ -194,7 +202,7 @@ def fused_loss(
         if need_grad:
             return FusedBCE.apply(*operands, plan, runner)
         return finish(runner(plan, *operands), plan, x)[0]
-    except cpu_compiled.CompileFailed:
+    except FusedBuildFailed:
         if backend == "auto":
             return eager_loss(prepared, reduction, gamma, alpha)
         raise

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from bceweights.fused.formula import kept_amount, loss_and_grad
-from bceweights.fused.plan import PassOutputs, Plan
+from bceweights.fused.plan import FusedBuildFailed, PassOutputs, Plan
 
 MAX_COMPILED: int = 64
 """Compiled signatures kept per process; the least recently used one is dropped beyond this."""
@@ -33,8 +33,8 @@ _lock = threading.Lock()
 _failure: str | None = None
 
 
-class CompileFailed(RuntimeError):
-    """The C++ toolchain could not build the fused loss; the message says why."""
+class CompileFailed(FusedBuildFailed):
+    """torch.compile could not build the fused CPU loss; the message says why."""
 
 
 @functools.lru_cache(maxsize=1)

@@ -17,6 +17,13 @@ if TYPE_CHECKING:  # bceweights.loss imports this package; import it lazily at r
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none", "weighted_mean")
 
 
+class FusedBuildFailed(RuntimeError):
+    """A fused backend could not build (compile) or launch its kernel; the message says why.
+
+    ``backend="auto"`` falls back to the eager path on it and stops trying that backend in this process.
+    """
+
+
 @dataclass(frozen=True)
 class Plan:
     """The static description of one fused call.

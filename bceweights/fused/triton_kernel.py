@@ -25,13 +25,20 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from bceweights.fused.plan import PassOutputs, Plan
+from bceweights.fused.plan import FusedBuildFailed, PassOutputs, Plan
 
 BLOCK: int = 1024
 """Elements per program."""
 
 MAX_DIMS: int = 4
 """Dimensions the kernel can index after merging; more get their broadcast operands materialised."""
+
+_failure: str | None = None
+
+
+def unavailable_reason() -> str | None:
+    """Why the kernel cannot run in this process (it failed to build or launch before), or None."""
+    return _failure
 
 
 @triton.jit
@@ -263,7 +270,6 @@ def run(plan: Plan, input: Tensor, target: Tensor, weight: Tensor | None, pos_we
         layout = layout_for(shape, list(present.values()))
     strides = dict(zip(present, layout.strides))
     flat = dict(zip(present, layout.flat))
-    zero_strides = (0,) * MAX_DIMS
 
     fp64 = x.dtype == torch.float64
     acc = torch.float64 if fp64 else torch.float32
@@ -276,20 +282,26 @@ def run(plan: Plan, input: Tensor, target: Tensor, weight: Tensor | None, pos_we
     grad = torch.empty_like(x) if plan.need_grad else None
     dummy = values  # stands in for absent operands; never read
 
-    _fused_bce_kernel[(programs,)](
-        x, y, present.get("w", dummy), present.get("p", dummy), present.get("i", dummy),
-        values, kept if kept is not None else dummy, grad if grad is not None else dummy,
-        numel, layout.sizes[1], layout.sizes[2], layout.sizes[3],
-        *strides.get("w", zero_strides), *strides.get("p", zero_strides), *strides.get("i", zero_strides),
-        float(plan.gamma), 0.0 if plan.alpha is None else float(plan.alpha),
-        HAS_W="w" in present, W_FLAT=flat.get("w", False),
-        HAS_P="p" in present, P_FLAT=flat.get("p", False),
-        HAS_IGNORE="i" in present, IGNORE_FLAT=flat.get("i", False),
-        GAMMA_MODE=_gamma_mode(plan.gamma), HAS_ALPHA=plan.alpha is not None,
-        REDUCE=plan.reduce, KEPT={None: 0, "count": 1, "weight": 2}[plan.kept],
-        NEED_GRAD=plan.need_grad, FP64=fp64, INT64=max(largest_offset, programs * BLOCK) >= 2**31,
-        LOG1P_TERMS=17 if fp64 else 8, BLOCK=BLOCK,
-    )
+    zero_strides = (0,) * MAX_DIMS
+    try:
+        _fused_bce_kernel[(programs,)](
+            x, y, present.get("w", dummy), present.get("p", dummy), present.get("i", dummy),
+            values, kept if kept is not None else dummy, grad if grad is not None else dummy,
+            numel, layout.sizes[1], layout.sizes[2], layout.sizes[3],
+            *strides.get("w", zero_strides), *strides.get("p", zero_strides), *strides.get("i", zero_strides),
+            float(plan.gamma), 0.0 if plan.alpha is None else float(plan.alpha),
+            HAS_W="w" in present, W_FLAT=flat.get("w", False),
+            HAS_P="p" in present, P_FLAT=flat.get("p", False),
+            HAS_IGNORE="i" in present, IGNORE_FLAT=flat.get("i", False),
+            GAMMA_MODE=_gamma_mode(plan.gamma), HAS_ALPHA=plan.alpha is not None,
+            REDUCE=plan.reduce, KEPT={None: 0, "count": 1, "weight": 2}[plan.kept],
+            NEED_GRAD=plan.need_grad, FP64=fp64, INT64=max(largest_offset, programs * BLOCK) >= 2**31,
+            LOG1P_TERMS=17 if fp64 else 8, BLOCK=BLOCK,
+        )
+    except Exception as error:  # a Triton compile error, or a GPU architecture Triton does not support
+        global _failure
+        _failure = f"the Triton kernel failed to build or launch: {type(error).__name__}: {error}".splitlines()[0]
+        raise FusedBuildFailed(f"{_failure}\nWrite instead:\n    backend=\"torch\"   # the eager path") from error
     if plan.reduce:
         values = values.sum(dtype=torch.float64).to(acc)
     if kept is not None:
