@@ -22,6 +22,7 @@ The explorer computes every number with :func:`bceweights.bce_with_logits` and a
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from typing import Any
@@ -29,9 +30,11 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 import torch
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from bceweights.explore.base import Explorer, format_number
 from bceweights.explore.broadcast import one_thread
@@ -43,6 +46,20 @@ BACKGROUND_LOGIT = -2.0
 REDUCTIONS = ("mean", "sum", "weighted_mean")
 WEIGHT_RANGE = (0.01, 100.0)
 _COLORS = {"mean": "tab:blue", "sum": "tab:red", "weighted_mean": "tab:green"}
+_NORM = LogNorm(*WEIGHT_RANGE)
+_CMAP = colormaps["magma"]
+#: Tick labels as plain numbers (0.01, 100, 1e+04): mathtext labels cost much more to draw.
+_PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
+
+
+@functools.lru_cache(maxsize=8)
+def _pixels_by_distance(side: int) -> torch.Tensor:
+    """Raster indices of a ``side x side`` image, nearest the centre first (ties in raster order)."""
+    centre = (side - 1) / 2
+    rows, cols = torch.meshgrid(torch.arange(side, dtype=torch.float64), torch.arange(side, dtype=torch.float64),
+                                indexing="ij")
+    distance = ((rows - centre) ** 2 + (cols - centre) ** 2).flatten()
+    return torch.argsort(distance, stable=True)
 
 
 def disk_target(side: int, foreground: float) -> torch.Tensor:
@@ -50,24 +67,21 @@ def disk_target(side: int, foreground: float) -> torch.Tensor:
     nearest the centre (a disk, ties broken in raster order)."""
     n = side * side
     k = int(round(foreground * n))
-    centre = (side - 1) / 2
-    rows, cols = torch.meshgrid(torch.arange(side, dtype=torch.float64), torch.arange(side, dtype=torch.float64),
-                                indexing="ij")
-    distance = ((rows - centre) ** 2 + (cols - centre) ** 2).flatten()
-    order = torch.argsort(distance, stable=True)
     target = torch.zeros(n, dtype=torch.float64)
-    target[order[:k]] = 1.0
+    target[_pixels_by_distance(side)[:k]] = 1.0
     return target.view(side, side)
 
 
-def outline_rgba(inside: np.ndarray) -> np.ndarray:
-    """An ``(H, W, 4)`` RGBA image: opaque white on the pixels of ``inside`` that touch an outside pixel
-    (4-neighbourhood, the image border counting as outside), transparent elsewhere."""
+def weight_map_rgba(inside: np.ndarray, weight_fg: float, weight_bg: float) -> np.ndarray:
+    """The weight map as an ``(H, W, 4)`` uint8 RGBA image: each pixel coloured by its weight on the
+    explorer's log colour scale, and the foreground's outline (``inside`` pixels with a 4-neighbour
+    outside, the border counting as outside) in white, so the foreground shows even when both weights
+    are equal."""
+    colours = _CMAP(_NORM(np.array([weight_bg, weight_fg])), bytes=True)
+    rgba = np.where(inside[..., None], colours[1], colours[0]).astype(np.uint8)
     padded = np.pad(inside, 1, constant_values=False)
     interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-    edge = inside & ~interior
-    rgba = np.zeros(inside.shape + (4,))
-    rgba[edge] = (1.0, 1.0, 1.0, 1.0)
+    rgba[inside & ~interior] = 255
     return rgba
 
 
@@ -262,19 +276,18 @@ class ReductionExplorer(Explorer):
 
     def build_figure(self, figure: Figure) -> None:
         map_axes = figure.add_axes((0.01, 0.06, 0.22, 0.76))
+        # One RGBA image, coloured here (two colours and an outline): cheaper to redraw than a
+        # colour-mapped image with an overlay.
         self._weight_image = map_axes.imshow(
-            np.ones((64, 64)), norm=LogNorm(*WEIGHT_RANGE), cmap="magma", interpolation="nearest",
-            extent=(0.0, 1.0, 1.0, 0.0),
-        )
-        # The foreground's outline on top (white), visible even when both weights are equal.
-        self._outline = map_axes.imshow(
-            np.zeros((64, 64, 4)), interpolation="nearest", extent=(0.0, 1.0, 1.0, 0.0)
+            np.zeros((64, 64, 4), dtype=np.uint8), interpolation="nearest", extent=(0.0, 1.0, 1.0, 0.0)
         )
         map_axes.set_xticks([])
         map_axes.set_yticks([])
         map_axes.set_title("weight per pixel\n(white outline: foreground)", fontsize=9)
         bar_axes = figure.add_axes((0.235, 0.06, 0.01, 0.76))
-        figure.colorbar(self._weight_image, cax=bar_axes)
+        colorbar = figure.colorbar(ScalarMappable(norm=_NORM, cmap=_CMAP), cax=bar_axes)
+        colorbar.minorticks_off()
+        colorbar.ax.yaxis.set_major_formatter(_PLAIN)
         bar_axes.tick_params(labelsize=8)
 
         self._loss_axes = figure.add_axes((0.34, 0.12, 0.29, 0.7))
@@ -293,12 +306,15 @@ class ReductionExplorer(Explorer):
             self._reference[panel] = axes.axhline(1.0, color="0.2", linestyle="--", linewidth=1.0)
             axes.set_xticks(positions, ["mean", "sum", "weighted\nmean"], fontsize=9)
             axes.set_xlim(-0.6, len(REDUCTIONS) - 0.4)
+            # Decades only, labelled as plain numbers: minor ticks and mathtext labels would make every
+            # full redraw several times slower.
             axes.yaxis.set_major_locator(LogLocator(base=10.0, numticks=12))
-            axes.yaxis.set_minor_formatter(NullFormatter())
+            axes.yaxis.set_major_formatter(_PLAIN)
+            axes.yaxis.set_minor_locator(NullLocator())
             axes.tick_params(axis="y", labelsize=8)
         self._loss_axes.set_title("loss (dashed: unweighted mean)", fontsize=10)
         self._grad_axes.set_title("gradient size Σ|∂L/∂x| (× unweighted)", fontsize=10)
-        self.animate(self._weight_image, self._outline, *self._bars.values(), *self._labels.values(), *self._reference.values())
+        self.animate(self._weight_image, *self._bars.values(), *self._labels.values(), *self._reference.values())
         self._limits: dict[str, tuple[float, float] | None] = {"loss": None, "grad": None}
 
     def recompute(self, values: dict[str, Any]) -> dict[str, float]:
@@ -306,8 +322,7 @@ class ReductionExplorer(Explorer):
         weight_fg, weight_bg = float(values["weight_fg"]), float(values["weight_bg"])
         target = disk_target(side, foreground)
         numbers_ = reduction_numbers(target, weight_fg, weight_bg)
-        self._weight_image.set_data((weight_fg * target + weight_bg * (1 - target)).numpy())
-        self._outline.set_data(outline_rgba(target.numpy() > 0.5))
+        self._weight_image.set_data(weight_map_rgba(target.numpy() > 0.5, weight_fg, weight_bg))
 
         for panel, axes in (("loss", self._loss_axes), ("grad", self._grad_axes)):
             heights = [numbers_[f"{panel}_{r}"] for r in REDUCTIONS]
