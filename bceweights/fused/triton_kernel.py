@@ -60,16 +60,18 @@ def _log1p_small(e, TERMS: tl.constexpr):
     t = e / (2.0 + e)
     t2 = t * t
     poly = tl.zeros_like(e) + 1.0 / (2 * TERMS + 1)
-    for k in tl.static_range(TERMS - 1, -1, -1):
-        poly = poly * t2 + 1.0 / (2 * k + 1)
+    for j in tl.static_range(TERMS):  # Horner, from the t^(2 TERMS - 2) coefficient down to 1
+        poly = poly * t2 + 1.0 / (2 * (TERMS - 1 - j) + 1)
     return 2.0 * t * poly
 
 
 @triton.jit
 def _load_operand(ptr, index, inside, size1, size2, size3, s0, s1, s2, s3, FLAT: tl.constexpr):
     if FLAT:
-        return tl.load(ptr + index, mask=inside, other=0)
-    return tl.load(ptr + _offset(index, size1, size2, size3, s0, s1, s2, s3), mask=inside, other=0)
+        offset = index
+    else:
+        offset = _offset(index, size1, size2, size3, s0, s1, s2, s3)
+    return tl.load(ptr + offset, mask=inside, other=0)
 
 
 @triton.jit
@@ -249,6 +251,51 @@ def _gamma_mode(gamma: float) -> int:
     return -1
 
 
+_TRITON_TYPES = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32", torch.float64: "fp64"}
+
+
+def _constexprs(plan: Plan, has: dict[str, bool], flat: dict[str, bool], fp64: bool, int64: bool) -> dict:
+    return dict(
+        HAS_W=has["w"], W_FLAT=flat.get("w", False),
+        HAS_P=has["p"], P_FLAT=flat.get("p", False),
+        HAS_IGNORE=has["i"], IGNORE_FLAT=flat.get("i", False),
+        GAMMA_MODE=_gamma_mode(plan.gamma), HAS_ALPHA=plan.alpha is not None,
+        REDUCE=plan.reduce, KEPT={None: 0, "count": 1, "weight": 2}[plan.kept],
+        NEED_GRAD=plan.need_grad, FP64=fp64, INT64=int64,
+        LOG1P_TERMS=17 if fp64 else 8, BLOCK=BLOCK,
+    )
+
+
+def compile_for_gpu(arch: int, dtype: torch.dtype, plan: Plan, *, weight: bool, pos_weight: bool, ignore: bool,
+                    flat: bool = False, int64: bool = False):
+    """Compile the kernel for CUDA compute capability ``arch`` (90: H100) without a GPU, down to a cubin
+    with the ``ptxas`` Triton ships; the tests use it to check the CUDA code generation on a CPU machine.
+
+    Returns the compiled kernel (``.asm["ptx"]`` holds its PTX).
+    """
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    element, fp64 = _TRITON_TYPES[dtype], dtype == torch.float64
+    accumulator = "fp64" if fp64 else "fp32"
+    index = "i64" if int64 else "i32"
+    pointers = {"x_ptr": element, "y_ptr": element, "w_ptr": element, "p_ptr": element, "ignore_ptr": "u8",
+                "values_ptr": accumulator if plan.reduce else element, "kept_ptr": accumulator,
+                "grad_ptr": element}
+    constexprs = _constexprs(plan, {"w": weight, "p": pos_weight, "i": ignore},
+                             {"w": flat, "p": flat, "i": flat}, fp64, int64)
+    signature = {}
+    for name in _fused_bce_kernel.arg_names:
+        if name in pointers:
+            signature[name] = "*" + pointers[name]
+        elif name in constexprs:
+            signature[name] = "constexpr"
+        else:
+            signature[name] = "fp32" if name in ("gamma", "alpha") else index
+    source = ASTSource(fn=_fused_bce_kernel, signature=signature, constexprs=constexprs)
+    return triton.compile(source, target=GPUTarget("cuda", arch, 32))
+
+
 def run(plan: Plan, input: Tensor, target: Tensor, weight: Tensor | None, pos_weight: Tensor | None,
         ignore: Tensor | None) -> PassOutputs:
     """One fused pass (see :class:`bceweights.fused.plan.PassOutputs`) on CUDA tensors, or on CPU
@@ -290,13 +337,8 @@ def run(plan: Plan, input: Tensor, target: Tensor, weight: Tensor | None, pos_we
             numel, layout.sizes[1], layout.sizes[2], layout.sizes[3],
             *strides.get("w", zero_strides), *strides.get("p", zero_strides), *strides.get("i", zero_strides),
             float(plan.gamma), 0.0 if plan.alpha is None else float(plan.alpha),
-            HAS_W="w" in present, W_FLAT=flat.get("w", False),
-            HAS_P="p" in present, P_FLAT=flat.get("p", False),
-            HAS_IGNORE="i" in present, IGNORE_FLAT=flat.get("i", False),
-            GAMMA_MODE=_gamma_mode(plan.gamma), HAS_ALPHA=plan.alpha is not None,
-            REDUCE=plan.reduce, KEPT={None: 0, "count": 1, "weight": 2}[plan.kept],
-            NEED_GRAD=plan.need_grad, FP64=fp64, INT64=max(largest_offset, programs * BLOCK) >= 2**31,
-            LOG1P_TERMS=17 if fp64 else 8, BLOCK=BLOCK,
+            **_constexprs(plan, {k: k in present for k in ("w", "p", "i")}, flat, fp64,
+                          max(largest_offset, programs * BLOCK) >= 2**31),
         )
     except Exception as error:  # a Triton compile error, or a GPU architecture Triton does not support
         global _failure
