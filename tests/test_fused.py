@@ -243,6 +243,29 @@ def test_compiled_cpu_backward_twice_with_retain_graph() -> None:
     torch.testing.assert_close(x.grad, 2 * once)
 
 
+@pytest.mark.parametrize("case", [CASES[0], CASES[1]], ids=["mean", "sum"])
+def test_compiled_cpu_plain_backward_hands_over_the_final_gradient(case: Case) -> None:
+    """``loss.backward()`` (grad_output 1, graph not kept): the saved gradient becomes ``.grad``."""
+    arguments = make_arguments(case)
+    x = arguments["input"].clone().requires_grad_()
+    fused_path(case)(_prepared(arguments, torch.float32, x)).backward()
+    _, expected = loss_and_input_grad(case, arguments, torch.float64,
+                                      lambda prepared: eager(case)(prepared) * -1.0)  # its cotangent is -1
+    assert_matches(x.grad, expected, 1e-5, f"{case.name} .grad")
+
+
+def test_gradients_returned_while_the_graph_is_kept_are_independent_copies() -> None:
+    case = CASES[0]
+    arguments = make_arguments(case)
+    x = arguments["input"].clone().requires_grad_()
+    loss = fused_path(case)(_prepared(arguments, torch.float32, x))
+    (first,) = torch.autograd.grad(loss, x, retain_graph=True)
+    expected = first.clone()
+    first.mul_(100.0)  # the caller owns what it got
+    (second,) = torch.autograd.grad(loss, x)
+    torch.testing.assert_close(second, expected, rtol=0, atol=0)
+
+
 def test_empty_input_gives_what_eager_gives() -> None:
     x = torch.empty(0, 3, 4, 4, requires_grad=True)
     prepared = prepare(x, torch.empty(0, 3, 4, 4), check_values=False)

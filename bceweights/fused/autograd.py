@@ -1,13 +1,17 @@
 """The autograd wrapper around a fused pass: forward saves the gradient, backward only scales it.
 
-The fused pass already computed ``g = d (sum of weighted losses) / d input`` per element, so
+The fused pass already computed ``g = d (sum of weighted losses) / d input`` per element (divided by
+``numel`` in the pass for a mean over all elements, whose denominator is known in advance), so
 
-    reduction "none":                        d input = g * grad_output            (elementwise)
-    reduction "sum":                         d input = g * grad_output
-    reduction "mean" / "weighted_mean":      d input = g * (grad_output / denominator)
+    reduction "none":                                 d input = g * grad_output      (elementwise)
+    reduction "sum", or a mean over all elements:     d input = g * grad_output
+    a mean whose denominator the pass summed:         d input = g * (grad_output / denominator)
 
-one multiply in backward. A second-order backward (``create_graph=True``, e.g. MAML or a gradient
-penalty) differentiates the eager formula instead, so higher derivatives stay exact.
+one multiply in backward, and none at all in the common case ``loss.backward()`` on CPU: when
+``grad_output`` is 1 and autograd will not run this graph again (no ``retain_graph``), the saved
+gradient is handed over as it is (autograd then stores it as ``.grad`` without a copy). A second-order
+backward (``create_graph=True``, e.g. MAML or a gradient penalty) differentiates the eager formula
+instead, so higher derivatives stay exact.
 """
 
 from __future__ import annotations
@@ -43,7 +47,10 @@ def eager_loss(prepared: Prepared, reduction: str, gamma: float = 0.0, alpha: fl
 
 
 def denominator(outputs: PassOutputs, plan: Plan, numel: int) -> Tensor | float:
-    """What the summed loss is divided by: 1, ``numel``, or the kept count/weight (1 where it is 0)."""
+    """What the summed loss is divided by: 1, ``numel``, or the kept count/weight (1 where it is 0).
+
+    Only the last (a tensor) still has to divide the gradient; ``numel`` is in ``plan.grad_scale``.
+    """
     if plan.reduction in ("sum", "none"):
         return 1.0
     if outputs.kept is None:
@@ -99,5 +106,22 @@ class FusedBCE(torch.autograd.Function):
             return (grad_input, *nothing)
         if not plan.reduce:
             return (grad * grad_output, *nothing)
-        scale = grad_output.to(torch.float64 if grad.dtype == torch.float64 else torch.float32) / ctx.divisor
-        return (grad * scale, *nothing)
+        if isinstance(ctx.divisor, Tensor):
+            return (grad * (grad_output.to(ctx.divisor.dtype) / ctx.divisor), *nothing)
+        if _is_one_on_cpu(grad_output) and not _graph_is_kept():
+            return (grad, *nothing)  # already final; nothing else will read it
+        return (grad * grad_output.to(torch.float64 if grad.dtype == torch.float64 else torch.float32), *nothing)
+
+
+def _is_one_on_cpu(grad_output: Tensor) -> bool:
+    """True for a CPU scalar equal to 1 (reading a CUDA scalar would wait for the device)."""
+    return grad_output.device.type == "cpu" and grad_output.numel() == 1 and bool(grad_output == 1)
+
+
+def _graph_is_kept() -> bool:
+    """Whether the running backward keeps the graph (``retain_graph=True``); True when unknown."""
+    query = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+    try:
+        return True if query is None else bool(query())
+    except RuntimeError:  # not inside a backward run by the engine
+        return True

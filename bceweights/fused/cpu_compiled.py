@@ -85,6 +85,8 @@ def _single_pass(
     )
     values = loss.sum() if plan.reduce else loss.to(input.dtype)
     kept = kept_amount(input, weight, ignore, plan.kept) if plan.kept is not None else None
+    if grad is not None and plan.grad_scale != 1.0:
+        grad = grad * plan.grad_scale
     return values, kept, None if grad is None else grad.to(input.dtype)
 
 

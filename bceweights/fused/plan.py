@@ -36,6 +36,8 @@ class Plan:
         gamma: focal exponent (0 = plain BCE).
         alpha: focal class balance, or None.
         need_grad: compute ``d loss / d input`` in the same pass.
+        grad_scale: factor applied to the gradient inside the pass: ``1 / numel`` for a mean over all
+            elements (so the saved gradient is already final for ``grad_output = 1``), else 1.
     """
 
     reduction: str
@@ -43,6 +45,7 @@ class Plan:
     gamma: float
     alpha: float | None
     need_grad: bool
+    grad_scale: float = 1.0
 
     @property
     def reduce(self) -> bool:
@@ -63,8 +66,8 @@ class PassOutputs:
         values: the per-element loss ``(*)`` in the input's dtype (``reduction="none"``), or the sum of
             the weighted losses as a 0-d tensor in the compute dtype.
         kept: the 0-d denominator sum (compute dtype) when ``plan.kept`` is set, else None.
-        grad: the unscaled ``d (sum of losses) / d input`` per element, ``(*)`` in the input's dtype,
-            or None when ``plan.need_grad`` is False.
+        grad: ``plan.grad_scale * d (sum of losses) / d input`` per element, ``(*)`` in the input's
+            dtype, or None when ``plan.need_grad`` is False.
     """
 
     values: Tensor
@@ -88,4 +91,6 @@ def make_plan(prepared: Prepared, reduction: str, gamma: float, alpha: float | N
         kept = "weight"
     elif reduction in ("mean", "weighted_mean") and prepared.ignore is not None:
         kept = "count"
-    return Plan(reduction, kept, float(gamma), None if alpha is None else float(alpha), need_grad)
+    mean_over_all = reduction in ("mean", "weighted_mean") and kept is None and prepared.input.numel() > 0
+    return Plan(reduction, kept, float(gamma), None if alpha is None else float(alpha), need_grad,
+                1.0 / prepared.input.numel() if mean_over_all else 1.0)

@@ -25,6 +25,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from bceweights.fused.formula import LOG1P_TERMS
 from bceweights.fused.plan import FusedBuildFailed, PassOutputs, Plan
 
 BLOCK: int = 1024
@@ -55,8 +56,9 @@ def _offset(index, size1, size2, size3, s0, s1, s2, s3):
 
 @triton.jit
 def _log1p_small(e, TERMS: tl.constexpr):
-    """``log1p(e)`` for ``e`` in ``[0, 1]`` as ``2 atanh(t)``, ``t = e / (2 + e) <= 1/3``: relative error
-    below ``(1/9)^TERMS``, in any dtype, with arithmetic only (no libdevice, so the interpreter runs it)."""
+    """``log1p(e)`` for ``e`` in ``[0, 1]`` as ``2 atanh(t)``, ``t = e / (2 + e) <= 1/3``, powers up to
+    ``t^(2 TERMS)`` (see :func:`bceweights.fused.formula.log1p_small`): arithmetic only, so it is
+    accurate on every GPU and the interpreter runs it (libdevice's ``log1p`` is not interpreted)."""
     t = e / (2.0 + e)
     t2 = t * t
     poly = tl.zeros_like(e) + 1.0 / (2 * TERMS + 1)
@@ -82,7 +84,7 @@ def _fused_bce_kernel(
     w_s0, w_s1, w_s2, w_s3,
     p_s0, p_s1, p_s2, p_s3,
     i_s0, i_s1, i_s2, i_s3,
-    gamma, alpha,
+    gamma, alpha, grad_scale,
     HAS_W: tl.constexpr, W_FLAT: tl.constexpr,
     HAS_P: tl.constexpr, P_FLAT: tl.constexpr,
     HAS_IGNORE: tl.constexpr, IGNORE_FLAT: tl.constexpr,
@@ -166,7 +168,7 @@ def _fused_bce_kernel(
         grad = tl.where(ignored, 0.0, grad)
 
     if NEED_GRAD:
-        tl.store(grad_ptr + index, grad.to(grad_ptr.dtype.element_ty), mask=inside)
+        tl.store(grad_ptr + index, (grad * grad_scale).to(grad_ptr.dtype.element_ty), mask=inside)
     if REDUCE:
         tl.store(values_ptr + pid, tl.sum(tl.where(inside, loss, 0.0), axis=0))
     else:
@@ -262,7 +264,7 @@ def _constexprs(plan: Plan, has: dict[str, bool], flat: dict[str, bool], fp64: b
         GAMMA_MODE=_gamma_mode(plan.gamma), HAS_ALPHA=plan.alpha is not None,
         REDUCE=plan.reduce, KEPT={None: 0, "count": 1, "weight": 2}[plan.kept],
         NEED_GRAD=plan.need_grad, FP64=fp64, INT64=int64,
-        LOG1P_TERMS=17 if fp64 else 8, BLOCK=BLOCK,
+        LOG1P_TERMS=LOG1P_TERMS[fp64], BLOCK=BLOCK,
     )
 
 
@@ -291,7 +293,7 @@ def compile_for_gpu(arch: int, dtype: torch.dtype, plan: Plan, *, weight: bool, 
         elif name in constexprs:
             signature[name] = "constexpr"
         else:
-            signature[name] = "fp32" if name in ("gamma", "alpha") else index
+            signature[name] = "fp32" if name in ("gamma", "alpha", "grad_scale") else index
     source = ASTSource(fn=_fused_bce_kernel, signature=signature, constexprs=constexprs)
     return triton.compile(source, target=GPUTarget("cuda", arch, 32))
 
@@ -336,7 +338,7 @@ def run(plan: Plan, input: Tensor, target: Tensor, weight: Tensor | None, pos_we
             values, kept if kept is not None else dummy, grad if grad is not None else dummy,
             numel, layout.sizes[1], layout.sizes[2], layout.sizes[3],
             *strides.get("w", zero_strides), *strides.get("p", zero_strides), *strides.get("i", zero_strides),
-            float(plan.gamma), 0.0 if plan.alpha is None else float(plan.alpha),
+            float(plan.gamma), 0.0 if plan.alpha is None else float(plan.alpha), float(plan.grad_scale),
             **_constexprs(plan, {k: k in present for k in ("w", "p", "i")}, flat, fp64,
                           max(largest_offset, programs * BLOCK) >= 2**31),
         )
