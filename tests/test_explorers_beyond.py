@@ -264,3 +264,14 @@ def test_weight_map_exercise_answer_is_the_smallest_w0_on_the_grid():
 def test_check_weight_map_exercise_verdicts(offset, correct, phrase, capsys):
     assert check_weight_map_exercise(weight_map_exercise_answer() + offset) is correct
     assert phrase in capsys.readouterr().out
+
+
+def test_focal_gradient_panel_holds_every_gamma_so_updates_are_blits():
+    explorer = FocalExplorer()
+    explorer.render()
+    before = explorer.full_draw_count
+    for gamma in np.arange(0.0, 5.01, 0.25):
+        explorer.set(gamma=float(gamma))
+        explorer.render()
+        assert max(np.max(explorer._lines["grad", key].get_ydata()) for key in ("pos", "neg")) < explorer._grad_axes.get_ylim()[1]
+    assert explorer.full_draw_count == before

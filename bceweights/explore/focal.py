@@ -31,11 +31,13 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from scipy import ndimage, special
 
-from bceweights.explore.base import Explorer, format_number, nice_ceiling
+from bceweights.explore.base import Explorer, format_number
 
 #: q_t at or above this is an *easy* pixel; below HARD_BELOW a *hard* (misclassified) one.
 EASY_FROM = 0.9
 HARD_BELOW = 0.5
+#: Top of the gradient panel: above the largest |dl/dx| for any gamma in [0, 5] (about 1.31).
+GRADIENT_TOP = 1.4
 #: Probabilities of the true class at which the curves are drawn.
 CURVE_POINTS = 500
 GROUPS = ("easy", "middle", "hard")
@@ -254,6 +256,9 @@ class FocalExplorer(Explorer):
             axes.set_xlabel("q_t, probability of the true class")
             axes.grid(alpha=0.25)
         self._loss_axes.set_ylim(0.0, 4.0)
+        # Fixed: the largest gradient magnitude over gamma in [0, 5] is about 1.31 (at small q_t), so
+        # the axes never change and every update is a blit.
+        self._grad_axes.set_ylim(0.0, GRADIENT_TOP)
         self._loss_axes.set_title("per-pixel loss", fontsize=10)
         self._grad_axes.set_title("gradient magnitude |dl/dx|", fontsize=10)
         self._loss_axes.legend(loc="upper right", fontsize=8, framealpha=0.9)
@@ -292,9 +297,6 @@ class FocalExplorer(Explorer):
         for row, key in ((0, "pos"), (1, "neg")):
             self._lines["loss", key].set_ydata(loss[row])
             self._lines["grad", key].set_ydata(gradient[row])
-        grad_top = nice_ceiling(1.05 * max(1.0, float(gradient.max())), mantissas=(1.0, 1.2, 1.5, 2.0, 3.0, 5.0))
-        if self._grad_axes.get_ylim()[1] != grad_top:
-            self._grad_axes.set_ylim(0.0, grad_top)
 
         _, image_gradient = focal_curves(self._margin, gamma, _alpha_t(self._target, alpha))
         largest = float(image_gradient.max())
