@@ -75,9 +75,10 @@ def test_optimal_probability_and_logit_readouts_match_closed_form(values):
 def test_readouts_follow_a_control_set_directly_and_count_updates():
     explorer = LossCurveExplorer(y=0.25)
     before = explorer.update_count
-    explorer.controls["pos_weight"].value = 3.0  # as a slider drag does
+    explorer.controls["pos_weight"].value = 3  # as a slider drag does (an int works too)
     assert explorer.update_count == before + 1
     assert explorer.values["pos_weight"] == 3.0
+    assert explorer.controls["pos_weight"].label == "3"
     assert explorer.readouts["optimal_probability"] == pytest.approx(0.5)
     explorer.set(weight=2.0, pos_weight=10.0)  # several controls, one update
     assert explorer.update_count == before + 2
@@ -182,8 +183,12 @@ def test_set_rejects_unknown_names_and_out_of_range_values():
     explorer = LossCurveExplorer()
     with pytest.raises(ValueError, match=r"no control named 'pos'.*weight, pos_weight, y, logit"):
         explorer.set(pos=10)
-    with pytest.raises(ValueError, match=r"pos_weight=1000 is outside.*\[0.01, 100\]"):
+    with pytest.raises(ValueError, match=r"(?s)pos_weight=1000 is not one of .*0.01 ... 100.*pos_weight=100\)"):
         explorer.set(pos_weight=1000)
+    with pytest.raises(ValueError, match=r"(?s)pos_weight=3.3 is not one of .*explorer.set\(pos_weight=3\)"):
+        explorer.set(pos_weight=3.3)
+    with pytest.raises(ValueError, match=r"weight=7 is outside .*\[0, 5\]"):
+        explorer.set(weight=7)
     with pytest.raises(ValueError, match="no control named"):
         LossCurveExplorer(gamma=2.0)
     assert explorer.values["pos_weight"] == 1.0  # nothing changed
@@ -210,7 +215,7 @@ def test_blitted_frames_equal_full_draws():
     canvas = explorer.figure.canvas
     explorer.render()
     blits = 0
-    for change in [dict(y=0.31), dict(logit=1.0), dict(pos_weight=1.05), dict(weight=0.98), dict(y=0.9)]:
+    for change in [dict(y=0.31), dict(logit=1.0), dict(pos_weight=1.2), dict(weight=0.98), dict(y=0.9)]:
         full_before = explorer.full_draw_count
         explorer.set(**change)
         explorer.render()
@@ -270,6 +275,16 @@ def test_construction_and_updates_write_nothing(capfd):
     assert captured.out == "" and captured.err == ""
 
 
+def test_log_slider_offers_round_values_from_0_01_to_100():
+    from bceweights.explore.base import log_choices
+
+    values = [value for _, value in log_choices(-2, 2)]
+    assert values[0] == 0.01 and values[-1] == 100.0 and len(values) == 49
+    assert {0.1, 1.0, 3.0, 4.0, 9.0, 10.0, 100.0} <= set(values)
+    ratios = np.diff(np.log10(values))
+    assert ratios.min() > 0 and ratios.max() < 0.13  # increasing, no big jumps
+
+
 def test_under_ipympl_the_canvas_is_the_ipympl_widget():
     """A fresh interpreter with ``matplotlib.use("module://ipympl.backend_nbagg")``, no kernel."""
     script = textwrap.dedent(
@@ -286,9 +301,14 @@ def test_under_ipympl_the_canvas_is_the_ipympl_widget():
         assert explorer.interactive_canvas
         assert plt.get_fignums() == [], "explorer figures must not be registered with pyplot"
         explorer.set(pos_weight=10.0)
-        explorer.controls["y"].value = 0.9
+        canvas = explorer.figure.canvas
+        assert canvas._data_url is None, "nothing is pushed to the canvas before it is shown"
         bundle = explorer._repr_mimebundle_()
         assert "image/png" in bundle and "application/vnd.jupyter.widget-view+json" in bundle
+        assert canvas._data_url.startswith("data:image/png;base64,")
+        shown = canvas._data_url
+        explorer.controls["y"].value = 0.9
+        assert canvas._data_url.startswith("data:image/png;base64,") and canvas._data_url != shown
         assert explorer.readouts["optimal_probability"] > 0.98
         print("ok", explorer.update_count, explorer.full_draw_count)
         """
@@ -299,7 +319,7 @@ def test_under_ipympl_the_canvas_is_the_ipympl_widget():
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    assert re.fullmatch(r"ok 3 \d+\n", result.stdout), result.stdout
+    assert re.fullmatch(r"ok 3 0\n", result.stdout), result.stdout  # no browser: no canvas draws
 
 
 # --------------------------------------------------------------------------------------------------

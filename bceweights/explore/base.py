@@ -124,6 +124,25 @@ def nice_ceiling(
     return 10.0 ** (exponent + 1)
 
 
+#: Mantissas of the values a log-scaled slider offers: about evenly spaced in log, and round.
+LOG_MANTISSAS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0)
+
+
+def log_choices(
+    min_exponent: int, max_exponent: int, mantissas: tuple[float, ...] = LOG_MANTISSAS
+) -> list[tuple[str, float]]:
+    """``(label, value)`` options for a log-scaled ``SelectionSlider``: ``m * 10**k`` from 10**min to 10**max.
+
+    A log slider over round values (0.01, 0.012, ..., 9, 10, 12, ..., 100) rather than
+    ``FloatLogSlider``: that widget snaps a value set from code (``pos_weight=9``) to its step grid
+    in the browser and sends the snapped value back, so the kernel's numbers would change under
+    the learner. Every value here is exact, and the arrow keys move one option at a time.
+    """
+    values = [round(m * 10.0**k, 12) for k in range(min_exponent, max_exponent) for m in mantissas]
+    values.append(round(10.0**max_exponent, 12))
+    return [(f"{v:g}", v) for v in values]
+
+
 def sticky_limit(
     current: float | None, needed: float, floor: float = 1.0, mantissas: tuple[float, ...] = (1.0, 2.0, 5.0),
     shrink_below: float = 0.3,
@@ -298,6 +317,21 @@ class Explorer:
         control = self.controls[name]
         if isinstance(control, widgets.FloatLogSlider):
             low, high = control.base**control.min, control.base**control.max
+        elif hasattr(control, "options"):
+            allowed = [option[1] if isinstance(option, tuple) else option for option in control.options]
+            if value not in allowed:
+                if all(isinstance(v, (int, float)) for v in allowed) and isinstance(value, (int, float)):
+                    nearest = min(allowed, key=lambda v: abs(math.log(v / value)) if v > 0 and value > 0 else abs(v - value))
+                    listing = f"{format_number(allowed[0])} ... {format_number(allowed[-1])} (round values)"
+                    example = format_number(nearest)
+                else:
+                    listing = ", ".join(repr(v) for v in allowed)
+                    example = repr(allowed[0])
+                raise ValueError(
+                    f"{name}={value!r} is not one of {type(self).__name__}'s {name} values: {listing}.\n"
+                    f"Write instead, e.g.:\n    explorer.set({name}={example})"
+                )
+            return
         elif hasattr(control, "min") and hasattr(control, "max"):
             low, high = control.min, control.max
         else:
@@ -345,14 +379,29 @@ class Explorer:
 
     def _request_redraw(self) -> None:
         if self.interactive_canvas:
-            # ipympl keeps `syncing_data_url` True until a browser view reports in (never, under
-            # nbclient/nbval): then draw now, so the picture saved with the widget state is current.
-            if self._animated or getattr(self.figure.canvas, "syncing_data_url", False):
-                self.render()  # a blit (or a draw); the canvas sends the changed pixels to the browser
-            else:
-                self.figure.canvas.draw_idle()
+            if self._displayed:
+                self.render()
+            # Before it is shown an ipympl canvas is left alone: the browser asks for its first frame.
         elif self._displayed:
             self.figure_view.value = figure_png(self.figure)
+
+    def _browser_view_ready(self) -> bool:
+        """False while no browser view of the ipympl canvas has initialised (always so under nbclient).
+
+        ipympl keeps ``syncing_data_url`` True until a view reports in. Frames pushed through the
+        canvas before that leave the view 0 x 0 in JupyterLab ("Error setting state ... broken"), so
+        until then only the picture saved with the widget state is kept current.
+        """
+        return not getattr(self.figure.canvas, "syncing_data_url", False)
+
+    def _save_picture_for_widget_state(self) -> None:
+        """Store the current frame as the ipympl canvas's ``_data_url`` (a ``data:`` URL).
+
+        That trait is saved with the widget state, and nbviewer or an HTML export shows it when no
+        kernel is running. (ipympl itself stores bare base64 there, which an ``<img>`` cannot show.)
+        """
+        encoded = base64.b64encode(figure_png(self.figure, dpi=self.figure.dpi)).decode("ascii")
+        self.figure.canvas._data_url = "data:image/png;base64," + encoded
 
     # ----------------------------------------------------------------------------------------------
     # Drawing: a full draw renders the static parts (axes, ticks, labels, legend) and keeps them as a
@@ -388,31 +437,21 @@ class Explorer:
         """Render the current frame synchronously: blit when only animated artists changed, else draw.
 
         This is what an update costs in the kernel (``python -m benchmarks.widgets`` times it). On
-        ipympl the canvas then sends the changed pixels to the browser.
+        ipympl the canvas then sends the changed pixels to the browser; before a browser view has
+        initialised, the frame is only stored for the saved widget state.
         """
         canvas = self.figure.canvas
+        if self.interactive_canvas and not self._browser_view_ready():
+            self._save_picture_for_widget_state()
+            return
         if not self._animated or self._background is None or self._background_key != self._static_key():
             canvas.draw()
             self.full_draw_count += 1
-        else:
-            canvas.restore_region(self._background)
-            for artist in self._animated:
-                self.figure.draw_artist(artist)
-            canvas.blit(self.figure.bbox)
-        if self.interactive_canvas:
-            self._complete_data_url()
-
-    def _complete_data_url(self) -> None:
-        """Give ipympl's saved picture the ``data:`` prefix its front-end needs to show it.
-
-        Without a browser attached, ipympl stores each frame in the canvas's ``_data_url`` trait
-        (saved with the widget state, shown by nbviewer and HTML exports) as bare base64, which an
-        ``<img src>`` cannot display (ipympl 0.9-0.10).
-        """
-        canvas = self.figure.canvas
-        url = getattr(canvas, "_data_url", None)
-        if getattr(canvas, "syncing_data_url", False) and isinstance(url, str) and not url.startswith("data:"):
-            canvas._data_url = "data:image/png;base64," + url
+            return
+        canvas.restore_region(self._background)
+        for artist in self._animated:
+            self.figure.draw_artist(artist)
+        canvas.blit(self.figure.bbox)
 
     # ----------------------------------------------------------------------------------------------
     # Showing.
@@ -477,9 +516,13 @@ class Explorer:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, Any]:
         """The container widget's view, plus a PNG of the current frame for kernel-less viewers."""
         self._displayed = True
+        png = self.png()
+        encoded = base64.b64encode(png).decode("ascii")
         if not self.interactive_canvas:
-            self.figure_view.value = figure_png(self.figure)
+            self.figure_view.value = png
+        elif not self._browser_view_ready():
+            self._save_picture_for_widget_state()
         bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude, **kwargs))
-        bundle["image/png"] = base64.b64encode(self.png()).decode("ascii")
+        bundle["image/png"] = encoded
         bundle["text/plain"] = repr(self)
         return bundle

@@ -30,7 +30,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from bceweights.explore.base import Explorer, format_number, sticky_limit
+from bceweights.explore.base import Explorer, format_number, log_choices, sticky_limit
 from bceweights.loss import bce_with_logits
 from bceweights.weights import optimal_logit, optimal_probability
 
@@ -62,7 +62,7 @@ def loss_and_gradient(
 class LossCurveExplorer(Explorer):
     """Per-element weighted BCE and its gradient against the logit, for y = 1, y = 0 and a soft y.
 
-    Controls: ``weight`` (0..5), ``pos_weight`` (log slider, 0.01..100), ``y`` (soft target, 0..1),
+    Controls: ``weight`` (0..5), ``pos_weight`` (log slider over round values 0.01..100), ``y`` (soft target, 0..1),
     ``logit`` (a probe, -20..20, where the readouts evaluate loss and gradient).
 
     Readouts: ``optimal_probability``, ``optimal_logit`` (inf at y = 0 or 1), ``positive_scale``
@@ -97,9 +97,8 @@ class LossCurveExplorer(Explorer):
             "weight": widgets.FloatSlider(
                 value=1.0, min=0.0, max=5.0, step=0.05, description="weight w", style=style
             ),
-            "pos_weight": widgets.FloatLogSlider(
-                value=1.0, base=10, min=-2, max=2, step=0.01, description="pos_weight p",
-                readout_format=".3g", style=style,
+            "pos_weight": widgets.SelectionSlider(
+                options=log_choices(-2, 2), value=1.0, description="pos_weight p", style=style,
             ),
             "y": widgets.FloatSlider(
                 value=0.3, min=0.0, max=1.0, step=0.01, description="soft target y", style=style
@@ -244,7 +243,7 @@ class LossCurveExplorer(Explorer):
     def benchmark_changes(self) -> list[dict[str, Any]]:
         """Drags across every control's full range, the extremes included, then back to the start."""
         changes: list[dict[str, Any]] = []
-        changes += [{"pos_weight": float(p)} for p in np.logspace(-2, 2, 41)] + [{"pos_weight": 1.0}]
+        changes += [{"pos_weight": value} for _, value in self.controls["pos_weight"].options] + [{"pos_weight": 1.0}]
         changes += [{"weight": float(w)} for w in np.linspace(0.0, 5.0, 21)] + [{"weight": 1.0}]
         changes += [{"y": float(y)} for y in np.linspace(0.0, 1.0, 21)] + [{"y": 0.3}]
         changes += [{"logit": float(x)} for x in np.linspace(-20.0, 20.0, 21)] + [{"logit": 0.0}]
