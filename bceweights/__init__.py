@@ -6,6 +6,7 @@
 See the notebooks for the lessons and ``bw.explain`` for how an operand lines up with the input.
 """
 
+from bceweights.boundary import unet_weight_map
 from bceweights.checks import set_value_checks, value_checks
 from bceweights.errors import WeightShapeError
 from bceweights.explain import Explanation, explain
@@ -48,5 +49,6 @@ __all__ = [
     "pos_weight_from_targets",
     "rebalance_map",
     "set_value_checks",
+    "unet_weight_map",
     "value_checks",
 ]
