@@ -96,8 +96,8 @@ print("by hand == torch == bceweights:", torch.allclose(by_hand, from_torch) and
 # The explorer below plots one element's loss (left) and its gradient (right) against the logit,
 # for $y = 1$ (blue), $y = 0$ (orange) and a soft target $y$ (green); dashed faint curves are the
 # plain loss ($w = 1$, $p = 1$). A dotted line marks a *probe* logit where the readouts under the
-# plot evaluate everything. It starts at $w = 1$, $p = 1$, probe $x = 0$, where each plain gradient
-# has size $\tfrac12$.
+# plot evaluate everything. It starts at $w = 1$, $p = 1$, probe $x = 0$, where the plain gradients
+# for $y = 1$ and $y = 0$ are $-\tfrac12$ and $+\tfrac12$.
 #
 # **Predict** (write it down):
 # 1. Set `pos_weight` to 10. Which of the three gradient curves change? What is the $y = 1$ gradient
