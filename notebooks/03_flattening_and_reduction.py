@@ -163,7 +163,7 @@ print(f"CrossEntropyLoss(weight=)   {sig4(float(cross_entropy))}   (divides by t
 # *gradient size* $\sum_i |\partial L/\partial x_i|$, the total push on the logits, labelled by its
 # ratio to the unweighted mean's: the **effective learning-rate factor** of your weights and reduction.
 #
-# **Predict:** with `f = 0.02`, (1) set `weight_fg = 49`, `weight_bg = 1`; (2) divide both weights
+# **Predict:** with `f = 0.02`, (1) set `weight_fg = 50`, `weight_bg = 1`; (2) divide both weights
 # by 10; (3) double the image side. Which bars move each time, and by how much?
 
 # %% tags=["nbval-ignore-output"]
@@ -171,7 +171,7 @@ reduction_explorer = ReductionExplorer()
 reduction_explorer
 
 # %%
-reduction_explorer.set(foreground=0.02, weight_fg=49.0, weight_bg=1.0, side=64)
+reduction_explorer.set(foreground=0.02, weight_fg=50.0, weight_bg=1.0, side=64)
 reduction_explorer.print_readouts(
     "weight_sum", "pixels", "loss_mean", "loss_weighted_mean", "lr_factor_mean", "lr_factor_sum", "lr_factor_weighted_mean"
 )
@@ -181,17 +181,17 @@ reduction_explorer.snapshot()
 
 # %% [markdown]
 # `loss_mean / loss_weighted_mean` is `weight_sum / pixels`, the mean weight. Now the same weights,
-# ten times smaller (same ratio, 49 to 1):
+# ten times smaller (same ratio, 50 to 1):
 
 # %%
-reduction_explorer.set(weight_fg=4.9, weight_bg=0.1)
+reduction_explorer.set(weight_fg=5.0, weight_bg=0.1)
 reduction_explorer.print_readouts("loss_mean", "loss_weighted_mean", "lr_factor_mean", "lr_factor_weighted_mean")
 
 # %% [markdown]
-# And the image twice as wide and high (four times the pixels), weights back to 49 and 1:
+# And the image twice as wide and high (four times the pixels), weights back to 50 and 1:
 
 # %%
-reduction_explorer.set(weight_fg=49.0, weight_bg=1.0, side=128)
+reduction_explorer.set(weight_fg=50.0, weight_bg=1.0, side=128)
 reduction_explorer.print_readouts("pixels", "loss_mean", "loss_sum", "lr_factor_mean", "lr_factor_sum")
 
 # %% [markdown]
@@ -287,7 +287,8 @@ stability.snapshot()
 
 # %% [markdown]
 # **Reveal, float16.** `sigmoid` saturates already at 8.3, and the gradient of `sigmoid` + `BCELoss`
-# is **NaN** (its backward divides by `max(p(1-p), 1e-12)`, and 1e-12 is 0 in float16). The markers
+# is **NaN**: its backward divides by `max(p(1-p), 1e-12)`, and 1e-12 rounds to 0 in float16, so a
+# saturated element gives `1/0 = inf` times sigmoid's zero slope, or `0/0`: NaN either way. The markers
 # along the top edge show every logit where a form returns `inf` or `NaN`. On a GPU, PyTorch refuses
 # `F.binary_cross_entropy` under `torch.autocast` for this reason.
 #

@@ -275,7 +275,7 @@ def test_disk_target_has_exactly_round_f_n_foreground_pixels(side, foreground):
 
 REDUCTION_SETTINGS = [
     dict(foreground=0.05, weight_fg=1.0, weight_bg=1.0, side=64),
-    dict(foreground=0.02, weight_fg=49.0, weight_bg=1.0, side=128),
+    dict(foreground=0.02, weight_fg=50.0, weight_bg=1.0, side=128),
     dict(foreground=0.0, weight_fg=100.0, weight_bg=0.01, side=8),
     dict(foreground=1.0, weight_fg=0.01, weight_bg=100.0, side=256),
     dict(foreground=0.5, weight_fg=3.0, weight_bg=0.5, side=40),
@@ -315,7 +315,7 @@ def test_closed_forms_match_an_independent_pytorch_computation():
 def test_scaling_every_weight_scales_mean_and_sum_but_not_weighted_mean():
     explorer = ReductionExplorer(foreground=0.1, weight_fg=2.0, weight_bg=0.5)
     before = dict(explorer.readouts)
-    explorer.set(weight_fg=20.0, weight_bg=5.0)
+    explorer.set(weight_fg=20.0, weight_bg=5.0)  # both x 10
     for name in ("loss_mean", "grad_mean", "loss_sum", "grad_sum"):
         assert explorer.readouts[name] == pytest.approx(10 * before[name], rel=1e-12)
     for name in ("loss_weighted_mean", "grad_weighted_mean"):
@@ -334,7 +334,7 @@ def test_a_larger_image_scales_sum_but_not_mean():
 
 
 def test_mean_divides_by_the_number_of_elements_not_the_sum_of_weights():
-    explorer = ReductionExplorer(foreground=0.02, weight_fg=49.0, side=128)
+    explorer = ReductionExplorer(foreground=0.02, weight_fg=50.0, side=128)
     ratio = explorer.readouts["loss_mean"] / explorer.readouts["loss_weighted_mean"]
     assert ratio == pytest.approx(explorer.readouts["weight_sum"] / explorer.readouts["pixels"], rel=1e-12)
 
@@ -343,13 +343,13 @@ def test_mean_divides_by_the_number_of_elements_not_the_sum_of_weights():
     "answer, correct, phrase",
     [
         (None, False, "No answer yet"),
-        ("1.96", False, "Expected a number"),
-        (1 / 1.96, False, "other way round"),
-        (49, False, "foreground weight"),
+        ("1.98", False, "Expected a number"),
+        (1 / 1.98, False, "other way round"),
+        (50, False, "foreground weight"),
         (1.0, False, "weights average 1"),
         (3.0, False, "Not yet"),
-        (1.96, True, "Correct"),
-        (torch.tensor(1.955), True, "Correct"),
+        (1.98, True, "Correct"),
+        (torch.tensor(1.975), True, "Correct"),
     ],
 )
 def test_check_reduction_exercise(answer, correct, phrase, capsys):
@@ -358,7 +358,7 @@ def test_check_reduction_exercise(answer, correct, phrase, capsys):
 
 
 def test_the_exercise_answer_is_what_the_explorer_shows():
-    explorer = ReductionExplorer(foreground=0.02, weight_fg=49.0, weight_bg=1.0, side=200)
+    explorer = ReductionExplorer(foreground=0.02, weight_fg=50.0, weight_bg=1.0, side=200)
     factor = explorer.readouts["loss_mean"] / explorer.readouts["loss_weighted_mean"]
     assert check_reduction_exercise(round(factor, 3)) is True
 

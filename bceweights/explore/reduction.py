@@ -36,7 +36,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-from bceweights.explore.base import Explorer, format_number
+from bceweights.explore.base import Explorer, format_number, log_choices
 from bceweights.explore.broadcast import one_thread
 from bceweights.loss import bce_with_logits
 
@@ -143,9 +143,9 @@ def closed_form_numbers(pixels: int, foreground_pixels: int, weight_fg: float, w
 # --------------------------------------------------------------------------------------------------
 # The exercise of lesson 03.
 
-#: 2 % foreground, weights 49 (foreground) and 1 (background): the negative/positive ratio.
+#: 2 % foreground, weights 50 (foreground, about the negative/positive ratio of 49) and 1 (background).
 EXERCISE_FOREGROUND = 0.02
-EXERCISE_WEIGHT_FG = 49.0
+EXERCISE_WEIGHT_FG = 50.0
 EXERCISE_WEIGHT_BG = 1.0
 EXERCISE_QUESTION = (
     f"{EXERCISE_FOREGROUND:.0%} of the pixels are foreground, with weight={EXERCISE_WEIGHT_FG:g} on them and "
@@ -158,7 +158,7 @@ def check_reduction_exercise(answer: float | None) -> bool:
     """Check the answer to lesson 03's exercise (see ``EXERCISE_QUESTION``); print a verdict.
 
     ``mean`` divides the weighted sum by ``n``, ``weighted_mean`` by ``W = sum of weights``, so the
-    factor is ``W / n = f w_fg + (1 - f) w_bg`` = 0.02 * 49 + 0.98 = 1.96 (within 0.01).
+    factor is ``W / n = f w_fg + (1 - f) w_bg`` = 0.02 * 50 + 0.98 = 1.98 (within 0.01).
     Returns True when the answer is right.
     """
     f, w_fg, w_bg = EXERCISE_FOREGROUND, EXERCISE_WEIGHT_FG, EXERCISE_WEIGHT_BG
@@ -233,7 +233,7 @@ class ReductionExplorer(Explorer):
     Example::
 
         explorer = ReductionExplorer(foreground=0.02)
-        explorer.set(weight_fg=49.0)
+        explorer.set(weight_fg=50.0)
         explorer.readouts["lr_factor_mean"]
     """
 
@@ -258,18 +258,16 @@ class ReductionExplorer(Explorer):
 
     def build_controls(self) -> dict[str, widgets.ValueWidget]:
         style = {"description_width": "initial"}
-        low, high = (math.log10(v) for v in WEIGHT_RANGE)
         return {
             "foreground": widgets.FloatSlider(
                 value=0.05, min=0.0, max=1.0, step=0.01, description="foreground fraction f", style=style
             ),
-            "weight_fg": widgets.FloatLogSlider(
-                value=1.0, base=10, min=low, max=high, step=0.01, description="weight_fg", readout_format=".3g",
-                style=style,
+            # Round log-spaced values (0.01 ... 100): a FloatLogSlider would snap code-set values.
+            "weight_fg": widgets.SelectionSlider(
+                options=log_choices(-2, 2), value=1.0, description="weight_fg", style=style,
             ),
-            "weight_bg": widgets.FloatLogSlider(
-                value=1.0, base=10, min=low, max=high, step=0.01, description="weight_bg", readout_format=".3g",
-                style=style,
+            "weight_bg": widgets.SelectionSlider(
+                options=log_choices(-2, 2), value=1.0, description="weight_bg", style=style,
             ),
             "side": widgets.IntSlider(value=64, min=8, max=256, step=8, description="image side", style=style),
         }
@@ -356,7 +354,8 @@ class ReductionExplorer(Explorer):
         """Drags of every slider over its range, the large image included."""
         changes: list[dict[str, Any]] = []
         changes += [{"foreground": float(f)} for f in np.linspace(0.0, 1.0, 11)] + [{"foreground": 0.05}]
-        changes += [{"weight_fg": float(w)} for w in np.logspace(-2, 2, 9)] + [{"weight_fg": 1.0}]
-        changes += [{"weight_bg": float(w)} for w in np.logspace(-2, 2, 9)] + [{"weight_bg": 1.0}]
+        weights = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0]
+        changes += [{"weight_fg": w} for w in weights] + [{"weight_fg": 1.0}]
+        changes += [{"weight_bg": w} for w in weights] + [{"weight_bg": 1.0}]
         changes += [{"side": s} for s in (8, 32, 128, 256, 64)]
         return changes
