@@ -12,6 +12,7 @@ float32 eager path at ``rtol=1e-5``.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import bceweights as bw
 from bceweights import fused
 from bceweights.fused import cpu_compiled, fused_loss, resolve_backend
 from bceweights.fused.autograd import eager_loss
@@ -272,6 +274,57 @@ def test_empty_input_gives_what_eager_gives() -> None:
     for reduction in ("sum", "none"):
         assert torch.equal(fused_loss(prepared, reduction, backend="fused"), eager_loss(prepared, reduction))
     assert torch.isnan(fused_loss(prepared, "mean", backend="fused"))  # as PyTorch: 0 / 0
+
+
+# --- through the public API (bw.bce_with_logits(..., backend=...)) ---------------------------------
+
+PUBLIC_API_WIRED = "backend" in inspect.signature(bw.bce_with_logits).parameters
+needs_public_backend = pytest.mark.skipif(
+    not PUBLIC_API_WIRED, reason="bw.bce_with_logits has no backend= argument yet (the lead wires it)"
+)
+
+
+@needs_public_backend
+@pytest.mark.parametrize("case", [CASES[0], CASES[3]], ids=[CASES[0].name, CASES[3].name])
+def test_public_bce_with_logits_fused_matches_eager(case: Case) -> None:
+    arguments = make_arguments(case)
+
+    def public(backend):
+        def call(prepared):
+            return bw.bce_with_logits(prepared.input, arguments["target"], arguments["weight"],
+                                      arguments["pos_weight"], reduction=case.reduction,
+                                      channel_dim=arguments["channel_dim"], ignore=arguments["ignore"],
+                                      backend=backend)
+        return call
+
+    for key in ("target", "weight", "pos_weight"):
+        if isinstance(arguments[key], torch.Tensor):
+            arguments[key] = arguments[key].float()
+    fused_value, fused_grad = loss_and_input_grad(case, arguments, torch.float32, public("fused"))
+    eager_value, eager_grad = loss_and_input_grad(case, arguments, torch.float32, public("torch"))
+    torch.testing.assert_close(fused_value, eager_value, rtol=1e-5, atol=0)
+    assert_matches(fused_grad, eager_grad, 1e-5, f"{case.name} public input gradient")
+
+
+@needs_public_backend
+def test_public_focal_and_modules_accept_the_backend() -> None:
+    case = CASES[5]  # focal gamma 2, alpha 0.25, ignore, pos_weight
+    arguments = make_arguments(case)
+    x = arguments["input"].float()
+    y, pos_weight = arguments["target"].float(), arguments["pos_weight"].float()
+    values = [
+        bw.focal_bce_with_logits(x, y, 2.0, 0.25, pos_weight=pos_weight, channel_dim=1,
+                                 ignore=arguments["ignore"], backend=backend)
+        for backend in ("fused", "torch")
+    ]
+    torch.testing.assert_close(values[0], values[1], rtol=1e-5, atol=0)
+    with pytest.raises(ValueError, match="backend='cuda' is not one of"):
+        bw.bce_with_logits(x, y, backend="cuda")
+    for module_class in (bw.BCEWithLogits, bw.FocalBCEWithLogits):
+        if "backend" in inspect.signature(module_class).parameters:
+            module = module_class(pos_weight=pos_weight, channel_dim=1, backend="fused")
+            eager_module = module_class(pos_weight=pos_weight, channel_dim=1, backend="torch")
+            torch.testing.assert_close(module(x, y), eager_module(x, y), rtol=1e-5, atol=0)
 
 
 # --- choosing the backend -------------------------------------------------------------------------
