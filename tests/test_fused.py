@@ -351,7 +351,8 @@ def test_weight_requiring_grad_goes_eager_under_auto_and_is_refused_under_fused(
 
 
 def test_missing_toolchain_goes_eager_under_auto_and_is_refused_under_fused(monkeypatch) -> None:
-    monkeypatch.setattr(cpu_compiled, "unavailable_reason", lambda: "no working C++ compiler (apt-get install g++)")
+    reason = "no working C++ compiler (apt-get install g++)"
+    monkeypatch.setattr(cpu_compiled, "unavailable_reason", lambda: reason)
     big = _small_prepared(input=torch.randn(2, 3, 128, 128), target=torch.rand(2, 3, 128, 128))
     assert all(resolve_backend("auto", big) == "torch" for _ in range(fused.AUTO_AFTER_CALLS + 1))
     with pytest.raises(ValueError, match=r"cannot run here: on CPU .*apt-get install g\+\+"):

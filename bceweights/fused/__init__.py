@@ -3,7 +3,8 @@
 PyTorch's ``binary_cross_entropy_with_logits`` with ``weight`` and ``pos_weight`` runs about ten
 elementwise kernels forward and nine backward, each reading and writing full-size temporaries. The
 fused paths read input, target and the (broadcast) weights once, compute the loss and ``d loss / d
-input`` together, and leave backward a single scaled multiply.
+input`` together, and leave backward a single scaled multiply, or nothing at all on a plain
+``loss.backward()`` of a mean or sum on CPU (see :mod:`bceweights.fused.autograd`).
 
     from bceweights.fused import fused_loss, resolve_backend
     from bceweights.loss import prepare
@@ -86,7 +87,8 @@ def unavailable_reason(prepared: Prepared) -> str | None:
         if getattr(prepared, name) is not None and getattr(prepared, name).device != x.device
     ]
     if elsewhere:
-        return f"{' and '.join(elsewhere)} {'is' if len(elsewhere) == 1 else 'are'} not on the input's device {x.device}"
+        verb = "is" if len(elsewhere) == 1 else "are"
+        return f"{' and '.join(elsewhere)} {verb} not on the input's device {x.device}"
     if x.dtype not in FUSED_DTYPES:
         return f"input has dtype {x.dtype}; the fused paths handle float16, bfloat16, float32 and float64"
     if x.device.type == "cpu":
@@ -103,15 +105,16 @@ def unavailable_reason(prepared: Prepared) -> str | None:
     return f"input is on {x.device.type!r}; the fused paths run on 'cpu' and 'cuda'"
 
 
-def _signature(prepared: Prepared, reduction: str) -> Hashable:
+def _signature(prepared: Prepared, options: tuple) -> Hashable:
+    """What one compiled fused function is specialised on (apart from grad mode and threads)."""
     tensors = (prepared.input, prepared.target, prepared.weight, prepared.pos_weight, prepared.ignore)
-    return (reduction, prepared.input.device, tuple(
+    return (options, prepared.input.device, tuple(
         None if t is None else (tuple(t.shape), t.stride(), t.dtype) for t in tensors
     ))
 
 
-def _count_call(prepared: Prepared, reduction: str) -> int:
-    key = _signature(prepared, reduction)
+def _count_call(prepared: Prepared, options: tuple) -> int:
+    key = _signature(prepared, options)
     count = _calls_seen.pop(key, 0) + 1
     _calls_seen[key] = count
     while len(_calls_seen) > _MAX_SEEN:
@@ -132,7 +135,8 @@ def resolve_backend(
     ``"torch"`` and ``"fused"`` are taken as asked (``"fused"`` raises when it cannot run). ``"auto"``
     answers ``"fused"`` when a fused path can run, the input has at least :data:`AUTO_MIN_NUMEL`
     elements and this shape signature is on its :data:`AUTO_AFTER_CALLS`-th call or later (each
-    ``"auto"`` call counts); otherwise ``"torch"``, silently.
+    ``"auto"`` call counts; the signature is the operands' shapes, strides, dtypes and device with
+    ``reduction``, ``gamma`` and ``alpha``); otherwise ``"torch"``, silently.
 
     Raises:
         ValueError: an unknown backend name, or ``backend="fused"`` where no fused path can run
@@ -155,7 +159,8 @@ def resolve_backend(
         return "fused"
     if reason is not None or prepared.input.numel() < AUTO_MIN_NUMEL:
         return "torch"
-    return "fused" if _count_call(prepared, reduction) >= AUTO_AFTER_CALLS else "torch"
+    calls = _count_call(prepared, (reduction, float(gamma), alpha))
+    return "fused" if calls >= AUTO_AFTER_CALLS else "torch"
 
 
 def _runner(device: torch.device):
@@ -178,9 +183,10 @@ def fused_loss(
 
     Returns what ``weight_and_reduce(per_element_loss, prepared, reduction)`` returns on the eager path
     (a scalar, or ``(*)`` for ``"none"``, in the input's dtype), with gradients for ``prepared.input``.
-    The fused paths compute in float32 (float64 for float64 inputs) and accumulate the sum in float32
-    partial sums added in float64, so float16/bfloat16 inputs keep full precision until the result is
-    rounded once.
+    The fused paths compute and accumulate in float32 (float64 for float64 inputs; the Triton kernel
+    adds its per-block partial sums in float64), so float16/bfloat16 inputs keep float32 precision until
+    the loss and the gradient are rounded once. Only the input is differentiated: ``resolve_backend``
+    keeps calls whose target, weight or pos_weight require grad on the eager path.
 
     Args:
         prepared: the operands from :func:`bceweights.loss.prepare`.

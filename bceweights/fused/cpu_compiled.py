@@ -11,6 +11,7 @@ eager fallback, and calls with a signature seen before never recompile.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import sysconfig
 import threading
@@ -30,6 +31,7 @@ MAX_COMPILED: int = 64
 
 _compiled: OrderedDict[Hashable, Callable[..., tuple]] = OrderedDict()
 _lock = threading.Lock()
+_serial = itertools.count()
 _failure: str | None = None
 
 
@@ -95,7 +97,7 @@ def _new_compiled(plan: Plan) -> Callable[..., tuple]:
         return _single_pass(plan, input, target, weight, pos_weight, ignore)
 
     # A fresh code object gives this signature its own dynamo cache and recompile budget.
-    code = fused_bce.__code__.replace(co_name=f"fused_bce_{len(_compiled)}")
+    code = fused_bce.__code__.replace(co_name=f"fused_bce_{next(_serial)}")
     function = types.FunctionType(code, fused_bce.__globals__, code.co_name, None, fused_bce.__closure__)
     return torch.compile(function, dynamic=False, fullgraph=True)
 
