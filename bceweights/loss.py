@@ -30,9 +30,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bceweights import checks
+from bceweights.fused import fused_loss
 from bceweights.shapes import align, as_tensor_like, shape_str
 
 Reduction = Literal["mean", "sum", "none", "weighted_mean"]
+Backend = Literal["auto", "torch", "fused"]
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none", "weighted_mean")
 Operand = Tensor | float | int | list | tuple | None
 
@@ -154,11 +156,32 @@ def bce_terms(input: Tensor, target: Tensor, pos_weight: Tensor | None = None) -
     return (1 - target) * input - (1 + (pos_weight - 1) * target) * log_sigmoid
 
 
+def per_element_loss(prepared: Prepared, gamma: float = 0.0, alpha: float | None = None) -> Tensor:
+    """Per-element (focal) loss before ``weight`` and ``ignore``, shaped like ``prepared.input``.
+
+    ``gamma=0, alpha=None`` gives :func:`bce_terms`; otherwise the factors of
+    :func:`focal_bce_with_logits`: ``alpha_t (1 - q_t) ** gamma``.
+    """
+    x, y = prepared.input, prepared.target
+    per_element = bce_terms(x, y, prepared.pos_weight)
+    if gamma != 0:
+        prob = torch.sigmoid(x)
+        prob_true = prob * y + (1 - prob) * (1 - y)
+        per_element = per_element * (1 - prob_true) ** gamma
+    if alpha is not None:
+        per_element = per_element * (alpha * y + (1 - alpha) * (1 - y))
+    return per_element
+
+
 def _broadcast_sum(values: Tensor, full_numel: int) -> Tensor:
-    """Sum of ``values`` broadcast to a tensor of ``full_numel`` elements, without materialising it."""
+    """Sum of ``values`` broadcast to a tensor of ``full_numel`` elements, without materialising it.
+
+    Summed in at least float32: a float16 count overflows past 65504 elements.
+    """
+    wide = values if values.dtype == torch.float64 else values.float()
     if values.numel() == 0:
-        return values.sum()
-    return values.sum() * (full_numel // values.numel())
+        return wide.sum()
+    return wide.sum() * (full_numel // values.numel())
 
 
 def weight_and_reduce(per_element: Tensor, prepared: Prepared, reduction: str) -> Tensor:
@@ -183,18 +206,21 @@ def weight_and_reduce(per_element: Tensor, prepared: Prepared, reduction: str) -
         return loss
     if reduction == "mean" and ignore is None:
         return loss.mean()  # sum / numel, exactly as PyTorch (NaN for an empty input, as PyTorch)
-    total = loss.sum()
     if reduction == "sum":
-        return total
+        return loss.sum()
+    # float16 sums overflow past 65504: accumulate numerator and denominator in float32 at least
+    total = loss.sum(dtype=torch.float64 if loss.dtype == torch.float64 else torch.float32)
     numel = prepared.input.numel()
     if reduction == "mean" or weight is None:
-        kept = _broadcast_sum((~ignore).to(loss.dtype), numel) if ignore is not None else loss.new_tensor(numel)
-        denominator = kept
+        if ignore is not None:
+            denominator = _broadcast_sum((~ignore).to(total.dtype), numel)
+        else:
+            denominator = total.new_tensor(numel)
     else:
         kept_weight = weight if ignore is None else weight.masked_fill(ignore, 0)
         denominator = _broadcast_sum(kept_weight, numel)
     denominator = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
-    return total / denominator
+    return (total / denominator).to(loss.dtype)
 
 
 def bce_with_logits(
@@ -208,6 +234,7 @@ def bce_with_logits(
     ignore: Tensor | None = None,
     check_values: bool | None = None,
     label_smoothing: float = 0.0,
+    backend: Backend = "auto",
 ) -> Tensor:
     """Binary cross-entropy on logits, a drop-in for ``F.binary_cross_entropy_with_logits``.
 
@@ -233,6 +260,11 @@ def bce_with_logits(
             and synchronise with the GPU; turn them off for speed once your data is known good.
         label_smoothing: ``eps`` in ``[0, 1]``; targets become ``y (1 - eps) + eps / 2`` (0 -> eps/2,
             1 -> 1 - eps/2), so the loss-minimising logit stays finite: ``log(y' / (1 - y'))``.
+        backend: ``"torch"`` (the eager formula), ``"fused"`` (one pass computing loss and input gradient:
+            a compiled C++ loop on CPU, a Triton kernel on CUDA; an error saying why if it cannot run) or
+            ``"auto"`` (fused from the third call of a shape signature with at least 65,536 elements, when
+            it can run and nothing but the input needs a gradient; eager otherwise, silently). See
+            :mod:`bceweights.fused`.
 
     Returns:
         a scalar, or ``input``'s shape for ``reduction="none"``.
@@ -242,8 +274,7 @@ def bce_with_logits(
         ValueError: target shape differs from input's; bad values (when checked); unknown reduction.
     """
     prepared = prepare(input, target, weight, pos_weight, ignore, channel_dim, check_values, label_smoothing)
-    per_element = bce_terms(prepared.input, prepared.target, prepared.pos_weight)
-    return weight_and_reduce(per_element, prepared, reduction)
+    return fused_loss(prepared, reduction, backend=backend)
 
 
 def focal_bce_with_logits(
@@ -259,6 +290,7 @@ def focal_bce_with_logits(
     ignore: Tensor | None = None,
     check_values: bool | None = None,
     label_smoothing: float = 0.0,
+    backend: Backend = "auto",
 ) -> Tensor:
     """Sigmoid focal loss (Lin et al., 2017), with the shape rules of :func:`bce_with_logits`.
 
@@ -273,7 +305,7 @@ def focal_bce_with_logits(
     Args:
         gamma: focusing exponent ``>= 0``; larger values down-weight easy, well-classified elements.
         alpha: balance in ``[0, 1]`` for positives (torchvision's default is 0.25), or ``None``.
-        Other arguments and shapes: as :func:`bce_with_logits`.
+        Other arguments (``backend`` included) and shapes: as :func:`bce_with_logits`.
     """
     if gamma < 0:
         raise ValueError(f"gamma={gamma} is negative; expected gamma >= 0 (0 gives plain BCE, 2 is usual).")
@@ -283,15 +315,7 @@ def focal_bce_with_logits(
             "or alpha=None to leave it out."
         )
     prepared = prepare(input, target, weight, pos_weight, ignore, channel_dim, check_values, label_smoothing)
-    x, y = prepared.input, prepared.target
-    per_element = bce_terms(x, y, prepared.pos_weight)
-    if gamma != 0:
-        prob = torch.sigmoid(x)
-        prob_true = prob * y + (1 - prob) * (1 - y)
-        per_element = per_element * (1 - prob_true) ** gamma
-    if alpha is not None:
-        per_element = per_element * (alpha * y + (1 - alpha) * (1 - y))
-    return weight_and_reduce(per_element, prepared, reduction)
+    return fused_loss(prepared, reduction, gamma=gamma, alpha=alpha, backend=backend)
 
 
 def _buffer(value: Operand) -> Tensor | None:
@@ -309,7 +333,7 @@ class BCEWithLogits(nn.Module):
 
     Args:
         weight, pos_weight: as :func:`bce_with_logits`; stored as buffers (they follow ``.to(device)``).
-        reduction, channel_dim, check_values, label_smoothing: as :func:`bce_with_logits`.
+        reduction, channel_dim, check_values, label_smoothing, backend: as :func:`bce_with_logits`.
 
     Shapes:
         ``forward(input (*), target (*), weight=None, ignore=None) -> ()`` or ``(*)`` for ``"none"``.
@@ -327,6 +351,7 @@ class BCEWithLogits(nn.Module):
         channel_dim: int | None = None,
         check_values: bool | None = None,
         label_smoothing: float = 0.0,
+        backend: Backend = "auto",
     ) -> None:
         super().__init__()
         if reduction not in REDUCTIONS:
@@ -337,6 +362,7 @@ class BCEWithLogits(nn.Module):
         self.channel_dim = channel_dim
         self.check_values = check_values
         self.label_smoothing = label_smoothing
+        self.backend = backend
 
     def combined_weight(self, input: Tensor, weight: Operand) -> Operand:
         """The module's weight times this call's, each aligned with ``input`` first."""
@@ -365,6 +391,7 @@ class BCEWithLogits(nn.Module):
             ignore=ignore,
             check_values=self.check_values,
             label_smoothing=self.label_smoothing,
+            backend=self.backend,
         )
 
     def extra_repr(self) -> str:
@@ -373,6 +400,8 @@ class BCEWithLogits(nn.Module):
             parts.append(f"channel_dim={self.channel_dim}")
         if self.label_smoothing:
             parts.append(f"label_smoothing={self.label_smoothing}")
+        if self.backend != "auto":
+            parts.append(f"backend={self.backend!r}")
         for name in ("weight", "pos_weight"):
             value = getattr(self, name)
             if value is not None:
@@ -394,10 +423,11 @@ class FocalBCEWithLogits(BCEWithLogits):
         channel_dim: int | None = None,
         check_values: bool | None = None,
         label_smoothing: float = 0.0,
+        backend: Backend = "auto",
     ) -> None:
         super().__init__(
             weight, pos_weight, reduction=reduction, channel_dim=channel_dim, check_values=check_values,
-            label_smoothing=label_smoothing,
+            label_smoothing=label_smoothing, backend=backend,
         )
         self.gamma = gamma
         self.alpha = alpha
@@ -421,6 +451,7 @@ class FocalBCEWithLogits(BCEWithLogits):
             ignore=ignore,
             check_values=self.check_values,
             label_smoothing=self.label_smoothing,
+            backend=self.backend,
         )
 
     def extra_repr(self) -> str:

@@ -234,3 +234,17 @@ def test_label_smoothing_pulls_targets_toward_one_half(batch):
     assert abs(best.item() - torch.log(torch.tensor((1 - eps / 2) / (eps / 2))).item()) < 1e-3
     with pytest.raises(ValueError, match="label_smoothing=1.5"):
         bw.bce_with_logits(x, y, label_smoothing=1.5)
+
+
+def test_half_precision_mean_with_ignore_does_not_overflow():
+    """More than 65504 kept elements: a float16 count or sum would overflow to inf."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 1, 300, 300, generator=gen)
+    y = torch.rand(1, 1, 300, 300, generator=gen)
+    ignore = torch.zeros(1, 1, 300, 300, dtype=torch.bool)
+    ignore[..., :5] = True
+    expected = bw.bce_with_logits(x, y, ignore=ignore)
+    for reduction in ("mean", "weighted_mean"):
+        got = bw.bce_with_logits(x.half(), y.half(), ignore=ignore, reduction=reduction, backend="torch")
+        assert got.dtype == torch.float16
+        torch.testing.assert_close(got.float(), expected, rtol=2e-3, atol=1e-3)

@@ -31,19 +31,11 @@ Runner = Callable[[Plan, Tensor, Tensor, "Tensor | None", "Tensor | None", "Tens
 
 
 def eager_loss(prepared: Prepared, reduction: str, gamma: float = 0.0, alpha: float | None = None) -> Tensor:
-    """The loss computed by the eager (``backend="torch"``) formula: :func:`bceweights.loss.bce_terms`,
-    the focal factors of :func:`bceweights.loss.focal_bce_with_logits`, then ``weight_and_reduce``."""
-    from bceweights.loss import bce_terms, weight_and_reduce
+    """The loss computed by the eager (``backend="torch"``) formula: :func:`bceweights.loss.per_element_loss`
+    then :func:`bceweights.loss.weight_and_reduce`."""
+    from bceweights.loss import per_element_loss, weight_and_reduce
 
-    x, y = prepared.input, prepared.target
-    per_element = bce_terms(x, y, prepared.pos_weight)
-    if gamma != 0:
-        prob = torch.sigmoid(x)
-        prob_true = prob * y + (1 - prob) * (1 - y)
-        per_element = per_element * (1 - prob_true) ** gamma
-    if alpha is not None:
-        per_element = per_element * (alpha * y + (1 - alpha) * (1 - y))
-    return weight_and_reduce(per_element, prepared, reduction)
+    return weight_and_reduce(per_element_loss(prepared, gamma, alpha), prepared, reduction)
 
 
 def denominator(outputs: PassOutputs, plan: Plan, numel: int) -> Tensor | float:
