@@ -408,11 +408,11 @@ class BroadcastExplorer(Explorer):
             ),
             "operand": widgets.ToggleButtons(
                 options=["weight", "pos_weight"], value=first.operand, description="as",
-                style={"button_width": "6em"},
+                style={"button_width": "7.5em", "description_width": "initial"},
             ),
             "channel_dim": widgets.Dropdown(
                 options=[("None", None), ("1", 1)], value=first.channel_dim, description="channel_dim",
-                style=style, layout=widgets.Layout(width="10em"),
+                style=style, layout=widgets.Layout(width="14em"),
             ),
             "input": widgets.Dropdown(
                 options=list(INPUT_SHAPES.items()), value=INPUT_SHAPES["(2, 3, 8, 10)"],

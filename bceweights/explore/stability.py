@@ -177,7 +177,7 @@ class StabilityExplorer(Explorer):
             ),
             "target": widgets.ToggleButtons(
                 options=[("y = 0", 0.0), ("y = 1", 1.0)], value=0.0, description="target",
-                style={"button_width": "4.5em"},
+                style={"button_width": "4.5em", "description_width": "initial"},
             ),
         }
 
