@@ -18,6 +18,9 @@ VENV_PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONSTRAINTS := requirements/constraints.txt
 TORCH_VERSION := 2.13.0
+# The Triton release torch 2.13.0's CUDA wheels require; the lock pins the same one so that the
+# constraints also resolve where pip picks torch's CUDA build.
+TRITON_VERSION := 3.7.1
 EXTRAS := notebooks,test
 
 # pip warns once per package about every configured index or find-links location that does not
@@ -89,10 +92,10 @@ LOCK_VENV := .venv-lock
 lock:
 	rm -rf $(LOCK_VENV)
 	$(PYTHON) -m venv $(LOCK_VENV)
-	$(LOCK_VENV)/bin/python -m pip install -q "torch==$(TORCH_VERSION)" -e ".[$(EXTRAS)]" 2>&1 | $(FILTER_PIP_NOISE)
+	$(LOCK_VENV)/bin/python -m pip install -q "torch==$(TORCH_VERSION)" "triton==$(TRITON_VERSION)" -e ".[$(EXTRAS)]" 2>&1 | $(FILTER_PIP_NOISE)
 	{ \
 		echo "# The exact versions the notebooks' stored outputs were made with. Written by 'make lock'"; \
-		echo "# (pip freeze of a fresh install of .[$(EXTRAS)] with torch==$(TORCH_VERSION)); do not edit by hand."; \
+		echo "# (pip freeze of a fresh install of .[$(EXTRAS)] with torch==$(TORCH_VERSION), triton==$(TRITON_VERSION)); do not edit by hand."; \
 		$(LOCK_VENV)/bin/python -c 'import platform; print(f"# python {platform.python_version()} on {platform.system()} {platform.machine()}")'; \
 		$(LOCK_VENV)/bin/python -m pip freeze --exclude-editable | sed -E 's/^(torch==[^+]+)\+.*$$/\1/'; \
 	} > $(CONSTRAINTS).new
