@@ -158,6 +158,29 @@ def strip_volatile_metadata(notebook: nbformat.NotebookNode) -> None:
             del notebook.metadata[key]
 
 
+def merge_stream_outputs(notebook: nbformat.NotebookNode) -> None:
+    """Join consecutive stream outputs of the same name into one, as a frontend shows them.
+
+    How a cell's prints are split into messages depends on timing (the kernel flushes when it
+    likes); merging makes the stored file independent of it. nbval compares the merged text too.
+    """
+    for cell in notebook.cells:
+        merged: list[nbformat.NotebookNode] = []
+        for output in cell.get("outputs", []):
+            previous = merged[-1] if merged else None
+            if (
+                output.get("output_type") == "stream"
+                and previous is not None
+                and previous.get("output_type") == "stream"
+                and previous.get("name") == output.get("name")
+            ):
+                previous["text"] = "".join(previous["text"]) + "".join(output["text"])
+            else:
+                merged.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = merged
+
+
 def execute_notebook(notebook: nbformat.NotebookNode, working_dir: Path) -> nbformat.NotebookNode:
     """Run every cell in order in a fresh kernel; raise CellExecutionError on the first error."""
     kernel_manager = KernelManager(
@@ -184,6 +207,7 @@ def regenerate(source_path: Path) -> float:
     notebook = notebook_from_source(source_path, ipynb_path)
     notebook = execute_notebook(notebook, source_path.parent)
     strip_volatile_metadata(notebook)
+    merge_stream_outputs(notebook)
     notebook = renumber_widget_ids(notebook, seed=source_path.stem)
     nbformat.validate(notebook)
     text = nbformat.writes(notebook, version=4)
