@@ -374,18 +374,11 @@ class BCEWithLogits(nn.Module):
         call = align("weight", as_tensor_like(weight, input, "weight"), input.shape, self.channel_dim)
         return own * call
 
-    def forward(
-        self,
-        input: Tensor,
-        target: Tensor,
-        weight: Operand = None,
-        ignore: Tensor | None = None,
-    ) -> Tensor:
-        return bce_with_logits(
-            input,
-            target,
-            self.combined_weight(input, weight),
-            self.pos_weight,
+    def call_options(self, input: Tensor, weight: Operand, ignore: Tensor | None) -> dict:
+        """Keyword arguments for the functional form: this call's operands plus the module's settings."""
+        return dict(
+            weight=self.combined_weight(input, weight),
+            pos_weight=self.pos_weight,
             reduction=self.reduction,
             channel_dim=self.channel_dim,
             ignore=ignore,
@@ -393,6 +386,15 @@ class BCEWithLogits(nn.Module):
             label_smoothing=self.label_smoothing,
             backend=self.backend,
         )
+
+    def forward(
+        self,
+        input: Tensor,
+        target: Tensor,
+        weight: Operand = None,
+        ignore: Tensor | None = None,
+    ) -> Tensor:
+        return bce_with_logits(input, target, **self.call_options(input, weight, ignore))
 
     def extra_repr(self) -> str:
         parts = [f"reduction={self.reduction!r}"]
@@ -440,18 +442,7 @@ class FocalBCEWithLogits(BCEWithLogits):
         ignore: Tensor | None = None,
     ) -> Tensor:
         return focal_bce_with_logits(
-            input,
-            target,
-            self.gamma,
-            self.alpha,
-            self.combined_weight(input, weight),
-            self.pos_weight,
-            reduction=self.reduction,
-            channel_dim=self.channel_dim,
-            ignore=ignore,
-            check_values=self.check_values,
-            label_smoothing=self.label_smoothing,
-            backend=self.backend,
+            input, target, self.gamma, self.alpha, **self.call_options(input, weight, ignore)
         )
 
     def extra_repr(self) -> str:

@@ -25,6 +25,25 @@ LESSON01_QUESTION = (
 )
 
 
+def answer_number(
+    answer: object, wanted: str = "a number", expected: str = "a number"
+) -> float | None:
+    """``answer`` as a finite float, or None after printing what is missing or wrong.
+
+    Accepts Python numbers, numpy scalars and 0-d tensors. ``wanted`` completes "replace None with
+    ...", ``expected`` completes "Expected ..., got ...".
+    """
+    if hasattr(answer, "item") and getattr(answer, "ndim", 1) == 0:
+        answer = answer.item()  # a 0-d tensor or numpy scalar
+    if answer is None:
+        print(f"No answer yet: replace None with {wanted}, then run the cell again.")
+        return None
+    if isinstance(answer, bool) or not isinstance(answer, numbers.Real) or not math.isfinite(float(answer)):
+        print(f"Expected {expected}, got {answer!r}.")
+        return None
+    return float(answer)
+
+
 def _is_close(answer: float, value: float) -> bool:
     return abs(answer - value) <= LESSON01_TOLERANCE
 
@@ -38,15 +57,9 @@ def check_lesson01(answer: float | None) -> bool:
     """
     p, q, w = LESSON01_POS_WEIGHT, LESSON01_FREQUENCY, LESSON01_WEIGHT
     right = float(optimal_probability(q, p))
-    if hasattr(answer, "item") and getattr(answer, "ndim", 1) == 0:
-        answer = answer.item()  # a 0-d tensor or numpy scalar
+    answer = answer_number(answer, "a number between 0 and 1", "a probability (a number between 0 and 1)")
     if answer is None:
-        print("No answer yet: replace None with a number between 0 and 1, then run the cell again.")
         return False
-    if isinstance(answer, bool) or not isinstance(answer, numbers.Real) or not math.isfinite(float(answer)):
-        print(f"Expected a probability (a number between 0 and 1), got {answer!r}.")
-        return False
-    answer = float(answer)
     if not 0.0 <= answer <= 1.0:
         print(f"{answer:.4g} is not a probability: the model's output sigmoid(x) lies between 0 and 1.")
         return False

@@ -20,8 +20,6 @@ loss. Under BCE the thousands of easy pixels carry about half of it; at ``gamma 
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any
 
 import ipywidgets as widgets
@@ -32,6 +30,7 @@ from matplotlib.figure import Figure
 from scipy import ndimage, special
 
 from bceweights.explore.base import Explorer, format_number
+from bceweights.explore.exercises import answer_number
 
 #: q_t at or above this is an *easy* pixel; below HARD_BELOW a *hard* (misclassified) one.
 EASY_FROM = 0.9
@@ -120,19 +119,6 @@ FOCAL_QUESTION = (
     "On the explorer's sample image, without alpha: what is the smallest gamma (to one decimal) at "
     f"which the easy pixels (q_t >= {EASY_FROM}) carry at most {EXERCISE_EASY_SHARE:.0%} of the total gradient?"
 )
-
-
-def answer_number(answer: object) -> float | None:
-    """``answer`` as a finite float, or None (after printing what was wrong)."""
-    if hasattr(answer, "item") and getattr(answer, "ndim", 1) == 0:
-        answer = answer.item()  # a 0-d tensor or numpy scalar
-    if answer is None:
-        print("No answer yet: replace None with a number, then run the cell again.")
-        return None
-    if isinstance(answer, bool) or not isinstance(answer, numbers.Real) or not math.isfinite(float(answer)):
-        print(f"Expected a number, got {answer!r}.")
-        return None
-    return float(answer)
 
 
 def focal_exercise_answer() -> float:

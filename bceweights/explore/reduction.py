@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 from typing import Any
 
 import ipywidgets as widgets
@@ -38,6 +37,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from bceweights.explore.base import Explorer, format_number, log_choices
 from bceweights.explore.broadcast import one_thread
+from bceweights.explore.exercises import answer_number
 from bceweights.loss import bce_with_logits
 
 #: The fixed model: logits on foreground and background pixels (predicted probabilities 0.27, 0.12).
@@ -163,15 +163,9 @@ def check_reduction_exercise(answer: float | None) -> bool:
     """
     f, w_fg, w_bg = EXERCISE_FOREGROUND, EXERCISE_WEIGHT_FG, EXERCISE_WEIGHT_BG
     right = f * w_fg + (1 - f) * w_bg
-    if hasattr(answer, "item") and getattr(answer, "ndim", 1) == 0:
-        answer = answer.item()
+    answer = answer_number(answer, expected="a number (the factor)")
     if answer is None:
-        print("No answer yet: replace None with a number, then run the cell again.")
         return False
-    if isinstance(answer, bool) or not isinstance(answer, numbers.Real) or not math.isfinite(float(answer)):
-        print(f"Expected a number (the factor), got {answer!r}.")
-        return False
-    answer = float(answer)
     if abs(answer - right) <= 0.01:
         print(
             f"Correct: mean = S / n and weighted_mean = S / W, so mean = (W / n) * weighted_mean, and "

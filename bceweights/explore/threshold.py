@@ -20,7 +20,6 @@ given, the points measured on models actually retrained with some ``pos_weight``
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +29,7 @@ import torch
 from matplotlib.figure import Figure
 
 from bceweights.explore.base import Explorer, format_number
+from bceweights.explore.exercises import answer_number
 from bceweights.metrics import PRCurve, precision_recall_curve
 
 HISTOGRAM_BINS = 60
@@ -60,17 +60,6 @@ LESSON04_QUESTION = (
 )
 
 
-def _as_answer(answer: object) -> float | None | str:
-    """A real number, None (no answer yet) or a message saying what was given instead."""
-    if hasattr(answer, "item") and getattr(answer, "ndim", 1) == 0:
-        answer = answer.item()  # a 0-d tensor or numpy scalar
-    if answer is None:
-        return None
-    if isinstance(answer, bool) or not isinstance(answer, numbers.Real) or not math.isfinite(float(answer)):
-        return f"Expected a number, got {answer!r}."
-    return float(answer)
-
-
 def check_lesson04(answer: float | None) -> bool:
     """Check the answer to lesson 04's exercise (see ``LESSON04_QUESTION``); print a verdict.
 
@@ -79,12 +68,8 @@ def check_lesson04(answer: float | None) -> bool:
     """
     p = LESSON04_POS_WEIGHT
     right = matching_threshold(p)
-    value = _as_answer(answer)
+    value = answer_number(answer, "a threshold between 0 and 1")
     if value is None:
-        print("No answer yet: replace None with a threshold between 0 and 1, then run the cell again.")
-        return False
-    if isinstance(value, str):
-        print(value)
         return False
     if not 0.0 < value < 1.0:
         print(f"{value:.4g} is not a usable threshold: a threshold on a probability lies between 0 and 1.")

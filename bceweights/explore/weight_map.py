@@ -36,7 +36,7 @@ from bceweights.boundary import (
     weight_map_from_distances,
 )
 from bceweights.explore.base import Explorer, format_number
-from bceweights.explore.focal import answer_number
+from bceweights.explore.exercises import answer_number
 
 #: Height and width of the label images.
 SCENE_SIZE = 96
