@@ -118,18 +118,23 @@ def snapshot_changes(before: dict[str, str], after: dict[str, str]) -> list[str]
     return changes
 
 
-def explorers_in_stored_notebook(notebook: Path) -> list[str]:
-    """Class names of the explorers a notebook displays, read from its stored outputs, in order."""
-    names = []
-    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+def explorer_cells_in_stored_notebook(notebook: Path) -> list[tuple[int, str]]:
+    """``(cell index, class name)`` of each explorer a notebook displays, read from its stored outputs."""
+    found = []
+    for index, cell in enumerate(json.loads(notebook.read_text(encoding="utf-8"))["cells"]):
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             text = data.get("text/plain", "")
             text = "".join(text) if isinstance(text, list) else text
             match = _EXPLORER_REPR.match(text)
             if WIDGET_VIEW_MIME in data and "image/png" in data and match:
-                names.append(match.group(1))
-    return names
+                found.append((index, match.group(1)))
+    return found
+
+
+def explorers_in_stored_notebook(notebook: Path) -> list[str]:
+    """Class names of the explorers a notebook displays, read from its stored outputs, in order."""
+    return [name for _, name in explorer_cells_in_stored_notebook(notebook)]
 
 
 class LabServer:
@@ -583,9 +588,10 @@ class NotebookPage:
             text = " | ".join(t.strip().replace("\n", " / ") for t in dialogs.all_inner_texts())
             raise AssertionError(f"{self.name}: JupyterLab showed a dialog while {when}: {text}")
 
-    def menu(self, menu: str, item: str) -> None:
+    def menu(self, menu: str, item: str | re.Pattern[str]) -> None:
         self.page.get_by_role("menuitem", name=menu, exact=True).click()
-        self.page.locator(".lm-Menu").get_by_role("menuitem", name=item, exact=True).click()
+        label = item if isinstance(item, re.Pattern) else re.compile(f"^{re.escape(item)}$")
+        self.page.locator(".lm-Menu .lm-Menu-itemLabel").filter(has_text=label).first.click()
 
     def clear_outputs(self) -> None:
         """Edit > Clear Outputs of All Cells, so what is checked afterwards comes from this run."""
@@ -599,26 +605,39 @@ class NotebookPage:
         """Run > Run All Cells."""
         self.menu("Run", "Run All Cells")
 
-    def wait_until_executed(self, timeout_s: float) -> None:
+    def run_through(self, cell_index: int) -> None:
+        """Run cells 0..cell_index: select that cell, Run > Run All Above Selected Cell, then run it."""
+        self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell").nth(cell_index).locator(
+            ".jp-InputPrompt"
+        ).click()
+        if cell_index > 0:
+            self.menu("Run", "Run All Above Selected Cell")
+        self.menu("Run", re.compile(r"^Run Selected Cells?$"))
+
+    def wait_until_executed(self, timeout_s: float, through_cell: int | None = None) -> None:
         """Wait until no cell is queued or running and the kernel is idle, or an error stopped the run.
 
-        Done when every non-empty code cell shows an execution count, or when the kernel is idle
-        with nothing queued and some output is an error (JupyterLab then skips the cells below).
+        Done when every non-empty code cell (up to ``through_cell`` if given) shows an execution
+        count, or when nothing is queued and some output is an error (JupyterLab then skips the
+        cells below it).
         """
         self.page.wait_for_function(
-            """() => {
+            """(through) => {
                  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
                  if (!panel) return false;
                  const indicator = panel.querySelector('.jp-Notebook-ExecutionIndicator');
                  if (!indicator || indicator.dataset.status !== 'idle') return false;
-                 const cells = Array.from(panel.querySelectorAll('.jp-CodeCell'));
+                 const cells = Array.from(panel.querySelectorAll('.jp-Notebook .jp-Cell'));
                  const prompts = cells.map(c => (c.querySelector('.jp-InputPrompt') || {}).textContent || '');
                  if (prompts.some(p => p.includes('*'))) return false;
-                 const pending = cells.filter((c, i) => !/\\[\\d+\\]/.test(prompts[i])
+                 const pending = cells.filter((c, i) => c.classList.contains('jp-CodeCell')
+                     && (through === null || i <= through)
+                     && !/\[\d+\]/.test(prompts[i])
                      && ((c.querySelector('.cm-content') || {}).textContent || '').trim() !== '');
                  const failed = panel.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
                  return pending.length === 0 || failed !== null;
                }""",
+            arg=through_cell,
             timeout=timeout_s * 1000,
             polling=250,
         )
@@ -663,8 +682,13 @@ class NotebookPage:
                }"""
         )
 
-    def explorers(self) -> list[ExplorerView]:
-        found = self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .bce-explorer")
+    def explorers(self, cell_index: int | None = None) -> list[ExplorerView]:
+        """The explorers on the page, or those in one cell's output."""
+        scope = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
+        root = self.page.locator(scope)
+        if cell_index is not None:
+            root = root.locator(".jp-Cell").nth(cell_index)
+        found = root.locator(".bce-explorer")
         return [ExplorerView(self.page, found.nth(i), i) for i in range(found.count())]
 
     def close(self) -> None:
