@@ -1,8 +1,9 @@
 # bceweights: environment, JupyterLab, tests and notebook regeneration (GNU make).
 #
 #   make lab         create/update .venv, then JupyterLab on notebooks/ (opens 00_start_here)
-#   make test        create/update .venv, then unit + property tests, then strict nbval
+#   make test        create/update .venv, then unit, property and browser tests, then strict nbval
 #   make notebooks   re-execute every notebooks/NN_*.py and store the outputs in NN_*.ipynb
+#   make screenshots regenerate docs/screenshots/ (each lesson's explorers in JupyterLab; needs chromium)
 #   make lock        rebuild requirements/constraints.txt from a fresh install
 #   make clean       remove caches and checkpoints; make distclean also removes .venv
 
@@ -49,7 +50,7 @@ PYTEST_ARGS ?=
 NB ?=
 LAB_ARGS ?=
 
-.PHONY: help env lab test unit nbval notebooks lock clean distclean
+.PHONY: help env lab test unit nbval notebooks screenshots lock clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -86,6 +87,10 @@ nbval: $(STAMP)
 
 notebooks: $(STAMP)
 	$(NOTEBOOK_ENV) $(VENV_PYTHON) tools/run_notebooks.py $(NB)
+
+# Headless Chromium (/usr/bin/chromium: apt-get install -y chromium) drives JupyterLab.
+screenshots: $(STAMP)
+	$(VENV_PYTHON) tools/screenshots.py
 
 # The lock: install the library ranges into a fresh venv with only torch pinned, then freeze.
 LOCK_VENV := .venv-lock
