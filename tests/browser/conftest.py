@@ -1,4 +1,4 @@
-"""Fixtures of the browser tests: one JupyterLab server and one headless Chromium for the session.
+"""Fixtures of the browser tests: one JupyterLab server and one headless Chromium per test module.
 
 Without Chromium (``/usr/bin/chromium``) or Playwright the browser tests are skipped with the
 command that installs what is missing. With ``BCEWEIGHTS_REQUIRE_BROWSER=1`` (``.ci/run`` sets it)
@@ -80,7 +80,7 @@ def chromium_ready() -> None:
         pytest.skip(f"browser tests need Chromium and Playwright: {reason}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab_server(chromium_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     """JupyterLab started through tools/lab.py, stopped (process group killed) at the end, even on failure."""
     server = LabServer(tmp_path_factory.mktemp("jupyterlab"))
@@ -91,7 +91,7 @@ def lab_server(chromium_ready: None, tmp_path_factory: pytest.TempPathFactory) -
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A Playwright browser context on /usr/bin/chromium with a fresh profile."""
     from playwright.sync_api import sync_playwright

@@ -632,7 +632,7 @@ class NotebookPage:
                  if (prompts.some(p => p.includes('*'))) return false;
                  const pending = cells.filter((c, i) => c.classList.contains('jp-CodeCell')
                      && (through === null || i <= through)
-                     && !/\[\d+\]/.test(prompts[i])
+                     && !/\\[\\d+\\]/.test(prompts[i])
                      && ((c.querySelector('.cm-content') || {}).textContent || '').trim() !== '');
                  const failed = panel.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
                  return pending.length === 0 || failed !== null;
