@@ -148,8 +148,12 @@ def bce_terms(input: Tensor, target: Tensor, pos_weight: Tensor | None = None) -
     """Per-element loss before ``weight``: ``(1 - y) x - (1 + (p - 1) y) log sigmoid(x)``.
 
     Shapes: ``input`` and ``target`` ``(*)``; ``pos_weight`` broadcastable to them. Differentiable in
-    every argument (PyTorch's own kernel is not differentiable in ``weight`` or ``pos_weight``).
+    every argument: when only ``input`` needs a gradient this is PyTorch's own kernel (one pass, same
+    values); otherwise the formula above in differentiable operations, since PyTorch's kernel refuses
+    gradients for ``pos_weight`` and ``weight``.
     """
+    if not (target.requires_grad or (pos_weight is not None and pos_weight.requires_grad)):
+        return F.binary_cross_entropy_with_logits(input, target, pos_weight=pos_weight, reduction="none")
     log_sigmoid = F.logsigmoid(input)
     if pos_weight is None:
         return (1 - target) * input - log_sigmoid
@@ -171,6 +175,27 @@ def per_element_loss(prepared: Prepared, gamma: float = 0.0, alpha: float | None
     if alpha is not None:
         per_element = per_element * (alpha * y + (1 - alpha) * (1 - y))
     return per_element
+
+
+def eager_loss(prepared: Prepared, reduction: str, gamma: float = 0.0, alpha: float | None = None) -> Tensor:
+    """The eager (``backend="torch"``) loss of ``prepared``: a scalar, or ``(*)`` for ``"none"``.
+
+    Where the call means exactly what PyTorch's does (no focal factors, no ``ignore``, a PyTorch
+    reduction, nothing but the input needing a gradient) it is PyTorch's own call; otherwise
+    :func:`per_element_loss` then :func:`weight_and_reduce`.
+    """
+    pytorch_call = (
+        gamma == 0
+        and alpha is None
+        and prepared.ignore is None
+        and reduction in ("mean", "sum", "none")
+        and not any(t is not None and t.requires_grad for t in (prepared.target, prepared.weight, prepared.pos_weight))
+    )
+    if pytorch_call:
+        return F.binary_cross_entropy_with_logits(
+            prepared.input, prepared.target, prepared.weight, pos_weight=prepared.pos_weight, reduction=reduction
+        )
+    return weight_and_reduce(per_element_loss(prepared, gamma, alpha), prepared, reduction)
 
 
 def _broadcast_sum(values: Tensor, full_numel: int) -> Tensor:

@@ -126,3 +126,19 @@ def test_half_precision_inputs_run_and_agree_with_float32():
         assert got.dtype == dtype and torch.isfinite(got)
         expected = bw.bce_with_logits(x, y, pos_weight=[1.0, 5.0, 2.0], channel_dim=1)
         torch.testing.assert_close(got.float(), expected, rtol=2e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_formula_path_matches_pytorch_too(reduction):
+    """With a target that needs a gradient the loss is computed by the formula, not PyTorch's kernel."""
+    gen = torch.Generator().manual_seed(11)
+    x = (torch.randn(4, 3, 6, 6, generator=gen, dtype=torch.float64) * 5).requires_grad_()
+    y = torch.rand(4, 3, 6, 6, generator=gen, dtype=torch.float64)
+    weight = torch.rand(4, 1, 6, 6, generator=gen, dtype=torch.float64)
+    pos_weight = torch.tensor([0.5, 4.0, 20.0], dtype=torch.float64)
+    ours = bw.bce_with_logits(x, y.clone().requires_grad_(), weight, pos_weight, reduction=reduction, channel_dim=1)
+    theirs = F.binary_cross_entropy_with_logits(x, y, weight, pos_weight=pos_weight.view(3, 1, 1), reduction=reduction)
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12)
+    (grad_ours,) = torch.autograd.grad(ours.sum(), x)
+    (grad_theirs,) = torch.autograd.grad(theirs.sum(), x)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=1e-10, atol=1e-12)

@@ -31,11 +31,10 @@ Runner = Callable[[Plan, Tensor, Tensor, "Tensor | None", "Tensor | None", "Tens
 
 
 def eager_loss(prepared: Prepared, reduction: str, gamma: float = 0.0, alpha: float | None = None) -> Tensor:
-    """The loss computed by the eager (``backend="torch"``) formula: :func:`bceweights.loss.per_element_loss`
-    then :func:`bceweights.loss.weight_and_reduce`."""
-    from bceweights.loss import per_element_loss, weight_and_reduce
+    """:func:`bceweights.loss.eager_loss` (imported when called: ``bceweights.loss`` imports this package)."""
+    from bceweights.loss import eager_loss as loss_eager_loss
 
-    return weight_and_reduce(per_element_loss(prepared, gamma, alpha), prepared, reduction)
+    return loss_eager_loss(prepared, reduction, gamma, alpha)
 
 
 def denominator(outputs: PassOutputs, plan: Plan, numel: int) -> Tensor | float:
