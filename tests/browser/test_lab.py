@@ -86,7 +86,7 @@ def test_notebook_runs_and_explorers_respond(
         session = lab_server.session_for(page.name)
         assert session is not None, f"no kernel session for {page.name} on the server"
         kernel_prefix = lab_server.kernel_sys_prefix(session["kernel"]["id"])
-        assert Path(kernel_prefix) == Path(sys.prefix), (
+        assert Path(kernel_prefix).resolve() == Path(sys.prefix).resolve(), (
             f"{page.name} runs in a kernel from {kernel_prefix}, but JupyterLab was started from {sys.prefix}: "
             f"a {session['kernel']['name']!r} kernelspec on JUPYTER_PATH points at another Python"
         )
