@@ -77,6 +77,20 @@ def lab_command(
     return argv
 
 
+def kernel_environment() -> dict[str, str]:
+    """The environment for JupyterLab, with this interpreter's kernel spec searched first.
+
+    A ``python3`` kernel spec of the user's own (``~/.local/share/jupyter/kernels``) would otherwise
+    win over the project's; ``.venv/share/jupyter`` first on ``JUPYTER_PATH`` makes the lessons run
+    in the environment ``make lab`` built (its spec says ``python``, which Jupyter resolves to the
+    server's own interpreter).
+    """
+    env = dict(os.environ)
+    own = str(Path(sys.prefix) / "share" / "jupyter")
+    env["JUPYTER_PATH"] = os.pathsep.join(p for p in (own, env.get("JUPYTER_PATH", "")) if p)
+    return env
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Start JupyterLab on notebooks/.")
     parser.add_argument("--port", type=int, default=None, help="serve on exactly this port")
@@ -84,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args, extra = parser.parse_known_args(argv)
     command = lab_command(port=args.port, open_browser=False if args.no_browser else None, extra_args=extra)
     print("+", " ".join(command), flush=True)
-    os.execv(command[0], command)
+    os.execve(command[0], command, kernel_environment())
 
 
 if __name__ == "__main__":

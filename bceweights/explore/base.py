@@ -63,6 +63,24 @@ _IPYMPL_BACKENDS = frozenset({"module://ipympl.backend_nbagg", "widget", "ipympl
 STATIC_DPI = 80
 
 
+NONE_OPTION = "none"
+"""A dropdown option value that stands for Python ``None``.
+
+ipywidgets shows a ``Dropdown`` whose value is ``None`` as empty (nothing selected), so an option such
+as ``("None", NONE_OPTION)`` is used instead; ``explorer.values`` and ``explorer.set`` speak ``None``.
+"""
+
+
+def to_control(value: Any) -> Any:
+    """A Python value as a control holds it (``None`` -> :data:`NONE_OPTION`)."""
+    return NONE_OPTION if value is None else value
+
+
+def from_control(value: Any) -> Any:
+    """A control's value as explorers and ``explorer.values`` see it (:data:`NONE_OPTION` -> ``None``)."""
+    return None if isinstance(value, str) and value == NONE_OPTION else value
+
+
 def ipympl_active() -> bool:
     """True when matplotlib's backend is ipympl (``%matplotlib widget``), without resolving a default."""
     backend = matplotlib.get_backend(auto_select=False)
@@ -242,8 +260,8 @@ class Explorer:
         self.values: dict[str, Any] = {}
 
         for name, value in initial.items():
-            self._check_range(name, value)
-            self.controls[name].value = value
+            self._check_range(name, to_control(value))
+            self.controls[name].value = to_control(value)
 
         self.figure, self.figure_view, self.interactive_canvas = self._make_figure()
         self.build_figure(self.figure)
@@ -351,10 +369,10 @@ class Explorer:
         """
         self._check_names(values)
         for name, value in values.items():
-            self._check_range(name, value)
+            self._check_range(name, to_control(value))
         with self._holding():
             for name, value in values.items():
-                self.controls[name].value = value
+                self.controls[name].value = to_control(value)
         self.update()
 
     @contextlib.contextmanager
@@ -371,7 +389,7 @@ class Explorer:
 
     def update(self) -> None:
         """Recompute from the controls' current values, move the artists, redraw, refresh readouts."""
-        self.values = {name: control.value for name, control in self.controls.items()}
+        self.values = {name: from_control(control.value) for name, control in self.controls.items()}
         self.readouts = dict(self.recompute(dict(self.values)))
         self.readout_view.value = self._readout_html()
         self.update_count += 1

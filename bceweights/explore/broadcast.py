@@ -37,7 +37,7 @@ from matplotlib.patches import Rectangle
 
 from bceweights.errors import WeightShapeError
 from bceweights.explain import explain
-from bceweights.explore.base import Explorer, format_number, nice_ceiling
+from bceweights.explore.base import NONE_OPTION, Explorer, format_number, nice_ceiling, to_control
 from bceweights.shapes import LineUp, align, dim_names, line_up, normalize_dim, shape_str
 
 Shape = tuple[int, ...]
@@ -411,7 +411,7 @@ class BroadcastExplorer(Explorer):
                 style={"button_width": "7.5em", "description_width": "initial"},
             ),
             "channel_dim": widgets.Dropdown(
-                options=[("None", None), ("1", 1)], value=first.channel_dim, description="channel_dim",
+                options=[("None", NONE_OPTION), ("1", 1)], value=to_control(first.channel_dim), description="channel_dim",
                 style=style, layout=widgets.Layout(width="14em"),
             ),
             "input": widgets.Dropdown(
@@ -503,7 +503,7 @@ class BroadcastExplorer(Explorer):
         if new:
             with self._holding():
                 for name, value in new.items():
-                    self.controls[name].value = value
+                    self.controls[name].value = to_control(value)
             values.update(new)
             self.values.update(new)
         self._previous = dict(values)
