@@ -219,7 +219,7 @@ class FocalExplorer(Explorer):
         }
 
         grid = figure.add_gridspec(
-            1, 4, width_ratios=[1.0, 1.0, 0.8, 1.0], left=0.04, right=0.99, bottom=0.2, top=0.86, wspace=0.28
+            1, 4, width_ratios=[1.0, 1.0, 0.8, 1.0], left=0.04, right=0.99, bottom=0.2, top=0.86, wspace=0.42
         )
         self._loss_axes = figure.add_subplot(grid[0])
         self._grad_axes = figure.add_subplot(grid[1])
