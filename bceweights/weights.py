@@ -292,6 +292,48 @@ def _check_binary_values(batch: torch.Tensor, index: int, extra_fix: str) -> Non
 # --------------------------------------------------------------------------------------------------
 
 
+class _StreamedSums:
+    """Running sums of two per-channel tensors over batches, which are never concatenated.
+
+    ``add`` checks that every batch has as many channels as the first; ``totals`` refuses a stream
+    that yielded nothing. ``channel_hint`` ends the first message, ``empty_example`` the second.
+    """
+
+    def __init__(self, channel_dim: int | None, channel_hint: str, empty_example: str | None = None) -> None:
+        self.channel_dim = channel_dim
+        self.channel_hint = channel_hint
+        self.empty_example = empty_example
+        self.first: torch.Tensor | None = None
+        self.second: torch.Tensor | None = None
+        self.first_shape: tuple[int, ...] = ()
+
+    def add(self, index: int, batch_shape: tuple[int, ...], first: torch.Tensor, second: torch.Tensor) -> None:
+        if self.first is None or self.second is None:
+            self.first, self.second, self.first_shape = first, second, tuple(batch_shape)
+            return
+        if first.shape != self.first.shape:
+            raise ValueError(
+                f"target batch {index} has shape {tuple(batch_shape)} with {first.numel()} channel(s) at "
+                f"dim {self.channel_dim}, but batch 0 had shape {self.first_shape} with {self.first.numel()}; "
+                f"expected the same number of channels in every batch.\n{self.channel_hint}"
+            )
+        self.first = self.first + first.to(self.first.device)
+        self.second = self.second + second.to(self.second.device)
+
+    def totals(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.first is None or self.second is None:
+            message = "targets yielded no batches; expected a tensor or at least one batch.\n"
+            if self.empty_example is None:
+                message += "Check the DataLoader (an exhausted iterator or an empty dataset yields nothing)."
+            else:
+                message += (
+                    "Check the DataLoader (an exhausted iterator or an empty dataset yields nothing), e.g.:\n"
+                    + self.empty_example
+                )
+            raise ValueError(message)
+        return self.first, self.second
+
+
 def count_positives(
     targets: Targets,
     channel_dim: int | None = 1,
@@ -335,9 +377,12 @@ def count_positives(
         (tensor([2., 1.], dtype=torch.float64), tensor([3., 3.], dtype=torch.float64))
     """
     checking = value_checks_enabled(check_values)
-    num_pos: torch.Tensor | None = None
-    num_total: torch.Tensor | None = None
-    first_shape: tuple[int, ...] = ()
+    sums = _StreamedSums(
+        channel_dim,
+        "If the targets have no channel dimension, the changing size is not a channel; write instead:\n"
+        "    bw.count_positives(targets, channel_dim=None)",
+        "    bw.count_positives(torch.cat([y for _, y in loader]))   # small datasets only",
+    )
     dims_fix = (
         "    bw.count_positives(targets, channel_dim=None)   # one global count, for a single-output model\n"
         "    bw.count_positives(targets.unsqueeze(1))        # if the targets lack their channel dimension"
@@ -360,26 +405,8 @@ def count_positives(
             positives = torch.sum(batch, dim=reduce_dims, dtype=accumulator)
             per_channel = batch.numel() // channels if channels else 0
             total = torch.full((channels,), float(per_channel), dtype=accumulator, device=batch.device)
-        if num_pos is None or num_total is None:
-            num_pos, num_total, first_shape = positives, total, tuple(batch.shape)
-            continue
-        if positives.shape != num_pos.shape:
-            raise ValueError(
-                f"target batch {index} has shape {tuple(batch.shape)} with {positives.numel()} channel(s) at "
-                f"dim {channel_dim}, but batch 0 had shape {first_shape} with {num_pos.numel()}; expected the "
-                f"same number of channels in every batch.\nIf the targets have no channel dimension, the "
-                f"changing size is not a channel; write instead:\n"
-                f"    bw.count_positives(targets, channel_dim=None)"
-            )
-        num_pos = num_pos + positives.to(num_pos.device)
-        num_total = num_total + total.to(num_total.device)
-    if num_pos is None or num_total is None:
-        raise ValueError(
-            "targets yielded no batches; expected a tensor or at least one batch.\n"
-            "Check the DataLoader (an exhausted iterator or an empty dataset yields nothing), e.g.:\n"
-            "    bw.count_positives(torch.cat([y for _, y in loader]))   # small datasets only"
-        )
-    return num_pos, num_total
+        sums.add(index, tuple(batch.shape), positives, total)
+    return sums.totals()
 
 
 def pos_weight_from_targets(
@@ -580,8 +607,7 @@ def _label_map_frequencies(
     targets: Targets, num_classes: int, ignore_index: int | None, progress: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per class: pixels of the class, and total pixels of the images where it appears, shape ``(K,)``."""
-    class_pixels: torch.Tensor | None = None
-    present_pixels: torch.Tensor | None = None
+    sums = _StreamedSums(None, "")  # always num_classes channels: the count cannot change
     for index, labels in _batches(targets, progress, "counting class frequencies"):
         if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
             raise ValueError(
@@ -622,26 +648,19 @@ def _label_map_frequencies(
         image_pixels = valid.sum(dim=1, dtype=accumulator)  # (images,)
         batch_class_pixels = per_image.sum(dim=0)
         batch_present_pixels = ((per_image > 0).to(accumulator) * image_pixels.unsqueeze(1)).sum(dim=0)
-        if class_pixels is None or present_pixels is None:
-            class_pixels, present_pixels = batch_class_pixels, batch_present_pixels
-        else:
-            class_pixels = class_pixels + batch_class_pixels.to(class_pixels.device)
-            present_pixels = present_pixels + batch_present_pixels.to(present_pixels.device)
-    if class_pixels is None or present_pixels is None:
-        raise ValueError(
-            "targets yielded no batches; expected a tensor or at least one batch.\n"
-            "Check the DataLoader (an exhausted iterator or an empty dataset yields nothing)."
-        )
-    return class_pixels, present_pixels
+        sums.add(index, tuple(labels.shape), batch_class_pixels, batch_present_pixels)
+    return sums.totals()
 
 
 def _mask_frequencies(
     targets: Targets, channel_dim: int, progress: bool, checking: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per channel: (soft) pixels of the class, and total pixels of the images where it appears, ``(C,)``."""
-    class_pixels: torch.Tensor | None = None
-    present_pixels: torch.Tensor | None = None
-    first_shape: tuple[int, ...] = ()
+    sums = _StreamedSums(
+        channel_dim,
+        "If these are label maps without a channel dimension, write instead:\n"
+        "    bw.median_frequency_weights(labels, num_classes=K)",
+    )
     dims_fix = (
         "    bw.median_frequency_weights(labels, num_classes=K)   # if the targets are label maps (N, H, W)\n"
         "    bw.median_frequency_weights(masks.unsqueeze(1))      # if a single mask lacks its channel dimension"
@@ -670,25 +689,8 @@ def _mask_frequencies(
         pixels_per_image = masks.numel() // (images * channels) if images * channels else 0
         batch_class_pixels = per_image.sum(dim=0)
         batch_present_pixels = (per_image > 0).sum(dim=0, dtype=accumulator) * pixels_per_image
-        if class_pixels is None or present_pixels is None:
-            class_pixels, present_pixels = batch_class_pixels, batch_present_pixels
-            first_shape = tuple(masks.shape)
-            continue
-        if batch_class_pixels.shape != class_pixels.shape:
-            raise ValueError(
-                f"target batch {index} has shape {tuple(masks.shape)} with {channels} channel(s) at dim "
-                f"{channel_dim}, but batch 0 had shape {first_shape} with {class_pixels.numel()}; expected the "
-                f"same number of channels in every batch.\nIf these are label maps without a channel "
-                f"dimension, write instead:\n    bw.median_frequency_weights(labels, num_classes=K)"
-            )
-        class_pixels = class_pixels + batch_class_pixels.to(class_pixels.device)
-        present_pixels = present_pixels + batch_present_pixels.to(present_pixels.device)
-    if class_pixels is None or present_pixels is None:
-        raise ValueError(
-            "targets yielded no batches; expected a tensor or at least one batch.\n"
-            "Check the DataLoader (an exhausted iterator or an empty dataset yields nothing)."
-        )
-    return class_pixels, present_pixels
+        sums.add(index, tuple(masks.shape), batch_class_pixels, batch_present_pixels)
+    return sums.totals()
 
 
 # --------------------------------------------------------------------------------------------------
