@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy import ndimage
 from torch import Tensor
 
 LabelImage = Tensor | np.ndarray
@@ -115,6 +114,8 @@ def nearest_two_distances(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pixel (0 on the object); ``d1`` and ``d2`` keep the smallest and second-smallest over ``k``.
     Where there are fewer than two objects the missing distances are ``inf``. Float64.
     """
+    from scipy import ndimage  # here, not at module level: `import bceweights` need not load scipy
+
     d1 = np.full(labels.shape, np.inf)
     d2 = np.full(labels.shape, np.inf)
     for object_id in np.unique(labels):
