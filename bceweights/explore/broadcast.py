@@ -18,11 +18,10 @@ The error texts are the libraries' own: the explorer calls :func:`bceweights.sha
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +36,7 @@ from matplotlib.patches import Rectangle
 
 from bceweights.errors import WeightShapeError
 from bceweights.explain import explain
-from bceweights.explore.base import NONE_OPTION, Explorer, format_number, nice_ceiling, to_control
+from bceweights.explore.base import NONE_OPTION, Explorer, format_number, nice_ceiling, one_thread, to_control
 from bceweights.shapes import LineUp, align, dim_names, line_up, normalize_dim, shape_str
 
 Shape = tuple[int, ...]
@@ -88,18 +87,6 @@ CASES: dict[str, Case] = {
     "pos_weight_view": Case("Q8: pos_weight.view(3, 1, 1), (C, 1, 1)", "pos_weight", "C, 1, 1", None, "channel"),
     "pos_weight_channel_dim": Case("Q8: pos_weight (C,) with channel_dim=1", "pos_weight", "C", 1, "channel"),
 }
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Run tiny tensor work on one intra-op thread (restored after): on a busy machine, waking
-    PyTorch's thread pool for a few hundred elements costs milliseconds, the work microseconds."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -35,8 +35,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-from bceweights.explore.base import Explorer, format_number, log_choices
-from bceweights.explore.broadcast import one_thread
+from bceweights.explore.base import Explorer, format_number, log_choices, one_thread
 from bceweights.explore.exercises import answer_number
 from bceweights.loss import bce_with_logits
 

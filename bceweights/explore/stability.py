@@ -29,8 +29,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from bceweights.explore.base import Explorer, format_number, sticky_limit
-from bceweights.explore.broadcast import one_thread
+from bceweights.explore.base import Explorer, format_number, one_thread, sticky_limit
 
 DTYPES: dict[str, torch.dtype] = {
     "float64": torch.float64,
