@@ -89,6 +89,17 @@ def _uniform(n: int, low: Tensor | float, high: Tensor | float, generator: torch
     return low + (high - low) * torch.rand(n, generator=generator)
 
 
+def _normal(shape: tuple[int, ...] | torch.Size, generator: torch.Generator) -> Tensor:
+    """Standard normal noise of ``shape`` (float32), the same bits on every CPU.
+
+    ``torch.randn`` in float32 transforms its uniform draws with the CPU's vectorised ``log``/``cos``
+    (AVX2, AVX-512 and scalar code round differently), so the images, and everything trained on
+    them, would depend on the machine. In float64 it uses the same scalar path everywhere; rounding
+    that to float32 removes any last-bit difference of the C library.
+    """
+    return torch.randn(shape, generator=generator, dtype=torch.float64).to(torch.float32)
+
+
 def _pixel_grid(size: int) -> tuple[Tensor, Tensor]:
     """Pixel-centre coordinates ``(1, H, 1)`` and ``(1, 1, W)`` for broadcasting against ``(N, 1, 1)``."""
     centres = torch.arange(size, dtype=torch.float32) + 0.5
@@ -171,7 +182,7 @@ def make_shapes(
         )
         masks |= shape
     masks_f = masks.float().unsqueeze(1)
-    images = contrast * masks_f + noise * torch.randn(masks_f.shape, generator=g)
+    images = contrast * masks_f + noise * _normal(masks_f.shape, g)
     return Segmentation(images, masks_f, ("foreground",))
 
 
@@ -234,7 +245,7 @@ def make_plates(
     yy, xx = _pixel_grid(size)
     checker = ((yy.long() // 2 + xx.long() // 2) % 2).float()  # (1, H, W)
     image = 0.5 * plate.float() + code.float() * (0.5 + 0.25 * (2 * checker - 1)) - green_contrast * disc.float()
-    image = image.unsqueeze(1) + noise * torch.randn(n, 1, size, size, generator=g)
+    image = image.unsqueeze(1) + noise * _normal((n, 1, size, size), g)
     return Segmentation(image, masks, RGB_CHANNELS)
 
 
@@ -315,5 +326,5 @@ def make_volume(
         cx = float(_uniform(1, c, width - c, g))
         mask |= ((zz - cz) / a) ** 2 + ((yy - cy) / b) ** 2 + ((xx - cx) / c) ** 2 < 1
     mask_f = mask.float().view(1, 1, depth, height, width)
-    images = contrast * mask_f + noise * torch.randn(mask_f.shape, generator=g)
+    images = contrast * mask_f + noise * _normal(mask_f.shape, g)
     return Segmentation(images, mask_f, ("foreground",))
