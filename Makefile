@@ -2,6 +2,7 @@
 #
 #   make lab         create/update .venv, then JupyterLab on notebooks/ (opens 00_start_here)
 #   make test        create/update .venv, then unit, property and browser tests, then strict nbval
+#                    twice: natively and with the CPU's vector paths capped (nbval-capped)
 #   make notebooks   re-execute every notebooks/NN_*.py and store the outputs in NN_*.ipynb
 #   make screenshots regenerate docs/screenshots/ (each lesson's explorers in JupyterLab; needs chromium)
 #   make lock        rebuild requirements/constraints.txt from a fresh install
@@ -43,6 +44,12 @@ NOTEBOOK_ENV := env -u MPLBACKEND \
 	PYDEVD_DISABLE_FILE_VALIDATION=1 \
 	JUPYTER_PLATFORM_DIRS=1
 
+# Another CPU, emulated on this one: PyTorch's ATen kernels without AVX2/AVX-512 (scalar
+# "default" code), oneDNN capped at SSE4.1 and MKL at SSE4.2. Stored outputs must not depend on
+# the CPU (an Intel Xeon with AVX-512, an AMD EPYC with AVX2, Apple silicon), so strict nbval runs
+# once natively and once under these settings against the same stored notebooks.
+CAPPED_CPU_ENV := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2
+
 NBVAL_SANITIZE := tests/nbval_sanitize.cfg
 # Extra arguments: make test PYTEST_ARGS=-x, make notebooks NB=notebooks/01_weight_vs_pos_weight.py,
 # make lab LAB_ARGS="--port 8890".
@@ -50,7 +57,7 @@ PYTEST_ARGS ?=
 NB ?=
 LAB_ARGS ?=
 
-.PHONY: help env lab test unit nbval notebooks screenshots lock clean distclean
+.PHONY: help env lab test unit nbval nbval-capped notebooks screenshots lock clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -71,19 +78,28 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) | $(VENV_PYTHON)
 lab: $(STAMP)
 	$(VENV_PYTHON) tools/lab.py $(LAB_ARGS)
 
-test: unit nbval
+test: unit nbval nbval-capped
 
 unit: $(STAMP)
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
 
+NBVAL_RUN := $(VENV_PYTHON) -m pytest --nbval --nbval-current-env --nbval-sanitize-with $(NBVAL_SANITIZE)
+
 nbval: $(STAMP)
-	@if compgen -G "notebooks/*.ipynb" > /dev/null; then \
-		echo "$(NOTEBOOK_ENV) $(VENV_PYTHON) -m pytest --nbval --nbval-current-env --nbval-sanitize-with $(NBVAL_SANITIZE) notebooks/"; \
-		$(NOTEBOOK_ENV) $(VENV_PYTHON) -m pytest --nbval --nbval-current-env \
-			--nbval-sanitize-with $(NBVAL_SANITIZE) $(PYTEST_ARGS) notebooks/; \
-	else \
-		echo "nbval: no notebooks/*.ipynb to check"; \
-	fi
+	@$(call run_nbval,$(NOTEBOOK_ENV))
+
+nbval-capped: $(STAMP)
+	@$(call run_nbval,$(NOTEBOOK_ENV) $(CAPPED_CPU_ENV))
+
+# $(call run_nbval,ENV): strict nbval over notebooks/ with the kernel environment ENV.
+define run_nbval
+if compgen -G "notebooks/*.ipynb" > /dev/null; then \
+	echo "$(1) $(NBVAL_RUN) notebooks/"; \
+	$(1) $(NBVAL_RUN) $(PYTEST_ARGS) notebooks/; \
+else \
+	echo "nbval: no notebooks/*.ipynb to check"; \
+fi
+endef
 
 notebooks: $(STAMP)
 	$(NOTEBOOK_ENV) $(VENV_PYTHON) tools/run_notebooks.py $(NB)
