@@ -64,12 +64,14 @@ print("pixel shares      ", [round(v, 4) for v in (torch.bincount(labels.flatten
 # which one answers directly?
 
 # %% tags=["nbval-ignore-output"]
-multi_label = TinyUNet(1, 3, seed=0)
+# Seed 1 for both networks. Tiny models are seed-sensitive: from seed 0 this learning rate leaves
+# the multi-label model's red and green channels unlearned after 10 epochs (one seed in five here).
+multi_label = TinyUNet(1, 3, seed=1)
 multi_history = train(
     multi_label, plates.images, plates.masks, epochs=10, eval_images=val.images, eval_targets=val.masks,
     description="multi-label, sigmoid + BCE",
 )
-single_label = TinyUNet(1, 4, seed=0)
+single_label = TinyUNet(1, 4, seed=1)
 single_history = train(
     single_label, plates.images, labels, epochs=10, eval_images=val.images, eval_targets=val_labels,
     description="single-label, softmax + CE",
@@ -134,9 +136,13 @@ png_image(plot_two_readings(0))
 # * the single-label "blue" class has a code-shaped hole; to get the plate you add classes
 #   (blue or magenta), which works only because you know which colours contain blue.
 #
-# (The single-label model misses green, 1 % of the pixels, in this budget: cross-entropy has the same
-# imbalance problem as BCE, and its fix is the class `weight=` of `F.cross_entropy`, e.g.
-# `bw.balanced_weights`; lesson 04 does the BCE side.)
+# Both models also learn green, the disc that covers 1 % of the pixels (green IoU 0.647 multi-label,
+# 0.742 single-label), without any weight. Lesson 04 trains on plates with the same 1 % share, where
+# plain BCE never finds green: there the disc is faint (contrast 0.25 against pixel noise 0.35), here it
+# is bright (contrast 0.8, the `make_plates` default). Rarity alone does not make a class unlearnable;
+# rarity *and* overlap with the background do. When a class is missed, cross-entropy has the same
+# remedy as BCE: a class `weight=` for `F.cross_entropy` (e.g. `bw.balanced_weights`), as lesson 04
+# does with `pos_weight` for BCE.
 #
 # When is each right?
 #
