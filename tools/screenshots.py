@@ -44,6 +44,8 @@ MAX_BYTES = 200_000
 RUN_TIMEOUT_S = 420.0
 DRAW_TIMEOUT_S = 60.0
 MARGIN_PX = 8
+# The list of files a run wrote, kept next to them: the only files a later run may delete.
+MANIFEST_NAME = "MANIFEST.txt"
 
 
 def screenshot_name(notebook: Path, class_name: str) -> str:
@@ -115,6 +117,41 @@ def capture_lesson(context, server: LabServer, notebook: Path, out_dir: Path) ->
     return written
 
 
+def read_manifest(out_dir: Path) -> set[str]:
+    """Names of the screenshots an earlier run wrote into ``out_dir`` (empty if none was recorded)."""
+    manifest = out_dir / MANIFEST_NAME
+    if not manifest.exists():
+        return set()
+    return {line.strip() for line in manifest.read_text().splitlines() if line.strip() and not line.startswith("#")}
+
+
+def remove_stale(out_dir: Path, written: list[Path], *, full_run: bool) -> list[Path]:
+    """Delete the screenshots that an earlier run wrote and this one did not; record what was written.
+
+    Only names listed in ``out_dir``'s manifest are ever deleted, so other files in the folder (a
+    user's own PNGs, a ``--out`` that already held pictures) are left alone. A run over some
+    notebooks only adds its names to the manifest and deletes nothing.
+    """
+    names = {p.name for p in written}
+    previous = read_manifest(out_dir)
+    removed: list[Path] = []
+    if full_run:
+        for name in sorted(previous - names):
+            stale = out_dir / name
+            if stale.is_file():
+                stale.unlink()
+                removed.append(stale)
+                print(f"removed stale {stale}")
+        kept = names
+    else:
+        kept = previous | names
+    (out_dir / MANIFEST_NAME).write_text(
+        "# Screenshots written by tools/screenshots.py (make screenshots); it deletes only these.\n"
+        + "".join(f"{name}\n" for name in sorted(kept))
+    )
+    return removed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="lesson .ipynb files (default: all)")
@@ -141,10 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 context.close()
 
-    if not args.notebooks:
-        for stale in sorted(set(args.out.glob("*.png")) - set(written)):
-            stale.unlink()
-            print(f"removed stale {stale.relative_to(REPO_ROOT)}")
+    remove_stale(args.out, written, full_run=not args.notebooks)
     too_big = [p for p in written if p.stat().st_size > MAX_BYTES]
     if too_big:
         print(f"over {MAX_BYTES // 1000} kB: {', '.join(p.name for p in too_big)}", file=sys.stderr)
