@@ -1,4 +1,7 @@
-"""Boundary weight maps for touching objects: the weight map of the U-Net paper.
+"""Per-element weight maps: :func:`rebalance_map` (background ``1 / ratio``) and :func:`unet_weight_map`.
+
+**rebalance_map** weights background elements by ``1 / ratio`` and foreground by 1, so both halves of
+the loss count equally. **unet_weight_map** is the weight map for touching objects of
 
 Ronneberger, Fischer and Brox, "U-Net: Convolutional Networks for Biomedical Image Segmentation"
 (MICCAI 2015), eq. 2, weight every pixel ``x`` of an instance label image by
@@ -11,6 +14,9 @@ carry a large weight. Here:
 * ``d1(x)``, ``d2(x)``: Euclidean distances from pixel ``x`` to the nearest pixel of the nearest and of
   the second-nearest object (distances between pixel centres, from
   :func:`scipy.ndimage.distance_transform_edt`; a background pixel next to a cell has ``d1 = 1``).
+  SciPy is needed for these distances only: it is imported when they are computed, so
+  ``import bceweights`` and the loss work without it; without SciPy, :func:`unet_weight_map` raises an
+  ``ImportError`` that names the line to install it (``pip install scipy``, or the ``lessons`` extra).
 * The border term ``w0 * exp(...)`` is added on **background pixels only** (label 0), as in the paper,
   where it weights "the separation border ... between touching cells" (its Fig. 3d shows weight in the
   gaps, not inside the cells). A pixel inside a cell gets ``w_c`` alone.
@@ -34,19 +40,124 @@ The paper uses ``w0 = 10`` and ``sigma ≈ 5`` pixels. Pass the map as ``weight`
 The distance transforms are the expensive part (one per object); :func:`nearest_two_distances`
 returns them so that code trying several ``w0`` and ``sigma`` computes them once
 (:func:`weight_map_from_distances` recombines).
+
+Imports: :mod:`bceweights.checks`, :mod:`bceweights.messages`, :mod:`bceweights.weights.counts`,
+:mod:`bceweights.weights.streaming`; SciPy lazily.
 """
 
+
 from __future__ import annotations
+
+import math
+import numbers
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from bceweights.checks import value_checks_enabled
+from bceweights.messages import error_message
+from bceweights.weights.counts import accumulator_dtype, shape_of
+from bceweights.weights.streaming import check_binary_values
 
 LabelImage = Tensor | np.ndarray
 
 #: The paper's values.
 PAPER_W0 = 10.0
 PAPER_SIGMA = 5.0
+
+
+def rebalance_map(
+    target: torch.Tensor,
+    ratio: float | torch.Tensor | None = None,
+    *,
+    check_values: bool | None = None,
+) -> torch.Tensor:
+    """Per-element weight map: background ``1 / ratio``, foreground ``1``.
+
+    ``weight = 1/ratio + (1 - 1/ratio) * target``, so soft targets interpolate linearly. With
+    ``ratio = negatives / positives`` the background's total weight ``negatives / ratio`` equals the
+    foreground's ``positives``: both halves of the loss count equally, and the loss keeps the scale of
+    the foreground terms (unlike ``pos_weight``, which scales the foreground up).
+
+    Args:
+        target: targets of any shape, e.g. ``(N, 1, D, H, W)``, bool or values in [0, 1].
+        ratio: a positive number (a Python number or a one-element tensor). ``None`` computes
+            ``negatives / positives`` from ``target`` itself.
+        check_values: check that ``target`` lies in [0, 1]; ``None`` follows ``bw.set_value_checks``.
+
+    Returns:
+        float tensor shaped like ``target`` (``target``'s float dtype, float32 for bool/integer
+        targets), on its device. Pass it as ``weight=`` (with ``reduction="weighted_mean"`` to
+        average over the weights rather than the elements).
+
+    Raises:
+        ValueError: ``ratio`` <= 0, NaN or infinite; ``ratio=None`` with no foreground in ``target``;
+            target values outside [0, 1].
+
+    Example (Q9: the foreground is 1/95 of the voxels, so negatives/positives = 94):
+        >>> target = torch.zeros(1, 1, 60, 40, 40); target.view(-1)[::95] = 1
+        >>> weight = rebalance_map(target)     # ratio = 94 from the target: background 1/94
+        >>> weight.shape, weight.unique()
+        (torch.Size([1, 1, 60, 40, 40]), tensor([0.0106, 1.0000]))
+    """
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(error_message(
+            f"target is a {type(target).__name__}", "expected a tensor of targets.",
+            "bw.rebalance_map(torch.as_tensor(target), ratio)",
+        ))
+    if value_checks_enabled(check_values):
+        check_binary_values(
+            target, 0, "bw.rebalance_map(target > 0.5)   # if the targets are thresholded scores"
+        )
+    dtype = target.dtype if target.is_floating_point() else torch.float32
+    values = target.detach().to(dtype)
+    if ratio is None:
+        positives = float(torch.sum(values, dtype=accumulator_dtype(values.device)))
+        if positives == 0:
+            raise ValueError(error_message(
+                f"target of shape {shape_of(target)} has no foreground, so ratio=None (negatives / positives) "
+                "is infinite", "expected at least one positive, or an explicit ratio.",
+                "num_pos, num_total = bw.count_positives(loader, channel_dim=None)\n"
+                "weight = bw.rebalance_map(target, ratio=float((num_total - num_pos) / num_pos))",
+                lead="Give the ratio counted over the whole dataset",
+            ))
+        ratio_value = (target.numel() - positives) / positives
+        if ratio_value == 0:
+            raise ValueError(error_message(
+                f"target of shape {shape_of(target)} is all foreground, so ratio=None (negatives / positives) "
+                "is 0 and the background weight 1/ratio is infinite", "expected some background, or an explicit ratio.",
+                "weight = bw.rebalance_map(target, ratio=<dataset ratio>)",
+            ))
+    else:
+        if isinstance(ratio, torch.Tensor):
+            if ratio.numel() != 1:
+                raise ValueError(error_message(
+                    f"ratio has shape {shape_of(ratio)}", "expected one number (negatives / positives).",
+                    "weight = 1 / ratio.view(C, 1, 1) + (1 - 1 / ratio.view(C, 1, 1)) * target",
+                    lead="For one ratio per channel of (N, C, ...), build the map per channel, e.g.",
+                ))
+            ratio_value = float(ratio)
+        elif isinstance(ratio, numbers.Real) and not isinstance(ratio, bool):
+            ratio_value = float(ratio)
+        else:
+            raise TypeError(error_message(
+                f"ratio is a {type(ratio).__name__}", "expected a positive number (negatives / positives) or None.",
+                "bw.rebalance_map(target, ratio=94.0)", lead="Write for example",
+            ))
+        if not (math.isfinite(ratio_value) and ratio_value > 0):
+            raise ValueError(error_message(
+                f"ratio is {ratio_value!r}",
+                "expected a finite number > 0 (negatives / positives, e.g. 94 when the foreground is 1/95 of "
+                "the elements).",
+                "bw.rebalance_map(target)   # to compute negatives / positives from target",
+            ))
+    background = 1.0 / ratio_value
+    return background + (1.0 - background) * values
+
+
+# --------------------------------------------------------------------------------------------------
+# the U-Net weight map
 
 
 def _kind(labels: object) -> str:
@@ -65,45 +176,62 @@ def _as_label_array(labels: LabelImage, what: str = "labels") -> np.ndarray:
     elif isinstance(labels, np.ndarray):
         array = labels
     else:
-        raise TypeError(
-            f"{what} must be an integer torch.Tensor or numpy array of instance labels, got {_kind(labels)}.\n"
-            f"Write instead:\n    {what}=torch.as_tensor({what})   # (H, W) or (N, H, W), 0 = background, 1..K = objects"
-        )
+        raise TypeError(error_message(
+            f"{what} must be an integer torch.Tensor or numpy array of instance labels, got {_kind(labels)}.",
+            fixes=f"{what}=torch.as_tensor({what})   # (H, W) or (N, H, W), 0 = background, 1..K = objects",
+        ))
     if array.dtype == np.bool_:
-        raise TypeError(
-            f"{what} is a bool mask ({_kind(labels)}), but the border term needs to tell touching "
-            "objects apart: expected instance labels (0 = background, 1..K = one number per object).\n"
-            "Write instead (objects that do not touch in the mask get their own number):\n"
-            f"    {what}, count = scipy.ndimage.label(mask)   # per image; or skimage.measure.label(mask)\n"
-            "A mask whose objects touch cannot be split this way; it needs the instance annotation."
-        )
+        raise TypeError(error_message(
+            f"{what} is a bool mask ({_kind(labels)}), but the border term needs to tell touching objects apart",
+            "expected instance labels (0 = background, 1..K = one number per object).", join=": ",
+            fixes=f"{what}, count = scipy.ndimage.label(mask)   # per image; or skimage.measure.label(mask)",
+            lead="Write instead (objects that do not touch in the mask get their own number)",
+            note="A mask whose objects touch cannot be split this way; it needs the instance annotation.",
+        ))
     if not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(
-            f"{what} is {_kind(labels)}; expected an integer dtype of instance labels "
-            "(0 = background, 1..K = objects).\n"
-            f"Write instead:\n    {what}={what}.long()   # torch;   or {what}.astype(np.int64) for numpy"
-        )
+        raise TypeError(error_message(
+            f"{what} is {_kind(labels)}", "expected an integer dtype of instance labels (0 = background, 1..K = objects).",
+            f"{what}={what}.long()   # torch;   or {what}.astype(np.int64) for numpy",
+        ))
     if array.ndim not in (2, 3):
         shape = tuple(array.shape)
-        message = (
-            f"{what} is {_kind(labels)} ({array.ndim}-D); expected one label image (H, W) or a batch (N, H, W)."
-        )
+        fix, lead = "", None
         if array.ndim == 4 and shape[1] == 1:
-            message += f"\nWrite instead:\n    {what}={what}.squeeze(1)   # (N, 1, H, W) -> (N, H, W)"
+            fix = f"{what}={what}.squeeze(1)   # (N, 1, H, W) -> (N, H, W)"
         elif array.ndim == 1:
-            message += f"\nWrite instead (a strip one pixel high):\n    {what}={what}[None, :]   # (W,) -> (1, W)"
+            fix, lead = f"{what}={what}[None, :]   # (W,) -> (1, W)", "Write instead (a strip one pixel high)"
         elif array.ndim > 3:
-            message += (
-                f"\nWrite instead, for stacks of 2-D images:\n    {what}={what}.reshape(-1, {shape[-2]}, {shape[-1]})"
-            )
-        raise ValueError(message)
+            fix = f"{what}={what}.reshape(-1, {shape[-2]}, {shape[-1]})"
+            lead = "Write instead, for stacks of 2-D images"
+        raise ValueError(error_message(
+            f"{what} is {_kind(labels)} ({array.ndim}-D)", "expected one label image (H, W) or a batch (N, H, W).",
+            fix, lead=lead,
+        ))
     if array.size and array.min() < 0:
-        raise ValueError(
-            f"{what} ({_kind(labels)}) holds negative values (min {int(array.min())}); expected 0 for background and 1..K for objects.\n"
-            "Write instead, if negative values mark unannotated pixels, label them 0 here and pass them to the "
-            "loss separately:\n    ignore = labels < 0;  labels = labels.clamp(min=0)"
-        )
+        raise ValueError(error_message(
+            f"{what} ({_kind(labels)}) holds negative values (min {int(array.min())})",
+            "expected 0 for background and 1..K for objects.", "ignore = labels < 0;  labels = labels.clamp(min=0)",
+            lead="Write instead, if negative values mark unannotated pixels, label them 0 here and pass them to "
+            "the loss separately",
+        ))
     return array
+
+
+SCIPY_REQUIREMENT = "scipy>=1.10"
+
+
+def _scipy_ndimage():  # noqa: ANN202 (a module)
+    """``scipy.ndimage``, imported here: ``import bceweights`` and the loss do not need SciPy."""
+    try:
+        from scipy import ndimage
+    except ImportError as error:
+        raise ImportError(error_message(
+            "unet_weight_map computes its distances with scipy.ndimage.distance_transform_edt, and scipy "
+            "is not installed",
+            "the loss itself needs only torch and numpy.", lead="Install it with one of",
+            fixes=[f'pip install "{SCIPY_REQUIREMENT}"', 'pip install "bceweights[lessons]"   # the lessons\' stack'],
+        )) from error
+    return ndimage
 
 
 def nearest_two_distances(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +242,7 @@ def nearest_two_distances(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pixel (0 on the object); ``d1`` and ``d2`` keep the smallest and second-smallest over ``k``.
     Where there are fewer than two objects the missing distances are ``inf``. Float64.
     """
-    from scipy import ndimage  # here, not at module level: `import bceweights` need not load scipy
+    ndimage = _scipy_ndimage()
 
     d1 = np.full(labels.shape, np.inf)
     d2 = np.full(labels.shape, np.inf)
@@ -156,15 +284,15 @@ def weight_map_from_distances(
 
 def _check_parameters(w0: float, sigma: float) -> None:
     if not np.isfinite(w0) or w0 < 0:
-        raise ValueError(
-            f"w0={w0} must be finite and >= 0 (the border weight; the paper uses 10; 0 leaves the class term only).\n"
-            "Write instead:\n    w0=10.0"
-        )
+        raise ValueError(error_message(
+            f"w0={w0} must be finite and >= 0 (the border weight; the paper uses 10; 0 leaves the class term only).",
+            fixes="w0=10.0",
+        ))
     if not np.isfinite(sigma) or sigma <= 0:
-        raise ValueError(
-            f"sigma={sigma} must be finite and > 0 (pixels; how fast the border weight decays with d1 + d2).\n"
-            "Write instead:\n    sigma=5.0   # the paper's value"
-        )
+        raise ValueError(error_message(
+            f"sigma={sigma} must be finite and > 0 (pixels; how fast the border weight decays with d1 + d2).",
+            fixes="sigma=5.0   # the paper's value",
+        ))
 
 
 def unet_weight_map(
@@ -208,64 +336,12 @@ def unet_weight_map(
     return result
 
 
-def touching_cells(
-    height: int = 96,
-    width: int = 96,
-    n_cells: int = 9,
-    radius: tuple[float, float] = (13.0, 19.0),
-    gap: float = 1.0,
-    seed: int = 0,
-) -> np.ndarray:
-    """A synthetic instance label image ``(height, width)`` int64 of round cells that touch.
-
-    Cell centres are drawn at random (seeded) with a minimum spacing; every pixel belongs to the
-    nearest centre (a Voronoi partition) if it lies within that cell's radius. Where two cells meet,
-    the pixels within ``gap / 2`` of the bisector between their centres become background, leaving a
-    background line about ``gap`` pixels wide between touching cells: the pixels the U-Net border
-    term is for. Labels are 1..K, consecutive (K = n_cells unless no room was left for more), 0 for
-    background.
-    """
-    if height < 8 or width < 8 or n_cells < 1:
-        raise ValueError(f"touching_cells needs height, width >= 8 and n_cells >= 1, got {height}, {width}, {n_cells}.")
-    rng = np.random.default_rng(seed)
-    low, high = radius
-    spacing = 1.4 * low
-    margin = 0.5 * low
-    centres: list[tuple[float, float]] = []
-    for _ in range(200 * n_cells):
-        if len(centres) == n_cells:
-            break
-        candidate = (rng.uniform(margin, height - margin), rng.uniform(margin, width - margin))
-        if all(np.hypot(candidate[0] - r, candidate[1] - c) >= spacing for r, c in centres):
-            centres.append(candidate)
-    centre_array = np.asarray(centres)  # (K, 2)
-    radii = rng.uniform(low, high, size=len(centres))
-    rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
-    pixels = np.stack([rows, cols], axis=-1)  # (H, W, 2)
-    offsets = pixels[:, :, None, :] - centre_array[None, None]  # (H, W, K, 2)
-    distances = np.hypot(offsets[..., 0], offsets[..., 1])  # (H, W, K)
-    order = np.argsort(distances, axis=-1)
-    nearest, second = order[..., 0], order[..., 1] if len(centres) > 1 else order[..., 0]
-    d_nearest = np.take_along_axis(distances, nearest[..., None], -1)[..., 0]
-    labels = np.where(d_nearest <= radii[nearest], nearest + 1, 0)
-    if len(centres) > 1:
-        # Distance from the pixel to the bisector of its two nearest centres: (d2^2 - d1^2) / (2 |c1 - c2|).
-        d_second = np.take_along_axis(distances, second[..., None], -1)[..., 0]
-        separation = np.linalg.norm(centre_array[nearest] - centre_array[second], axis=-1)
-        to_bisector = (d_second**2 - d_nearest**2) / (2.0 * separation)
-        labels = np.where(to_bisector < gap / 2.0, 0, labels)
-    present = np.unique(labels[labels > 0])
-    relabel = np.zeros(len(centres) + 1, dtype=np.int64)
-    relabel[present] = np.arange(1, len(present) + 1)
-    return relabel[labels]
-
-
 __all__ = [
     "PAPER_SIGMA",
     "PAPER_W0",
     "class_balance_weights",
     "nearest_two_distances",
-    "touching_cells",
+    "rebalance_map",
     "unet_weight_map",
     "weight_map_from_distances",
 ]
