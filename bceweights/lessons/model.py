@@ -1,7 +1,7 @@
 """A tiny U-Net-like segmentation model and a training loop that fits in a lesson.
 
 ``TinyUNet`` has one down-sampling step (two resolutions) and a skip connection, about 6.5 k parameters
-at ``width=8``: enough to segment the synthetic shapes of :mod:`bceweights.data` in seconds on a CPU.
+at ``width=8``: enough to segment the synthetic shapes of :mod:`bceweights.lessons.data` in seconds on a CPU.
 
 :func:`train` runs full-batch-shuffled mini-batch Adam for a few epochs, shows a progress bar
 (``tqdm.auto``: a widget in Jupyter, text elsewhere; ``progress=False`` turns it off) and returns a
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from bceweights.metrics import ChannelMetrics, channel_metrics, one_hot_prediction, one_hot_target
+from bceweights.lessons.metrics import ChannelMetrics, channel_metrics, one_hot_prediction, one_hot_target
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 

@@ -1,14 +1,12 @@
-"""Checkers for the lessons' exercises: each prints a verdict a learner can act on and returns it.
+"""Lesson 01's exercise: where ``weight`` and ``pos_weight`` put the optimum.
 
-    from bceweights.explore.exercises import check_lesson01
+    from bceweights.lessons.exercises import LESSON01_QUESTION, check_lesson01
     _ = check_lesson01(0.31)
 """
 
 from __future__ import annotations
 
-import math
-import numbers
-
+from bceweights.lessons.exercises.answers import answer_number
 from bceweights.weights import optimal_probability
 
 #: Lesson 01: a model trained with ``weight=3`` and ``pos_weight=4``, on inputs where a fraction
@@ -23,25 +21,6 @@ LESSON01_QUESTION = (
     f"inputs that look alike, a fraction q={LESSON01_FREQUENCY:g} is positive. What probability does "
     "the well-trained model predict for them?"
 )
-
-
-def answer_number(
-    answer: object, wanted: str = "a number", expected: str = "a number"
-) -> float | None:
-    """``answer`` as a finite float, or None after printing what is missing or wrong.
-
-    Accepts Python numbers, numpy scalars and 0-d tensors. ``wanted`` completes "replace None with
-    ...", ``expected`` completes "Expected ..., got ...".
-    """
-    if hasattr(answer, "item") and getattr(answer, "ndim", 1) == 0:
-        answer = answer.item()  # a 0-d tensor or numpy scalar
-    if answer is None:
-        print(f"No answer yet: replace None with {wanted}, then run the cell again.")
-        return None
-    if isinstance(answer, bool) or not isinstance(answer, numbers.Real) or not math.isfinite(float(answer)):
-        print(f"Expected {expected}, got {answer!r}.")
-        return None
-    return float(answer)
 
 
 def _is_close(answer: float, value: float) -> bool:

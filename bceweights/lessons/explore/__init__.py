@@ -1,12 +1,12 @@
 """Live explorers for the lessons: ipympl figures driven by ipywidgets controls.
 
-    from bceweights.explore import LossCurveExplorer
+    from bceweights.lessons.explore import LossCurveExplorer
     explorer = LossCurveExplorer(pos_weight=10)
     explorer                        # as a cell's value: controls, figure and readouts
     explorer.set(y=0.25)            # recompute from code
     explorer.readouts["optimal_probability"]
 
-Every explorer subclasses :class:`~bceweights.explore.base.Explorer`; :func:`explorer_classes`
+Every explorer subclasses :class:`~bceweights.lessons.explore.base.Explorer`; :func:`explorer_classes`
 finds them all (the benchmark ``python -m benchmarks.widgets`` times each one).
 """
 
@@ -15,14 +15,15 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from bceweights.explore.base import Explorer, figure_png, format_number, png_image
-from bceweights.explore.loss_curve import LossCurveExplorer
+from bceweights.lessons.explore.base import Explorer
+from bceweights.lessons.explore.display import figure_png, format_number, png_image
+from bceweights.lessons.explore.loss_curve import LossCurveExplorer
 
 
 def explorer_classes() -> list[type[Explorer]]:
     """Every concrete explorer class defined in this package, sorted by name.
 
-    Imports each module of ``bceweights.explore`` first, so an explorer added in a new module is
+    Imports each module of ``bceweights.lessons.explore`` first, so an explorer added in a new module is
     found without registering it anywhere.
     """
     for module in pkgutil.iter_modules(__path__):

@@ -39,6 +39,10 @@ Writing a new explorer: subclass and implement three hooks, plus optionally two 
         @classmethod
         def example(cls) -> "MyExplorer": ...                       # a representative instance
         def benchmark_changes(self) -> list[dict]: ...              # control values to cycle
+
+The helpers explorers share live beside this module: :mod:`~bceweights.lessons.explore.controls`
+(control values, slider choices, axis limits) and :mod:`~bceweights.lessons.explore.display`
+(readout numbers, static PNGs, the ipympl check).
 """
 
 from __future__ import annotations
@@ -46,149 +50,18 @@ from __future__ import annotations
 import base64
 import contextlib
 import html
-import io
 import math
 import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import ipywidgets as widgets
-import matplotlib
 import numpy as np
-import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-_IPYMPL_BACKENDS = frozenset({"module://ipympl.backend_nbagg", "widget", "ipympl"})
-# Resolution of the static PNG put into display bundles and into the fallback Image view.
-STATIC_DPI = 80
-
-
-NONE_OPTION = "none"
-"""A dropdown option value that stands for Python ``None``.
-
-ipywidgets shows a ``Dropdown`` whose value is ``None`` as empty (nothing selected), so an option such
-as ``("None", NONE_OPTION)`` is used instead; ``explorer.values`` and ``explorer.set`` speak ``None``.
-"""
-
-
-def to_control(value: Any) -> Any:
-    """A Python value as a control holds it (``None`` -> :data:`NONE_OPTION`)."""
-    return NONE_OPTION if value is None else value
-
-
-def from_control(value: Any) -> Any:
-    """A control's value as explorers and ``explorer.values`` see it (:data:`NONE_OPTION` -> ``None``)."""
-    return None if isinstance(value, str) and value == NONE_OPTION else value
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Run tiny tensor work on one intra-op thread (restored after): on a busy machine, waking
-    PyTorch's thread pool for a few hundred elements costs milliseconds, the work microseconds."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def ipympl_active() -> bool:
-    """True when matplotlib's backend is ipympl (``%matplotlib widget``), without resolving a default."""
-    backend = matplotlib.get_backend(auto_select=False)
-    return backend is not None and backend.lower() in _IPYMPL_BACKENDS
-
-
-def format_number(value: float) -> str:
-    """A readout value with 4 significant digits; infinities as ``inf`` / ``-inf``."""
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    value = float(value)
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.4g}"
-
-
-def _html_number(value: float) -> str:
-    text = format_number(value)
-    return {"inf": "+∞", "-inf": "−∞"}.get(text, text.replace("-", "−"))
-
-
-def figure_png(figure: Figure, dpi: float = STATIC_DPI) -> bytes:
-    """The figure rendered as PNG bytes (Agg), whatever canvas the figure is attached to."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, facecolor="white")
-    return buffer.getvalue()
-
-
-def png_image(figure: Figure, dpi: float = STATIC_DPI):
-    """An ``IPython.display.Image`` of a static figure, for lessons that run under ``%matplotlib widget``.
-
-    A figure made with ``matplotlib.figure.Figure`` (not ``plt.figure``) is not managed by pyplot, so
-    it does not become an ipympl widget; showing it through this function keeps a plain image in the
-    notebook (visible on GitHub) with a stable ``text/plain`` for nbval.
-    """
-    from IPython.display import Image
-
-    return Image(data=figure_png(figure, dpi=dpi), format="png")
-
-
-def nice_ceiling(
-    value: float, floor: float = 1.0, mantissas: tuple[float, ...] = (1.0, 2.0, 5.0)
-) -> float:
-    """Smallest number of the form ``m * 10**k`` (m in ``mantissas``) that is >= ``value`` and >= ``floor``.
-
-    Axis limits snapped to these values change only in visible steps, so a learner sees curves
-    steepen between steps instead of the axis silently rescaling on every drag.
-    """
-    value = max(float(value), float(floor))
-    if not math.isfinite(value):
-        return float(floor)
-    exponent = math.floor(math.log10(value))
-    for mantissa in (*mantissas, 10.0):
-        candidate = mantissa * 10.0**exponent
-        if candidate >= value * (1 - 1e-12):
-            return candidate
-    return 10.0 ** (exponent + 1)
-
-
-#: Mantissas of the values a log-scaled slider offers: about evenly spaced in log, and round.
-LOG_MANTISSAS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0)
-
-
-def log_choices(
-    min_exponent: int, max_exponent: int, mantissas: tuple[float, ...] = LOG_MANTISSAS
-) -> list[tuple[str, float]]:
-    """``(label, value)`` options for a log-scaled ``SelectionSlider``: ``m * 10**k`` from 10**min to 10**max.
-
-    A log slider over round values (0.01, 0.012, ..., 9, 10, 12, ..., 100) rather than
-    ``FloatLogSlider``: that widget snaps a value set from code (``pos_weight=9``) to its step grid
-    in the browser and sends the snapped value back, so the kernel's numbers would change under
-    the learner. Every value here is exact, and the arrow keys move one option at a time.
-    """
-    values = [round(m * 10.0**k, 12) for k in range(min_exponent, max_exponent) for m in mantissas]
-    values.append(round(10.0**max_exponent, 12))
-    return [(f"{v:g}", v) for v in values]
-
-
-def sticky_limit(
-    current: float | None, needed: float, floor: float = 1.0, mantissas: tuple[float, ...] = (1.0, 2.0, 5.0),
-    shrink_below: float = 0.3,
-) -> float:
-    """An axis limit that moves only when it must: kept while ``needed`` fits and fills a fair part.
-
-    Returns ``current`` when ``shrink_below * current <= needed <= current``, else
-    ``nice_ceiling(needed)``. Dragging a slider then changes the axes (a full redraw) only now and
-    then, and the curves visibly steepen or flatten in between.
-    """
-    needed = max(float(needed), float(floor))
-    if current is not None and shrink_below * current <= needed <= current:
-        return current
-    return nice_ceiling(needed, floor=floor, mantissas=mantissas)
-
+from bceweights.lessons.explore.controls import from_control, to_control
+from bceweights.lessons.explore.display import STATIC_DPI, figure_png, format_number, html_number, ipympl_active, png_image
 
 class Explorer:
     """Base class of the live explorers. See the module docstring for the pattern and the hooks."""
@@ -493,7 +366,7 @@ class Explorer:
         rows = "".join(
             f"<tr><td style='padding:0 1em 0 0'>{html.escape(self.readout_labels.get(k, k))}</td>"
             f"<td style='text-align:right;font-family:monospace' data-readout='{html.escape(k)}'>"
-            f"{_html_number(self.readouts[k])}</td></tr>"
+            f"{html_number(self.readouts[k])}</td></tr>"
             for k in ordered
         )
         notes = "".join(f"<div>{note}</div>" for note in self.readout_notes(self.values, self.readouts))

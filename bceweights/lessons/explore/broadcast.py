@@ -12,331 +12,40 @@ shape (one of the cases of lesson 02, or one typed in with numbers and the lette
   whether ``F.binary_cross_entropy_with_logits`` raises, or runs with a different pairing (the silent trap
   when ``W == C``).
 
-The error texts are the libraries' own: the explorer calls :func:`bceweights.shapes.align` (what
-:func:`bceweights.bce_with_logits` calls) and PyTorch's loss on a small input.
+The error texts are the libraries' own (:mod:`~bceweights.lessons.explore.comparison`: ``bw.explain``,
+which runs the loss's own checks, and PyTorch's loss on a small input). This module is the view only:
+the presets are in :mod:`~bceweights.lessons.explore.operands`, typed shapes are read by
+:mod:`~bceweights.lessons.explore.shape_text`, and lesson 02's exercise is
+:func:`bceweights.lessons.exercises.check_lesson02`.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import textwrap
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as widgets
 import matplotlib
 import numpy as np
 import torch
-import torch.nn.functional as F
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from bceweights.errors import WeightShapeError
 from bceweights.explain import explain
-from bceweights.explore.base import NONE_OPTION, Explorer, format_number, nice_ceiling, one_thread, to_control
-from bceweights.shapes import LineUp, align, dim_names, line_up, normalize_dim, shape_str
+from bceweights.lessons.explore.base import Explorer
+from bceweights.lessons.explore.comparison import Reading, first_fix, read_operand, short_pytorch_error
+from bceweights.lessons.explore.controls import NONE_OPTION, nice_ceiling, to_control
+from bceweights.lessons.explore.display import format_number
+from bceweights.lessons.explore.operands import CASES, INPUT_SHAPES, Shape, example_operand
+from bceweights.lessons.explore.shape_text import MAX_DIMS, parse_shape
+from bceweights.shapes import dim_names, normalize_dim, shape_str
 
-Shape = tuple[int, ...]
-
-#: The inputs the explorer can line an operand up with: ``(N, C, H, W)``; the second has ``W == C``.
-INPUT_SHAPES: dict[str, Shape] = {
-    "(2, 3, 8, 10)": (2, 3, 8, 10),
-    "(2, 3, 8, 3): W = C": (2, 3, 8, 3),
-}
-#: One value per channel: the per-channel ``pos_weight`` of question Q8, and per-channel ``weight`` (Q3).
-POS_WEIGHT_PER_CHANNEL = (1.0, 30.0, 6.0)
-WEIGHT_PER_CHANNEL = (0.5, 2.0, 1.0)
-#: One value per sample, e.g. to down-weight a sample with doubtful labels.
-WEIGHT_PER_SAMPLE = (1.0, 0.25)
-#: Typed shapes are limited to this many dimensions and elements (the explorer builds the tensor).
-MAX_DIMS = 6
-MAX_ELEMENTS = 100_000
 #: Dimensions drawn in the diagram: the input's 4 on the right, room for 2 extra operand dimensions.
 SLOTS = MAX_DIMS
 CUSTOM = "custom"
 _WRAP = 62
-
-
-@dataclass(frozen=True)
-class Case:
-    """A preset operand: its argument name, symbolic shape, ``channel_dim`` and how its values are made."""
-
-    label: str
-    operand: str
-    expression: str
-    channel_dim: int | None
-    values: str
-
-
-#: The cases of lesson 02, keyed by the name ``explorer.set(case=...)`` takes.
-CASES: dict[str, Case] = {
-    "mask": Case("Q1: mask as loaded, (N, H, W)", "weight", "N, H, W", None, "mask"),
-    "mask_unsqueezed": Case("Q1: mask.unsqueeze(1), (N, 1, H, W)", "weight", "N, 1, H, W", None, "mask"),
-    "mask_expanded": Case("Q1: bw.expand_mask(mask, pred), (N, C, H, W)", "weight", "N, C, H, W", None, "expanded_mask"),
-    "channel_weights": Case("Q3: one weight per channel, (C, 1, 1)", "weight", "C, 1, 1", None, "channel"),
-    "channel_weights_times_mask": Case(
-        "Q3: per-channel weight × shared mask, (N, C, H, W)", "weight", "N, C, H, W", None, "channel_times_mask"
-    ),
-    "channel_masks": Case("Q3: a mask per channel, stacked, (N, C, H, W)", "weight", "N, C, H, W", None, "channel_masks"),
-    "sample_weights": Case("one weight per sample, (N, 1, 1, 1)", "weight", "N, 1, 1, 1", None, "sample"),
-    "pos_weight_vector": Case("Q8: pos_weight=[1, 30, 6], (C,)", "pos_weight", "C", None, "channel"),
-    "pos_weight_repeat": Case("Q8: pos_weight.repeat(N, 1), (N, C)", "pos_weight", "N, C", None, "channel"),
-    "pos_weight_view": Case("Q8: pos_weight.view(3, 1, 1), (C, 1, 1)", "pos_weight", "C, 1, 1", None, "channel"),
-    "pos_weight_channel_dim": Case("Q8: pos_weight (C,) with channel_dim=1", "pos_weight", "C", 1, "channel"),
-}
-
-
-# --------------------------------------------------------------------------------------------------
-# Plain functions: parsing a typed shape, building example operands, reading what each library does.
-
-
-def parse_shape(text: str, input_shape: Sequence[int]) -> Shape:
-    """Read a typed shape: integers and the letters of the input's dimensions, e.g. ``"N, 1, H, W"``.
-
-    Brackets, commas and spaces are optional: ``"(3,)"``, ``"3"``, ``"[2, 3]"``, ``"N C"`` all work; an
-    empty text or ``"()"`` is a 0-d operand (a single number). Letters resolve against
-    ``input_shape`` = ``(N, C, H, W)``.
-
-    Raises:
-        ValueError: with a message that says what was typed and what is expected.
-    """
-    names = dim_names(len(input_shape))
-    sizes = dict(zip(names, input_shape))
-    body = text.strip()
-    if body[:1] in "([" and body[-1:] in ")]":
-        body = body[1:-1]
-    tokens = [token for token in re.split(r"[\s,]+", body) if token]
-    shape = []
-    for token in tokens:
-        if token.upper() in sizes:
-            shape.append(int(sizes[token.upper()]))
-        elif token.isdigit() and int(token) >= 1:
-            shape.append(int(token))
-        else:
-            raise ValueError(
-                f"cannot read {token!r} in the shape {text!r}; expected sizes >= 1 or the letters "
-                f"{', '.join(names)}, separated by commas, e.g. \"N, 1, H, W\" or \"3, 1, 1\"."
-            )
-    if len(shape) > MAX_DIMS:
-        raise ValueError(f"the shape {text!r} has {len(shape)} dimensions; this explorer draws at most {MAX_DIMS}.")
-    if math.prod(shape) > MAX_ELEMENTS:
-        raise ValueError(
-            f"the shape {text!r} has {math.prod(shape)} elements; this explorer builds at most {MAX_ELEMENTS}."
-        )
-    return tuple(shape)
-
-
-def example_masks(samples: int, height: int, width: int, count: int = 1) -> torch.Tensor:
-    """Deterministic 0/1 masks, ``(samples, count, height, width)``: a disk per sample, shifted per mask.
-
-    Mask ``k`` of sample ``n`` is a disk of radius ``0.32 * min(height, width) + 0.6`` pixels centred at
-    ``((0.35 + 0.3 n) * height, (0.3 + 0.2 n + 0.2 k) * width)`` (wrapping around in ``width``), so every
-    sample and every mask differs.
-    """
-    rows = torch.arange(height, dtype=torch.float32)[:, None] + 0.5
-    cols = torch.arange(width, dtype=torch.float32)[None, :] + 0.5
-    radius = 0.32 * min(height, width) + 0.6
-    out = torch.zeros(samples, count, height, width)
-    for n in range(samples):
-        for k in range(count):
-            centre_row = (0.35 + 0.3 * (n % 2)) * height
-            centre_col = ((0.3 + 0.2 * n + 0.2 * k) % 1.0) * width
-            out[n, k] = ((rows - centre_row) ** 2 + (cols - centre_col) ** 2 <= radius**2).float()
-    return out
-
-
-def _channel_vector(operand: str, channels: int) -> torch.Tensor:
-    values = POS_WEIGHT_PER_CHANNEL if operand == "pos_weight" else WEIGHT_PER_CHANNEL
-    if channels == len(values):
-        return torch.tensor(values)
-    return torch.linspace(1.0, float(channels), channels)
-
-
-def example_operand(case: Case | None, operand: str, shape: Shape, input_shape: Shape) -> torch.Tensor:
-    """The tensor the explorer lines up: the case's values when ``shape`` is the case's, else ``1, 2, ...``.
-
-    Args:
-        case: the preset whose values to use, or ``None`` for a typed shape (values ``1, 2, ...,
-            numel`` in memory order, so the images show the memory layout).
-        operand: ``"weight"`` or ``"pos_weight"`` (the per-channel values differ).
-        shape: the operand's shape, already resolved against ``input_shape``.
-        input_shape: ``(N, C, H, W)``.
-    """
-    n, c, h, w = input_shape
-    if case is None:
-        return torch.arange(1, math.prod(shape) + 1, dtype=torch.float32).reshape(shape)
-    if case.values == "mask":
-        return example_masks(n, h, w)[:, 0].reshape(shape)
-    if case.values == "expanded_mask":
-        return example_masks(n, h, w)[:, 0].unsqueeze(1).expand(shape)
-    if case.values == "channel":
-        vector = _channel_vector(operand, c)
-        return vector.repeat(shape[0], 1) if len(shape) == 2 else vector.reshape(shape)
-    if case.values == "channel_times_mask":
-        return _channel_vector(operand, c).view(c, 1, 1) * example_masks(n, h, w)
-    if case.values == "channel_masks":
-        return example_masks(n, h, w, count=c)
-    if case.values == "sample":
-        values = WEIGHT_PER_SAMPLE if n == len(WEIGHT_PER_SAMPLE) else tuple(range(1, n + 1))
-        return torch.tensor(values, dtype=torch.float32).view(shape)
-    raise ValueError(f"unknown case values {case.values!r}")  # pragma: no cover
-
-
-@dataclass(frozen=True)
-class Reading:
-    """What both libraries make of one operand against one input.
-
-    Attributes:
-        line_up: ``bceweights``' reading (:func:`bceweights.shapes.line_up`).
-        bceweights_error: the ``WeightShapeError`` message, or ``None`` when accepted.
-        effective: the operand's value at every input element as ``bceweights`` applies it, or, when
-            ``bceweights`` refuses but PyTorch runs, as PyTorch applies it; ``None`` if neither does.
-            Shape ``(N, C, H, W)``.
-        pytorch_error: PyTorch's ``RuntimeError`` message, or ``None`` when it runs.
-        pytorch_output_shape: the shape of PyTorch's ``reduction="none"`` loss when it runs (larger than the
-            input when the operand has extra dimensions).
-        pytorch_aligned: the operand's shape as PyTorch pairs it with the input (leading 1s added).
-    """
-
-    line_up: LineUp
-    bceweights_error: str | None
-    effective: torch.Tensor | None
-    pytorch_error: str | None
-    pytorch_output_shape: Shape | None
-    pytorch_aligned: Shape
-
-    @property
-    def accepted(self) -> bool:
-        return self.bceweights_error is None
-
-    @property
-    def pytorch_runs(self) -> bool:
-        return self.pytorch_error is None
-
-    @property
-    def silent_trap(self) -> bool:
-        """PyTorch runs without a word, but pairs the operand with other dimensions than ``bceweights`` would."""
-        return self.pytorch_runs and not self.accepted
-
-
-def read_operand(
-    operand_name: str, operand: torch.Tensor, input_shape: Shape, channel_dim: int | None = None
-) -> Reading:
-    """Run both libraries' shape handling on ``operand`` against an input of ``input_shape``.
-
-    ``bceweights``: :func:`bceweights.shapes.align`, exactly what :func:`bceweights.bce_with_logits` calls
-    (so the message is the one it raises). PyTorch: ``F.binary_cross_entropy_with_logits`` on a zero
-    input with ``reduction="none"``, passing the operand as ``weight`` or ``pos_weight``.
-    """
-    lineup = line_up(operand_name, operand.shape, input_shape, channel_dim)
-    try:
-        aligned = align(operand_name, operand, input_shape, channel_dim)
-        bceweights_error = None
-        effective: torch.Tensor | None = aligned.expand(input_shape).float()
-    except WeightShapeError as error:
-        bceweights_error = str(error)
-        effective = None
-    logits = torch.zeros(input_shape)
-    pytorch_error = None
-    pytorch_output_shape = None
-    try:
-        with one_thread():
-            out = F.binary_cross_entropy_with_logits(logits, logits, reduction="none", **{operand_name: operand})
-        pytorch_output_shape = tuple(out.shape)
-    except RuntimeError as error:
-        pytorch_error = str(error).strip()
-    k, nd = operand.ndim, len(input_shape)
-    pytorch_aligned = (1,) * (nd - k) + tuple(operand.shape) if k <= nd else tuple(operand.shape)
-    if effective is None and pytorch_output_shape == tuple(input_shape):
-        effective = torch.broadcast_to(operand, input_shape).float()
-    return Reading(lineup, bceweights_error, effective, pytorch_error, pytorch_output_shape, pytorch_aligned)
-
-
-_PYTORCH_SIZE_ERROR = re.compile(
-    r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\) at non-singleton dimension (\d+)"
-)
-
-
-def _short_pytorch_error(message: str) -> str:
-    """PyTorch's broadcasting message in a few words (the full text is in the readout notes)."""
-    match = _PYTORCH_SIZE_ERROR.search(message)
-    if match:
-        return f"size {match[1]} vs {match[2]} at dim {match[3]}"
-    return message if len(message) <= 2 * _WRAP else message[: 2 * _WRAP - 3] + "..."
-
-
-def _first_fix(message: str | None) -> str | None:
-    if not message:
-        return None
-    lines = message.splitlines()
-    for index, line in enumerate(lines):
-        if line.startswith("Write instead") and index + 1 < len(lines):
-            return lines[index + 1].strip()
-    return None
-
-
-# --------------------------------------------------------------------------------------------------
-# The exercise of lesson 02.
-
-
-EXERCISE_QUESTION = (
-    "Predictions have shape (B, 3, H, W). Write pos_weight so that channel 0 gets 1, channel 1 gets 30 and "
-    "channel 2 gets 6, for any B, H and W, passed to PyTorch's own F.binary_cross_entropy_with_logits "
-    "(no channel_dim to help)."
-)
-
-
-def check_per_channel_pos_weight(pos_weight: Any) -> bool:
-    """Exercise check: is ``pos_weight`` "1, 30, 6 for channels 0, 1, 2" on ``(B, 3, H, W)`` predictions?
-
-    The answer is tried on two inputs, ``(4, 3, 256, 256)`` and ``(4, 3, 8, 3)`` (where ``W == C``, so
-    a plain ``(3,)`` vector would silently weight the columns), both through PyTorch's own
-    ``F.binary_cross_entropy_with_logits`` (no ``channel_dim`` to help) and through ``bceweights``.
-    Prints what is right or wrong and returns True only when every pixel of channel ``c`` gets
-    ``[1, 30, 6][c]`` in both libraries.
-    """
-    expected = torch.tensor(POS_WEIGHT_PER_CHANNEL)
-    if pos_weight is None:
-        print("No answer yet: replace None with a tensor, then run the cell again.")
-        return False
-    if not isinstance(pos_weight, torch.Tensor):
-        print(f"Not yet: pos_weight is a {type(pos_weight).__name__}; PyTorch needs a tensor, e.g. torch.tensor([...]).")
-        return False
-    if not pos_weight.is_floating_point():
-        print(f"Not yet: pos_weight has dtype {pos_weight.dtype}; write the values as floats (1.0, 30.0, 6.0).")
-        return False
-    for input_shape in ((4, 3, 256, 256), (4, 3, 8, 3)):
-        reading = read_operand("pos_weight", pos_weight, input_shape)
-        if not reading.pytorch_runs:
-            print(f"Not yet: on predictions of shape {input_shape} PyTorch raises:\n    {reading.pytorch_error}")
-            return False
-        if reading.pytorch_output_shape != input_shape:
-            print(f"Not yet: PyTorch runs, but the loss grows to shape {reading.pytorch_output_shape}.")
-            return False
-        effective = torch.broadcast_to(pos_weight, input_shape).float()
-        per_channel = expected.view(1, 3, 1, 1).expand(input_shape)
-        if not torch.equal(effective, per_channel):
-            columns = "the columns (W)" if input_shape[3] == 3 else "the wrong dimension"
-            print(
-                f"Not yet: on predictions of shape {input_shape} the values land on {columns}, "
-                f"not on the channels. Channel 0 gets {sorted(set(effective[:, 0].flatten().tolist()))}."
-            )
-            return False
-        if not reading.accepted:
-            print(f"Not yet: PyTorch takes it, but bceweights refuses:\n{reading.bceweights_error}")
-            return False
-    print(
-        f"Correct: shape {shape_str(pos_weight.shape)} lines up with the channel dimension on any (B, 3, H, W), "
-        "so every pixel of channel c gets [1, 30, 6][c] — even when W happens to be 3."
-    )
-    return True
-
-
-# --------------------------------------------------------------------------------------------------
-# The explorer.
 
 
 class BroadcastExplorer(Explorer):
@@ -578,7 +287,7 @@ class BroadcastExplorer(Explorer):
         names = dim_names(len(reading.line_up.input_shape))
         pairs = ", ".join(f"{a} with {n}" for n, a in zip(names, reading.pytorch_aligned) if a != 1)
         if reading.pytorch_error:
-            lines += textwrap.wrap(f"{who}: RuntimeError, " + _short_pytorch_error(reading.pytorch_error), _WRAP)
+            lines += textwrap.wrap(f"{who}: RuntimeError, " + short_pytorch_error(reading.pytorch_error), _WRAP)
         elif reading.pytorch_output_shape != reading.line_up.input_shape:
             lines.append(f"{who}: runs, but the loss grows to {shape_str(reading.pytorch_output_shape or ())}")
         elif reading.silent_trap:
@@ -587,7 +296,7 @@ class BroadcastExplorer(Explorer):
             lines.append(f"{who}: runs, but pairs {pairs}")
         else:
             lines.append(f"{who}: runs, same pairing")
-        fix = _first_fix(reading.bceweights_error)
+        fix = first_fix(reading.bceweights_error)
         if fix:
             lines += textwrap.wrap("fix: " + fix.split("   #")[0], _WRAP, subsequent_indent="  ")
         return lines

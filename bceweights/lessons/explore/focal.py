@@ -29,8 +29,8 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from scipy import ndimage, special
 
-from bceweights.explore.base import Explorer, format_number
-from bceweights.explore.exercises import answer_number
+from bceweights.lessons.explore.base import Explorer
+from bceweights.lessons.explore.display import format_number
 
 #: q_t at or above this is an *easy* pixel; below HARD_BELOW a *hard* (misclassified) one.
 EASY_FROM = 0.9
@@ -111,48 +111,6 @@ def easy_share(gamma: float, alpha: float | None = None, size: int = 64, seed: i
     margin = logits * (2.0 * target - 1.0)
     _, gradient = focal_curves(margin, gamma, _alpha_t(target, alpha))
     return gradient_shares(gradient, special.expit(margin))["easy"]
-
-
-#: The exercise: easy pixels (q_t >= 0.9) should carry at most this share of the total gradient.
-EXERCISE_EASY_SHARE = 0.05
-FOCAL_QUESTION = (
-    "On the explorer's sample image, without alpha: what is the smallest gamma (to one decimal) at "
-    f"which the easy pixels (q_t >= {EASY_FROM}) carry at most {EXERCISE_EASY_SHARE:.0%} of the total gradient?"
-)
-
-
-def focal_exercise_answer() -> float:
-    """The smallest gamma on the grid 0, 0.1, ..., 5 that meets :data:`FOCAL_QUESTION`."""
-    return next(float(g) for g in np.round(np.arange(0.0, 5.05, 0.1), 1) if easy_share(float(g)) <= EXERCISE_EASY_SHARE)
-
-
-def check_focal_exercise(answer: float | None) -> bool:
-    """Check the answer to :data:`FOCAL_QUESTION`; print a verdict and return True when it is right."""
-    gamma = answer_number(answer)
-    if gamma is None:
-        return False
-    if not 0.0 <= gamma <= 5.0:
-        print(f"gamma = {format_number(gamma)} is outside the explorer's range [0, 5]; the answer lies inside it.")
-        return False
-    right = focal_exercise_answer()
-    share = easy_share(gamma)
-    if abs(gamma - right) < 0.05:
-        print(
-            f"Correct: at gamma = {right:.1f} the easy pixels carry {format_number(share)} of the gradient "
-            f"(BCE: {format_number(easy_share(0.0))}). Each easy pixel keeps at most 0.1**gamma of its BCE loss."
-        )
-        return True
-    if share > EXERCISE_EASY_SHARE:
-        print(
-            f"Not yet: at gamma = {format_number(gamma)} the easy pixels still carry {format_number(share)} "
-            f"of the gradient, more than {EXERCISE_EASY_SHARE}; try a larger gamma."
-        )
-    else:
-        print(
-            f"Not yet: gamma = {format_number(gamma)} meets the bound (easy share {format_number(share)}), "
-            "but a smaller gamma does too; look for the smallest one."
-        )
-    return False
 
 
 class FocalExplorer(Explorer):

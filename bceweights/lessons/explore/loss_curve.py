@@ -30,7 +30,9 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from bceweights.explore.base import Explorer, format_number, log_choices, sticky_limit
+from bceweights.lessons.explore.base import Explorer
+from bceweights.lessons.explore.controls import log_choices, sticky_limit
+from bceweights.lessons.explore.display import format_number
 from bceweights.loss import bce_with_logits
 from bceweights.weights import optimal_logit, optimal_probability
 

@@ -29,7 +29,9 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from bceweights.explore.base import Explorer, format_number, one_thread, sticky_limit
+from bceweights.lessons.explore.base import Explorer
+from bceweights.lessons.explore.controls import one_thread, sticky_limit
+from bceweights.lessons.explore.display import format_number
 
 DTYPES: dict[str, torch.dtype] = {
     "float64": torch.float64,

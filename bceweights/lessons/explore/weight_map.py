@@ -1,8 +1,8 @@
 """``WeightMapExplorer``: the U-Net boundary weight map on touching cells, and where it sends the gradient.
 
-The label image comes from :func:`bceweights.boundary.touching_cells`: round cells that touch,
+The label image comes from :func:`bceweights.lessons.cells.touching_cells`: round cells that touch,
 separated by background lines about one pixel wide. The weight map is
-:func:`bceweights.boundary.unet_weight_map`'s (paper: Ronneberger et al. 2015)::
+:func:`bceweights.unet_weight_map`'s (paper: Ronneberger et al. 2015)::
 
     w(x) = w_c(x) + w0 exp(-(d1(x) + d2(x))**2 / (2 sigma**2))     (border term on background only)
 
@@ -29,14 +29,9 @@ from matplotlib.colors import ListedColormap, LogNorm, PowerNorm
 from matplotlib.figure import Figure
 from scipy import ndimage, special
 
-from bceweights.boundary import (
-    class_balance_weights,
-    nearest_two_distances,
-    touching_cells,
-    weight_map_from_distances,
-)
-from bceweights.explore.base import Explorer, format_number
-from bceweights.explore.exercises import answer_number
+from bceweights.lessons.cells import touching_cells
+from bceweights.lessons.explore.base import Explorer
+from bceweights.weights.maps import class_balance_weights, nearest_two_distances, weight_map_from_distances
 
 #: Height and width of the label images.
 SCENE_SIZE = 96
@@ -133,49 +128,6 @@ def separating_share(w0: float, sigma: float = 5.0, class_balance: bool = True, 
     scene = cell_scene(seed)
     weighted = scene_weights(scene, w0, sigma, class_balance) * scene.error
     return region_shares(weighted, scene.regions)["separating"]
-
-
-#: The exercise: separating pixels should carry at least this share of the gradient.
-EXERCISE_SEPARATING_SHARE = 0.6
-WEIGHT_MAP_QUESTION = (
-    "In the explorer's first scene (cells = 0), with sigma = 5 and class balance on: what is the smallest "
-    "w0 (a multiple of 0.5) at which the separating pixels carry at least "
-    f"{EXERCISE_SEPARATING_SHARE:.0%} of the weighted gradient?"
-)
-
-
-def weight_map_exercise_answer() -> float:
-    """The smallest w0 on the grid 0, 0.5, ..., 20 that meets :data:`WEIGHT_MAP_QUESTION`."""
-    return next(float(w) for w in np.arange(0.0, 20.01, 0.5) if separating_share(float(w)) >= EXERCISE_SEPARATING_SHARE)
-
-
-def check_weight_map_exercise(answer: float | None) -> bool:
-    """Check the answer to :data:`WEIGHT_MAP_QUESTION`; print a verdict and return True when it is right."""
-    w0 = answer_number(answer)
-    if w0 is None:
-        return False
-    if not 0.0 <= w0 <= 20.0:
-        print(f"w0 = {format_number(w0)} is outside the explorer's range [0, 20]; the answer lies inside it.")
-        return False
-    right = weight_map_exercise_answer()
-    share = separating_share(w0)
-    if abs(w0 - right) < 0.25:
-        print(
-            f"Correct: at w0 = {format_number(right)} the separating pixels, {format_number(cell_scene(0).regions['separating'].mean())} "
-            f"of the image, carry {format_number(share)} of the gradient (unweighted: {format_number(separating_share(0.0, class_balance=False))})."
-        )
-        return True
-    if share < EXERCISE_SEPARATING_SHARE:
-        print(
-            f"Not yet: at w0 = {format_number(w0)} the separating pixels carry {format_number(share)} of the "
-            f"gradient, less than {EXERCISE_SEPARATING_SHARE}; try a larger w0."
-        )
-    else:
-        print(
-            f"Not yet: w0 = {format_number(w0)} meets the bound (share {format_number(share)}), but a smaller "
-            "w0 does too; look for the smallest multiple of 0.5."
-        )
-    return False
 
 
 class WeightMapExplorer(Explorer):
