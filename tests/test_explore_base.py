@@ -25,9 +25,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import bceweights as bw  # noqa: E402
-from bceweights.explore import Explorer, LossCurveExplorer, explorer_classes  # noqa: E402
-from bceweights.explore.exercises import check_lesson01  # noqa: E402
-from bceweights.explore.loss_curve import GRID_POINTS, LOGIT_LIMIT  # noqa: E402
+from bceweights.lessons.exercises import check_lesson01  # noqa: E402
+from bceweights.lessons.explore import Explorer, LossCurveExplorer, explorer_classes  # noqa: E402
+from bceweights.lessons.explore.loss_curve import GRID_POINTS, LOGIT_LIMIT  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -276,7 +276,7 @@ def test_construction_and_updates_write_nothing(capfd):
 
 
 def test_log_slider_offers_round_values_from_0_01_to_100():
-    from bceweights.explore.base import log_choices
+    from bceweights.lessons.explore.controls import log_choices
 
     values = [value for _, value in log_choices(-2, 2)]
     assert values[0] == 0.01 and values[-1] == 100.0 and len(values) == 49
@@ -295,7 +295,7 @@ def test_under_ipympl_the_canvas_is_the_ipympl_widget():
         matplotlib.use("module://ipympl.backend_nbagg")
         import matplotlib.pyplot as plt
         from ipympl.backend_nbagg import Canvas
-        from bceweights.explore import LossCurveExplorer
+        from bceweights.lessons.explore import LossCurveExplorer
         explorer = LossCurveExplorer()
         assert isinstance(explorer.figure_view, Canvas), type(explorer.figure_view)
         assert explorer.interactive_canvas

@@ -20,29 +20,26 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import bceweights as bw  # noqa: E402
-from bceweights.explore import explorer_classes  # noqa: E402
-from bceweights.explore.broadcast import (  # noqa: E402
+from bceweights.lessons.exercises import check_lesson02, check_lesson03  # noqa: E402
+from bceweights.lessons.explore import explorer_classes  # noqa: E402
+from bceweights.lessons.explore.broadcast import CUSTOM, SLOTS, BroadcastExplorer  # noqa: E402
+from bceweights.lessons.explore.operands import (  # noqa: E402
     CASES,
-    CUSTOM,
     INPUT_SHAPES,
     POS_WEIGHT_PER_CHANNEL,
-    SLOTS,
     WEIGHT_PER_CHANNEL,
-    BroadcastExplorer,
-    check_per_channel_pos_weight,
     example_masks,
-    parse_shape,
 )
-from bceweights.explore.reduction import (  # noqa: E402
+from bceweights.lessons.explore.reduction import (  # noqa: E402
     BACKGROUND_LOGIT,
     FOREGROUND_LOGIT,
     REDUCTIONS,
     ReductionExplorer,
-    check_reduction_exercise,
     closed_form_numbers,
     disk_target,
 )
-from bceweights.explore.stability import (  # noqa: E402
+from bceweights.lessons.explore.shape_text import parse_shape  # noqa: E402
+from bceweights.lessons.explore.stability import (  # noqa: E402
     DTYPES,
     FORMS,
     MAX_MARKERS,
@@ -257,7 +254,7 @@ def test_blitted_frames_equal_full_draws_broadcast():
     ],
 )
 def test_check_per_channel_pos_weight(answer, correct, phrase, capsys):
-    assert check_per_channel_pos_weight(answer) is correct
+    assert check_lesson02(answer) is correct
     assert phrase in capsys.readouterr().out
 
 
@@ -353,14 +350,14 @@ def test_mean_divides_by_the_number_of_elements_not_the_sum_of_weights():
     ],
 )
 def test_check_reduction_exercise(answer, correct, phrase, capsys):
-    assert check_reduction_exercise(answer) is correct
+    assert check_lesson03(answer) is correct
     assert phrase in capsys.readouterr().out
 
 
 def test_the_exercise_answer_is_what_the_explorer_shows():
     explorer = ReductionExplorer(foreground=0.02, weight_fg=50.0, weight_bg=1.0, side=200)
     factor = explorer.readouts["loss_mean"] / explorer.readouts["loss_weighted_mean"]
-    assert check_reduction_exercise(round(factor, 3)) is True
+    assert check_lesson03(round(factor, 3)) is True
 
 
 # --------------------------------------------------------------------------------------------------

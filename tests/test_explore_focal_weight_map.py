@@ -15,26 +15,24 @@ import torch  # noqa: E402
 from scipy import special  # noqa: E402
 
 import bceweights as bw  # noqa: E402
-from bceweights.boundary import unet_weight_map  # noqa: E402
-from bceweights.explore import explorer_classes  # noqa: E402
-from bceweights.explore.focal import (  # noqa: E402
+from bceweights.lessons.exercises import check_lesson06_focal, check_lesson06_weight_map  # noqa: E402
+from bceweights.lessons.exercises.lesson06 import lesson06_focal_answer, lesson06_weight_map_answer  # noqa: E402
+from bceweights.lessons.explore import explorer_classes  # noqa: E402
+from bceweights.lessons.explore.focal import (  # noqa: E402
     EASY_FROM,
     FocalExplorer,
-    check_focal_exercise,
     easy_share,
     focal_curves,
-    focal_exercise_answer,
     focal_sample,
     gradient_shares,
 )
-from bceweights.explore.weight_map import (  # noqa: E402
+from bceweights.lessons.explore.weight_map import (  # noqa: E402
     WeightMapExplorer,
     cell_scene,
-    check_weight_map_exercise,
     scene_weights,
     separating_share,
-    weight_map_exercise_answer,
 )
+from bceweights.weights.maps import unet_weight_map  # noqa: E402
 
 
 def autograd_focal(logits: torch.Tensor, target: torch.Tensor, gamma: float, alpha: float | None):
@@ -233,7 +231,7 @@ def test_weight_map_extremes_plot_finite_values(change):
 
 
 def test_focal_exercise_answer_is_the_smallest_gamma_on_the_grid():
-    answer = focal_exercise_answer()
+    answer = lesson06_focal_answer()
     assert easy_share(answer) <= 0.05 < easy_share(round(answer - 0.1, 1))
 
 
@@ -242,18 +240,18 @@ def test_focal_exercise_answer_is_the_smallest_gamma_on_the_grid():
     [(0.0, True, "Correct"), (-0.5, False, "try a larger gamma"), (1.0, False, "smallest one")],
 )
 def test_check_focal_exercise_verdicts(offset, correct, phrase, capsys):
-    assert check_focal_exercise(focal_exercise_answer() + offset) is correct
+    assert check_lesson06_focal(lesson06_focal_answer() + offset) is correct
     assert phrase in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("answer", "phrase"), [(None, "No answer yet"), ("2", "Expected a number"), (9.0, "outside")])
 def test_check_focal_exercise_rejects_non_answers(answer, phrase, capsys):
-    assert check_focal_exercise(answer) is False
+    assert check_lesson06_focal(answer) is False
     assert phrase in capsys.readouterr().out
 
 
 def test_weight_map_exercise_answer_is_the_smallest_w0_on_the_grid():
-    answer = weight_map_exercise_answer()
+    answer = lesson06_weight_map_answer()
     assert separating_share(answer) >= 0.6 > separating_share(answer - 0.5)
 
 
@@ -262,7 +260,7 @@ def test_weight_map_exercise_answer_is_the_smallest_w0_on_the_grid():
     [(0.0, True, "Correct"), (-2.0, False, "try a larger w0"), (5.0, False, "smaller w0 does too")],
 )
 def test_check_weight_map_exercise_verdicts(offset, correct, phrase, capsys):
-    assert check_weight_map_exercise(weight_map_exercise_answer() + offset) is correct
+    assert check_lesson06_weight_map(lesson06_weight_map_answer() + offset) is correct
     assert phrase in capsys.readouterr().out
 
 

@@ -14,17 +14,17 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import bceweights as bw  # noqa: E402
-from bceweights.explore import explorer_classes  # noqa: E402
-from bceweights.explore.threshold import ThresholdExplorer, check_lesson04, matching_threshold  # noqa: E402
-from bceweights.explore.two_heads import (  # noqa: E402
+from bceweights.lessons.exercises import check_lesson04, check_lesson05  # noqa: E402
+from bceweights.lessons.explore import explorer_classes  # noqa: E402
+from bceweights.lessons.explore.threshold import ThresholdExplorer, matching_threshold  # noqa: E402
+from bceweights.lessons.explore.two_heads import (  # noqa: E402
     TARGET_COLOURS,
     TwoHeadsExplorer,
-    check_lesson05,
     class_weights_as_bce,
     heads,
     single_label_target,
 )
-from bceweights.metrics import channel_metrics  # noqa: E402
+from bceweights.lessons.metrics import channel_metrics  # noqa: E402
 
 
 def test_both_explorers_are_discovered_by_the_benchmark():

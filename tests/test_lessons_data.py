@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from bceweights import data
-from bceweights.metrics import (
+from bceweights.lessons import data
+from bceweights.lessons.metrics import (
     channel_metrics,
     one_hot_prediction,
     one_hot_target,
     precision_recall_curve,
 )
-from bceweights.model import TinyUNet, evaluate, predict, reproducible, train
+from bceweights.lessons.model import TinyUNet, evaluate, predict, reproducible, train
 
 # ---------------------------------------------------------------------------------------------
 # Metrics against counts done by hand.

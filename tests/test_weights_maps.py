@@ -8,12 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from bceweights.boundary import (
-    class_balance_weights,
-    nearest_two_distances,
-    touching_cells,
-    unet_weight_map,
-)
+from bceweights.lessons.cells import touching_cells
+from bceweights.weights.maps import class_balance_weights, nearest_two_distances, unet_weight_map
 from bceweights.loss import bce_with_logits
 
 
