@@ -16,18 +16,14 @@ import textwrap
 import warnings
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pytest
+import torch
 
-matplotlib.use("agg")
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-import bceweights as bw  # noqa: E402
-from bceweights.lessons.exercises import check_lesson01  # noqa: E402
-from bceweights.lessons.explore import Explorer, LossCurveExplorer, explorer_classes  # noqa: E402
-from bceweights.lessons.explore.loss_curve import GRID_POINTS, LOGIT_LIMIT  # noqa: E402
+import bceweights as bw
+from bceweights.lessons.exercises import check_lesson01
+from bceweights.lessons.explore import Explorer, LossCurveExplorer, explorer_classes
+from bceweights.lessons.explore.loss_curve import GRID_POINTS, LOGIT_LIMIT
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -334,26 +330,14 @@ def test_loss_curve_explorer_is_discovered():
     assert LossCurveExplorer in all_explorer_classes()
 
 
-def _control_extremes(control) -> list:
-    import ipywidgets as widgets
-
-    if isinstance(control, widgets.FloatLogSlider):
-        return [control.base**control.min, control.base**control.max]
-    if hasattr(control, "min") and hasattr(control, "max"):
-        return [control.min, control.max]
-    if hasattr(control, "options"):
-        return [opt[1] if isinstance(opt, tuple) else opt for opt in control.options]
-    return []
-
-
 @pytest.mark.parametrize("cls", all_explorer_classes(), ids=lambda cls: cls.__name__)
-def test_every_explorer_is_silent_finite_and_displayable_at_its_extremes(cls, capfd):
+def test_every_explorer_is_silent_finite_and_displayable_at_its_extremes(cls, capfd, control_extremes):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         explorer = cls.example()
         assert isinstance(explorer, cls)
         for name, control in explorer.controls.items():
-            for value in _control_extremes(control):
+            for value in control_extremes(control):
                 explorer.set(**{name: value})
                 explorer.render()
                 for label, values in explorer.plotted_arrays():

@@ -10,27 +10,23 @@ import itertools
 import math
 import warnings
 
-import matplotlib
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
 
-matplotlib.use("agg")
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-import bceweights as bw  # noqa: E402
-from bceweights.lessons.exercises import check_lesson02, check_lesson03  # noqa: E402
-from bceweights.lessons.explore import explorer_classes  # noqa: E402
-from bceweights.lessons.explore.broadcast import CUSTOM, SLOTS, BroadcastExplorer  # noqa: E402
-from bceweights.lessons.explore.operands import (  # noqa: E402
+import bceweights as bw
+from bceweights.lessons.exercises import check_lesson02, check_lesson03
+from bceweights.lessons.explore import explorer_classes
+from bceweights.lessons.explore.broadcast import CUSTOM, SLOTS, BroadcastExplorer
+from bceweights.lessons.explore.operands import (
     CASES,
     INPUT_SHAPES,
     POS_WEIGHT_PER_CHANNEL,
     WEIGHT_PER_CHANNEL,
     example_masks,
 )
-from bceweights.lessons.explore.reduction import (  # noqa: E402
+from bceweights.lessons.explore.reduction import (
     BACKGROUND_LOGIT,
     FOREGROUND_LOGIT,
     REDUCTIONS,
@@ -38,8 +34,8 @@ from bceweights.lessons.explore.reduction import (  # noqa: E402
     closed_form_numbers,
     disk_target,
 )
-from bceweights.lessons.explore.shape_text import parse_shape  # noqa: E402
-from bceweights.lessons.explore.stability import (  # noqa: E402
+from bceweights.lessons.explore.shape_text import parse_shape
+from bceweights.lessons.explore.stability import (
     DTYPES,
     FORMS,
     MAX_MARKERS,
@@ -50,11 +46,6 @@ from bceweights.lessons.explore.stability import (  # noqa: E402
 
 WIDE, SQUARE = INPUT_SHAPES["(2, 3, 8, 10)"], INPUT_SHAPES["(2, 3, 8, 3): W = C"]
 MY_EXPLORERS = (BroadcastExplorer, ReductionExplorer, StabilityExplorer)
-
-
-def assert_plots_finite(explorer) -> None:
-    for label, values in explorer.plotted_arrays():
-        assert np.isfinite(values).all(), f"{label} not finite at {explorer.values}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -89,7 +80,7 @@ def test_parse_shape_refuses_with_a_message(text, phrase):
 
 
 @pytest.mark.parametrize("case, input_shape", list(itertools.product(CASES, INPUT_SHAPES.values())))
-def test_each_case_reports_what_both_libraries_actually_do(case, input_shape):
+def test_each_case_reports_what_both_libraries_actually_do(case, input_shape, assert_plots_finite):
     explorer = BroadcastExplorer(case=case, input=input_shape)
     operand = explorer.operand_tensor
     name = explorer.values["operand"]
@@ -215,7 +206,7 @@ def test_explicit_controls_at_construction_win_over_the_default_case():
 
 
 @pytest.mark.parametrize("text", ["not a shape", "N, N, N, N, N, N, N", "1, 2, 3, 8, 10, 1"])
-def test_unreadable_or_too_large_shapes_are_reported_not_raised(text):
+def test_unreadable_or_too_large_shapes_are_reported_not_raised(text, assert_plots_finite):
     explorer = BroadcastExplorer()
     explorer.set(shape=text)
     explorer.render()
@@ -431,7 +422,7 @@ def test_loss_and_gradient_computes_in_the_requested_dtype(form):
         np.testing.assert_allclose(gradient, [e[1] for e in expected], rtol=8 * eps, atol=8 * eps)
 
 
-def test_non_finite_points_become_markers_on_the_top_edge():
+def test_non_finite_points_become_markers_on_the_top_edge(assert_plots_finite):
     explorer = StabilityExplorer(dtype="float16", target=0.0, logit=10.0)
     markers = explorer._bad["grad", "sigmoid_bce"]
     xs = np.asarray(markers.get_xdata())
@@ -463,25 +454,17 @@ def test_the_three_explorers_are_discovered_by_the_benchmark():
         assert cls in found
 
 
-def _extremes(control) -> list:
-    import ipywidgets as widgets
-
-    if isinstance(control, widgets.FloatLogSlider):
-        return [control.base**control.min, control.base**control.max]
-    if hasattr(control, "min") and hasattr(control, "max"):
-        return [control.min, control.max]
-    if hasattr(control, "options"):
-        return [option[1] if isinstance(option, tuple) else option for option in control.options]
-    return ["", "N, C", "3, 1, 1", "(", "9, 9, 9, 9, 9, 9"]  # the Text control of BroadcastExplorer
+#: Values typed into BroadcastExplorer's shape box at the extremes test.
+SHAPE_TEXTS = ("", "N, C", "3, 1, 1", "(", "9, 9, 9, 9, 9, 9")
 
 
 @pytest.mark.parametrize("cls", MY_EXPLORERS, ids=lambda cls: cls.__name__)
-def test_extremes_are_finite_and_nothing_is_written(cls, capfd):
+def test_extremes_are_finite_and_nothing_is_written(cls, capfd, control_extremes, assert_plots_finite):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         explorer = cls.example()
         for name, control in explorer.controls.items():
-            for value in _extremes(control):
+            for value in control_extremes(control, SHAPE_TEXTS):
                 explorer.set(**{name: value})
                 explorer.render()
                 assert_plots_finite(explorer)

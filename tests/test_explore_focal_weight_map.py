@@ -5,20 +5,16 @@ from __future__ import annotations
 import math
 import warnings
 
-import matplotlib
+import numpy as np
+import pytest
+import torch
+from scipy import special
 
-matplotlib.use("agg")
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from scipy import special  # noqa: E402
-
-import bceweights as bw  # noqa: E402
-from bceweights.lessons.exercises import check_lesson06_focal, check_lesson06_weight_map  # noqa: E402
-from bceweights.lessons.exercises.lesson06 import lesson06_focal_answer, lesson06_weight_map_answer  # noqa: E402
-from bceweights.lessons.explore import explorer_classes  # noqa: E402
-from bceweights.lessons.explore.focal import (  # noqa: E402
+import bceweights as bw
+from bceweights.lessons.exercises import check_lesson06_focal, check_lesson06_weight_map
+from bceweights.lessons.exercises.lesson06 import lesson06_focal_answer, lesson06_weight_map_answer
+from bceweights.lessons.explore import explorer_classes
+from bceweights.lessons.explore.focal import (
     EASY_FROM,
     FocalExplorer,
     easy_share,
@@ -26,13 +22,13 @@ from bceweights.lessons.explore.focal import (  # noqa: E402
     focal_sample,
     gradient_shares,
 )
-from bceweights.lessons.explore.weight_map import (  # noqa: E402
+from bceweights.lessons.explore.weight_map import (
     WeightMapExplorer,
     cell_scene,
     scene_weights,
     separating_share,
 )
-from bceweights.weights.maps import unet_weight_map  # noqa: E402
+from bceweights.weights.maps import unet_weight_map
 
 
 def autograd_focal(logits: torch.Tensor, target: torch.Tensor, gamma: float, alpha: float | None):

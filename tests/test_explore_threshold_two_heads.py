@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
 
-matplotlib.use("agg")
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-import bceweights as bw  # noqa: E402
-from bceweights.lessons.exercises import check_lesson04, check_lesson05  # noqa: E402
-from bceweights.lessons.explore import explorer_classes  # noqa: E402
-from bceweights.lessons.explore.threshold import ThresholdExplorer, matching_threshold  # noqa: E402
-from bceweights.lessons.explore.two_heads import (  # noqa: E402
+import bceweights as bw
+from bceweights.lessons.exercises import check_lesson04, check_lesson05
+from bceweights.lessons.explore import explorer_classes
+from bceweights.lessons.explore.threshold import ThresholdExplorer, matching_threshold
+from bceweights.lessons.explore.two_heads import (
     TARGET_COLOURS,
     TwoHeadsExplorer,
     class_weights_as_bce,
     heads,
     single_label_target,
 )
-from bceweights.lessons.metrics import channel_metrics  # noqa: E402
+from bceweights.lessons.metrics import channel_metrics
 
 
 def test_both_explorers_are_discovered_by_the_benchmark():

@@ -19,6 +19,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from bceweights.messages import error_message
+from bceweights.shapes import shape_str
+
 
 @dataclass(frozen=True)
 class ChannelCounts:
@@ -48,10 +51,11 @@ class ChannelMetrics:
         """A plain-text table, one row per channel, numbers rounded to ``digits`` decimals."""
         names = list(names) if names is not None else [str(i) for i in range(len(self.precision))]
         if len(names) != len(self.precision):
-            raise ValueError(
-                f"table() got {len(names)} names for {len(self.precision)} channels.\n"
-                f"Write instead one name per channel, e.g.:\n    metrics.table({['c' + str(i) for i in range(len(self.precision))]})"
-            )
+            raise ValueError(error_message(
+                f"table() got {len(names)} names for {len(self.precision)} channels.",
+                fixes=f"metrics.table({['c' + str(i) for i in range(len(self.precision))]})",
+                lead="Write instead one name per channel, e.g.",
+            ))
         width = max(7, *(len(n) for n in names))
         header = f"{'channel':<{width}}  precision  recall      F1     IoU"
         rows = [
@@ -63,12 +67,12 @@ class ChannelMetrics:
 
 def _check_pair(prediction: Tensor, target: Tensor) -> None:
     if prediction.shape != target.shape:
-        raise ValueError(
-            f"prediction has shape {tuple(prediction.shape)} but target has shape {tuple(target.shape)}; "
-            "metrics compare them element by element.\n"
-            "Write instead, for class indices (N, H, W) and logits (N, C, H, W):\n"
-            "    channel_metrics(one_hot_prediction(logits), F.one_hot(target, C).movedim(-1, 1))"
-        )
+        raise ValueError(error_message(
+            f"prediction has shape {shape_str(prediction.shape)} but target has shape {shape_str(target.shape)}",
+            "metrics compare them element by element.",
+            "channel_metrics(one_hot_prediction(logits), F.one_hot(target, C).movedim(-1, 1))",
+            lead="Write instead, for class indices (N, H, W) and logits (N, C, H, W)",
+        ))
 
 
 def channel_counts(prediction: Tensor, target: Tensor, channel_dim: int = 1) -> ChannelCounts:
@@ -171,11 +175,10 @@ def precision_recall_curve(scores: Tensor | np.ndarray, target: Tensor | np.ndar
     scores_np = np.asarray(scores.detach().cpu() if isinstance(scores, Tensor) else scores, dtype=np.float64).ravel()
     target_np = np.asarray(target.detach().cpu() if isinstance(target, Tensor) else target, dtype=np.float64).ravel()
     if scores_np.shape != target_np.shape:
-        raise ValueError(
-            f"scores has {scores_np.size} elements but target has {target_np.size}; "
-            "they must match element by element.\n"
-            "Write instead:\n    precision_recall_curve(torch.sigmoid(logits), target)"
-        )
+        raise ValueError(error_message(
+            f"scores has {scores_np.size} elements but target has {target_np.size}",
+            "they must match element by element.", "precision_recall_curve(torch.sigmoid(logits), target)",
+        ))
     order = np.argsort(-scores_np, kind="stable")
     sorted_scores = scores_np[order]
     sorted_target = target_np[order] > 0.5

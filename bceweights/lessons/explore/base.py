@@ -62,6 +62,7 @@ from matplotlib.figure import Figure
 
 from bceweights.lessons.explore.controls import from_control, to_control
 from bceweights.lessons.explore.display import STATIC_DPI, figure_png, format_number, html_number, ipympl_active, png_image
+from bceweights.messages import error_message
 
 class Explorer:
     """Base class of the live explorers. See the module docstring for the pattern and the hooks."""
@@ -212,10 +213,10 @@ class Explorer:
         if unknown:
             names = ", ".join(self.controls)
             first = next(iter(self.controls))
-            raise ValueError(
-                f"{type(self).__name__} has no control named {unknown[0]!r}; its controls are: {names}.\n"
-                f"Write instead, e.g.:\n    explorer.set({first}={self.controls[first].value!r})"
-            )
+            raise ValueError(error_message(
+                f"{type(self).__name__} has no control named {unknown[0]!r}", f"its controls are: {names}.",
+                f"explorer.set({first}={self.controls[first].value!r})", lead="Write instead, e.g.",
+            ))
 
     def _check_range(self, name: str, value: Any) -> None:
         control = self.controls[name]
@@ -231,21 +232,21 @@ class Explorer:
                 else:
                     listing = ", ".join(repr(v) for v in allowed)
                     example = repr(allowed[0])
-                raise ValueError(
-                    f"{name}={value!r} is not one of {type(self).__name__}'s {name} values: {listing}.\n"
-                    f"Write instead, e.g.:\n    explorer.set({name}={example})"
-                )
+                raise ValueError(error_message(
+                    f"{name}={value!r} is not one of {type(self).__name__}'s {name} values: {listing}.",
+                    fixes=f"explorer.set({name}={example})", lead="Write instead, e.g.",
+                ))
             return
         elif hasattr(control, "min") and hasattr(control, "max"):
             low, high = control.min, control.max
         else:
             return
         if not (low <= value <= high):
-            raise ValueError(
+            raise ValueError(error_message(
                 f"{name}={value!r} is outside the range of {type(self).__name__}'s {name} slider, "
-                f"[{format_number(low)}, {format_number(high)}].\n"
-                f"Write instead a value in that range, e.g.:\n    explorer.set({name}={format_number(high)})"
-            )
+                f"[{format_number(low)}, {format_number(high)}].",
+                fixes=f"explorer.set({name}={format_number(high)})", lead="Write instead a value in that range, e.g.",
+            ))
 
     def set(self, **values: Any) -> None:
         """Set several controls at once and recompute once: ``explorer.set(weight=2, pos_weight=10)``.

@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 from bceweights.lessons.explore.base import Explorer
 from bceweights.lessons.explore.display import format_number
 from bceweights.lessons.metrics import PRCurve, precision_recall_curve
+from bceweights.messages import error_message
 
 HISTOGRAM_BINS = 60
 _NEG_COLOR, _POS_COLOR = "tab:orange", "tab:blue"
@@ -97,10 +98,10 @@ class ThresholdExplorer(Explorer):
         self._logits = as_numpy(logits)
         self._target = as_numpy(target) > 0.5
         if self._logits.shape != self._target.shape:
-            raise ValueError(
-                f"logits has {self._logits.size} elements but target has {self._target.size}; they pair up "
-                "element by element.\nWrite instead:\n    ThresholdExplorer(predict(model, val.images), val.masks)"
-            )
+            raise ValueError(error_message(
+                f"logits has {self._logits.size} elements but target has {self._target.size}",
+                "they pair up element by element.", "ThresholdExplorer(predict(model, val.images), val.masks)",
+            ))
         if not np.all(np.isfinite(self._logits)):
             raise ValueError("logits contain NaN or infinity; pass the finite logits of a trained model.")
         self._curve: PRCurve = precision_recall_curve(self._logits, self._target)

@@ -32,6 +32,7 @@ from matplotlib.patches import Rectangle
 from bceweights.lessons.explore.base import Explorer
 from bceweights.lessons.explore.display import format_number
 from bceweights.loss import bce_with_logits
+from bceweights.messages import error_message
 
 LOGIT_LIMIT = 10.0
 CHANNELS = ("red", "green", "blue")
@@ -80,10 +81,10 @@ def class_weights_as_bce(class_weights: tuple[float, float]) -> dict[str, float]
     """
     w_neg, w_pos = (float(w) for w in class_weights)
     if w_neg <= 0:
-        raise ValueError(
-            f"class_weights[0] (negatives) = {w_neg} must be > 0 for the pos_weight form.\n"
-            "Write instead a per-element weight map: weight = w_neg + (w_pos - w_neg) * target"
-        )
+        raise ValueError(error_message(
+            f"class_weights[0] (negatives) = {w_neg} must be > 0 for the pos_weight form.",
+            fixes="weight = w_neg + (w_pos - w_neg) * target", lead="Write instead a per-element weight map",
+        ))
     return {"weight": w_neg, "pos_weight": w_pos / w_neg}
 
 
