@@ -8,6 +8,13 @@
 
 Every explorer subclasses :class:`~bceweights.lessons.explore.base.Explorer`; :func:`explorer_classes`
 finds them all (the benchmark ``python -m benchmarks.widgets`` times each one).
+
+What lives where: :mod:`~.base` (the Explorer pattern), :mod:`~.controls` and :mod:`~.display` (shared
+helpers, imported by base), one module per explorer (:mod:`~.loss_curve`, :mod:`~.broadcast`, ...),
+and the pieces lesson 02's explorer is built from (:mod:`~.operands`, :mod:`~.shape_text`,
+:mod:`~.comparison`). Imports go from the explorers to base and the helpers, and from here to the
+core (:mod:`bceweights`); the exercise checkers (:mod:`bceweights.lessons.exercises`) import the
+explorers, never the other way.
 """
 
 from __future__ import annotations
