@@ -16,6 +16,8 @@ from collections.abc import Iterator
 
 import torch
 
+from bceweights.messages import error_message
+
 _enabled: bool = True
 
 
@@ -41,26 +43,43 @@ def value_checks_enabled(check_values: bool | None = None) -> bool:
     return _enabled if check_values is None else bool(check_values)
 
 
+def nonfinite_mask(values: torch.Tensor) -> torch.Tensor:
+    """``values.shape`` bool: True where a value is NaN or infinite."""
+    return ~torch.isfinite(values)
+
+
+def negative_mask(values: torch.Tensor) -> torch.Tensor:
+    """``values.shape`` bool: True where a value is below 0 (NaN is not negative)."""
+    return values < 0
+
+
+def outside_unit_interval(values: torch.Tensor, ignore: torch.Tensor | None = None) -> torch.Tensor:
+    """Bool mask, ``values.shape`` broadcast with ``ignore``: True where a value is NaN or outside [0, 1]
+    and not ignored (``ignore`` is ``None`` or a bool mask broadcastable to ``values``)."""
+    outside = ~((values >= 0) & (values <= 1))  # NaN compares False, so it counts as outside
+    return outside if ignore is None else outside & ~ignore
+
+
 def check_weight_values(name: str, weight: torch.Tensor) -> None:
     """Raise ``ValueError`` if ``weight`` holds NaN, infinity or a negative number."""
     if weight.numel() == 0:
         return
-    finite = torch.isfinite(weight)
-    if not bool(finite.all()):
-        bad = int((~finite).sum())
-        raise ValueError(
-            f"{name} holds {bad} NaN or infinite value(s); weights must be finite numbers >= 0.\n"
-            f"A NaN usually comes from a division by a zero count; check how {name} was built, e.g.\n"
-            f"    {name} = torch.nan_to_num({name}, nan=0.0)   # if those elements should not count"
-        )
-    negative = weight < 0
+    nonfinite = nonfinite_mask(weight)
+    if bool(nonfinite.any()):
+        raise ValueError(error_message(
+            f"{name} holds {int(nonfinite.sum())} NaN or infinite value(s)",
+            "weights must be finite numbers >= 0.",
+            f"{name} = torch.nan_to_num({name}, nan=0.0)   # if those elements should not count",
+            lead=f"A NaN usually comes from a division by a zero count; check how {name} was built, e.g.",
+        ))
+    negative = negative_mask(weight)
     if bool(negative.any()):
         smallest = float(weight.min())
-        raise ValueError(
-            f"{name} holds {int(negative.sum())} negative value(s) (smallest {smallest:.4g}); "
-            f"expected weights >= 0.\nA negative weight rewards the model for being wrong. "
-            f"Write instead, if the sign is a bug upstream:\n    {name} = {name}.clamp_min(0)"
-        )
+        raise ValueError(error_message(
+            f"{name} holds {int(negative.sum())} negative value(s) (smallest {smallest:.4g})",
+            "expected weights >= 0.", f"{name} = {name}.clamp_min(0)",
+            lead="A negative weight rewards the model for being wrong. Write instead, if the sign is a bug upstream",
+        ))
 
 
 def check_target_values(target: torch.Tensor, ignore: torch.Tensor | None) -> None:
@@ -70,20 +89,17 @@ def check_target_values(target: torch.Tensor, ignore: torch.Tensor | None) -> No
     """
     if target.numel() == 0:
         return
-    outside = ~((target >= 0) & (target <= 1))  # NaN compares False, so it counts as outside
-    if ignore is not None:
-        outside = outside & ~ignore
+    outside = outside_unit_interval(target, ignore)
     if not bool(outside.any()):
         return
     count = int(outside.sum())
     example = target[outside.expand_as(target)][0].item()
-    fixes = [
-        "    ignore=(target == 255)        # if a value marks void or unlabelled pixels",
-        "    target = F.one_hot(target.long(), C).movedim(-1, 1).float()   # if values are class indices",
-    ]
-    raise ValueError(
-        f"target holds {count} value(s) outside [0, 1] (for example {example!r}); binary cross-entropy "
-        f"needs targets in [0, 1] (probabilities, or 0/1 labels).\nWrite instead one of:\n"
-        + "\n".join(fixes)
-        + "\n(or check_values=False to skip value checks, at your own risk)"
-    )
+    raise ValueError(error_message(
+        f"target holds {count} value(s) outside [0, 1] (for example {example!r})",
+        "binary cross-entropy needs targets in [0, 1] (probabilities, or 0/1 labels).",
+        [
+            "ignore=(target == 255)        # if a value marks void or unlabelled pixels",
+            "target = F.one_hot(target.long(), C).movedim(-1, 1).float()   # if values are class indices",
+        ],
+        join="; ", note="(or check_values=False to skip value checks, at your own risk)",
+    ))

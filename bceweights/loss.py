@@ -18,234 +18,24 @@ Reductions:
 * ``"weighted_mean"`` divides by the sum of ``weight`` broadcast to the input's shape (non-ignored
   elements only): a true weighted average, invariant to rescaling ``weight``.
 * ``"sum"``, and ``"none"`` (the per-element losses, shaped like the input; ignored elements are 0).
+
+This module holds only the public functions and modules. Each call runs
+:func:`bceweights.prepared.prepare` (every argument check) and then
+:func:`bceweights.backend.compute_loss` (eager or fused); imports go that way only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bceweights import checks
-from bceweights.fused import fused_loss
+from bceweights.backend import compute_loss
+from bceweights.prepared import Operand, Reduction, check_focal, check_reduction, prepare
 from bceweights.shapes import align, as_tensor_like, shape_str
 
-Reduction = Literal["mean", "sum", "none", "weighted_mean"]
 Backend = Literal["auto", "torch", "fused"]
-REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none", "weighted_mean")
-Operand = Tensor | float | int | list | tuple | None
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """Operands checked and viewed with the input's rank (``None`` where not given)."""
-
-    input: Tensor
-    target: Tensor
-    weight: Tensor | None
-    pos_weight: Tensor | None
-    ignore: Tensor | None
-
-
-def _target_fix(target_shape: tuple[int, ...], input_shape: tuple[int, ...]) -> list[str]:
-    fixes = []
-    t, i = target_shape, input_shape
-    if len(t) + 1 == len(i) and len(i) >= 2 and i[1] == 1 and t == i[:1] + i[2:]:
-        fixes.append(f"target=target.unsqueeze(1)   # {shape_str(t)} -> {shape_str(i)}")
-    if len(t) == len(i) + 1 and len(t) >= 2 and t[1] == 1 and i == t[:1] + t[2:]:
-        fixes.append("input=input.unsqueeze(1)   # or target=target.squeeze(1)")
-    if len(t) + 1 == len(i) and len(i) >= 2 and i[1] > 1 and t == i[:1] + i[2:]:
-        fixes.append(
-            f"target=F.one_hot(target.long(), {i[1]}).movedim(-1, 1).float()   "
-            "# if target holds class indices (or use F.cross_entropy)"
-        )
-    numel = lambda s: int(torch.Size(s).numel())  # noqa: E731
-    if not fixes and numel(t) == numel(i):
-        fixes.append("target=target.view_as(input)   # only if the elements are already in the same order")
-    return fixes
-
-
-def prepare(
-    input: Tensor,
-    target: Tensor,
-    weight: Operand = None,
-    pos_weight: Operand = None,
-    ignore: Tensor | None = None,
-    channel_dim: int | None = None,
-    check_values: bool | None = None,
-    label_smoothing: float = 0.0,
-) -> Prepared:
-    """Check every operand against ``input`` and view it with ``input``'s rank.
-
-    Shapes: ``input`` any ``(*)`` floating tensor; ``target`` exactly ``input.shape`` (bool, integer or
-    floating; converted to ``input.dtype``); ``weight``, ``pos_weight`` and ``ignore`` broadcastable to
-    ``input.shape`` under the rules of :func:`bceweights.shapes.line_up`. With ``label_smoothing=eps``
-    the returned target is ``y (1 - eps) + eps / 2``.
-
-    Raises:
-        TypeError: non-tensor input, non-floating input, non-bool ignore.
-        ValueError: target shape differs from input shape; with value checks on, NaN/negative
-            weights or targets outside [0, 1].
-        WeightShapeError: an operand that does not line up.
-    """
-    if not isinstance(input, Tensor) or not input.is_floating_point():
-        kind = input.dtype if isinstance(input, Tensor) else type(input).__name__
-        raise TypeError(
-            f"input must be a floating-point tensor of logits, got {kind}.\n"
-            "Write instead:\n    input=input.float()"
-        )
-    if not isinstance(target, Tensor):
-        target = torch.as_tensor(target, device=input.device)
-    if target.shape != input.shape:
-        fixes = _target_fix(tuple(target.shape), tuple(input.shape))
-        message = (
-            f"target has shape {shape_str(target.shape)} but input has shape {shape_str(input.shape)}; "
-            "binary cross-entropy is elementwise, so they must be equal (PyTorch refuses too)."
-        )
-        if fixes:
-            message += "\nWrite instead:\n" + "\n".join(f"    {fix}" for fix in fixes)
-        raise ValueError(message)
-
-    aligned_ignore = None
-    if ignore is not None:
-        if not isinstance(ignore, Tensor) or ignore.dtype != torch.bool:
-            kind = ignore.dtype if isinstance(ignore, Tensor) else type(ignore).__name__
-            raise TypeError(
-                f"ignore must be a bool tensor (True = leave this element out), got {kind}.\n"
-                "Write instead one of:\n    ignore=(labels == 255)\n    ignore=mask.bool()"
-            )
-        aligned_ignore = align("ignore", ignore.to(input.device), input.shape, channel_dim=None)
-
-    check = checks.value_checks_enabled(check_values)
-    if target.dtype != input.dtype:
-        target = target.to(input.dtype)
-    if check:
-        checks.check_target_values(target, aligned_ignore)
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(
-            f"label_smoothing={label_smoothing} is outside [0, 1]; it is the share of each target moved to 0.5.\n"
-            "Write instead, e.g.:\n    label_smoothing=0.1   # targets 0 -> 0.05, 1 -> 0.95"
-        )
-    if label_smoothing:
-        target = target * (1 - label_smoothing) + 0.5 * label_smoothing
-
-    aligned: dict[str, Tensor | None] = {}
-    for name, value in (("weight", weight), ("pos_weight", pos_weight)):
-        if value is None:
-            aligned[name] = None
-            continue
-        tensor = as_tensor_like(value, input, name)
-        if check:
-            checks.check_weight_values(name, tensor)
-        aligned[name] = align(name, tensor, input.shape, channel_dim)
-    return Prepared(input, target, aligned["weight"], aligned["pos_weight"], aligned_ignore)
-
-
-def bce_terms(input: Tensor, target: Tensor, pos_weight: Tensor | None = None) -> Tensor:
-    """Per-element loss before ``weight``: ``(1 - y) x - (1 + (p - 1) y) log sigmoid(x)``.
-
-    Shapes: ``input`` and ``target`` ``(*)``; ``pos_weight`` broadcastable to them. Differentiable in
-    every argument: when only ``input`` needs a gradient this is PyTorch's own kernel (one pass, same
-    values); otherwise the formula above in differentiable operations, since PyTorch's kernel refuses
-    gradients for ``pos_weight`` and ``weight``.
-    """
-    if not (target.requires_grad or (pos_weight is not None and pos_weight.requires_grad)):
-        return F.binary_cross_entropy_with_logits(input, target, pos_weight=pos_weight, reduction="none")
-    log_sigmoid = F.logsigmoid(input)
-    if pos_weight is None:
-        return (1 - target) * input - log_sigmoid
-    return (1 - target) * input - (1 + (pos_weight - 1) * target) * log_sigmoid
-
-
-def per_element_loss(prepared: Prepared, gamma: float = 0.0, alpha: float | None = None) -> Tensor:
-    """Per-element (focal) loss before ``weight`` and ``ignore``, shaped like ``prepared.input``.
-
-    ``gamma=0, alpha=None`` gives :func:`bce_terms`; otherwise the factors of
-    :func:`focal_bce_with_logits`: ``alpha_t (1 - q_t) ** gamma``.
-    """
-    x, y = prepared.input, prepared.target
-    per_element = bce_terms(x, y, prepared.pos_weight)
-    if gamma != 0:
-        prob = torch.sigmoid(x)
-        prob_true = prob * y + (1 - prob) * (1 - y)
-        per_element = per_element * (1 - prob_true) ** gamma
-    if alpha is not None:
-        per_element = per_element * (alpha * y + (1 - alpha) * (1 - y))
-    return per_element
-
-
-def eager_loss(prepared: Prepared, reduction: str, gamma: float = 0.0, alpha: float | None = None) -> Tensor:
-    """The eager (``backend="torch"``) loss of ``prepared``: a scalar, or ``(*)`` for ``"none"``.
-
-    Where the call means exactly what PyTorch's does (no focal factors, no ``ignore``, a PyTorch
-    reduction, nothing but the input needing a gradient) it is PyTorch's own call; otherwise
-    :func:`per_element_loss` then :func:`weight_and_reduce`.
-    """
-    pytorch_call = (
-        gamma == 0
-        and alpha is None
-        and prepared.ignore is None
-        and reduction in ("mean", "sum", "none")
-        and not any(t is not None and t.requires_grad for t in (prepared.target, prepared.weight, prepared.pos_weight))
-    )
-    if pytorch_call:
-        return F.binary_cross_entropy_with_logits(
-            prepared.input, prepared.target, prepared.weight, pos_weight=prepared.pos_weight, reduction=reduction
-        )
-    return weight_and_reduce(per_element_loss(prepared, gamma, alpha), prepared, reduction)
-
-
-def _broadcast_sum(values: Tensor, full_numel: int) -> Tensor:
-    """Sum of ``values`` broadcast to a tensor of ``full_numel`` elements, without materialising it.
-
-    Summed in at least float32: a float16 count overflows past 65504 elements.
-    """
-    wide = values if values.dtype == torch.float64 else values.float()
-    if values.numel() == 0:
-        return wide.sum()
-    return wide.sum() * (full_numel // values.numel())
-
-
-def weight_and_reduce(per_element: Tensor, prepared: Prepared, reduction: str) -> Tensor:
-    """Apply ``weight`` and ``ignore`` to per-element losses ``(*)`` and reduce them.
-
-    ``mean``: sum / number of non-ignored elements; ``weighted_mean``: sum / sum of the weight over
-    non-ignored elements (1 per element without ``weight``); an all-ignored or all-zero-weight input
-    gives 0 (and zero gradients) rather than NaN.
-    """
-    if reduction not in REDUCTIONS:
-        raise ValueError(
-            f"reduction={reduction!r} is not one of {', '.join(map(repr, REDUCTIONS))}.\n"
-            "Write instead:\n    reduction=\"mean\"   # or \"sum\", \"none\", \"weighted_mean\""
-        )
-    loss = per_element
-    weight, ignore = prepared.weight, prepared.ignore
-    if weight is not None:
-        loss = loss * weight
-    if ignore is not None:
-        loss = loss.masked_fill(ignore, 0)
-    if reduction == "none":
-        return loss
-    if reduction == "mean" and ignore is None:
-        return loss.mean()  # sum / numel, exactly as PyTorch (NaN for an empty input, as PyTorch)
-    if reduction == "sum":
-        return loss.sum()
-    # float16 sums overflow past 65504: accumulate numerator and denominator in float32 at least
-    total = loss.sum(dtype=torch.float64 if loss.dtype == torch.float64 else torch.float32)
-    numel = prepared.input.numel()
-    if reduction == "mean" or weight is None:
-        if ignore is not None:
-            denominator = _broadcast_sum((~ignore).to(total.dtype), numel)
-        else:
-            denominator = total.new_tensor(numel)
-    else:
-        kept_weight = weight if ignore is None else weight.masked_fill(ignore, 0)
-        denominator = _broadcast_sum(kept_weight, numel)
-    denominator = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
-    return (total / denominator).to(loss.dtype)
 
 
 def bce_with_logits(
@@ -299,7 +89,7 @@ def bce_with_logits(
         ValueError: target shape differs from input's; bad values (when checked); unknown reduction.
     """
     prepared = prepare(input, target, weight, pos_weight, ignore, channel_dim, check_values, label_smoothing)
-    return fused_loss(prepared, reduction, backend=backend)
+    return compute_loss(prepared, reduction, backend=backend)
 
 
 def focal_bce_with_logits(
@@ -332,15 +122,9 @@ def focal_bce_with_logits(
         alpha: balance in ``[0, 1]`` for positives (torchvision's default is 0.25), or ``None``.
         Other arguments (``backend`` included) and shapes: as :func:`bce_with_logits`.
     """
-    if gamma < 0:
-        raise ValueError(f"gamma={gamma} is negative; expected gamma >= 0 (0 gives plain BCE, 2 is usual).")
-    if alpha is not None and not 0 <= alpha <= 1:
-        raise ValueError(
-            f"alpha={alpha} is outside [0, 1]; expected the weight of positives, e.g. alpha=0.25, "
-            "or alpha=None to leave it out."
-        )
+    check_focal(gamma, alpha)  # before prepare: a wrong option is reported before a wrong operand
     prepared = prepare(input, target, weight, pos_weight, ignore, channel_dim, check_values, label_smoothing)
-    return fused_loss(prepared, reduction, gamma=gamma, alpha=alpha, backend=backend)
+    return compute_loss(prepared, reduction, gamma=gamma, alpha=alpha, backend=backend)
 
 
 def _buffer(value: Operand) -> Tensor | None:
@@ -379,8 +163,7 @@ class BCEWithLogits(nn.Module):
         backend: Backend = "auto",
     ) -> None:
         super().__init__()
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction={reduction!r} is not one of {', '.join(map(repr, REDUCTIONS))}.")
+        check_reduction(reduction)
         self.register_buffer("weight", _buffer(weight))
         self.register_buffer("pos_weight", _buffer(pos_weight))
         self.reduction = reduction

@@ -19,6 +19,7 @@ from numbers import Number
 import torch
 
 from bceweights.errors import WeightShapeError
+from bceweights.messages import error_message
 
 Shape = tuple[int, ...]
 
@@ -53,11 +54,11 @@ def _named(input_shape: Shape) -> str:
 def normalize_dim(dim: int, ndim: int, what: str = "channel_dim") -> int:
     """A possibly negative dimension index as a non-negative one; ``WeightShapeError`` if out of range."""
     if not -ndim <= dim < ndim:
-        raise WeightShapeError(
-            f"{what}={dim} is out of range for an input with {ndim} dimension(s) {dim_names(ndim)}; "
-            f"expected an index in [{-ndim}, {ndim - 1}].\n"
-            f"For (N, C, ...) inputs the channels are dimension 1: write {what}=1."
-        )
+        raise WeightShapeError(error_message(
+            f"{what}={dim} is out of range for an input with {ndim} dimension(s) {dim_names(ndim)}",
+            f"expected an index in [{-ndim}, {ndim - 1}].",
+            why=f"For (N, C, ...) inputs the channels are dimension 1: write {what}=1.",
+        ))
     return dim % ndim
 
 
@@ -181,11 +182,7 @@ def line_up(
     )
 
     def refuse(body: str, fixes: list[str]) -> LineUp:
-        lines = [head, body]
-        if fixes:
-            lines.append("Write instead:" if len(fixes) == 1 else "Write instead one of:")
-            lines += [f"    {fix}" for fix in fixes]
-        return LineUp(name, shape, input_shape, None, "\n".join(lines))
+        return LineUp(name, shape, input_shape, None, error_message(head, why=body, fixes=fixes))
 
     if all(s == 1 for s in shape) and k <= max(nd, 1):
         return LineUp(name, shape, input_shape, (1,) * nd if k <= nd else shape)
@@ -286,10 +283,9 @@ def as_tensor_like(value: object, like: torch.Tensor, name: str) -> torch.Tensor
     dtype = like.dtype if like.is_floating_point() else torch.get_default_dtype()
     if isinstance(value, torch.Tensor):
         if value.dtype == torch.bool or not (value.is_floating_point() or value.dtype in _INT_DTYPES):
-            raise TypeError(
-                f"{name} has dtype {value.dtype}; expected a floating-point tensor or a number.\n"
-                f"Write instead:\n    {name}={name}.float()"
-            )
+            raise TypeError(error_message(
+                f"{name} has dtype {value.dtype}", "expected a floating-point tensor or a number.", f"{name}={name}.float()"
+            ))
         return value.to(device=like.device, dtype=dtype)
     if isinstance(value, (Number, Sequence)) and not isinstance(value, (str, bytes)):
         return torch.as_tensor(value, dtype=dtype, device=like.device)
@@ -324,12 +320,12 @@ def expand_mask(mask: torch.Tensor, like: torch.Tensor | Sequence[int], channel_
         m in (1, s) for m, s in zip(mask.shape, shape)
     ):
         return mask.expand(shape)
-    raise WeightShapeError(
+    raise WeightShapeError(error_message(
         f"mask has shape {shape_str(mask.shape)} but expand_mask needs {shape_str(without)} (the shape of "
-        f"{shape_str(shape)} without dimension {dim}) or {shape_str(shape[:dim] + (1,) + shape[dim + 1:])}.\n"
-        f"Write instead, if the mask has its own channels already:\n"
-        f"    weight=mask   # shape {shape_str(shape)}, nothing to expand"
-    )
+        f"{shape_str(shape)} without dimension {dim}) or {shape_str(shape[:dim] + (1,) + shape[dim + 1:])}.",
+        fixes=f"weight=mask   # shape {shape_str(shape)}, nothing to expand",
+        lead="Write instead, if the mask has its own channels already",
+    ))
 
 
 def per_channel(
@@ -351,9 +347,9 @@ def per_channel(
     else:
         vector = torch.as_tensor(values, dtype=torch.get_default_dtype())
     if vector.ndim != 1 or vector.shape[0] not in (1, shape[dim]):
-        raise WeightShapeError(
+        raise WeightShapeError(error_message(
             f"values has shape {shape_str(vector.shape)} but {shape_str(shape)} has {shape[dim]} channel(s) "
-            f"along dimension {dim}; expected a 1-D list of {shape[dim]} numbers.\n"
-            f"Write instead:\n    bw.per_channel([{', '.join(['...'] * min(shape[dim], 3))}], like, channel_dim={dim})"
-        )
+            f"along dimension {dim}", f"expected a 1-D list of {shape[dim]} numbers.",
+            f"bw.per_channel([{', '.join(['...'] * min(shape[dim], 3))}], like, channel_dim={dim})",
+        ))
     return vector.view((vector.shape[0],) + (1,) * (nd - 1 - dim))

@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 
 import bceweights as bw
-from bceweights.fused import fused_loss
-from bceweights.loss import prepare
+from bceweights.backend import compute_loss
+from bceweights.prepared import prepare
 
 POS_WEIGHT = (6.0, 30.0, 1.0)
 
@@ -92,7 +92,7 @@ def make_calls(inputs: dict[str, torch.Tensor]) -> dict[str, Callable[[], torch.
             return lambda: bw.bce_with_logits(
                 x, y, mask, pw, channel_dim=1, check_values=False, backend=backend
             )
-        return lambda: fused_loss(prepare(x, y, mask, pw, channel_dim=1, check_values=False), "mean",
+        return lambda: compute_loss(prepare(x, y, mask, pw, channel_dim=1, check_values=False), "mean",
                                   backend=backend)
 
     return {"torch": torch_native, "bw eager": bw_call("torch"), "fused": bw_call("fused")}
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
         memory_child(devices)
         return
     load_before = os.getloadavg()
-    api = "bw.bce_with_logits(..., backend=...)" if _public_api_has_backend() else "fused_loss(prepare(...))"
+    api = "bw.bce_with_logits(..., backend=...)" if _public_api_has_backend() else "compute_loss(prepare(...))"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; calls via {api}")
     print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
     runs = [(device, case, run_case(case, device, args.repeats)) for device in devices for case in CASES]

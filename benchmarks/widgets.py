@@ -1,4 +1,4 @@
-"""Time every live explorer in ``bceweights.explore``: one update = set a control, recompute, redraw.
+"""Time every live explorer in ``bceweights.lessons.explore``: one update = set a control, recompute, redraw.
 
     python -m benchmarks.widgets                      # every explorer
     python -m benchmarks.widgets LossCurveExplorer    # some of them, by class name
@@ -32,7 +32,7 @@ matplotlib.use("agg")
 
 import numpy as np  # noqa: E402
 
-from bceweights.explore import Explorer, explorer_classes  # noqa: E402
+from bceweights.lessons.explore import Explorer, explorer_classes  # noqa: E402
 
 MIN_UPDATES = 30
 FULL_DRAW_SAMPLES = 10
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"no explorer named {unknown[0]!r}; the explorers are: {', '.join(known)}")
         classes = [known[name] for name in args.names]
     if not classes:
-        raise SystemExit("no explorers found in bceweights.explore")
+        raise SystemExit("no explorers found in bceweights.lessons.explore")
     timings, failed = [], []
     for cls in classes:
         try:

@@ -22,8 +22,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 import bceweights as bw
-from bceweights.explore import png_image
-from bceweights.explore.broadcast import EXERCISE_QUESTION, BroadcastExplorer, check_per_channel_pos_weight
+from bceweights.lessons.exercises import LESSON02_QUESTION, check_lesson02
+from bceweights.lessons.explore import png_image
+from bceweights.lessons.explore.broadcast import BroadcastExplorer
 
 # Small problems run faster on one thread, and then give the same numbers on every machine.
 torch.set_num_threads(1)
@@ -409,6 +410,6 @@ explorer.print_readouts("bceweights_accepts", "operand_elements", "elements_if_m
 # `(4, 3, 256, 256)` and the treacherous `(4, 3, 8, 3)`. Replace `None` and run the cell.
 
 # %%
-print(EXERCISE_QUESTION)
+print(LESSON02_QUESTION)
 my_pos_weight = None
-_ = check_per_channel_pos_weight(my_pos_weight)
+_ = check_lesson02(my_pos_weight)

@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 
 import bceweights as bw
-from bceweights.explore.reduction import EXERCISE_QUESTION, ReductionExplorer, check_reduction_exercise
-from bceweights.explore.stability import StabilityExplorer
+from bceweights.lessons.exercises import LESSON03_QUESTION, check_lesson03
+from bceweights.lessons.explore.reduction import ReductionExplorer
+from bceweights.lessons.explore.stability import StabilityExplorer
 
 # Small problems run faster on one thread, and then give the same numbers on every machine.
 torch.set_num_threads(1)
@@ -365,6 +366,6 @@ print("logits form,       weight gradient:", [sig4(v) for v in layer.weight.grad
 # your number and run the cell.
 
 # %%
-print(EXERCISE_QUESTION)
+print(LESSON03_QUESTION)
 my_factor = None
-_ = check_reduction_exercise(my_factor)
+_ = check_lesson03(my_factor)

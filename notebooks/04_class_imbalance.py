@@ -29,11 +29,12 @@ from matplotlib.figure import Figure
 from torch.utils.data import DataLoader
 
 import bceweights as bw
-from bceweights import data
-from bceweights.explore.base import png_image
-from bceweights.explore.threshold import LESSON04_QUESTION, ThresholdExplorer, check_lesson04
-from bceweights.metrics import precision_recall_curve
-from bceweights.model import TinyUNet, predict, train
+from bceweights.lessons import data
+from bceweights.lessons.exercises import LESSON04_QUESTION, check_lesson04
+from bceweights.lessons.explore import png_image
+from bceweights.lessons.explore.threshold import ThresholdExplorer
+from bceweights.lessons.metrics import precision_recall_curve
+from bceweights.lessons.model import TinyUNet, predict, train
 
 # Small problems run faster on one thread, and then give the same numbers on every machine.
 torch.set_num_threads(1)

@@ -26,10 +26,11 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 import bceweights as bw
-from bceweights import data
-from bceweights.explore.base import png_image
-from bceweights.explore.two_heads import LESSON05_QUESTION, TwoHeadsExplorer, check_lesson05
-from bceweights.model import TinyUNet, predict, train
+from bceweights.lessons import data
+from bceweights.lessons.exercises import LESSON05_QUESTION, check_lesson05
+from bceweights.lessons.explore import png_image
+from bceweights.lessons.explore.two_heads import TwoHeadsExplorer
+from bceweights.lessons.model import TinyUNet, predict, train
 
 # Small problems run faster on one thread, and then give the same numbers on every machine.
 torch.set_num_threads(1)

@@ -34,10 +34,16 @@ from matplotlib.figure import Figure
 from scipy import optimize, special
 
 import bceweights as bw
-from bceweights.boundary import unet_weight_map
-from bceweights.explore import png_image
-from bceweights.explore.focal import FOCAL_QUESTION, FocalExplorer, check_focal_exercise
-from bceweights.explore.weight_map import WEIGHT_MAP_QUESTION, WeightMapExplorer, check_weight_map_exercise
+from bceweights.lessons.exercises import (
+    LESSON06_FOCAL_QUESTION,
+    LESSON06_WEIGHT_MAP_QUESTION,
+    check_lesson06_focal,
+    check_lesson06_weight_map,
+)
+from bceweights.lessons.explore import png_image
+from bceweights.lessons.explore.focal import FocalExplorer
+from bceweights.lessons.explore.weight_map import WeightMapExplorer
+from bceweights.weights import unet_weight_map
 
 # Small problems run faster on one thread, and then give the same numbers on every machine.
 torch.set_num_threads(1)
@@ -425,11 +431,11 @@ print("pos_weight=4, eps=0.1, hard label 1: optimum", sig4(float(bw.optimal_prob
 # run the cell.
 
 # %%
-print(FOCAL_QUESTION)
+print(LESSON06_FOCAL_QUESTION)
 my_gamma = None
-_ = check_focal_exercise(my_gamma)
+_ = check_lesson06_focal(my_gamma)
 
 # %%
-print(WEIGHT_MAP_QUESTION)
+print(LESSON06_WEIGHT_MAP_QUESTION)
 my_w0 = None
-_ = check_weight_map_exercise(my_w0)
+_ = check_lesson06_weight_map(my_w0)

@@ -1,6 +1,6 @@
 """The three descriptions of the environment agree.
 
-- pyproject.toml: the library ranges (dependencies and the ``notebooks`` / ``test`` extras);
+- pyproject.toml: the library ranges (dependencies and the ``lessons`` / ``notebooks`` / ``test`` extras);
 - environment.yml: the same packages with the same ranges, for conda users;
 - requirements/constraints.txt: the lock the notebooks' stored outputs were made with, which must
   pin every package named in pyproject.toml to a version inside its range, and torch to 2.13.0.
@@ -128,6 +128,23 @@ def test_pyproject_states_the_library_ranges_of_the_core_dependencies():
     for name in ("numpy", "tqdm", "scipy", "matplotlib", "ipywidgets", "ipympl"):
         assert name in requirements, f"pyproject.toml does not depend on {name}"
         assert requirements[name], f"{name} has no lower bound in pyproject.toml"
+
+
+LESSON_STACK = ("tqdm", "scipy", "matplotlib", "ipywidgets", "ipympl")
+
+
+def test_the_core_needs_only_torch_and_numpy_and_the_lessons_stack_is_an_extra():
+    groups = pyproject_groups()
+    assert sorted(canonicalize_name(r.name) for r in groups["dependencies"]) == ["numpy", "torch"]
+    assert sorted(canonicalize_name(r.name) for r in groups["extra lessons"]) == sorted(LESSON_STACK)
+
+
+def test_the_makefile_installs_every_extra():
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    match = re.search(r"^EXTRAS\s*:?=\s*(\S+)\s*$", makefile, re.MULTILINE)
+    assert match, "the Makefile should set EXTRAS := extra1,extra2,..."
+    extras = {group.removeprefix("extra ") for group in pyproject_groups() if group.startswith("extra ")}
+    assert set(match.group(1).split(",")) == extras, "make lab / make test should install every extra"
 
 
 def test_environment_yml_lists_the_packages_and_ranges_of_pyproject():

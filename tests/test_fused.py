@@ -12,7 +12,6 @@ float32 eager path at ``rtol=1e-5``.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import subprocess
@@ -24,10 +23,11 @@ import pytest
 import torch
 
 import bceweights as bw
-from bceweights import fused
-from bceweights.fused import cpu_compiled, fused_loss, resolve_backend
-from bceweights.fused.autograd import eager_loss
-from bceweights.loss import prepare
+from bceweights import backend as backend_module
+from bceweights.backend import compute_loss, resolve_backend
+from bceweights.eager import eager_loss
+from bceweights.fused import cpu_compiled
+from bceweights.prepared import prepare
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def eager(case: Case):
 def fused_path(case: Case, runner=None):
     """The fused loss, through the public entry point or directly with ``runner`` (the Triton kernel)."""
     if runner is None:
-        return lambda prepared: fused_loss(prepared, case.reduction, gamma=case.gamma, alpha=case.alpha,
+        return lambda prepared: compute_loss(prepared, case.reduction, gamma=case.gamma, alpha=case.alpha,
                                            backend="fused")
 
     def direct(prepared):
@@ -272,19 +272,12 @@ def test_empty_input_gives_what_eager_gives() -> None:
     x = torch.empty(0, 3, 4, 4, requires_grad=True)
     prepared = prepare(x, torch.empty(0, 3, 4, 4), check_values=False)
     for reduction in ("sum", "none"):
-        assert torch.equal(fused_loss(prepared, reduction, backend="fused"), eager_loss(prepared, reduction))
-    assert torch.isnan(fused_loss(prepared, "mean", backend="fused"))  # as PyTorch: 0 / 0
+        assert torch.equal(compute_loss(prepared, reduction, backend="fused"), eager_loss(prepared, reduction))
+    assert torch.isnan(compute_loss(prepared, "mean", backend="fused"))  # as PyTorch: 0 / 0
 
 
 # --- through the public API (bw.bce_with_logits(..., backend=...)) ---------------------------------
 
-PUBLIC_API_WIRED = "backend" in inspect.signature(bw.bce_with_logits).parameters
-needs_public_backend = pytest.mark.skipif(
-    not PUBLIC_API_WIRED, reason="bw.bce_with_logits has no backend= argument yet (the lead wires it)"
-)
-
-
-@needs_public_backend
 @pytest.mark.parametrize("case", [CASES[0], CASES[3]], ids=[CASES[0].name, CASES[3].name])
 def test_public_bce_with_logits_fused_matches_eager(case: Case) -> None:
     arguments = make_arguments(case)
@@ -306,7 +299,6 @@ def test_public_bce_with_logits_fused_matches_eager(case: Case) -> None:
     assert_matches(fused_grad, eager_grad, 1e-5, f"{case.name} public input gradient")
 
 
-@needs_public_backend
 def test_public_focal_and_modules_accept_the_backend() -> None:
     case = CASES[5]  # focal gamma 2, alpha 0.25, ignore, pos_weight
     arguments = make_arguments(case)
@@ -321,10 +313,9 @@ def test_public_focal_and_modules_accept_the_backend() -> None:
     with pytest.raises(ValueError, match="backend='cuda' is not one of"):
         bw.bce_with_logits(x, y, backend="cuda")
     for module_class in (bw.BCEWithLogits, bw.FocalBCEWithLogits):
-        if "backend" in inspect.signature(module_class).parameters:
-            module = module_class(pos_weight=pos_weight, channel_dim=1, backend="fused")
-            eager_module = module_class(pos_weight=pos_weight, channel_dim=1, backend="torch")
-            torch.testing.assert_close(module(x, y), eager_module(x, y), rtol=1e-5, atol=0)
+        module = module_class(pos_weight=pos_weight, channel_dim=1, backend="fused")
+        eager_module = module_class(pos_weight=pos_weight, channel_dim=1, backend="torch")
+        torch.testing.assert_close(module(x, y), eager_module(x, y), rtol=1e-5, atol=0)
 
 
 # --- choosing the backend -------------------------------------------------------------------------
@@ -354,7 +345,7 @@ def test_missing_toolchain_goes_eager_under_auto_and_is_refused_under_fused(monk
     reason = "no working C++ compiler (apt-get install g++)"
     monkeypatch.setattr(cpu_compiled, "unavailable_reason", lambda: reason)
     big = _small_prepared(input=torch.randn(2, 3, 128, 128), target=torch.rand(2, 3, 128, 128))
-    assert all(resolve_backend("auto", big) == "torch" for _ in range(fused.AUTO_AFTER_CALLS + 1))
+    assert all(resolve_backend("auto", big) == "torch" for _ in range(backend_module.AUTO_AFTER_CALLS + 1))
     with pytest.raises(ValueError, match=r"cannot run here: on CPU .*apt-get install g\+\+"):
         resolve_backend("fused", big)
 
@@ -377,10 +368,10 @@ def test_operand_on_another_device_goes_eager_under_auto_and_is_refused_under_fu
 
 def test_auto_stays_eager_for_small_inputs_and_for_the_first_calls_of_a_signature() -> None:
     assert resolve_backend("auto", _small_prepared()) == "torch"  # below AUTO_MIN_NUMEL
-    shape = (1, 1, 1, fused.AUTO_MIN_NUMEL + 1)  # a signature no other test uses
+    shape = (1, 1, 1, backend_module.AUTO_MIN_NUMEL + 1)  # a signature no other test uses
     big = _small_prepared(input=torch.randn(shape), target=torch.rand(shape))
-    choices = [resolve_backend("auto", big, "sum") for _ in range(fused.AUTO_AFTER_CALLS + 1)]
-    assert choices == ["torch"] * (fused.AUTO_AFTER_CALLS - 1) + ["fused", "fused"]
+    choices = [resolve_backend("auto", big, "sum") for _ in range(backend_module.AUTO_AFTER_CALLS + 1)]
+    assert choices == ["torch"] * (backend_module.AUTO_AFTER_CALLS - 1) + ["fused", "fused"]
 
 
 def test_auto_falls_back_to_eager_when_the_build_fails(monkeypatch) -> None:
@@ -388,12 +379,12 @@ def test_auto_falls_back_to_eager_when_the_build_fails(monkeypatch) -> None:
         raise cpu_compiled.CompileFailed("no compiler")
 
     monkeypatch.setattr(cpu_compiled, "run", failing)
-    monkeypatch.setattr(fused, "resolve_backend", lambda *args, **kwargs: "fused")
+    monkeypatch.setattr(backend_module, "resolve_backend", lambda *args, **kwargs: "fused")
     prepared = _small_prepared()
     expected = eager_loss(prepared, "mean")
-    assert torch.equal(fused_loss(prepared, "mean", backend="auto"), expected)
+    assert torch.equal(compute_loss(prepared, "mean", backend="auto"), expected)
     with pytest.raises(cpu_compiled.CompileFailed):
-        fused_loss(prepared, "mean", backend="fused")
+        compute_loss(prepared, "mean", backend="fused")
 
 
 # --- the Triton kernel, in Triton's interpreter on CPU ---------------------------------------------

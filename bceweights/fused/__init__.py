@@ -1,4 +1,4 @@
-"""Fused single-pass weighted BCE: a compiled C++ loop on CPU, a Triton kernel on CUDA.
+"""The fused single-pass weighted BCE: a compiled C++ loop on CPU, a Triton kernel on CUDA.
 
 PyTorch's ``binary_cross_entropy_with_logits`` with ``weight`` and ``pos_weight`` runs about ten
 elementwise kernels forward and nine backward, each reading and writing full-size temporaries. The
@@ -6,62 +6,45 @@ fused paths read input, target and the (broadcast) weights once, compute the los
 input`` together, and leave backward a single scaled multiply, or nothing at all on a plain
 ``loss.backward()`` of a mean or sum on CPU (see :mod:`bceweights.fused.autograd`).
 
-    from bceweights.fused import fused_loss, resolve_backend
-    from bceweights.loss import prepare
+This package is only the fused pass: :func:`unavailable_reason` says whether it can run a call and
+:func:`run` runs it. Which path a call takes (``backend="auto"``, ``"torch"``, ``"fused"``) and the
+fallback to the eager path are :mod:`bceweights.backend`'s::
+
+    from bceweights.backend import compute_loss
+    from bceweights.prepared import prepare
 
     prepared = prepare(logits, target, weight=mask.unsqueeze(1), pos_weight=[6., 30., 1.], channel_dim=1)
-    loss = fused_loss(prepared, "mean", backend="fused")      # (N, C, H, W) -> ()
+    loss = compute_loss(prepared, "mean", backend="fused")      # (N, C, H, W) -> ()
 
-Backends: ``"torch"`` (the eager formula), ``"fused"`` (this package; an error saying why when it
-cannot run) and ``"auto"`` (fused when it can run and pays off, else torch, silently).
+Modules: :mod:`~bceweights.fused.plan` (what one call computes), :mod:`~bceweights.fused.formula` (the
+elementwise formula), :mod:`~bceweights.fused.autograd` (forward saves the gradient, backward scales
+it), :mod:`~bceweights.fused.cpu_compiled` (``torch.compile`` on CPU) and
+:mod:`~bceweights.fused.triton_kernel` (CUDA; imported only when a CUDA call needs it).
+
+Imports: :mod:`bceweights.prepared` and :mod:`bceweights.eager` (the second-order backward) from the
+core; never :mod:`bceweights.backend` or :mod:`bceweights.loss`, which import this package.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
-from collections import OrderedDict
-from collections.abc import Hashable
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from bceweights.fused import cpu_compiled
-from bceweights.fused.autograd import FusedBCE, eager_loss, finish
-from bceweights.fused.plan import FusedBuildFailed, Plan, make_plan
+from bceweights.fused.autograd import FusedBCE, finish
+from bceweights.fused.plan import FusedBuildFailed, PassOutputs, Plan, make_plan
+from bceweights.prepared import Prepared
 
-if TYPE_CHECKING:
-    from bceweights.loss import Prepared
-
-__all__ = [
-    "AUTO_AFTER_CALLS",
-    "AUTO_MIN_NUMEL",
-    "BACKENDS",
-    "TRITON_REQUIREMENT",
-    "fused_loss",
-    "resolve_backend",
-    "unavailable_reason",
-]
-
-BACKENDS: tuple[str, ...] = ("auto", "torch", "fused")
-
-AUTO_MIN_NUMEL: int = 1 << 16
-"""``"auto"`` keeps the eager path below this many elements, where the fused call's fixed cost
-(guards, autograd node, thread start-up) is not repaid; measured in ``benchmarks/RESULTS.md``."""
-
-AUTO_AFTER_CALLS: int = 3
-"""``"auto"`` switches a shape signature to the fused path on its third call: compiling costs
-seconds once, which a training loop repays and a one-off call in a notebook does not."""
+__all__ = ["FUSED_DTYPES", "TRITON_REQUIREMENT", "FusedBuildFailed", "run", "unavailable_reason"]
 
 TRITON_REQUIREMENT: str = "triton==3.7.1"
 """The Triton release torch 2.13.0's CUDA wheels depend on."""
 
 FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-_calls_seen: OrderedDict[Hashable, int] = OrderedDict()
-_MAX_SEEN = 256
-
 
 def _triton_installed() -> bool:
     return importlib.util.find_spec("triton") is not None
@@ -105,65 +88,7 @@ def unavailable_reason(prepared: Prepared) -> str | None:
     return f"input is on {x.device.type!r}; the fused paths run on 'cpu' and 'cuda'"
 
 
-def _signature(prepared: Prepared, options: tuple) -> Hashable:
-    """What one compiled fused function is specialised on (apart from grad mode and threads)."""
-    tensors = (prepared.input, prepared.target, prepared.weight, prepared.pos_weight, prepared.ignore)
-    return (options, prepared.input.device, tuple(
-        None if t is None else (tuple(t.shape), t.stride(), t.dtype) for t in tensors
-    ))
-
-
-def _count_call(prepared: Prepared, options: tuple) -> int:
-    key = _signature(prepared, options)
-    count = _calls_seen.pop(key, 0) + 1
-    _calls_seen[key] = count
-    while len(_calls_seen) > _MAX_SEEN:
-        _calls_seen.popitem(last=False)
-    return count
-
-
-def resolve_backend(
-    backend: str,
-    prepared: Prepared,
-    reduction: str = "mean",
-    *,
-    gamma: float = 0.0,
-    alpha: float | None = None,
-) -> str:
-    """Which path computes this call: ``"torch"`` or ``"fused"``.
-
-    ``"torch"`` and ``"fused"`` are taken as asked (``"fused"`` raises when it cannot run). ``"auto"``
-    answers ``"fused"`` when a fused path can run, the input has at least :data:`AUTO_MIN_NUMEL`
-    elements and this shape signature is on its :data:`AUTO_AFTER_CALLS`-th call or later (each
-    ``"auto"`` call counts; the signature is the operands' shapes, strides, dtypes and device with
-    ``reduction``, ``gamma`` and ``alpha``); otherwise ``"torch"``, silently.
-
-    Raises:
-        ValueError: an unknown backend name, or ``backend="fused"`` where no fused path can run
-            (missing compiler or Triton, unsupported device or dtype, ``weight`` requiring grad, ...).
-    """
-    if backend not in BACKENDS:
-        raise ValueError(
-            f"backend={backend!r} is not one of {', '.join(map(repr, BACKENDS))}.\n"
-            "Write instead:\n    backend=\"auto\"   # fused when it pays off, else the eager torch path"
-        )
-    if backend == "torch":
-        return "torch"
-    reason = unavailable_reason(prepared)
-    if backend == "fused":
-        if reason is not None:
-            raise ValueError(
-                f"backend=\"fused\" cannot run here: {reason}.\n"
-                "Write instead:\n    backend=\"auto\"   # uses the fused path only where it can run"
-            )
-        return "fused"
-    if reason is not None or prepared.input.numel() < AUTO_MIN_NUMEL:
-        return "torch"
-    calls = _count_call(prepared, (reduction, float(gamma), alpha))
-    return "fused" if calls >= AUTO_AFTER_CALLS else "torch"
-
-
-def _runner(device: torch.device):
+def _runner(device: torch.device) -> Callable[..., PassOutputs]:
     if device.type == "cpu":
         return cpu_compiled.run
     from bceweights.fused import triton_kernel
@@ -171,44 +96,25 @@ def _runner(device: torch.device):
     return triton_kernel.run
 
 
-def fused_loss(
-    prepared: Prepared,
-    reduction: str,
-    *,
-    gamma: float = 0.0,
-    alpha: float | None = None,
-    backend: str = "auto",
-) -> Tensor:
-    """The weighted (focal) BCE of ``prepared`` under ``reduction``, by the backend ``backend`` picks.
+def run(prepared: Prepared, reduction: str, gamma: float = 0.0, alpha: float | None = None) -> Tensor:
+    """The weighted (focal) BCE of ``prepared`` under ``reduction`` in one fused pass.
 
-    Returns what ``weight_and_reduce(per_element_loss, prepared, reduction)`` returns on the eager path
-    (a scalar, or ``(*)`` for ``"none"``, in the input's dtype), with gradients for ``prepared.input``.
-    The fused paths compute and accumulate in float32 (float64 for float64 inputs; the Triton kernel
-    adds its per-block partial sums in float64), so float16/bfloat16 inputs keep float32 precision until
-    the loss and the gradient are rounded once. Only the input is differentiated: ``resolve_backend``
-    keeps calls whose target, weight or pos_weight require grad on the eager path.
+    Returns what :func:`bceweights.eager.eager_loss` returns (a scalar, or ``(*)`` for ``"none"``, in
+    the input's dtype), with gradients for ``prepared.input`` only. Computes and accumulates in float32
+    (float64 for float64 inputs; the Triton kernel adds its per-block partial sums in float64), so
+    float16/bfloat16 inputs keep float32 precision until the loss and the gradient are rounded once.
 
-    Args:
-        prepared: the operands from :func:`bceweights.loss.prepare`.
-        reduction: ``"mean"``, ``"sum"``, ``"none"`` or ``"weighted_mean"``.
-        gamma, alpha: focal loss parameters (``gamma=0, alpha=None``: plain BCE).
-        backend: ``"auto"``, ``"torch"`` or ``"fused"`` (see :func:`resolve_backend`).
+    The caller checks first: ``reduction`` and the focal options (:mod:`bceweights.prepared`), and
+    that :func:`unavailable_reason` is None (:func:`bceweights.backend.resolve_backend`).
+
+    Raises:
+        FusedBuildFailed: the compiled function or the kernel could not be built or launched.
     """
-    if gamma < 0:
-        raise ValueError(f"gamma={gamma} is negative; expected gamma >= 0 (0 gives plain BCE, 2 is usual).")
-    choice = resolve_backend(backend, prepared, reduction, gamma=gamma, alpha=alpha)
     x = prepared.input
-    if choice == "torch" or x.numel() == 0:
-        return eager_loss(prepared, reduction, gamma, alpha)
     need_grad = torch.is_grad_enabled() and x.requires_grad
     plan: Plan = make_plan(prepared, reduction, gamma, alpha, need_grad)
     operands = (x, prepared.target, prepared.weight, prepared.pos_weight, prepared.ignore)
     runner = _runner(x.device)
-    try:
-        if need_grad:
-            return FusedBCE.apply(*operands, plan, runner)
-        return finish(runner(plan, *operands), plan, x)[0]
-    except FusedBuildFailed:
-        if backend == "auto":
-            return eager_loss(prepared, reduction, gamma, alpha)
-        raise
+    if need_grad:
+        return FusedBCE.apply(*operands, plan, runner)
+    return finish(runner(plan, *operands), plan, x)[0]

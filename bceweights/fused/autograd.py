@@ -17,24 +17,15 @@ instead, so higher derivatives stay exact.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
+from bceweights.eager import eager_loss
 from bceweights.fused.plan import PassOutputs, Plan
-
-if TYPE_CHECKING:
-    from bceweights.loss import Prepared
+from bceweights.prepared import Prepared
 
 Runner = Callable[[Plan, Tensor, Tensor, "Tensor | None", "Tensor | None", "Tensor | None"], PassOutputs]
-
-
-def eager_loss(prepared: Prepared, reduction: str, gamma: float = 0.0, alpha: float | None = None) -> Tensor:
-    """:func:`bceweights.loss.eager_loss` (imported when called: ``bceweights.loss`` imports this package)."""
-    from bceweights.loss import eager_loss as loss_eager_loss
-
-    return loss_eager_loss(prepared, reduction, gamma, alpha)
 
 
 def denominator(outputs: PassOutputs, plan: Plan, numel: int) -> Tensor | float:
@@ -61,7 +52,7 @@ class FusedBCE(torch.autograd.Function):
     """``FusedBCE.apply(input, target, weight, pos_weight, ignore, plan, runner) -> loss``.
 
     Differentiable in ``input`` only (``target``, ``weight`` and ``pos_weight`` must not require grad;
-    :func:`bceweights.fused.resolve_backend` sends such calls to the eager path).
+    :func:`bceweights.backend.resolve_backend` sends such calls to the eager path).
     """
 
     @staticmethod
@@ -88,8 +79,6 @@ class FusedBCE(torch.autograd.Function):
         plan: Plan = ctx.plan
         nothing = (None,) * 6
         if torch.is_grad_enabled():  # create_graph=True: a differentiable gradient
-            from bceweights.loss import Prepared
-
             with torch.enable_grad():
                 loss = eager_loss(Prepared(input, target, weight, pos_weight, ignore), plan.reduction,
                                   plan.gamma, plan.alpha)

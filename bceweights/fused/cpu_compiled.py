@@ -25,6 +25,7 @@ from torch import Tensor
 
 from bceweights.fused.formula import kept_amount, loss_and_grad
 from bceweights.fused.plan import FusedBuildFailed, PassOutputs, Plan
+from bceweights.messages import error_message
 
 MAX_COMPILED: int = 64
 """Compiled signatures kept per process; the least recently used one is dropped beyond this."""
@@ -149,8 +150,8 @@ def run(plan: Plan, input: Tensor, target: Tensor, weight: Tensor | None, pos_we
                     _compiled.pop(signature(plan, tensors), None)
                 problem = toolchain_problem()
                 _failure = problem or f"torch.compile failed: {type(error).__name__}: {error}".splitlines()[0]
-                raise CompileFailed(
-                    f"The compiled CPU loss could not be built: {_failure}\n"
-                    "Write instead:\n    backend=\"torch\"   # the eager path, same values"
-                ) from error
+                raise CompileFailed(error_message(
+                    f"The compiled CPU loss could not be built: {_failure}",
+                    fixes='backend="torch"   # the eager path, same values',
+                )) from error
     return PassOutputs(values, kept, grad)

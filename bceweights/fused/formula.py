@@ -71,7 +71,7 @@ def loss_and_grad(
     """Per-element weighted loss and ``d loss / d input``, before any reduction.
 
     Shapes: ``input``, ``target`` ``(*)``; ``weight``, ``pos_weight``, ``ignore`` broadcastable to
-    ``(*)`` with the same rank (as :func:`bceweights.loss.prepare` leaves them) or None.
+    ``(*)`` with the same rank (as :func:`bceweights.prepared.prepare` leaves them) or None.
 
     Returns:
         ``(loss, grad)``, both ``(*)`` in :func:`compute_dtype` of ``input.dtype``; ``grad`` is None

@@ -7,14 +7,10 @@ elements; :mod:`bceweights.fused.autograd` turns those into the loss and, in bac
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from torch import Tensor
 
-if TYPE_CHECKING:  # bceweights.loss imports this package; import it lazily at run time
-    from bceweights.loss import Prepared
-
-REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none", "weighted_mean")
+from bceweights.prepared import Prepared
 
 
 class FusedBuildFailed(RuntimeError):
@@ -79,13 +75,9 @@ def make_plan(prepared: Prepared, reduction: str, gamma: float, alpha: float | N
     """The :class:`Plan` for ``prepared`` under ``reduction``, mirroring ``weight_and_reduce``'s denominators.
 
     ``"mean"`` divides by the number of non-ignored elements; ``"weighted_mean"`` by the sum of the
-    weight over non-ignored elements (by their number when there is no weight).
+    weight over non-ignored elements (by their number when there is no weight). ``reduction`` is
+    one of :data:`bceweights.prepared.REDUCTIONS` (checked by :func:`bceweights.backend.compute_loss`).
     """
-    if reduction not in REDUCTIONS:
-        raise ValueError(
-            f"reduction={reduction!r} is not one of {', '.join(map(repr, REDUCTIONS))}.\n"
-            "Write instead:\n    reduction=\"mean\"   # or \"sum\", \"none\", \"weighted_mean\""
-        )
     kept: str | None = None
     if reduction == "weighted_mean" and prepared.weight is not None:
         kept = "weight"

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from bceweights.fused.formula import LOG1P_TERMS
 from bceweights.fused.plan import FusedBuildFailed, PassOutputs, Plan
+from bceweights.messages import error_message
 
 BLOCK: int = 1024
 """Elements per program."""
@@ -345,7 +346,7 @@ def run(plan: Plan, input: Tensor, target: Tensor, weight: Tensor | None, pos_we
     except Exception as error:  # a Triton compile error, or a GPU architecture Triton does not support
         global _failure
         _failure = f"the Triton kernel failed to build or launch: {type(error).__name__}: {error}".splitlines()[0]
-        raise FusedBuildFailed(f"{_failure}\nWrite instead:\n    backend=\"torch\"   # the eager path") from error
+        raise FusedBuildFailed(error_message(_failure, fixes='backend="torch"   # the eager path')) from error
     if plan.reduce:
         values = values.sum(dtype=torch.float64).to(acc)
     if kept is not None:

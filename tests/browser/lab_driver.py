@@ -11,7 +11,7 @@
   every cell from the Run menu and waits for the kernel to finish; :class:`ExplorerView` reads one
   explorer's canvas pixels and readouts and moves its sliders with the keyboard.
 
-The DOM hooks come from :mod:`bceweights.explore.base`: every explorer is a ``.bce-explorer`` element
+The DOM hooks come from :mod:`bceweights.lessons.explore.base`: every explorer is a ``.bce-explorer`` element
 (plus ``.bce-explorer-<ClassName>``) holding a ``.bce-canvas`` (the ipympl canvas widget, whose first
 ``<canvas>`` is the figure), ``.bce-control-<name>`` controls and a ``.bce-readout`` table whose
 value cells carry ``data-readout="<name>"``.

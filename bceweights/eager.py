@@ -1,0 +1,121 @@
+"""The eager (``backend="torch"``) loss: per-element terms, focal factors, weighting and reduction.
+
+For logits ``x``, targets ``y``, ``pos_weight`` ``p`` and ``weight`` ``w`` (see :mod:`bceweights.loss`):
+
+    l_bce = (1 - y) x - (1 + (p - 1) y) log sigmoid(x)                 (:func:`bce_terms`)
+    l     = alpha_t (1 - q_t) ** gamma * l_bce                         (:func:`per_element_loss`)
+    loss  = reduce(w * l, with ignored elements 0)                     (:func:`weight_and_reduce`)
+
+in differentiable PyTorch operations (or PyTorch's own kernel where the call means exactly what
+PyTorch's does). The fused package computes the same numbers in one pass; its second-order backward
+differentiates :func:`eager_loss`.
+
+Imports: :mod:`bceweights.prepared` (for :class:`~bceweights.prepared.Prepared`) and torch only.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from bceweights.prepared import Prepared
+
+
+def bce_terms(input: Tensor, target: Tensor, pos_weight: Tensor | None = None) -> Tensor:
+    """Per-element loss before ``weight``: ``(1 - y) x - (1 + (p - 1) y) log sigmoid(x)``.
+
+    Shapes: ``input`` and ``target`` ``(*)``; ``pos_weight`` broadcastable to them. Differentiable in
+    every argument: when only ``input`` needs a gradient this is PyTorch's own kernel (one pass, same
+    values); otherwise the formula above in differentiable operations, since PyTorch's kernel refuses
+    gradients for ``pos_weight`` and ``weight``.
+    """
+    if not (target.requires_grad or (pos_weight is not None and pos_weight.requires_grad)):
+        return F.binary_cross_entropy_with_logits(input, target, pos_weight=pos_weight, reduction="none")
+    log_sigmoid = F.logsigmoid(input)
+    if pos_weight is None:
+        return (1 - target) * input - log_sigmoid
+    return (1 - target) * input - (1 + (pos_weight - 1) * target) * log_sigmoid
+
+
+def per_element_loss(prepared: Prepared, gamma: float = 0.0, alpha: float | None = None) -> Tensor:
+    """Per-element (focal) loss before ``weight`` and ``ignore``, shaped like ``prepared.input``.
+
+    ``gamma=0, alpha=None`` gives :func:`bce_terms`; otherwise the factors of
+    :func:`focal_bce_with_logits`: ``alpha_t (1 - q_t) ** gamma``.
+    """
+    x, y = prepared.input, prepared.target
+    per_element = bce_terms(x, y, prepared.pos_weight)
+    if gamma != 0:
+        prob = torch.sigmoid(x)
+        prob_true = prob * y + (1 - prob) * (1 - y)
+        per_element = per_element * (1 - prob_true) ** gamma
+    if alpha is not None:
+        per_element = per_element * (alpha * y + (1 - alpha) * (1 - y))
+    return per_element
+
+
+def eager_loss(prepared: Prepared, reduction: str, gamma: float = 0.0, alpha: float | None = None) -> Tensor:
+    """The eager (``backend="torch"``) loss of ``prepared``: a scalar, or ``(*)`` for ``"none"``.
+
+    Where the call means exactly what PyTorch's does (no focal factors, no ``ignore``, a PyTorch
+    reduction, nothing but the input needing a gradient) it is PyTorch's own call; otherwise
+    :func:`per_element_loss` then :func:`weight_and_reduce`.
+    """
+    pytorch_call = (
+        gamma == 0
+        and alpha is None
+        and prepared.ignore is None
+        and reduction in ("mean", "sum", "none")
+        and not any(t is not None and t.requires_grad for t in (prepared.target, prepared.weight, prepared.pos_weight))
+    )
+    if pytorch_call:
+        return F.binary_cross_entropy_with_logits(
+            prepared.input, prepared.target, prepared.weight, pos_weight=prepared.pos_weight, reduction=reduction
+        )
+    return weight_and_reduce(per_element_loss(prepared, gamma, alpha), prepared, reduction)
+
+
+def _broadcast_sum(values: Tensor, full_numel: int) -> Tensor:
+    """Sum of ``values`` broadcast to a tensor of ``full_numel`` elements, without materialising it.
+
+    Summed in at least float32: a float16 count overflows past 65504 elements.
+    """
+    wide = values if values.dtype == torch.float64 else values.float()
+    if values.numel() == 0:
+        return wide.sum()
+    return wide.sum() * (full_numel // values.numel())
+
+
+def weight_and_reduce(per_element: Tensor, prepared: Prepared, reduction: str) -> Tensor:
+    """Apply ``weight`` and ``ignore`` to per-element losses ``(*)`` and reduce them.
+
+    ``mean``: sum / number of non-ignored elements; ``weighted_mean``: sum / sum of the weight over
+    non-ignored elements (1 per element without ``weight``); an all-ignored or all-zero-weight input
+    gives 0 (and zero gradients) rather than NaN.
+    """
+    loss = per_element
+    weight, ignore = prepared.weight, prepared.ignore
+    if weight is not None:
+        loss = loss * weight
+    if ignore is not None:
+        loss = loss.masked_fill(ignore, 0)
+    if reduction == "none":
+        return loss
+    if reduction == "mean" and ignore is None:
+        return loss.mean()  # sum / numel, exactly as PyTorch (NaN for an empty input, as PyTorch)
+    if reduction == "sum":
+        return loss.sum()
+    # float16 sums overflow past 65504: accumulate numerator and denominator in float32 at least
+    total = loss.sum(dtype=torch.float64 if loss.dtype == torch.float64 else torch.float32)
+    numel = prepared.input.numel()
+    if reduction == "mean" or weight is None:
+        if ignore is not None:
+            denominator = _broadcast_sum((~ignore).to(total.dtype), numel)
+        else:
+            denominator = total.new_tensor(numel)
+    else:
+        kept_weight = weight if ignore is None else weight.masked_fill(ignore, 0)
+        denominator = _broadcast_sum(kept_weight, numel)
+    denominator = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
+    return (total / denominator).to(loss.dtype)
