@@ -32,8 +32,8 @@ def capped_cpu_env() -> dict[str, str]:
 
 SCRIPT = r"""
 import hashlib, json, torch
-from bceweights import data
-from bceweights.model import TinyUNet, predict, train
+from bceweights.lessons import data
+from bceweights.lessons.model import TinyUNet, predict, train
 
 def digest(*tensors):
     h = hashlib.sha1()

@@ -11,7 +11,7 @@ runs with deterministic algorithms on a fixed number of CPU threads (both restor
 
 Runs are also the same on every CPU, to about 1e-12: the model computes in float64 and its initial
 weights are drawn with plain IEEE arithmetic (see :class:`TinyUNet`), and the images of
-:mod:`bceweights.data` are CPU-independent too. In float32 the vectorised kernels of AVX-512, AVX2,
+:mod:`bceweights.lessons.data` are CPU-independent too. In float32 the vectorised kernels of AVX-512, AVX2,
 NEON and scalar code round differently, and training amplifies that into the printed digits.
 """
 
