@@ -8,8 +8,9 @@ For every ``notebooks/NN_*.py`` (jupytext ``py:percent``, the reviewed source):
 2. execute it top to bottom with nbclient in a kernel running this interpreter (the same kernel
    spec ``pytest --nbval --nbval-current-env`` starts), with the working directory set to
    ``notebooks/``;
-3. drop volatile metadata (execution timing) and renumber widget model ids deterministically,
-   so that a second run writes the same file;
+3. drop volatile metadata (execution timing), store progress bars in their final state without
+   timings, and renumber widget model ids deterministically, so that a second run writes the same
+   file;
 4. write ``NN_*.ipynb`` next to the source.
 
 Run it through ``make notebooks``: the Makefile gives the kernel the same environment variables
@@ -25,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import html
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -61,6 +64,8 @@ DEFAULT_KERNELSPEC = {
 KEPT_NOTEBOOK_METADATA = ("kernelspec", "language_info", "widgets")
 WIDGET_STATE_KEY = "application/vnd.jupyter.widget-state+json"
 WIDGET_VIEW_KEY = "application/vnd.jupyter.widget-view+json"
+# Characters of a finalised tqdm bar in the stored text (tqdm's own default width for notebooks' text).
+PROGRESS_BAR_WIDTH = 10
 # Namespace for the deterministic widget model ids written into stored notebooks.
 MODEL_ID_NAMESPACE = uuid.UUID("6b3c1d52-52f4-4d6e-9a55-2f8c0f1e7a10")
 
@@ -148,6 +153,61 @@ def renumber_widget_ids(notebook: nbformat.NotebookNode, seed: str) -> nbformat.
     return nbformat.from_dict(json.loads(text))
 
 
+def _progress_bar_parts(state: dict, model_id: str) -> tuple[dict, dict, dict] | None:
+    """The (label, bar, counter) widget models of a tqdm.notebook bar, or None for any other widget.
+
+    tqdm draws a notebook bar as an HBox of HTML (label and percentage), FloatProgress and HTML
+    (``n/total [elapsed<remaining, rate, postfix]``).
+    """
+    box = state.get(model_id)
+    if box is None or box.get("model_name") != "HBoxModel":
+        return None
+    children = [state.get(child.removeprefix("IPY_MODEL_")) for child in box["state"].get("children", [])]
+    names = [child.get("model_name") if child else None for child in children]
+    if names != ["HTMLModel", "FloatProgressModel", "HTMLModel"]:
+        return None
+    return children[0], children[1], children[2]
+
+
+def _without_timing(counter: str) -> str:
+    """``' 8/8 [00:00<00:00, 863.67it/s, loss=0.1]'`` -> ``' 8/8 [loss=0.1]'`` (or ``' 8/8'``)."""
+    match = re.fullmatch(r"(?P<count>.*?)\s*\[(?P<inside>.*)\]\s*", counter)
+    if not match:
+        return counter.rstrip()
+    items = [item.strip() for item in match["inside"].split(",")]
+    postfix = [item for item in items[2:] if item]  # items[0]: elapsed<remaining, items[1]: rate
+    return match["count"] + (f" [{', '.join(postfix)}]" if postfix else "")
+
+
+def finalise_progress_bars(notebook: nbformat.NotebookNode) -> None:
+    """Store every tqdm bar in its final state, without timings.
+
+    The text a static page shows for a widget (``text/plain``) is the bar as it was *displayed*, at
+    0 % ("0%| | 0/8"), which reads as stuck; the saved widget state holds the final bar. Both are
+    rewritten to the final bar with the elapsed time and rate dropped (they differ on every run and
+    every machine), so a static page reads e.g. ``plain BCE: 100%|██████████| 10/10 [loss=0.0715]``
+    and a second run writes the same file.
+    """
+    state = notebook.metadata.get("widgets", {}).get(WIDGET_STATE_KEY, {}).get("state", {})
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            view = data.get(WIDGET_VIEW_KEY)
+            parts = _progress_bar_parts(state, view["model_id"]) if view else None
+            if parts is None:
+                continue
+            label, bar, counter = (part["state"] for part in parts)
+            counter["value"] = html.escape(_without_timing(html.unescape(counter.get("value", ""))), quote=False)
+            total = float(bar.get("max") or 0)
+            done = min(max(float(bar.get("value") or 0) / total, 0.0), 1.0) if total else 0.0
+            filled = round(done * PROGRESS_BAR_WIDTH)
+            text = (
+                html.unescape(label.get("value", "")) + "|" + "\u2588" * filled + " " * (PROGRESS_BAR_WIDTH - filled) + "|"
+                + html.unescape(counter["value"])
+            )
+            data["text/plain"] = text.replace("\u2007", " ")
+
+
 def strip_volatile_metadata(notebook: nbformat.NotebookNode) -> None:
     """Drop metadata that changes on every run without the outputs changing."""
     for cell in notebook.cells:
@@ -208,6 +268,7 @@ def regenerate(source_path: Path) -> float:
     notebook = execute_notebook(notebook, source_path.parent)
     strip_volatile_metadata(notebook)
     merge_stream_outputs(notebook)
+    finalise_progress_bars(notebook)
     notebook = renumber_widget_ids(notebook, seed=source_path.stem)
     nbformat.validate(notebook)
     text = nbformat.writes(notebook, version=4)
