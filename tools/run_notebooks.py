@@ -1,6 +1,7 @@
 """Regenerate the stored outputs of the lesson notebooks.
 
-For every ``notebooks/NN_*.py`` (jupytext ``py:percent``, the reviewed source):
+For every ``notebooks/sources/NN_*.py`` (jupytext ``py:percent``, the reviewed source; the pairing
+``ipynb,sources//py:percent`` is set in ``notebooks/jupytext.toml``):
 
 1. build the notebook from the ``.py`` file: cell types, sources and metadata come from the
    ``.py``; cell ids are taken over from the existing ``.ipynb`` where a cell is unchanged, and
@@ -11,15 +12,17 @@ For every ``notebooks/NN_*.py`` (jupytext ``py:percent``, the reviewed source):
 3. drop volatile metadata (execution timing), store progress bars in their final state without
    timings, and renumber widget model ids deterministically, so that a second run writes the same
    file;
-4. write ``NN_*.ipynb`` next to the source.
+4. write ``notebooks/NN_*.ipynb``, one folder above the source.
 
 Run it through ``make notebooks``: the Makefile gives the kernel the same environment variables
 as ``make test`` (``NOTEBOOK_ENV``), which is what makes stored outputs and strict nbval agree.
 
 Usage::
 
-    python tools/run_notebooks.py                       # every notebooks/NN_*.py
-    python tools/run_notebooks.py notebooks/01_*.py     # some of them (.py or .ipynb paths)
+    python tools/run_notebooks.py                               # every notebooks/sources/NN_*.py
+    python tools/run_notebooks.py notebooks/sources/01_*.py     # some of them
+    python tools/run_notebooks.py notebooks/01_weight_vs_pos_weight.ipynb 04_class_imbalance
+                                                # .ipynb paths and bare names work too
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from nbclient.exceptions import CellExecutionError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+# The py:percent twins, paired by notebooks/jupytext.toml (formats = "ipynb,sources//py:percent").
+SOURCES_DIR = NOTEBOOKS_DIR / "sources"
 SOURCE_PATTERN = "[0-9][0-9]_*.py"
 TEXT_FORMAT = "py:percent"
 
@@ -260,12 +265,18 @@ def execute_notebook(notebook: nbformat.NotebookNode, working_dir: Path) -> nbfo
     return client.execute(stderr=subprocess.DEVNULL)
 
 
+def notebook_path_for(source_path: Path) -> Path:
+    """``notebooks/sources/NN_name.py`` -> ``notebooks/NN_name.ipynb`` (the prefix pairing)."""
+    return source_path.parent.parent / f"{source_path.stem}.ipynb"
+
+
 def regenerate(source_path: Path) -> float:
     """Rebuild, execute and save the notebook paired with ``source_path``; return seconds taken."""
-    ipynb_path = source_path.with_suffix(".ipynb")
+    ipynb_path = notebook_path_for(source_path)
     started = time.perf_counter()
     notebook = notebook_from_source(source_path, ipynb_path)
-    notebook = execute_notebook(notebook, source_path.parent)
+    # Run in the notebook's folder (notebooks/), where JupyterLab runs it too.
+    notebook = execute_notebook(notebook, ipynb_path.parent)
     strip_volatile_metadata(notebook)
     merge_stream_outputs(notebook)
     finalise_progress_bars(notebook)
@@ -277,19 +288,22 @@ def regenerate(source_path: Path) -> float:
 
 
 def resolve_sources(arguments: list[str]) -> list[Path]:
-    """Map command-line paths (``.py``, ``.ipynb`` or stems) to existing ``.py`` sources."""
+    """Map command-line paths (``.py``, ``.ipynb`` or stems) to existing ``sources/*.py`` files.
+
+    Whatever folder an argument names, the source is ``notebooks/sources/<stem>.py``: so
+    ``notebooks/04_class_imbalance.ipynb``, ``04_class_imbalance`` and the old
+    ``notebooks/04_class_imbalance.py`` all mean ``notebooks/sources/04_class_imbalance.py``.
+    """
     if not arguments:
-        return sorted(NOTEBOOKS_DIR.glob(SOURCE_PATTERN))
+        return sorted(SOURCES_DIR.glob(SOURCE_PATTERN))
     sources = []
     for argument in arguments:
         path = Path(argument)
-        if path.suffix in (".ipynb", ""):
-            path = path.with_suffix(".py")
-        if not path.is_absolute() and not path.exists():
-            path = NOTEBOOKS_DIR / path.name
+        if not (path.suffix == ".py" and path.is_file() and path.resolve().parent == SOURCES_DIR.resolve()):
+            path = SOURCES_DIR / f"{Path(path.name).stem if path.suffix in ('.py', '.ipynb') else path.name}.py"
         if not path.is_file():
             raise SystemExit(f"run_notebooks: no jupytext source {path} for {argument!r}; "
-                             f"expected notebooks/NN_name.py (py:percent).")
+                             f"expected notebooks/sources/NN_name.py (py:percent).")
         sources.append(path.resolve())
     return sources
 
@@ -305,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sources = resolve_sources(args.notebooks)
     if not sources:
-        print(f"run_notebooks: no notebooks/{SOURCE_PATTERN} to run")
+        print(f"run_notebooks: no notebooks/sources/{SOURCE_PATTERN} to run")
         return 0
 
     total = 0.0
