@@ -344,7 +344,7 @@ print("sigmoid rounds to 1 (saturated):", (torch.sigmoid(layer_logits) == 1).fla
 for index in range(4):
     one_logit = layer_logits.detach()[index].clone().requires_grad_(True)
     F.binary_cross_entropy(torch.sigmoid(one_logit), labels_half[index]).backward()
-    print(f"  element {index}: logit {sig4(float(one_logit))}, target {sig4(float(labels_half[index]))}, "
+    print(f"  element {index}: logit {sig4(float(one_logit.detach()))}, target {sig4(float(labels_half[index]))}, "
           f"gradient {sig4(float(one_logit.grad))}")
 print("sigmoid + BCELoss, weight gradient:", layer.weight.grad.tolist())
 layer.zero_grad()
