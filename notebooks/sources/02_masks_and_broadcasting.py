@@ -314,11 +314,11 @@ print(f"{'bceweights, channel_dim=1':<28} loss {sig4(float(bw_loss))}")
 print(bw.explain(logits_rgb, pos_weight=values.repeat(B, 1)))
 
 # %% [markdown]
-# Read the suggestion with care. `.view(4, 3, 1, 1)` takes the `(B, 3)` tensor at its word, one value
-# per sample *and* channel: it runs, but only for batches of exactly 4 (a smaller last batch fails
-# again), and it keeps four copies of the same three numbers. The values do not depend on the
-# sample, so the fix is to **drop `.repeat`** and write `values.view(3, 1, 1)`, which works for any
-# batch size:
+# Read the two suggestions in order. The first, `pos_weight[0].view(3, 1, 1)`, keeps one row of the
+# repeated tensor: the values do not depend on the sample, so the fix is to **drop `.repeat`** and
+# write `values.view(3, 1, 1)`, which works for any batch size. The second, `.view(4, 3, 1, 1)`, takes
+# the `(B, 3)` tensor at its word, one value per sample *and* channel: it runs, but only for batches of
+# exactly 4 (a smaller last batch fails again), and it keeps four copies of the same three numbers.
 
 # %%
 for batch in (4, 3):

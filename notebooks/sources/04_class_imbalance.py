@@ -142,11 +142,12 @@ per_channel_loss = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor([1.0, 30.0
 print("PyTorch, .repeat dropped, .view(3, 1, 1):", f"{float(per_channel_loss):.4g}")
 
 # %% [markdown]
-# `bceweights` suggests `.view(4, 3, 1, 1)`: that reads the repeated tensor as one value per sample
-# and channel, and runs only while the batch holds exactly 4 images. The values do not depend on the
-# sample, so the fix is to drop `.repeat` and view the `(3,)` tensor as `(3, 1, 1)` (last line), or
-# give it to `bceweights` with `channel_dim=1`. Mind the order too: the thread's comment says "red, blue, green = 6, 1, 30" while
-# its tensor is `[1, 30, 6]`; the weights must follow the channel order of the mask (here R, G, B).
+# `bceweights` suggests, first, one row of the repeated tensor viewed as `(3, 1, 1)`: the values do not
+# depend on the sample, so the fix is to drop `.repeat` and view the `(3,)` tensor as `(3, 1, 1)` (last
+# line), which works for any batch size. Its second suggestion, `.view(4, 3, 1, 1)`, reads the tensor as
+# one value per sample and channel, and runs only while the batch holds exactly 4 images. Or
+# give the `(3,)` tensor to `bceweights` with `channel_dim=1`. Mind the order too: the thread's comment
+# says "red, blue, green = 6, 1, 30" while its tensor is `[1, 30, 6]`; the weights must follow the channel order of the mask (here R, G, B).
 # Lesson 02 has more on shapes. Now the two trainings:
 
 # %%
