@@ -24,7 +24,7 @@ other way; it needs the ``lessons`` extra (``pip install "bceweights[lessons]"``
 only torch and numpy.
 """
 
-from bceweights.audit import audit
+from bceweights.audit import AuditError, audit
 from bceweights.checks import set_value_checks, value_checks
 from bceweights.errors import WeightShapeError
 from bceweights.explain import Explanation, explain
@@ -50,6 +50,7 @@ from bceweights.weights import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuditError",
     "BCEWithLogits",
     "Explanation",
     "FocalBCEWithLogits",

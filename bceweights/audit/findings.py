@@ -1,8 +1,8 @@
 """What an audit reports: :class:`Finding` (one rule at one line), :class:`Report`, :class:`AuditError`.
 
 A location is ``"path:line"``. :func:`display_location` writes it for reading: relative to the working
-directory when the file lies under it, and ``Cell In[5], line 3`` (IPython's own traceback style) for
-a notebook cell, whose file is a temporary path that changes with every kernel.
+directory when the file lies under it, and ``cell, line 3`` for a notebook cell, whose file is a
+temporary path that changes with every kernel (IPython's compiler tells which files are cells).
 
 Imports: nothing from ``bceweights``.
 """
@@ -27,10 +27,10 @@ def display_location(location: str) -> str:
     shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
     compiler = getattr(shell, "compile", None)
     label = compiler.format_code_name(path) if hasattr(compiler, "format_code_name") else None
-    if label is not None:
-        return f"{label[0]} {label[1]}, line {line}" if line else f"{label[0]} {label[1]}"
-    if path.startswith("<ipython-input-"):
-        return f"cell, line {line}"
+    if label is not None or path.startswith("<ipython-input-"):
+        # The cell's execution count is left out: it depends on how the notebook was run (nbval and
+        # a kernel's Run All count differently), and the finding is printed under its cell anyway.
+        return f"cell, line {line}" if line else "cell"
     try:
         relative = os.path.relpath(path)
     except ValueError:  # another drive on Windows

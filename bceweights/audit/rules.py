@@ -105,6 +105,8 @@ def misaligned_operand(call: LossCall, context: "Context") -> str | None:
         padded = (1,) * (len(input_shape) - len(shape)) + shape
         names = dim_names(len(input_shape))
         readings = [(d, s) for d, s in intended_readings(shape, input_shape) if s != padded]
+        readings.sort(key=lambda reading: (not reading[0].startswith("one value per channel"),
+                                           not reading[0].startswith("a mask")))
         if not readings:
             continue
         pairing = ", ".join(f"{n}={s}" for n, a, s in zip(names, padded, input_shape) if a != 1)
@@ -117,8 +119,7 @@ def misaligned_operand(call: LossCall, context: "Context") -> str | None:
             varies = ", ".join(n for n, a in zip(names, full) if a != 1)
             if desc.startswith("a mask"):
                 fixes.append(call.code(**{name: f"{name}.unsqueeze(1)"}) + "   # (N, 1, ...): every channel")
-            elif name == "pos_weight" and full[0] != 1:
-                fixes.append(call.code(pos_weight="torch.tensor([p])") + "   # pos_weight is one value per channel")
+            elif name == "pos_weight" and full[0] != 1:  # per sample: that is a weight, not a pos_weight
                 fixes.append(call.code(weight=_view("pos_weight", _stripped(full)), pos_weight=None)
                              + f"   # if you meant a weight per {varies}")
             else:
