@@ -24,7 +24,8 @@ other way; it needs the ``lessons`` extra (``pip install "bceweights[lessons]"``
 only torch and numpy.
 """
 
-from bceweights.audit import AuditError, audit
+from bceweights import audit
+from bceweights.audit import AuditError
 from bceweights.checks import set_value_checks, value_checks
 from bceweights.errors import WeightShapeError
 from bceweights.explain import Explanation, explain

@@ -222,3 +222,13 @@ def test_cli_strict_stops_at_the_first_finding(tmp_path):
 def test_cli_keeps_the_scripts_own_exit_status(tmp_path):
     done = run_cli(tmp_path, "import sys\nsys.exit(3)\n", "train.py")
     assert done.returncode == 3 and "no binary cross-entropy call" in done.stdout
+
+
+def test_bw_audit_is_callable_and_still_the_package():
+    import bceweights.audit as package
+
+    assert package is bw.audit and callable(bw.audit)
+    assert bw.audit.Finding is package.findings.Finding and "misaligned-operand" in bw.audit.RULES
+    with bw.audit(strict=True) as report:
+        pass
+    assert isinstance(report, bw.audit.Report) and bw.AuditError is package.AuditError
