@@ -27,6 +27,7 @@ from bceweights.lessons.exercises.lesson06 import (
     check_lesson06_focal,
     check_lesson06_weight_map,
 )
+from bceweights.lessons.exercises.lesson08 import LESSON08_QUESTION, check_lesson08, lesson08_solution
 
 __all__ = [
     "LESSON01_QUESTION",
@@ -36,6 +37,7 @@ __all__ = [
     "LESSON05_QUESTION",
     "LESSON06_FOCAL_QUESTION",
     "LESSON06_WEIGHT_MAP_QUESTION",
+    "LESSON08_QUESTION",
     "answer_number",
     "check_lesson01",
     "check_lesson02",
@@ -44,5 +46,7 @@ __all__ = [
     "check_lesson05",
     "check_lesson06_focal",
     "check_lesson06_weight_map",
+    "check_lesson08",
+    "lesson08_solution",
     "no_answer_yet",
 ]
