@@ -188,6 +188,15 @@ def right_09_4() -> float:
     return (low + high) / 2
 
 
+def right_08_1(logits, masks):
+    """Lesson 08's loss, written here in plain PyTorch: void 255 out, pos_weight per channel (C, 1, 1)."""
+    keep = (masks != 255).to(logits.dtype)
+    pos_weight = torch.tensor([1.0, 30.0, 6.0], dtype=logits.dtype).view(-1, 1, 1)
+    clean = torch.where(masks == 255, torch.zeros_like(masks), masks)
+    losses = torch.nn.functional.binary_cross_entropy_with_logits(logits, clean, pos_weight=pos_weight, reduction="none")
+    return (losses * keep).sum() / keep.sum()
+
+
 RIGHT_ANSWERS = {
     "01.1": lambda: (right_01_1(),),
     "01.2": lambda: (autograd_gradient(1.0, 0.25, 2.0, 3.0),),
@@ -208,6 +217,7 @@ RIGHT_ANSWERS = {
     "06.2": lambda: (exercises.lesson06.lesson06_weight_map_answer(),),
     "06.3": lambda: (right_06_3(),),
     "06.4": lambda: (right_06_4(),),
+    "08.1": lambda: (right_08_1,),
     "09.1": lambda: (right_09_1(),),
     "09.2": lambda: (right_09_2(),),
     "09.3": lambda: (right_09_3(),),

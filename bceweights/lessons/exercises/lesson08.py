@@ -19,6 +19,7 @@ from torch import Tensor
 
 from bceweights.audit import audit
 from bceweights.lessons.exercises.answers import no_answer_yet
+from bceweights.lessons.exercises.registry import register
 
 LESSON08_POS_WEIGHT = (1.0, 30.0, 6.0)
 LESSON08_VOID = 255.0
@@ -122,3 +123,6 @@ def check_lesson08(answer: Callable[[Tensor, Tensor], Tensor] | None) -> bool:
     print(f"Correct: the audit is clean on both batches and the values match ({values[0]:.4g} and "
           f"{values[1]:.4g}). The void pixels are out, and pos_weight follows the channels at any width.")
     return True
+
+
+register("08.1", LESSON08_QUESTION, check_lesson08, lambda: "\n" + lesson08_solution(), transfer=True)
