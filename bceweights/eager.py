@@ -19,18 +19,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bceweights.prepared import Prepared
+from bceweights.prepared import Prepared, needs_derivative
 
 
 def bce_terms(input: Tensor, target: Tensor, pos_weight: Tensor | None = None) -> Tensor:
     """Per-element loss before ``weight``: ``(1 - y) x - (1 + (p - 1) y) log sigmoid(x)``.
 
     Shapes: ``input`` and ``target`` ``(*)``; ``pos_weight`` broadcastable to them. Differentiable in
-    every argument: when only ``input`` needs a gradient this is PyTorch's own kernel (one pass, same
-    values); otherwise the formula above in differentiable operations, since PyTorch's kernel refuses
-    gradients for ``pos_weight`` and ``weight``.
+    every argument: when no derivative can flow through ``pos_weight`` this is PyTorch's own kernel
+    (one pass, same values); otherwise the formula above in differentiable operations, since PyTorch's
+    kernel refuses gradients for ``pos_weight`` and ``weight`` and silently drops their forward-mode
+    tangents (:func:`bceweights.prepared.needs_derivative`).
     """
-    if not (target.requires_grad or (pos_weight is not None and pos_weight.requires_grad)):
+    if not (target.requires_grad or needs_derivative(pos_weight)):
         return F.binary_cross_entropy_with_logits(input, target, pos_weight=pos_weight, reduction="none")
     log_sigmoid = F.logsigmoid(input)
     if pos_weight is None:
@@ -90,7 +91,8 @@ def eager_loss(prepared: Prepared, reduction: str, gamma: float = 0.0, alpha: fl
         and alpha is None
         and prepared.ignore is None
         and reduction in ("mean", "sum", "none")
-        and not any(t is not None and t.requires_grad for t in (prepared.target, prepared.weight, prepared.pos_weight))
+        and not prepared.target.requires_grad
+        and not any(needs_derivative(t) for t in (prepared.weight, prepared.pos_weight))
     )
     if pytorch_call:
         return F.binary_cross_entropy_with_logits(

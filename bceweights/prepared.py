@@ -25,6 +25,7 @@ from typing import Literal, Union
 import numpy as np
 import torch
 from torch import Tensor
+from torch.autograd import forward_ad
 
 from bceweights import checks
 from bceweights.messages import error_message
@@ -123,6 +124,19 @@ def functorch_transforms_active() -> bool:
     """
     query = getattr(torch._C, "_are_functorch_transforms_active", None)
     return bool(query()) if query is not None else False
+
+
+def carries_tangent(tensor: Tensor | None) -> bool:
+    """True when ``tensor`` is a forward-mode AD dual tensor at the current level (``fwAD.make_dual``)."""
+    return tensor is not None and forward_ad.unpack_dual(tensor).tangent is not None
+
+
+def needs_derivative(tensor: Tensor | None) -> bool:
+    """True when a derivative may flow through ``tensor``: it requires grad, carries a forward-mode
+    tangent, or a ``torch.func`` transform is active (which may differentiate any operand)."""
+    if tensor is None:
+        return False
+    return tensor.requires_grad or carries_tangent(tensor) or functorch_transforms_active()
 
 
 def _unwrapped(tensor: Tensor) -> Tensor:

@@ -32,12 +32,11 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
-from torch.autograd import forward_ad
 
 from bceweights.fused import cpu_compiled
 from bceweights.fused.autograd import FusedBCE, finish
 from bceweights.fused.plan import FusedBuildFailed, PassOutputs, Plan, make_plan
-from bceweights.prepared import Prepared, functorch_transforms_active
+from bceweights.prepared import Prepared, carries_tangent, functorch_transforms_active
 
 __all__ = [
     "FUSED_DTYPES",
@@ -52,11 +51,6 @@ TRITON_REQUIREMENT: str = "triton==3.7.1"
 """The Triton release torch 2.13.0's CUDA wheels depend on."""
 
 FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
-def _carries_tangent(tensor: Tensor | None) -> bool:
-    """True when ``tensor`` is a forward-mode AD dual tensor at the current level (``fwAD.make_dual``)."""
-    return tensor is not None and forward_ad.unpack_dual(tensor).tangent is not None
 
 
 def autograd_mode_reason(prepared: Prepared) -> str | None:
@@ -77,7 +71,7 @@ def autograd_mode_reason(prepared: Prepared) -> str | None:
     if functorch_transforms_active():
         return "a torch.func transform (grad, vjp, jvp, vmap, ...) is active"
     operands = (prepared.input, prepared.target, prepared.weight, prepared.pos_weight)
-    if any(_carries_tangent(t) for t in operands):
+    if any(carries_tangent(t) for t in operands):
         return "an operand carries a forward-mode AD tangent"
     return None
 
