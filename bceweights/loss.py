@@ -80,17 +80,25 @@ def bce_with_logits(
             ``(N, C, H, W)``. Without it, 1-D operands follow PyTorch's trailing alignment, and the ones
             that would silently land on the wrong axis are refused.
         ignore: bool, broadcastable to ``input``; True elements add 0 to the loss, get zero gradient and
-            are left out of the mean's denominator. Their targets may hold anything (255 for void).
+            are left out of the mean's denominator. Their targets and logits may hold anything (255 for
+            void, NaN for a missing label, inf): nothing of them reaches the loss or the gradient.
         check_values: look at values (targets in ``[0, 1]``, weights finite and ``>= 0``). Default: the
             global setting (on; see :func:`bceweights.set_value_checks`). The checks read every element
-            and synchronise with the GPU; turn them off for speed once your data is known good.
+            and synchronise with the GPU; turn them off for speed once your data is known good. Under
+            ``torch.compile`` (``fullgraph=True`` included) they stay in the graph as
+            ``torch._assert_async`` (no graph break, no sync) and a bad value raises ``RuntimeError``
+            when the compiled code runs (on CUDA a device-side assert, which ends the CUDA context);
+            under ``torch.func.vmap`` they read every sample at once.
         label_smoothing: ``eps`` in ``[0, 1]``; targets become ``y (1 - eps) + eps / 2`` (0 -> eps/2,
             1 -> 1 - eps/2), so the loss-minimising logit stays finite: ``log(y' / (1 - y'))``.
         backend: ``"torch"`` (the eager formula), ``"fused"`` (one pass computing loss and input gradient:
             a compiled C++ loop on CPU, a Triton kernel on CUDA; an error saying why if it cannot run) or
             ``"auto"`` (fused from the third call of a shape signature with at least 65,536 elements, when
-            it can run and nothing but the input needs a gradient; eager otherwise, silently). See
-            :mod:`bceweights.fused`.
+            it can run and nothing but the input needs a gradient; eager otherwise, silently). Under
+            forward-mode AD and ``torch.func`` transforms every backend runs the eager formula, so
+            every way PyTorch differentiates works whichever backend is named. Under ``torch.autocast``
+            a float16/bfloat16 input is computed in float32 and the loss is float32, as PyTorch's.
+            See :mod:`bceweights.fused`.
 
     Returns:
         a scalar, or ``input``'s shape for ``reduction="none"``.

@@ -154,12 +154,12 @@ def _problem_mask(name: str, values: Tensor, ignore: Tensor | None) -> Tensor:
 
 
 def _traced_problem(name: str, count: str, where: str) -> str:
+    """One line, plain characters: inductor writes a compiled assert's message into C++ source as is."""
     expected = "in [0, 1]" if name == "target" else "finite and >= 0"
-    return error_message(
-        f"{name} holds {count} value(s) that are not {expected} (found by the value check {where})",
-        fixes=[f"bw.explain(input, {name}=...)   # run once outside it to see which", "check_values=False"
-               "   # or bw.set_value_checks(False), once the data is known good"],
-        lead="Look at the values eagerly, or skip the checks",
+    return (
+        f"{name} holds {count} value(s) that are not {expected} (found by the value check {where}). "
+        f"Run the call once outside it, or bw.explain(input, {name}=...), to see which; or pass "
+        "check_values=False (or bw.set_value_checks(False)) once the data is known good."
     )
 
 

@@ -271,3 +271,14 @@ def test_auto_keeps_values_dtype_and_grad_from_the_third_call_on(dtype):
         assert out.dtype == eager.dtype == dtype and grad.dtype == dtype, call
         torch.testing.assert_close(out, eager, **tolerance)
         torch.testing.assert_close(grad, eager_grad, **tolerance)
+
+
+def test_a_non_leaf_input_such_as_a_model_output_is_fused_without_a_warning():
+    """Dynamo tracing a non-leaf input reads its .grad and warns (an error under -W error, as here)."""
+    x, y, weight = operands((2, 3, 5))
+    leaf = x.clone().requires_grad_()
+    grads = []
+    for backend in ("torch", "fused"):
+        out = loss(leaf * 2, y, weight, backend)  # leaf * 2 stands for model(x)
+        grads.append(torch.autograd.grad(out, leaf)[0])
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-7)

@@ -137,7 +137,9 @@ def run(plan: Plan, input: Tensor, target: Tensor, weight: Tensor | None, pos_we
         CompileFailed: the first call of a new signature could not be compiled (nothing is kept: the
             next call of that signature compiles again).
     """
-    tensors = (input, target, weight, pos_weight, ignore)
+    # Detached: the pass computes the gradient itself, and dynamo tracing a non-leaf input (any model
+    # output) reads its .grad, which warns (an error under -W error) and guards on autograd state.
+    tensors = tuple(None if t is None else t.detach() for t in (input, target, weight, pos_weight, ignore))
     function, new = compiled_for(plan, tensors)
     with torch.no_grad(), torch.autocast("cpu", enabled=False):
         if not new:
