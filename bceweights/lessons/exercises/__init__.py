@@ -27,6 +27,17 @@ from bceweights.lessons.exercises.lesson06 import (
     check_lesson06_focal,
     check_lesson06_weight_map,
 )
+from bceweights.lessons.exercises.lesson07 import (
+    LESSON07_CHECKLIST_QUESTION,
+    LESSON07_SHIFT_QUESTION,
+    LESSON07_THRESHOLD_QUESTION,
+    check_lesson07_checklist,
+    check_lesson07_shift,
+    check_lesson07_threshold,
+    lesson07_checklist_case,
+    lesson07_threshold_data,
+    show_lesson07_solution,
+)
 
 __all__ = [
     "LESSON01_QUESTION",
@@ -36,6 +47,9 @@ __all__ = [
     "LESSON05_QUESTION",
     "LESSON06_FOCAL_QUESTION",
     "LESSON06_WEIGHT_MAP_QUESTION",
+    "LESSON07_CHECKLIST_QUESTION",
+    "LESSON07_SHIFT_QUESTION",
+    "LESSON07_THRESHOLD_QUESTION",
     "answer_number",
     "check_lesson01",
     "check_lesson02",
@@ -44,5 +58,11 @@ __all__ = [
     "check_lesson05",
     "check_lesson06_focal",
     "check_lesson06_weight_map",
+    "check_lesson07_checklist",
+    "check_lesson07_shift",
+    "check_lesson07_threshold",
+    "lesson07_checklist_case",
+    "lesson07_threshold_data",
     "no_answer_yet",
+    "show_lesson07_solution",
 ]
