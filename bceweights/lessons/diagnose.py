@@ -172,7 +172,7 @@ def recall_zero_checklist(
         problems.append("some logits are NaN or infinite (a step too large: lower the learning rate, clip gradients)")
     elif spread < 1e-3 * max(1.0, abs(float(np.mean(z)))):
         problems.append(
-            f"every logit is about {float(np.mean(z)):.3g} (spread {spread:.2g}): the model collapsed to one "
+            f"every logit is about {float(np.mean(z)):.3g} (spread below 0.001): the model collapsed to one "
             "output, typically after a first step too large (dead ReLUs); lower the learning rate or warm it up"
         )
     if losses is not None and len(losses) > 0:
