@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import torch
 
 from bceweights.lessons import data
 from bceweights.lessons.metrics import (
+    channel_counts,
     channel_metrics,
     one_hot_prediction,
     one_hot_target,
@@ -104,6 +106,48 @@ def test_precision_recall_curve_matches_channel_metrics_at_every_threshold():
         assert precision == pytest.approx(float(m.precision[0]))
         assert recall == pytest.approx(float(m.recall[0]))
 
+
+
+def test_precision_recall_curve_is_scikit_learns_curve_and_average_precision():
+    from sklearn.metrics import average_precision_score
+    from sklearn.metrics import precision_recall_curve as sklearn_curve
+
+    g = torch.Generator().manual_seed(5)
+    scores = torch.round(torch.rand(2000, generator=g, dtype=torch.float64) * 50) / 50  # many ties
+    target = (torch.rand(2000, generator=g, dtype=torch.float64) < 0.3 * scores).double()
+    curve = precision_recall_curve(scores, target)
+    precision, recall, thresholds = sklearn_curve(target.numpy(), scores.numpy())
+    np.testing.assert_array_equal(curve.thresholds, thresholds[::-1])
+    np.testing.assert_array_equal(curve.precision, precision[:-1][::-1])
+    np.testing.assert_array_equal(curve.recall, recall[:-1][::-1])
+    assert curve.average_precision() == average_precision_score(target.numpy(), scores.numpy())
+    assert (curve.positives, curve.total) == (int(target.sum()), 2000)
+
+
+def test_precision_recall_curve_without_positives_is_finite_and_quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        curve = precision_recall_curve(torch.linspace(0, 1, 7), torch.zeros(7))
+    assert curve.recall.tolist() == [0.0] * 7 and curve.precision.tolist() == [0.0] * 7
+    assert curve.average_precision() == 0.0 and curve.at(2.0) == (1.0, 0.0)
+
+
+def test_channel_counts_equal_scikit_learns_multilabel_confusion_matrix():
+    from sklearn.metrics import multilabel_confusion_matrix, precision_recall_fscore_support
+
+    g = torch.Generator().manual_seed(2)
+    prediction = torch.rand(6, 3, 8, 8, generator=g) > 0.6
+    target = torch.rand(6, 3, 8, 8, generator=g) > 0.8
+    counts = channel_counts(prediction, target)
+    flat = lambda t: t.movedim(1, -1).reshape(-1, 3).numpy()  # noqa: E731
+    matrix = multilabel_confusion_matrix(flat(target), flat(prediction))  # [[tn, fp], [fn, tp]] per channel
+    assert counts.tn.tolist() == matrix[:, 0, 0].tolist() and counts.fp.tolist() == matrix[:, 0, 1].tolist()
+    assert counts.fn.tolist() == matrix[:, 1, 0].tolist() and counts.tp.tolist() == matrix[:, 1, 1].tolist()
+    precision, recall, f1, _ = precision_recall_fscore_support(flat(target), flat(prediction), zero_division=0.0)
+    m = channel_metrics(prediction, target)
+    np.testing.assert_allclose(m.precision.numpy(), precision)
+    np.testing.assert_allclose(m.recall.numpy(), recall)
+    np.testing.assert_allclose(m.f1.numpy(), f1)
 
 # ---------------------------------------------------------------------------------------------
 # Data.

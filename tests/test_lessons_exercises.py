@@ -21,7 +21,7 @@ from bceweights.lessons.exercises import EXERCISES, get_exercise, lesson_exercis
 from bceweights.lessons.explore.reduction import ReductionExplorer
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-LESSONS = ("01", "02", "03", "04", "05", "06", "09")
+LESSONS = ("01", "02", "03", "04", "05", "06", "07", "09")
 
 
 def verdict(check, *answers, capsys) -> tuple[bool, str]:
@@ -217,6 +217,9 @@ RIGHT_ANSWERS = {
     "06.2": lambda: (exercises.lesson06.lesson06_weight_map_answer(),),
     "06.3": lambda: (right_06_3(),),
     "06.4": lambda: (right_06_4(),),
+    "07.1": lambda: (1 / (1 + math.exp(-(1.2 - math.log(49.0)))),),
+    "07.2": lambda: (exercises.lesson07.lesson07_threshold_answer(),),
+    "07.3": lambda: (exercises.lesson07.lesson07_checklist_answer(),),
     "08.1": lambda: (right_08_1,),
     "09.1": lambda: (right_09_1(),),
     "09.2": lambda: (right_09_2(),),

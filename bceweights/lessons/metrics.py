@@ -1,4 +1,4 @@
-"""Segmentation metrics per channel, and precision-recall curves.
+"""Segmentation metrics per channel, and scikit-learn's precision-recall curve with a threshold lookup.
 
 For one channel, with predictions ``ŷ`` and targets ``y`` in {0, 1} counted over every pixel of every image:
 
@@ -8,10 +8,16 @@ For one channel, with predictions ``ŷ`` and targets ``y`` in {0, 1} counted ove
 
 A ratio whose denominator is 0 (no predicted positives for precision, no positives at all for recall)
 is reported as ``zero_division`` (default 0.0, as scikit-learn), never as NaN.
+
+The counts are tensor code on ``(N, C, *)`` masks, the training loop's per-epoch evaluation: they equal
+``sklearn.metrics.multilabel_confusion_matrix`` on the masks flattened to ``(pixels, C)`` (the tests
+check it), at a fifth of its cost. The precision-recall curve and average precision come from
+scikit-learn (:func:`precision_recall_curve`); scikit-learn is imported only there.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -133,12 +139,14 @@ def one_hot_target(labels: Tensor, num_classes: int, channel_dim: int = 1) -> Te
 
 @dataclass(frozen=True)
 class PRCurve:
-    """A precision-recall curve over every distinct score, highest threshold first.
+    """scikit-learn's precision-recall curve, highest threshold first, with binary search on thresholds.
 
     Predicting positive when ``score >= thresholds[k]`` gives ``precision[k]`` and ``recall[k]``. All
-    arrays are float64 numpy arrays of the same length (the number of distinct scores); the last
-    point, at the lowest score, predicts everything positive. ``positives`` and ``total`` are the counts behind the recall and
-    the all-positive precision.
+    arrays are float64 numpy arrays of the same length (the number of distinct scores): the points of
+    ``sklearn.metrics.precision_recall_curve`` in reverse order, without its closing point
+    ``(recall 0, precision 1)``; the last point, at the lowest score, predicts everything positive.
+    ``positives`` and ``total`` are the counts behind the recall and the all-positive precision;
+    ``average_precision_value`` is ``sklearn.metrics.average_precision_score`` of the same scores.
     """
 
     thresholds: np.ndarray
@@ -146,12 +154,14 @@ class PRCurve:
     recall: np.ndarray
     positives: int
     total: int
+    average_precision_value: float = 0.0
 
     def at(self, threshold: float) -> tuple[float, float]:
         """``(precision, recall)`` of predicting positive when ``score >= threshold``.
 
         Above every score nothing is predicted positive: recall 0 and precision 1 by convention (the
-        curve's left end), so an operating point never becomes NaN.
+        curve's left end, as scikit-learn's closing point), so an operating point never becomes NaN.
+        scikit-learn has no lookup of one threshold; this is a binary search in the curve.
         """
         # thresholds is decreasing; k = number of thresholds >= threshold.
         k = int(np.searchsorted(-self.thresholds, -threshold, side="right"))
@@ -160,40 +170,50 @@ class PRCurve:
         return float(self.precision[k - 1]), float(self.recall[k - 1])
 
     def average_precision(self) -> float:
-        """Σ (R_k − R_{k−1}) P_k over the curve's points: the step-wise area under it (scikit-learn's AP)."""
-        recall = np.concatenate([[0.0], self.recall])
-        return float(np.sum(np.diff(recall) * self.precision))
+        """``sklearn.metrics.average_precision_score``: Σ (R_k − R_{k−1}) P_k, the step-wise area under the curve."""
+        return self.average_precision_value
+
+
+def as_flat_numpy(values: Tensor | np.ndarray) -> np.ndarray:
+    """Any tensor or array as a flat float64 numpy array (detached, on the CPU)."""
+    if isinstance(values, Tensor):
+        values = values.detach().cpu().double().numpy()
+    return np.asarray(values, dtype=np.float64).ravel()
 
 
 def precision_recall_curve(scores: Tensor | np.ndarray, target: Tensor | np.ndarray) -> PRCurve:
-    """Precision and recall for every threshold on ``scores`` (probabilities or logits), any shape.
+    """scikit-learn's precision-recall curve of ``scores`` (probabilities or logits, any shape) as a :class:`PRCurve`.
 
-    ``target`` has the shape of ``scores`` and holds 0/1. Sorting once costs ``O(n log n)``; then
-    :meth:`PRCurve.at` answers any threshold by binary search, which is what the live explorers use.
-    Ties share one point (all equal scores switch together).
+    ``target`` has the shape of ``scores`` and holds 0/1. The curve and its average precision are
+    ``sklearn.metrics.precision_recall_curve`` and ``average_precision_score`` (ties share one point:
+    all equal scores switch together); :meth:`PRCurve.at` then answers any threshold by binary search,
+    which is what the live explorers use. Without any positive, scikit-learn sets the recall to 1
+    everywhere and warns; here that warning is left out (the curve is then flat, precision 0).
     """
-    scores_np = np.asarray(scores.detach().cpu() if isinstance(scores, Tensor) else scores, dtype=np.float64).ravel()
-    target_np = np.asarray(target.detach().cpu() if isinstance(target, Tensor) else target, dtype=np.float64).ravel()
+    from sklearn import metrics as sk_metrics
+
+    scores_np, target_np = as_flat_numpy(scores), as_flat_numpy(target)
     if scores_np.shape != target_np.shape:
         raise ValueError(error_message(
             f"scores has {scores_np.size} elements but target has {target_np.size}",
             "they must match element by element.", "precision_recall_curve(torch.sigmoid(logits), target)",
         ))
-    order = np.argsort(-scores_np, kind="stable")
-    sorted_scores = scores_np[order]
-    sorted_target = target_np[order] > 0.5
-    tp = np.cumsum(sorted_target)
-    fp = np.cumsum(~sorted_target)
-    # Keep the last index of each run of equal scores: all tied elements switch at once.
-    last = np.r_[np.flatnonzero(np.diff(sorted_scores)), sorted_scores.size - 1] if sorted_scores.size else np.array([], int)
-    positives = int(sorted_target.sum())
-    tp_k, fp_k = tp[last].astype(np.float64), fp[last].astype(np.float64)
-    precision = tp_k / np.maximum(tp_k + fp_k, 1.0)
-    recall = tp_k / positives if positives else np.zeros_like(tp_k)
+    labels = (target_np > 0.5).astype(np.int64)
+    positives = int(labels.sum())
+    if scores_np.size == 0:
+        empty = np.zeros(0)
+        return PRCurve(empty, empty, empty, 0, 0, 0.0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No positive class found in y_true", category=UserWarning)
+        precision, recall, thresholds = sk_metrics.precision_recall_curve(labels, scores_np)
+        average_precision = float(sk_metrics.average_precision_score(labels, scores_np)) if positives else 0.0
+    if not positives:
+        recall = np.zeros_like(recall)
     return PRCurve(
-        thresholds=sorted_scores[last],
-        precision=precision,
-        recall=recall,
+        thresholds=np.ascontiguousarray(thresholds[::-1], dtype=np.float64),
+        precision=np.ascontiguousarray(precision[-2::-1], dtype=np.float64),
+        recall=np.ascontiguousarray(recall[-2::-1], dtype=np.float64),
         positives=positives,
         total=int(scores_np.size),
+        average_precision_value=average_precision,
     )

@@ -26,6 +26,7 @@ import math
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from sklearn.metrics import average_precision_score
 from torch.utils.data import DataLoader
 
 import bceweights as bw
@@ -33,7 +34,6 @@ from bceweights.lessons import data
 from bceweights.lessons.exercises import LESSON04_QUESTION, check_lesson04
 from bceweights.lessons.explore import png_image
 from bceweights.lessons.explore.threshold import ThresholdExplorer
-from bceweights.lessons.metrics import precision_recall_curve
 from bceweights.lessons.model import TinyUNet, predict, train
 
 # Small problems run faster on one thread, and then give the same numbers on every machine.
@@ -257,8 +257,8 @@ for name, history in (("plain", plain_history), ("sqrt(neg/pos)", sqrt_history),
 # the average precision of the green channel's precision-recall curve measures that ranking.
 for name, model in (("plain", plain_model), ("sqrt(neg/pos)", sqrt_model), ("neg/pos", weighted_model)):
     green_logits = predict(model, val_plates.images)[:, 1]
-    curve = precision_recall_curve(green_logits, val_plates.masks[:, 1])
-    print(f"green average precision, {name:<13}: {curve.average_precision():.3f}")
+    ap = average_precision_score(val_plates.masks[:, 1].flatten().numpy(), green_logits.flatten().numpy())
+    print(f"green average precision, {name:<13}: {ap:.3f}")
 
 # %% [markdown]
 # Did the plain model learn green at all, below the 0.5 cut? The average precision of a ranking that
@@ -271,7 +271,7 @@ for name, model in (("plain", plain_model), ("sqrt(neg/pos)", sqrt_model), ("neg
 # %%
 green_share = float(val_plates.masks[:, 1].mean())
 green_ap = {
-    name: precision_recall_curve(predict(model, val_plates.images)[:, 1], val_plates.masks[:, 1]).average_precision()
+    name: average_precision_score(val_plates.masks[:, 1].flatten().numpy(), predict(model, val_plates.images)[:, 1].flatten().numpy())
     for name, model in (("plain", plain_model), ("sqrt(neg/pos)", sqrt_model), ("neg/pos", weighted_model))
 }
 print(f"green share of validation pixels: {green_share:.4f}")

@@ -96,6 +96,23 @@ from bceweights.lessons.exercises.lesson09 import (
     check_lesson09_4,
     lesson09_1_mask,
 )
+from bceweights.lessons.exercises.lesson07 import (
+    LESSON07_1_QUESTION,
+    LESSON07_2_QUESTION,
+    LESSON07_3_QUESTION,
+    LESSON07_CHECKLIST_QUESTION,
+    LESSON07_SHIFT_QUESTION,
+    LESSON07_THRESHOLD_QUESTION,
+    check_lesson07_1,
+    check_lesson07_2,
+    check_lesson07_3,
+    check_lesson07_checklist,
+    check_lesson07_shift,
+    check_lesson07_threshold,
+    lesson07_checklist_case,
+    lesson07_threshold_data,
+    show_lesson07_solution,
+)
 from bceweights.lessons.exercises.lesson08 import LESSON08_QUESTION, check_lesson08, lesson08_solution
 from bceweights.lessons.exercises.registry import EXERCISES, Exercise, get_exercise, lesson_exercises, show_solution
 
@@ -105,10 +122,13 @@ __all__ = [
     "answer_number",
     "get_exercise",
     "judge_number",
+    "lesson07_checklist_case",
+    "lesson07_threshold_data",
     "lesson08_solution",
     "lesson09_1_mask",
     "lesson_exercises",
     "no_answer_yet",
+    "show_lesson07_solution",
     "show_solution",
 ]
 __all__ += sorted(name for name in dir() if name.startswith(("LESSON", "check_lesson")))

@@ -1,0 +1,226 @@
+""""Recall is 0": four checks, in the order to run them, on your own model's logits.
+
+    from bceweights.lessons.diagnose import recall_zero_checklist
+    report = recall_zero_checklist(val_logits, val_targets, model=untrained_model, losses=history.loss)
+    report.first_failure          # the name of the first check that failed, or None
+
+1. **bias init**: the output bias against the prior logit ``log(pos / neg)``. A bias near 0 starts
+   every output at probability 0.5; the first epochs then go to pushing *all* outputs down, and for
+   a while nothing is above 0.5. Pass the model as built, before training (the check reads its
+   output bias; after training it reads where the bias went).
+2. **posterior below 0.5**: whether any probability reaches the threshold at all, and whether the
+   ranking is informative (average precision against the positive share, the AP of a ranking that
+   knows nothing). Informative ranking + nothing above 0.5 = the classes overlap and a calibrated
+   model is *right* to stay below 0.5: move the threshold (check 4), do not retrain.
+3. **learning rate and warmup**: collapsed outputs (every logit the same), non-finite logits, or a
+   training loss that rose or never went below the loss of always predicting the positive share
+   (``H(q) = -q log q - (1 - q) log(1 - q)``): the optimiser left the model nothing to rank with.
+4. **evaluation threshold**: probabilities passed where logits are expected (sigmoid twice, or
+   ``logits > 0.5``), and, when recall is 0, the threshold of the best F1 and its precision and recall
+   (when that precision beats chance).
+
+Each check prints ``[ok]``, ``[FAIL]`` or ``[skip]`` and a sentence; the result is a
+:class:`Checklist`. scikit-learn supplies the average precision.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.metrics import average_precision_score
+from torch import nn
+
+from bceweights.lessons.metrics import as_flat_numpy, precision_recall_curve
+
+CHECK_NAMES = ("bias init", "posterior below 0.5", "learning rate and warmup", "evaluation threshold")
+#: An output bias farther than this from log(pos/neg) fails check 1.
+BIAS_TOLERANCE = 1.0
+#: A ranking is informative when its AP is at least this many times the positive share.
+AP_LIFT = 2.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check: ``status`` is ``"ok"``, ``"fail"`` or ``"skip"``; ``detail`` says what was seen and what to do."""
+
+    name: str
+    status: str
+    detail: str
+
+    def line(self, number: int) -> str:
+        tag = {"ok": "[ok]  ", "fail": "[FAIL]", "skip": "[skip]"}[self.status]
+        return f"{number}. {tag} {self.name}: {self.detail}"
+
+
+@dataclass
+class Checklist:
+    """The four checks in order, and the numbers they were based on."""
+
+    checks: list[Check] = field(default_factory=list)
+    numbers: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def first_failure(self) -> str | None:
+        """The name of the first failed check, or None."""
+        return next((c.name for c in self.checks if c.status == "fail"), None)
+
+    @property
+    def failures(self) -> list[str]:
+        return [c.name for c in self.checks if c.status == "fail"]
+
+    def __str__(self) -> str:
+        return "\n".join(check.line(i) for i, check in enumerate(self.checks, 1))
+
+
+def output_bias(model: nn.Module) -> float | None:
+    """The bias of the model's last layer with one output (``nn.Linear`` or a conv), or None."""
+    last = None
+    for module in model.modules():
+        bias = getattr(module, "bias", None)
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) and bias is not None:
+            last = module
+    if last is None or last.bias.numel() != 1:
+        return None
+    return float(last.bias.detach().reshape(()))
+
+
+def _entropy(q: float) -> float:
+    return -sum(v * math.log(v) for v in (q, 1.0 - q) if v > 0)
+
+
+def recall_zero_checklist(
+    logits,
+    targets,
+    model: nn.Module | None = None,
+    *,
+    threshold: float = 0.5,
+    losses: Sequence[float] | None = None,
+    verbose: bool = True,
+) -> Checklist:
+    """Run the four checks of the module docstring on ``logits`` and 0/1 ``targets`` (same shape, any shape).
+
+    Args:
+        logits: the model's raw outputs on validation data (before any sigmoid).
+        targets: 0/1 targets of the same shape.
+        model: the model *as built, before training*, for check 1 (its last layer's single bias);
+            ``None`` skips check 1.
+        threshold: the probability threshold your evaluation uses.
+        losses: the training loss per epoch (or per step), for check 3.
+        verbose: print each check's line.
+    """
+    z, y = as_flat_numpy(logits), as_flat_numpy(targets) > 0.5
+    if z.shape != y.shape:
+        raise ValueError(
+            f"logits has {z.size} elements but targets has {y.size}; they pair up element by element.\n"
+            "Write instead, e.g.:\n    recall_zero_checklist(model(val_x).squeeze(-1), val_y)"
+        )
+    report = Checklist()
+    positives = int(y.sum())
+    q = positives / max(y.size, 1)
+    if positives == 0 or positives == y.size:
+        report.checks = [Check(name, "skip", "the targets hold one class only: nothing to diagnose") for name in CHECK_NAMES]
+        return _finish(report, verbose)
+    prior_logit = math.log(q / (1 - q))
+    finite = bool(np.all(np.isfinite(z)))
+    p = 0.5 * (1.0 + np.tanh(0.5 * np.where(np.isfinite(z), z, 0.0)))
+    ap = float(average_precision_score(y, np.where(np.isfinite(z), z, 0.0)))
+    report.numbers.update(positive_share=q, prior_logit=prior_logit, average_precision=ap, max_probability=float(p.max()))
+
+    # 1. bias init
+    bias = output_bias(model) if model is not None else None
+    if model is None:
+        report.checks.append(Check(CHECK_NAMES[0], "skip", "pass model= (as built, before training) to check its output bias"))
+    elif bias is None:
+        report.checks.append(Check(CHECK_NAMES[0], "skip", "no last layer with a single bias found in model"))
+    else:
+        report.numbers["output_bias"] = bias
+        if abs(bias - prior_logit) > BIAS_TOLERANCE:
+            report.checks.append(Check(CHECK_NAMES[0], "fail", (
+                f"output bias {bias:.3g}, but log(pos/neg) = {prior_logit:.3g}: every output starts near "
+                f"probability {1 / (1 + math.exp(-bias)):.2g} while {q:.2%} are positive. Start it there: "
+                f"model.head.bias.data.fill_({prior_logit:.3g})"
+            )))
+        else:
+            report.checks.append(Check(CHECK_NAMES[0], "ok", f"output bias {bias:.3g} is near log(pos/neg) = {prior_logit:.3g}"))
+
+    # 2. posterior below 0.5
+    above = int(np.sum(p >= threshold))
+    informative = ap >= AP_LIFT * q
+    lift = f"AP {ap:.3g} = {ap / q:.3g} x the positive share {q:.3g}"
+    if above == 0 and informative:
+        report.checks.append(Check(CHECK_NAMES[1], "fail", (
+            f"no probability reaches {threshold:g} (largest {p.max():.3g}), yet the ranking is informative "
+            f"({lift}): the classes overlap and a calibrated model stays below {threshold:g}. Lower the "
+            "threshold (check 4) rather than retrain"
+        )))
+    elif above == 0:
+        report.checks.append(Check(CHECK_NAMES[1], "fail", (
+            f"no probability reaches {threshold:g} (largest {p.max():.3g}) and the ranking is near chance "
+            f"({lift}): the model learned nothing to rank with; see checks 1 and 3"
+        )))
+    else:
+        report.checks.append(Check(CHECK_NAMES[1], "ok", f"{above} of {y.size} outputs reach {threshold:g}; {lift}"))
+
+    # 3. learning rate and warmup
+    spread = float(np.std(z)) if finite else math.nan
+    report.numbers["logit_std"] = spread
+    problems = []
+    if not finite:
+        problems.append("some logits are NaN or infinite (a step too large: lower the learning rate, clip gradients)")
+    elif spread < 1e-3 * max(1.0, abs(float(np.mean(z)))):
+        problems.append(
+            f"every logit is about {float(np.mean(z)):.3g} (spread below 0.001): the model collapsed to one "
+            "output, typically after a first step too large (dead ReLUs); lower the learning rate or warm it up"
+        )
+    if losses is not None and len(losses) > 0:
+        values = [float(v) for v in losses]
+        floor = _entropy(q)
+        report.numbers["prior_entropy"] = floor
+        if not all(math.isfinite(v) for v in values):
+            problems.append("the training loss became NaN or infinite")
+        elif len(values) > 1 and values[-1] > values[0]:
+            problems.append(f"the training loss rose from {values[0]:.3g} to {values[-1]:.3g}: lower the learning rate")
+        elif min(values) >= 0.98 * floor:
+            problems.append(
+                f"the training loss never went below {floor:.3g}, the loss of always answering the positive "
+                f"share (plain BCE): nothing beyond the base rate was learned; lower the learning rate, warm it up"
+            )
+    if problems:
+        report.checks.append(Check(CHECK_NAMES[2], "fail", "; ".join(problems)))
+    elif losses is None and finite:
+        report.checks.append(Check(CHECK_NAMES[2], "ok", f"logits spread {spread:.3g} (pass losses= to check the loss curve too)"))
+    else:
+        report.checks.append(Check(CHECK_NAMES[2], "ok", f"logits spread {spread:.3g}; the loss went down"))
+
+    # 4. evaluation threshold
+    looks_like_probabilities = finite and float(z.min()) >= 0.0 and float(z.max()) <= 1.0
+    curve = precision_recall_curve(np.where(np.isfinite(z), z, 0.0), y)
+    f1 = 2 * curve.precision * curve.recall / np.maximum(curve.precision + curve.recall, 1e-300)
+    recall_now = float(np.mean(p[y] >= threshold))
+    report.numbers["recall_at_threshold"] = recall_now
+    if looks_like_probabilities:
+        report.checks.append(Check(CHECK_NAMES[3], "fail", (
+            "every value lies in [0, 1]: these look like probabilities, not logits. sigmoid(probability) >= 0.5 "
+            "holds for every value (logit 0 = probability 0.5): threshold probabilities at 0.5, or logits at 0"
+        )))
+    elif recall_now == 0.0 and curve.precision.size and float(curve.precision[int(np.argmax(f1))]) >= AP_LIFT * q:
+        k = int(np.argmax(f1))
+        t = 1.0 / (1.0 + math.exp(-float(curve.thresholds[k])))
+        report.numbers["suggested_threshold"] = t
+        report.checks.append(Check(CHECK_NAMES[3], "fail", (
+            f"recall is 0 at {threshold:g}, but at threshold {t:.3g} (the best F1 on these data) recall is "
+            f"{curve.recall[k]:.3g} with precision {curve.precision[k]:.3g}. Choose the threshold on validation "
+            "data for the precision you need (calibration.threshold_for_precision), report it on test data"
+        )))
+    else:
+        report.checks.append(Check(CHECK_NAMES[3], "ok", f"recall {recall_now:.3g} at threshold {threshold:g}"))
+    return _finish(report, verbose)
+
+
+def _finish(report: Checklist, verbose: bool) -> Checklist:
+    if verbose:
+        print(report)
+    return report

@@ -1,0 +1,230 @@
+"""Lesson 07's three exercises: undo ``pos_weight`` (Q17), choose a threshold honestly (Q19), run the checklist (Q20).
+
+Each has a question (``LESSON07_*_QUESTION``), a checker (``check_lesson07_*``) that prints a verdict
+with a hint, and a worked solution that is printed only by an explicit call,
+``show_lesson07_solution("shift" | "threshold" | "checklist")``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+
+import numpy as np
+import torch
+
+from bceweights.lessons.calibration import operating_point, threshold_for_precision
+from bceweights.lessons.diagnose import CHECK_NAMES, recall_zero_checklist
+from bceweights.lessons.exercises.answers import answer_number, no_answer_yet
+from bceweights.lessons.exercises.registry import register
+from bceweights.lessons.rare_class import REGIMES, TinyMLP, make_features
+
+# ------------------------------------------------------------------------------------------------
+# 1. Undo pos_weight (Q17)
+
+LESSON07_POS_WEIGHT = 49.0
+LESSON07_LOGIT = 1.2
+LESSON07_SHIFT_QUESTION = (
+    f"A model trained with pos_weight = {LESSON07_POS_WEIGHT:g} (neg/pos at 2 % positives) outputs the logit "
+    f"{LESSON07_LOGIT:g} for a sample. Near the optimum, what is the calibrated probability that this "
+    "sample is positive (to 3 decimals)?"
+)
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def lesson07_shift_answer() -> float:
+    """``sigmoid(logit - log p)``: the weighted model's logit is ``logit(q) + log p`` (``bw.optimal_logit``)."""
+    return _sigmoid(LESSON07_LOGIT - math.log(LESSON07_POS_WEIGHT))
+
+
+def check_lesson07_shift(answer: float | None) -> bool:
+    """Check :data:`LESSON07_SHIFT_QUESTION`; print a verdict and return True when the answer is right."""
+    value = answer_number(answer, "a probability")
+    if value is None:
+        return False
+    if not 0.0 <= value <= 1.0:
+        print(f"{value:.4g} is not a probability: the answer lies between 0 and 1.")
+        return False
+    right = lesson07_shift_answer()
+    close = lambda a, b: abs(a - b) <= 5e-4  # noqa: E731
+    if close(value, right):
+        print(
+            f"Correct: pos_weight={LESSON07_POS_WEIGHT:g} adds log {LESSON07_POS_WEIGHT:g} = "
+            f"{math.log(LESSON07_POS_WEIGHT):.4g} to the optimal logit, so the calibrated probability is "
+            f"sigmoid({LESSON07_LOGIT:g} - {math.log(LESSON07_POS_WEIGHT):.4g}) = {right:.4g}."
+        )
+        return True
+    if close(value, _sigmoid(LESSON07_LOGIT)):
+        print("Not yet: that is the weighted model's own probability, sigmoid(logit). Undo the shift first.")
+    elif close(value, _sigmoid(LESSON07_LOGIT + math.log(LESSON07_POS_WEIGHT))):
+        print("Not yet: that shifts the logit the wrong way. pos_weight > 1 pushed it up; move it back down.")
+    elif close(value, _sigmoid(LESSON07_LOGIT) / LESSON07_POS_WEIGHT):
+        print("Not yet: dividing the probability by p is not the inverse. The shift is additive on the logit.")
+    else:
+        print(
+            "Not yet. The weighted optimum is bw.optimal_logit(q, p) = logit(q) + log p: solve it for q "
+            "(or try bw.optimal_probability on your answer: it should give back sigmoid(1.2))."
+        )
+    return False
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. A threshold for a precision target, chosen on validation (Q19)
+
+LESSON07_MIN_PRECISION = 0.25
+LESSON07_THRESHOLD_QUESTION = (
+    "lesson07_threshold_data() returns validation and test scores (the true posterior of the overlapping "
+    f"regime) with their targets. Which threshold gives precision >= {LESSON07_MIN_PRECISION:g} with the most "
+    "recall, chosen on the validation split? Then read its precision on the test split."
+)
+
+
+def lesson07_threshold_data() -> dict[str, torch.Tensor]:
+    """``{"val_scores", "val_target", "test_scores", "test_target"}``: 4000 samples each, seeds 701 and 702."""
+    regime = REGIMES["overlapping"]
+    val, test = make_features(4000, regime, 701), make_features(4000, regime, 702)
+    return {"val_scores": val.posterior, "val_target": val.y, "test_scores": test.posterior, "test_target": test.y}
+
+
+def lesson07_threshold_answer() -> float:
+    """The validation threshold of :data:`LESSON07_THRESHOLD_QUESTION` (``threshold_for_precision``)."""
+    data = lesson07_threshold_data()
+    return threshold_for_precision(data["val_scores"], data["val_target"], LESSON07_MIN_PRECISION).threshold
+
+
+def check_lesson07_threshold(answer: float | None) -> bool:
+    """Check :data:`LESSON07_THRESHOLD_QUESTION`: any threshold that selects the same validation samples is right."""
+    value = answer_number(answer, "a threshold")
+    if value is None:
+        return False
+    data = lesson07_threshold_data()
+    val_scores, val_target = data["val_scores"], data["val_target"]
+    right = lesson07_threshold_answer()
+    chosen, mine = operating_point(val_scores, val_target, right), operating_point(val_scores, val_target, value)
+    if (mine.tp, mine.fp) == (chosen.tp, chosen.fp):
+        test = operating_point(data["test_scores"], data["test_target"], right)
+        print(
+            f"Correct: on validation, threshold {right:.4g} gives precision {chosen.precision:.3f} and recall "
+            f"{chosen.recall:.3f}. The honest numbers are the test split's: precision {test.precision:.3f}, "
+            f"recall {test.recall:.3f}."
+        )
+        return True
+    on_test = threshold_for_precision(data["test_scores"], data["test_target"], LESSON07_MIN_PRECISION).threshold
+    leaked = operating_point(val_scores, val_target, on_test)
+    if (mine.tp, mine.fp) == (leaked.tp, leaked.fp):
+        print("Not yet: that threshold was chosen on the test split. Choose on validation; test only reports.")
+    elif mine.tp + mine.fp == 0:
+        print(f"Not yet: at {value:.4g} nothing is predicted positive on validation; lower the threshold.")
+    elif mine.precision < LESSON07_MIN_PRECISION:
+        print(
+            f"Not yet: on validation, {value:.4g} gives precision {mine.precision:.3f} < {LESSON07_MIN_PRECISION:g}; "
+            "raise the threshold."
+        )
+    else:
+        print(
+            f"Not yet: {value:.4g} meets the precision on validation ({mine.precision:.3f}) with recall "
+            f"{mine.recall:.3f}, but a lower threshold does too and keeps more recall."
+        )
+    return False
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. The recall-is-0 checklist on a case (Q20)
+
+LESSON07_CHECKLIST_QUESTION = (
+    "lesson07_checklist_case() returns (outputs, targets, model) from a colleague whose recall is 0. Run "
+    "recall_zero_checklist(outputs, targets, model=model) and answer with the name of the first check that "
+    f"fails (one of: {', '.join(CHECK_NAMES)})."
+)
+
+
+def lesson07_checklist_case() -> tuple[torch.Tensor, torch.Tensor, TinyMLP]:
+    """A model started at the prior logit, whose evaluation passes *probabilities* as outputs."""
+    regime = REGIMES["overlapping"]
+    features = make_features(4000, regime, 703)
+    q = float(features.y.mean())
+    model = TinyMLP(output_bias=math.log(q / (1 - q)), seed=7)
+    outputs = features.posterior.clone()  # what a forward pass ending in torch.sigmoid would hand over
+    return outputs, features.y, model
+
+
+def lesson07_checklist_answer() -> str:
+    outputs, targets, model = lesson07_checklist_case()
+    return recall_zero_checklist(outputs, targets, model=model, verbose=False).first_failure or ""
+
+
+def check_lesson07_checklist(answer: str | None) -> bool:
+    """Check :data:`LESSON07_CHECKLIST_QUESTION`; accepts the check's name or its number (1-4)."""
+    if answer is None:
+        no_answer_yet("the name of a check, e.g. 'bias init'")
+        return False
+    names = {name.lower(): name for name in CHECK_NAMES}
+    if isinstance(answer, (int, np.integer)) and not isinstance(answer, bool) and 1 <= int(answer) <= len(CHECK_NAMES):
+        given = CHECK_NAMES[int(answer) - 1]
+    elif isinstance(answer, str) and answer.strip().lower() in names:
+        given = names[answer.strip().lower()]
+    else:
+        print(f"Expected one of: {', '.join(repr(n) for n in CHECK_NAMES)} (or its number 1-4), got {answer!r}.")
+        return False
+    right = lesson07_checklist_answer()
+    if given == right:
+        print(
+            "Correct: every output lies in [0, 1], so these are probabilities, not logits; the checklist would "
+            "apply a sigmoid again. Threshold probabilities at 0.5 (or logits at 0), then run the checklist on logits."
+        )
+        return True
+    hints = {
+        "bias init": "the model's output bias sits at log(pos/neg) already: that check passes. Read its line.",
+        "posterior below 0.5": "that check passes here, and for a reason worth finding: look at what the outputs are.",
+        "learning rate and warmup": "the outputs are spread out and finite: that check passes. Read the later lines.",
+    }
+    print(f"Not yet: {hints.get(given, 'run the checklist and read the first [FAIL] line.')}")
+    return False
+
+
+# ------------------------------------------------------------------------------------------------
+# Solutions, only on request.
+
+def show_lesson07_solution(exercise: str) -> None:
+    """Print the worked solution of ``"shift"``, ``"threshold"`` or ``"checklist"``."""
+    if exercise == "shift":
+        print(
+            f"z = {LESSON07_LOGIT:g} - math.log({LESSON07_POS_WEIGHT:g})   # undo the optimum's shift log p\n"
+            f"q = 1 / (1 + math.exp(-z))        # = {lesson07_shift_answer():.4g}"
+        )
+    elif exercise == "threshold":
+        print(
+            "data = lesson07_threshold_data()\n"
+            f"choice = threshold_for_precision(data['val_scores'], data['val_target'], {LESSON07_MIN_PRECISION:g})\n"
+            "test = operating_point(data['test_scores'], data['test_target'], choice.threshold)\n"
+            f"# choice.threshold = {lesson07_threshold_answer():.4g}; report test.precision and test.recall"
+        )
+    elif exercise == "checklist":
+        print(
+            "outputs, targets, model = lesson07_checklist_case()\n"
+            "report = recall_zero_checklist(outputs, targets, model=model)\n"
+            f"report.first_failure   # {lesson07_checklist_answer()!r}"
+        )
+    else:
+        print("Choose one of: 'shift', 'threshold', 'checklist'.")
+
+
+def _solution_text(exercise: str) -> str:
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        show_lesson07_solution(exercise)
+    return "\n" + buffer.getvalue().rstrip()
+
+
+register("07.1", LESSON07_SHIFT_QUESTION, check_lesson07_shift, lambda: _solution_text("shift"), transfer=True)
+register("07.2", LESSON07_THRESHOLD_QUESTION, check_lesson07_threshold, lambda: _solution_text("threshold"), transfer=True)
+register("07.3", LESSON07_CHECKLIST_QUESTION, check_lesson07_checklist, lambda: _solution_text("checklist"), transfer=True)
+
+# The collection's one naming scheme (``check_lessonNN_K``, ``LESSONNN_K_QUESTION``) for the same exercises.
+LESSON07_1_QUESTION, check_lesson07_1 = LESSON07_SHIFT_QUESTION, check_lesson07_shift
+LESSON07_2_QUESTION, check_lesson07_2 = LESSON07_THRESHOLD_QUESTION, check_lesson07_threshold
+LESSON07_3_QUESTION, check_lesson07_3 = LESSON07_CHECKLIST_QUESTION, check_lesson07_checklist

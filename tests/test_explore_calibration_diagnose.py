@@ -1,0 +1,230 @@
+"""CalibrationExplorer, the recall-is-0 checklist (diagnose) and lesson 07's exercise checks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bceweights.lessons.calibration import operating_point, probability_metrics
+from bceweights.lessons.diagnose import CHECK_NAMES, output_bias, recall_zero_checklist
+from bceweights.lessons.exercises import (
+    check_lesson07_checklist,
+    check_lesson07_shift,
+    check_lesson07_threshold,
+    show_lesson07_solution,
+)
+from bceweights.lessons.exercises.lesson07 import lesson07_shift_answer, lesson07_threshold_answer, lesson07_threshold_data
+from bceweights.lessons.explore import explorer_classes
+from bceweights.lessons.explore.calibration import CalibrationExplorer
+from bceweights.lessons.model import TinyUNet
+from bceweights.lessons.rare_class import TinyMLP
+
+
+def _scorers(n: int = 6000, seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(-3.5, 1.5, n)
+    target = rng.random(n) < 1 / (1 + np.exp(-logits))  # calibrated by construction
+    return {"calibrated": logits, "shifted": logits + 3.0, "sharp": 3 * logits}, target
+
+
+# --------------------------------------------------------------------------------------------------
+# CalibrationExplorer
+
+
+def test_calibration_explorer_is_discovered():
+    assert "CalibrationExplorer" in {cls.__name__ for cls in explorer_classes()}
+
+
+@pytest.mark.parametrize("method", ["calibrated", "shifted", "sharp"])
+@pytest.mark.parametrize("threshold", [0.01, 0.2, 0.5, 0.99])
+def test_readouts_are_the_counts_and_metrics_of_the_chosen_method(method, threshold):
+    logits, target = _scorers()
+    explorer = CalibrationExplorer(logits, target)
+    explorer.set(method=method, threshold=threshold)
+    p = 1 / (1 + np.exp(-logits[method]))
+    point = operating_point(p, target, threshold)
+    r = explorer.readouts
+    assert (r["tp"], r["fp"], r["fn"], r["tn"]) == (point.tp, point.fp, point.fn, point.tn)
+    assert r["precision"] == pytest.approx(point.precision) and r["recall"] == pytest.approx(point.recall)
+    metrics = probability_metrics(logits[method], target)
+    for key in ("auroc", "auprc", "brier", "ece", "slope", "intercept"):
+        assert r[key] == pytest.approx(metrics[key])
+    assert list(explorer._point.get_xdata()) == pytest.approx([point.recall])
+    assert list(explorer._threshold_line.get_xdata()) == [threshold, threshold]
+
+
+def test_shifting_logits_keeps_the_ranking_readouts_and_changes_calibration():
+    logits, target = _scorers()
+    explorer = CalibrationExplorer(logits, target)
+    explorer.set(method="calibrated")
+    calibrated = dict(explorer.readouts)
+    explorer.set(method="shifted")
+    shifted = dict(explorer.readouts)
+    assert shifted["auroc"] == pytest.approx(calibrated["auroc"]) and shifted["auprc"] == pytest.approx(calibrated["auprc"])
+    assert shifted["brier"] > 2 * calibrated["brier"]
+    assert calibrated["slope"] == pytest.approx(1.0, abs=0.15) and shifted["intercept"] == pytest.approx(-3.0, abs=0.4)
+
+
+def test_moving_the_threshold_or_the_method_only_blits():
+    logits, target = _scorers()
+    explorer = CalibrationExplorer(logits, target)
+    explorer.render()
+    full = explorer.full_draw_count
+    for change in ({"threshold": 0.3}, {"method": "sharp"}, {"threshold": 0.9}):
+        explorer.set(**change)
+        explorer.render()
+    assert explorer.full_draw_count == full
+    x, y = explorer._pr_line.get_data()
+    assert np.all(np.diff(x) >= 0) and x[0] == 0.0 and x[-1] == 1.0
+    assert all(np.all(np.isfinite(values)) for _, values in explorer.plotted_arrays())
+
+
+def test_nothing_predicted_gives_a_note_and_finite_readouts():
+    logits, target = _scorers()
+    explorer = CalibrationExplorer({"low": logits["calibrated"] - 20}, target)
+    explorer.set(threshold=0.99)
+    assert explorer.readouts["tp"] + explorer.readouts["fp"] == 0
+    assert "Nothing is predicted positive" in " ".join(explorer.readout_notes(explorer.values, explorer.readouts))
+
+
+def test_calibration_explorer_refuses_bad_input():
+    logits, target = _scorers()
+    with pytest.raises(ValueError, match="empty"):
+        CalibrationExplorer({}, target)
+    with pytest.raises(ValueError, match="same samples"):
+        CalibrationExplorer({"a": logits["calibrated"][:10]}, target)
+    with pytest.raises(ValueError, match="NaN"):
+        CalibrationExplorer({"a": np.full(target.shape, np.nan)}, target)
+
+
+# --------------------------------------------------------------------------------------------------
+# The checklist
+
+
+def _overlap_case(n: int = 8000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated logits that never reach 0.5 but rank well (the overlapping case)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(-4.5, 1.2, n)
+    y = rng.random(n) < 1 / (1 + np.exp(-z))
+    return z, y
+
+
+def test_overlap_fails_posterior_and_threshold_checks_only(capsys):
+    z, y = _overlap_case()
+    q = y.mean()
+    model = TinyMLP(output_bias=math.log(q / (1 - q)))
+    report = recall_zero_checklist(z, y, model=model, losses=[0.2, 0.1, 0.08])
+    assert [c.name for c in report.checks] == list(CHECK_NAMES)
+    assert report.failures == ["posterior below 0.5", "evaluation threshold"]
+    assert "informative" in report.checks[1].detail
+    assert 0 < report.numbers["suggested_threshold"] < 0.5
+    printed = capsys.readouterr().out
+    assert printed.count("\n") == 4 and "[FAIL] evaluation threshold" in printed
+
+
+def test_collapsed_model_fails_bias_ranking_and_learning_rate():
+    y = np.r_[np.ones(20), np.zeros(980)] > 0.5
+    z = np.full(1000, -3.4)
+    report = recall_zero_checklist(z, y, model=TinyMLP(output_bias=0.0), losses=[5.0, 0.2, 0.1], verbose=False)
+    assert report.failures == ["bias init", "posterior below 0.5", "learning rate and warmup"]
+    assert report.first_failure == "bias init"
+    assert "collapsed" in report.checks[2].detail and "near chance" in report.checks[1].detail
+
+
+def test_probabilities_passed_as_logits_fail_the_threshold_check():
+    z, y = _overlap_case()
+    report = recall_zero_checklist(1 / (1 + np.exp(-z)), y, verbose=False)
+    assert report.checks[0].status == "skip"
+    assert report.first_failure == "evaluation threshold" and "probabilities" in report.checks[3].detail
+
+
+def test_rising_or_non_finite_losses_fail_the_learning_rate_check():
+    z, y = _overlap_case()
+    assert "rose" in recall_zero_checklist(z, y, losses=[0.1, 0.3], verbose=False).checks[2].detail
+    assert "NaN" in recall_zero_checklist(z, y, losses=[0.1, float("nan")], verbose=False).checks[2].detail
+    z_bad = z.copy()
+    z_bad[0] = np.inf
+    assert "NaN or infinite" in recall_zero_checklist(z_bad, y, verbose=False).checks[2].detail
+
+
+def test_a_healthy_model_passes_and_one_class_is_skipped():
+    rng = np.random.default_rng(1)
+    y = rng.random(4000) < 0.3
+    z = np.where(y, 2.0, -2.0) + rng.standard_normal(4000)
+    report = recall_zero_checklist(torch.tensor(z), torch.tensor(y), model=TinyMLP(output_bias=-0.85), losses=[0.6, 0.3], verbose=False)
+    assert report.first_failure is None
+    assert all(c.status == "skip" for c in recall_zero_checklist(z, np.zeros(4000), verbose=False).checks)
+    with pytest.raises(ValueError, match="pair up"):
+        recall_zero_checklist(z[:10], y, verbose=False)
+
+
+def test_output_bias_reads_the_last_single_output_layer():
+    assert output_bias(TinyMLP(output_bias=-2.5)) == pytest.approx(-2.5)
+    assert output_bias(TinyUNet(1, 1, output_bias=-1.5)) == pytest.approx(-1.5)
+    assert output_bias(TinyUNet(1, 3)) is None
+    assert output_bias(nn.Sequential(nn.ReLU())) is None
+
+
+# --------------------------------------------------------------------------------------------------
+# Lesson 07's exercises
+
+
+@pytest.mark.parametrize(
+    "answer, correct, phrase",
+    [
+        (None, False, "No answer yet"),
+        ("0.06", False, "Expected a number"),
+        (1.5, False, "not a probability"),
+        (1 / (1 + math.exp(-1.2)), False, "own probability"),
+        (1 / (1 + math.exp(-1.2 - math.log(49))), False, "wrong way"),
+        (0.3, False, "Not yet"),
+        (lesson07_shift_answer(), True, "Correct"),
+        (torch.tensor(0.0635), True, "Correct"),
+    ],
+)
+def test_check_lesson07_shift(answer, correct, phrase, capsys):
+    assert check_lesson07_shift(answer) is correct
+    assert phrase in capsys.readouterr().out
+
+
+def test_check_lesson07_threshold_accepts_any_threshold_with_the_same_validation_cut(capsys):
+    right = lesson07_threshold_answer()
+    data = lesson07_threshold_data()
+    scores = np.sort(data["val_scores"].numpy())
+    below = scores[np.searchsorted(scores, right) - 1]
+    assert check_lesson07_threshold(right) is True
+    assert check_lesson07_threshold((right + below) / 2) is True
+    assert check_lesson07_threshold(below / 2) is False
+    assert check_lesson07_threshold(0.999) is False
+    out = capsys.readouterr().out
+    assert out.count("Correct") == 2 and "Not yet" in out
+    assert check_lesson07_threshold(None) is False
+
+
+@pytest.mark.parametrize(
+    "answer, correct, phrase",
+    [
+        (None, False, "No answer yet"),
+        ("learning rate", False, "Expected one of"),
+        ("bias init", False, "passes"),
+        (2, False, "Not yet"),
+        ("Evaluation threshold", True, "Correct"),
+        (4, True, "Correct"),
+    ],
+)
+def test_check_lesson07_checklist(answer, correct, phrase, capsys):
+    assert check_lesson07_checklist(answer) is correct
+    assert phrase in capsys.readouterr().out
+
+
+def test_solutions_print_only_on_request(capsys):
+    for name in ("shift", "threshold", "checklist"):
+        show_lesson07_solution(name)
+    out = capsys.readouterr().out
+    assert "math.log(49)" in out and "threshold_for_precision" in out and "recall_zero_checklist" in out
+    show_lesson07_solution("other")
+    assert "Choose one of" in capsys.readouterr().out
