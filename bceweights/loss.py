@@ -21,21 +21,24 @@ Reductions:
 
 This module holds only the public functions and modules. Each call runs
 :func:`bceweights.prepared.prepare` (every argument check) and then
-:func:`bceweights.backend.compute_loss` (eager or fused); imports go that way only.
+:func:`bceweights.backend.compute_loss` (eager or fused), or with ``process_group=``
+:func:`bceweights.distributed.global_loss` (which calls it); imports go that way only.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from bceweights.backend import compute_loss
+from bceweights.distributed import global_loss
 from bceweights.prepared import Operand, Reduction, check_focal, check_reduction, prepare
 from bceweights.shapes import align, as_tensor_like, shape_str
 
 Backend = Literal["auto", "torch", "fused"]
+ProcessGroup = Any  # a torch.distributed.ProcessGroup (typed loosely: torch.distributed may be absent)
 
 
 def bce_with_logits(
@@ -50,6 +53,7 @@ def bce_with_logits(
     check_values: bool | None = None,
     label_smoothing: float = 0.0,
     backend: Backend = "auto",
+    process_group: ProcessGroup | None = None,
 ) -> Tensor:
     """Binary cross-entropy on logits, a drop-in for ``F.binary_cross_entropy_with_logits``.
 
@@ -80,6 +84,12 @@ def bce_with_logits(
             ``"auto"`` (fused from the third call of a shape signature with at least 65,536 elements, when
             it can run and nothing but the input needs a gradient; eager otherwise, silently). See
             :mod:`bceweights.fused`.
+        process_group: a ``torch.distributed`` group (e.g. ``dist.group.WORLD`` under DDP) over which
+            the denominator of ``"mean"`` and ``"weighted_mean"`` is all-reduced: each rank returns
+            ``local_sum * world_size / global_denominator``, so DDP's gradient averaging gives exactly
+            the gradient of the mean over the global batch (see :mod:`bceweights.distributed`; the
+            logged value of one rank is not the global mean). ``None``: the local mean, as PyTorch.
+            ``"sum"`` and ``"none"`` are unaffected.
 
     Returns:
         a scalar, or ``input``'s shape for ``reduction="none"``.
@@ -89,6 +99,8 @@ def bce_with_logits(
         ValueError: target shape differs from input's; bad values (when checked); unknown reduction.
     """
     prepared = prepare(input, target, weight, pos_weight, ignore, channel_dim, check_values, label_smoothing)
+    if process_group is not None:
+        return global_loss(prepared, reduction, process_group, backend=backend)
     return compute_loss(prepared, reduction, backend=backend)
 
 
@@ -106,6 +118,7 @@ def focal_bce_with_logits(
     check_values: bool | None = None,
     label_smoothing: float = 0.0,
     backend: Backend = "auto",
+    process_group: ProcessGroup | None = None,
 ) -> Tensor:
     """Sigmoid focal loss (Lin et al., 2017), with the shape rules of :func:`bce_with_logits`.
 
@@ -120,10 +133,12 @@ def focal_bce_with_logits(
     Args:
         gamma: focusing exponent ``>= 0``; larger values down-weight easy, well-classified elements.
         alpha: balance in ``[0, 1]`` for positives (torchvision's default is 0.25), or ``None``.
-        Other arguments (``backend`` included) and shapes: as :func:`bce_with_logits`.
+        Other arguments (``backend`` and ``process_group`` included) and shapes: as :func:`bce_with_logits`.
     """
     check_focal(gamma, alpha)  # before prepare: a wrong option is reported before a wrong operand
     prepared = prepare(input, target, weight, pos_weight, ignore, channel_dim, check_values, label_smoothing)
+    if process_group is not None:
+        return global_loss(prepared, reduction, process_group, gamma=gamma, alpha=alpha, backend=backend)
     return compute_loss(prepared, reduction, gamma=gamma, alpha=alpha, backend=backend)
 
 
@@ -142,7 +157,8 @@ class BCEWithLogits(nn.Module):
 
     Args:
         weight, pos_weight: as :func:`bce_with_logits`; stored as buffers (they follow ``.to(device)``).
-        reduction, channel_dim, check_values, label_smoothing, backend: as :func:`bce_with_logits`.
+        reduction, channel_dim, check_values, label_smoothing, backend, process_group: as
+            :func:`bce_with_logits` (the group is kept as a plain attribute, not a buffer).
 
     Shapes:
         ``forward(input (*), target (*), weight=None, ignore=None) -> ()`` or ``(*)`` for ``"none"``.
@@ -161,6 +177,7 @@ class BCEWithLogits(nn.Module):
         check_values: bool | None = None,
         label_smoothing: float = 0.0,
         backend: Backend = "auto",
+        process_group: ProcessGroup | None = None,
     ) -> None:
         super().__init__()
         check_reduction(reduction)
@@ -171,6 +188,7 @@ class BCEWithLogits(nn.Module):
         self.check_values = check_values
         self.label_smoothing = label_smoothing
         self.backend = backend
+        self.process_group = process_group
 
     def combined_weight(self, input: Tensor, weight: Operand) -> Operand:
         """The module's weight times this call's, each aligned with ``input`` first."""
@@ -193,6 +211,7 @@ class BCEWithLogits(nn.Module):
             check_values=self.check_values,
             label_smoothing=self.label_smoothing,
             backend=self.backend,
+            process_group=self.process_group,
         )
 
     def forward(
@@ -212,6 +231,8 @@ class BCEWithLogits(nn.Module):
             parts.append(f"label_smoothing={self.label_smoothing}")
         if self.backend != "auto":
             parts.append(f"backend={self.backend!r}")
+        if self.process_group is not None:
+            parts.append("process_group=<group>")
         for name in ("weight", "pos_weight"):
             value = getattr(self, name)
             if value is not None:
@@ -234,10 +255,11 @@ class FocalBCEWithLogits(BCEWithLogits):
         check_values: bool | None = None,
         label_smoothing: float = 0.0,
         backend: Backend = "auto",
+        process_group: ProcessGroup | None = None,
     ) -> None:
         super().__init__(
             weight, pos_weight, reduction=reduction, channel_dim=channel_dim, check_values=check_values,
-            label_smoothing=label_smoothing, backend=backend,
+            label_smoothing=label_smoothing, backend=backend, process_group=process_group,
         )
         self.gamma = gamma
         self.alpha = alpha
