@@ -1,0 +1,184 @@
+# %% [markdown]
+# # Lesson 10 · Beyond one process: DDP, mixed precision and `torch.compile`
+#
+# Questions answered: Q21, Q22
+#
+# **Goal.** After this lesson you know what a masked or weighted mean means when the batch is split
+# over several processes, why the per-rank mean that `DistributedDataParallel` gives you by default
+# is a different loss when the ranks keep different numbers of pixels, how `process_group=` makes the
+# mean global, how to count class weights over a data set that no process sees whole, and what to
+# expect from the loss under `torch.autocast` and `torch.compile`.
+#
+# **How to read it.** Predict before each reveal. Section 1 starts two real processes on this
+# machine (PyTorch's `gloo` backend on 127.0.0.1), as `torchrun --nproc-per-node 2` would; it takes a
+# few seconds. `examples/ddp_train.py` is the same thing as a full training script.
+
+# %%
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import bceweights as bw
+from bceweights.lessons import global_mean
+from bceweights.lessons.ranks import run_on_ranks
+
+torch.set_num_threads(1)
+torch.manual_seed(0)
+
+
+def sig4(value: float) -> str:
+    """A number with 4 significant digits, as every printed number in these lessons."""
+    return f"{value:.4g}"
+
+
+# %% [markdown]
+# ## 1 · Q21: a masked mean over two ranks
+#
+# Under DDP each process (*rank*) computes the loss on its own part of the batch, and DDP then
+# **averages the gradients** over the `W` ranks. With `reduction="mean"` and an ignore mask, each rank
+# divides its sum by *its own* number of kept pixels `k_r`. A kept pixel on rank `r` therefore enters
+# the averaged gradient with weight `1 / (W · k_r)`.
+#
+# The experiment: 2 ranks, each with 512 pixels of a two-parameter model
+# (`logits = images · scale + bias`). Rank 0 keeps only 64 of its pixels (the rest is void), rank 1
+# keeps 448. One process holding both halves would divide by all `64 + 448 = 512` kept pixels.
+#
+# **Predict.** With the per-rank mean, how much more does one kept pixel of rank 0 count than one of
+# rank 1? Is the averaged gradient the gradient of the single-process loss?
+
+# %%
+ranks = run_on_ranks(global_mean.rank_step, world_size=2)
+single = global_mean.single_process_step(world_size=2)
+
+world = len(ranks)
+kept = [r["kept"] for r in ranks]
+print("rank  kept pixels  logged loss: per-rank mean  with process_group")
+for r in ranks:
+    print(f"{r['rank']:>4}  {r['kept']:>11}  {sig4(r['loss_per_rank']):>26}  {sig4(r['loss_global']):>17}")
+print(f"mean of the logged values:      {sig4(sum(r['loss_per_rank'] for r in ranks) / world):>12}"
+      f"  {sig4(sum(r['loss_global'] for r in ranks) / world):>17}")
+print(f"one process over both shards:   {sig4(single['loss']):>12}   (kept pixels {single['kept']})")
+
+# %% [markdown]
+# **Reveal.** Under the per-rank mean a kept pixel of rank 0 has weight `1 / (2 · 64) = 1/128` in the
+# averaged gradient and one of rank 1 has `1 / (2 · 448) = 1/896`: **7 times** less say, for no reason
+# but where the sampler happened to put it. The loss DDP optimises is then the mean of the two ranks'
+# means, 0.4375, not the mean over all kept pixels, 0.4518.
+#
+# `process_group=dist.group.WORLD` all-reduces the denominator. Rank `r` returns
+# `local_sum_r · W / D`, with `D = Σ_r k_r` the global count (it carries no gradient). Then DDP's
+# average, `(1/W) Σ_r ∇(local_sum_r · W / D) = ∇(Σ_r local_sum_r) / D`, is exactly the gradient of the
+# single-process loss, and every kept pixel has weight `1/512`. Each rank's *logged* value is no
+# longer a mean of anything by itself (0.1046 and 0.799 above); the mean of the logged values over the
+# ranks is the global loss, 0.4518.
+
+# %%
+reference = single["gradient"]
+for name in ("per_rank", "global"):
+    gradient = ranks[0][f"gradient_{name}"]
+    error = float((gradient - reference).abs().max())
+    print(f"{name:<9} averaged gradient (d/dscale, d/dbias) = ({sig4(float(gradient[0]))}, {sig4(float(gradient[1]))})"
+          f"   equals one process's within 1e-12: {error < 1e-12}")
+print(f"one process               (d/dscale, d/dbias) = ({sig4(float(reference[0]))}, {sig4(float(reference[1]))})")
+per_rank_weight = [1 / (world * k) for k in kept]
+print(f"weight of one kept pixel, per-rank mean: rank 0 {sig4(per_rank_weight[0])}, rank 1 {sig4(per_rank_weight[1])}"
+      f" (ratio {sig4(per_rank_weight[0] / per_rank_weight[1])});  with process_group: {sig4(1 / sum(kept))} on both")
+
+# %% [markdown]
+# The per-rank gradient is off by about 14 % in `d/dscale` and 14 % in `d/dbias` here. With
+# `reduction="weighted_mean"` the same holds for the sum of the weights (each rank's kept weight is
+# all-reduced), and `"sum"` and `"none"` need no denominator and are unchanged.
+#
+# In a training script the only change is the keyword:
+#
+# ```python
+# dist.init_process_group("gloo")        # "nccl" on GPUs; torchrun sets rank and world size
+# model = DistributedDataParallel(model)
+# loss = bw.bce_with_logits(model(x), y, ignore=void, process_group=dist.group.WORLD)
+# loss.backward()                        # DDP averages; the result is the global-batch gradient
+# ```
+#
+# ### Class weights over every shard
+#
+# A `DistributedSampler` gives each rank a different part of the data set, so counting positives on
+# one rank gives that shard's `pos_weight`, and the ranks disagree. The builders take the same keyword
+# and sum their counts over the group: `bw.pos_weight_from_targets(loader, channel_dim=1,
+# process_group=group)`, `bw.count_positives(...)` and `bw.median_frequency_weights(...)` return on
+# every rank what one process returns on the union of the shards. `examples/ddp_train.py` does both
+# and checks its first step against one process; `tests/test_distributed.py` checks every reduction.
+
+# %% [markdown]
+# ## 2 · Q22: mixed precision
+#
+# Under `torch.autocast`, PyTorch runs `binary_cross_entropy_with_logits` in **float32** whatever the
+# autocast dtype: a loss summed over many elements in bfloat16 (8 bits of mantissa) would lose most of
+# its digits. `bw.bce_with_logits` follows the same rule.
+#
+# **Predict.** In a bfloat16 autocast region, with bfloat16 logits from a layer, what dtype does the
+# loss have, and how far is it from PyTorch's?
+
+# %%
+g = torch.Generator().manual_seed(0)
+layer = nn.Conv2d(1, 3, 3, padding=1)
+images = torch.randn(4, 1, 16, 16, generator=g)
+masks = (torch.rand(4, 3, 16, 16, generator=g) < 0.2).float()
+pos_weight = torch.tensor([4.0, 9.0, 1.5]).view(3, 1, 1)
+with torch.autocast("cpu", dtype=torch.bfloat16):
+    logits = layer(images)
+    ours = bw.bce_with_logits(logits, masks, pos_weight=pos_weight)
+    theirs = F.binary_cross_entropy_with_logits(logits, masks, pos_weight=pos_weight)
+print("logits dtype:", logits.dtype, "| loss dtype: bceweights", ours.dtype, ", PyTorch", theirs.dtype)
+print("relative difference:", sig4(float((ours - theirs).abs() / theirs.abs())), "| below 1e-6:", bool((ours - theirs).abs() <= 1e-6 * theirs.abs()))
+
+# %% [markdown]
+# **Reveal.** Both are float32 and agree to float32 rounding. The logits are bfloat16 (the convolution
+# ran in bfloat16), but the loss reads them into float32 before computing. With float16 on a GPU
+# (`torch.autocast("cuda", dtype=torch.float16)`) the same rule holds; use a `GradScaler` there, as
+# for any float16 training, since small gradients underflow in float16.
+
+# %% [markdown]
+# ## 3 · Q22: `torch.compile`
+#
+# `torch.compile` traces a function into a graph. The loss is ordinary tensor code and traces
+# completely, with one exception: **value checks** (targets in `[0, 1]`, weights finite and `>= 0`)
+# read tensor values to decide whether to raise, and a Python `if` on a tensor's value cannot be put
+# in a graph. Without `fullgraph=True` that only splits the graph (the checks still run); with
+# `fullgraph=True`, pass `check_values=False` or wrap the step in `with bw.value_checks(False):`.
+#
+# The cell below compiles the forward pass and loss of a training step with `fullgraph=True` and
+# compares loss and gradients with eager PyTorch. (`backend="aot_eager"` captures the forward and
+# backward graphs as `fullgraph=True` requires, without generating C++ code, so it takes a second;
+# the default `"inductor"` backend would also compile them to machine code.)
+
+# %%
+def forward_loss(model, images, masks):
+    return bw.bce_with_logits(model(images), masks, pos_weight=pos_weight, check_values=False)
+
+
+def step(loss_fn):
+    torch.manual_seed(0)
+    model = nn.Conv2d(1, 3, 3, padding=1)
+    loss = loss_fn(model, images, masks)
+    loss.backward()
+    return float(loss.detach()), torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+eager_loss, eager_gradient = step(forward_loss)
+compiled_loss, compiled_gradient = step(torch.compile(forward_loss, fullgraph=True, backend="aot_eager"))
+print("loss eager", sig4(eager_loss), "| compiled", sig4(compiled_loss))
+print("same loss and gradients (float32 rounding):",
+      abs(eager_loss - compiled_loss) <= 1e-6 * abs(eager_loss)
+      and torch.allclose(eager_gradient, compiled_gradient, rtol=1e-5, atol=1e-7))
+
+# %% [markdown]
+# ## Summary
+#
+# * Under DDP, `reduction="mean"` with an ignore mask (or `"weighted_mean"`) is a **per-rank** mean:
+#   a kept pixel counts `1 / (W · k_r)`, so ranks with few kept pixels get more say. Here one pixel of
+#   rank 0 counted 7 times as much as one of rank 1, and the gradient was 14 % off.
+# * `process_group=group` divides by the global count: each rank returns `local_sum · W / D`, DDP's
+#   average is then the single-process gradient, and the mean of the logged values is the global loss.
+# * The builders (`count_positives`, `pos_weight_from_targets`, `median_frequency_weights`) take
+#   `process_group=` too and return the whole data set's weights on every rank.
+# * Under `torch.autocast` the loss runs in float32, as PyTorch's; under `torch.compile(fullgraph=True)`
+#   pass `check_values=False` (value checks need Python `if`s on tensor values).
