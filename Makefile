@@ -3,7 +3,7 @@
 #   make lab         create/update .venv, then JupyterLab on notebooks/ (opens 00_start_here)
 #   make test        create/update .venv, then unit, property and browser tests, then strict nbval
 #                    twice: natively and with the CPU's vector paths capped (nbval-capped)
-#   make notebooks   re-execute every notebooks/NN_*.py and store the outputs in NN_*.ipynb
+#   make notebooks   re-execute every notebooks/sources/NN_*.py and store the outputs in notebooks/NN_*.ipynb
 #   make screenshots regenerate docs/screenshots/ (each lesson's explorers in JupyterLab; needs chromium)
 #   make lock        rebuild requirements/constraints.txt from a fresh install
 #   make clean       remove caches and checkpoints; make distclean also removes .venv
@@ -52,7 +52,7 @@ NOTEBOOK_ENV := env -u MPLBACKEND \
 CAPPED_CPU_ENV := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2
 
 NBVAL_SANITIZE := tests/nbval_sanitize.cfg
-# Extra arguments: make test PYTEST_ARGS=-x, make notebooks NB=notebooks/01_weight_vs_pos_weight.py,
+# Extra arguments: make test PYTEST_ARGS=-x, make notebooks NB=notebooks/sources/01_weight_vs_pos_weight.py,
 # make lab LAB_ARGS="--port 8890".
 PYTEST_ARGS ?=
 NB ?=

@@ -127,7 +127,7 @@ def _intended_readings(shape: Shape, input_shape: Shape) -> list[tuple[str, Shap
         return readings
     names = dim_names(nd)
     if shape == tuple(input_shape[:k]):
-        what = {1: "one value per sample (N,)", 2: "one value per sample and channel (N, C), as .repeat(N, 1) makes"}
+        what = {1: "one value per sample (N,)", 2: "one value per sample and channel (N, C), as .repeat(N, 1) makes (if its rows are copies, drop .repeat)"}
         desc = what.get(k, f"values along the leading dimensions ({', '.join(names[:k])})")
         readings.append((desc, shape + (1,) * (nd - k)))
     if k == 1 and shape[0] == input_shape[1]:
@@ -225,6 +225,11 @@ def line_up(
             code = _view_code(name, _trailing_strip(full))
             if desc.startswith("a mask"):
                 fixes.append(f"{name}={name}.unsqueeze(1)   # (N, 1, ...): shared by every channel, no copy")
+            elif ".repeat(N, 1)" in desc:
+                # Rows made by .repeat are copies: one row per channel fits every batch size.
+                per_channel = _view_code(f"{name}[0]", (full[1],) + (1,) * (nd - 2))
+                fixes.append(f"{name}={per_channel}   # drop .repeat(N, 1): one value per channel, any batch size")
+                fixes.append(f"{name}={code}   # only if the values really differ per sample (this batch size only)")
             else:
                 fixes.append(f"{name}={code}   # varies along {', '.join(n for n, a in zip(names, full) if a != 1)}")
             if desc.startswith("one value per channel"):

@@ -1,6 +1,7 @@
 """Notebook pipeline: paired sources agree with the notebooks, and stored outputs are complete.
 
-Every ``notebooks/*.ipynb`` is paired with a jupytext ``py:percent`` twin (``notebooks/jupytext.toml``).
+Every ``notebooks/*.ipynb`` is paired with a jupytext ``py:percent`` twin in ``notebooks/sources/``
+(``notebooks/jupytext.toml``: ``ipynb,sources//py:percent``, so JupyterLab lists each lesson once).
 The ``.py`` is the reviewed source; ``make notebooks`` rebuilds and executes the ``.ipynb`` from it.
 These tests fail when the two disagree (a cell edited, added, removed, retagged on one side only),
 when a notebook was not executed top to bottom, or when its figures need a kernel to be seen.
@@ -15,13 +16,17 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+from jupytext.config import load_jupytext_config
+from jupytext.paired_paths import paired_paths
 from nbconvert import HTMLExporter
+
+from tools.run_notebooks import SOURCES_DIR, notebook_path_for, resolve_sources
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 TEXT_FORMAT = "py:percent"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
-SOURCES = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py"))
+SOURCES = sorted(SOURCES_DIR.glob("[0-9][0-9]_*.py"))
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
@@ -51,11 +56,16 @@ def pairing_differences(ipynb_path: Path, py_path: Path) -> list[str]:
     return differences
 
 
+def source_path_for(ipynb_path: Path) -> Path:
+    """``notebooks/NN_name.ipynb`` -> ``notebooks/sources/NN_name.py``."""
+    return SOURCES_DIR / f"{ipynb_path.stem}.py"
+
+
 def out_of_sync_message(ipynb_path: Path, differences: list[str]) -> str:
-    source = ipynb_path.with_suffix(".py").name
+    source = source_path_for(ipynb_path).name
     return (
-        f"{ipynb_path.name} and {source} are out of sync:\n" + "\n".join(differences) + "\n"
-        f"If {source} is right: make notebooks NB=notebooks/{source}\n"
+        f"{ipynb_path.name} and sources/{source} are out of sync:\n" + "\n".join(differences) + "\n"
+        f"If sources/{source} is right: make notebooks NB=notebooks/sources/{source}\n"
         f"If the notebook is right (edited in JupyterLab without jupytext): "
         f".venv/bin/jupytext --sync notebooks/{ipynb_path.name}"
     )
@@ -63,17 +73,32 @@ def out_of_sync_message(ipynb_path: Path, differences: list[str]) -> str:
 
 @pytest.mark.parametrize("ipynb_path", NOTEBOOKS, ids=lambda path: path.name)
 def test_notebook_has_a_py_percent_twin_with_the_same_cells(ipynb_path):
-    py_path = ipynb_path.with_suffix(".py")
-    assert py_path.is_file(), f"{ipynb_path.name} has no paired source {py_path.name}; create it with: .venv/bin/jupytext --set-formats ipynb,py:percent notebooks/{ipynb_path.name}"
+    py_path = source_path_for(ipynb_path)
+    assert py_path.is_file(), f"{ipynb_path.name} has no paired source sources/{py_path.name}; create it with: .venv/bin/jupytext --sync notebooks/{ipynb_path.name}"
     differences = pairing_differences(ipynb_path, py_path)
     assert not differences, out_of_sync_message(ipynb_path, differences)
 
 
 @pytest.mark.parametrize("py_path", SOURCES, ids=lambda path: path.name)
 def test_source_has_its_executed_notebook(py_path):
-    assert py_path.with_suffix(".ipynb").is_file(), (
-        f"{py_path.name} has no notebook; build and execute it with: make notebooks NB=notebooks/{py_path.name}"
+    assert notebook_path_for(py_path).is_file(), (
+        f"sources/{py_path.name} has no notebook; build and execute it with: make notebooks NB=notebooks/sources/{py_path.name}"
     )
+
+
+def test_no_source_is_left_beside_the_notebooks():
+    """The file browser of `make lab` lists each lesson once: no NN_*.py next to the notebooks."""
+    strays = sorted(path.name for path in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py"))
+    assert not strays, f"{strays} sit in notebooks/; lesson sources belong in notebooks/sources/ (git mv them there)"
+
+
+@pytest.mark.parametrize("ipynb_path", NOTEBOOKS, ids=lambda path: path.name)
+def test_jupytext_config_pairs_the_notebook_with_its_source(ipynb_path):
+    """What JupyterLab's jupytext pairing does (notebooks/jupytext.toml) and what make notebooks does agree."""
+    formats = load_jupytext_config(str(ipynb_path)).default_formats(str(ipynb_path))
+    paired = [Path(path) for path, _ in paired_paths(str(ipynb_path), "ipynb", formats)]
+    assert paired == [ipynb_path, source_path_for(ipynb_path)], f"jupytext pairs {ipynb_path.name} with {paired}"
+    assert resolve_sources([str(ipynb_path)]) == [source_path_for(ipynb_path).resolve()]
 
 
 @pytest.mark.parametrize("ipynb_path", NOTEBOOKS, ids=lambda path: path.name)
@@ -82,7 +107,7 @@ def test_notebook_was_executed_top_to_bottom(ipynb_path):
     counts = [cell.get("execution_count") for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip()]
     assert counts == list(range(1, len(counts) + 1)), (
         f"{ipynb_path.name} execution counts are {counts}, expected 1..{len(counts)} in order: "
-        f"regenerate it with make notebooks NB=notebooks/{ipynb_path.with_suffix('.py').name}"
+        f"regenerate it with make notebooks NB=notebooks/sources/{source_path_for(ipynb_path).name}"
     )
     errors = [
         output.get("ename")

@@ -5,7 +5,12 @@ browser tests build the same command with ``lab_command(port=...)``.
 
 - bound to 127.0.0.1 only, token authentication left on (JupyterLab prints the URL with the token);
 - ``--allow-root`` only when running as root;
-- ``--no-browser`` when no display is available (Linux without $DISPLAY or $WAYLAND_DISPLAY).
+- ``--no-browser`` when no display is available (Linux without $DISPLAY or $WAYLAND_DISPLAY);
+- no "Would you like to get notified about official Jupyter news?" toast over the first lesson, and no
+  update check: ``tools/jupyter_config/labconfig/default_setting_overrides.json`` sets the defaults of
+  ``@jupyterlab/apputils-extension:notification`` to ``fetchNews: "false"`` and
+  ``checkForUpdates: false`` (found through ``JUPYTER_CONFIG_PATH``; a learner's own choice in
+  Settings still wins, and nothing is written anywhere).
 
 Usage::
 
@@ -24,6 +29,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 LANDING_NOTEBOOK = "00_start_here.ipynb"
 LOCALHOST = "127.0.0.1"
+# Extra Jupyter configuration directory: its labconfig/default_setting_overrides.json changes the
+# default values of JupyterLab settings for this server only.
+JUPYTER_CONFIG_EXTRA = Path(__file__).resolve().parent / "jupyter_config"
 
 
 def display_available() -> bool:
@@ -83,11 +91,15 @@ def kernel_environment() -> dict[str, str]:
     A ``python3`` kernel spec of the user's own (``~/.local/share/jupyter/kernels``) would otherwise
     win over the project's; ``.venv/share/jupyter`` first on ``JUPYTER_PATH`` makes the lessons run
     in the environment ``make lab`` built (its spec says ``python``, which Jupyter resolves to the
-    server's own interpreter).
+    server's own interpreter). ``JUPYTER_CONFIG_EXTRA`` joins ``JUPYTER_CONFIG_PATH`` for the
+    settings defaults it holds (no news toast, no update check).
     """
     env = dict(os.environ)
     own = str(Path(sys.prefix) / "share" / "jupyter")
     env["JUPYTER_PATH"] = os.pathsep.join(p for p in (own, env.get("JUPYTER_PATH", "")) if p)
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+        p for p in (str(JUPYTER_CONFIG_EXTRA), env.get("JUPYTER_CONFIG_PATH", "")) if p
+    )
     return env
 
 

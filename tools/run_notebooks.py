@@ -1,6 +1,7 @@
 """Regenerate the stored outputs of the lesson notebooks.
 
-For every ``notebooks/NN_*.py`` (jupytext ``py:percent``, the reviewed source):
+For every ``notebooks/sources/NN_*.py`` (jupytext ``py:percent``, the reviewed source; the pairing
+``ipynb,sources//py:percent`` is set in ``notebooks/jupytext.toml``):
 
 1. build the notebook from the ``.py`` file: cell types, sources and metadata come from the
    ``.py``; cell ids are taken over from the existing ``.ipynb`` where a cell is unchanged, and
@@ -8,25 +9,30 @@ For every ``notebooks/NN_*.py`` (jupytext ``py:percent``, the reviewed source):
 2. execute it top to bottom with nbclient in a kernel running this interpreter (the same kernel
    spec ``pytest --nbval --nbval-current-env`` starts), with the working directory set to
    ``notebooks/``;
-3. drop volatile metadata (execution timing) and renumber widget model ids deterministically,
-   so that a second run writes the same file;
-4. write ``NN_*.ipynb`` next to the source.
+3. drop volatile metadata (execution timing), store progress bars in their final state without
+   timings, and renumber widget model ids deterministically, so that a second run writes the same
+   file;
+4. write ``notebooks/NN_*.ipynb``, one folder above the source.
 
 Run it through ``make notebooks``: the Makefile gives the kernel the same environment variables
 as ``make test`` (``NOTEBOOK_ENV``), which is what makes stored outputs and strict nbval agree.
 
 Usage::
 
-    python tools/run_notebooks.py                       # every notebooks/NN_*.py
-    python tools/run_notebooks.py notebooks/01_*.py     # some of them (.py or .ipynb paths)
+    python tools/run_notebooks.py                               # every notebooks/sources/NN_*.py
+    python tools/run_notebooks.py notebooks/sources/01_*.py     # some of them
+    python tools/run_notebooks.py notebooks/01_weight_vs_pos_weight.ipynb 04_class_imbalance
+                                                # .ipynb paths and bare names work too
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import html
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -43,6 +49,8 @@ from nbclient.exceptions import CellExecutionError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+# The py:percent twins, paired by notebooks/jupytext.toml (formats = "ipynb,sources//py:percent").
+SOURCES_DIR = NOTEBOOKS_DIR / "sources"
 SOURCE_PATTERN = "[0-9][0-9]_*.py"
 TEXT_FORMAT = "py:percent"
 
@@ -61,6 +69,8 @@ DEFAULT_KERNELSPEC = {
 KEPT_NOTEBOOK_METADATA = ("kernelspec", "language_info", "widgets")
 WIDGET_STATE_KEY = "application/vnd.jupyter.widget-state+json"
 WIDGET_VIEW_KEY = "application/vnd.jupyter.widget-view+json"
+# Characters of a finalised tqdm bar in the stored text (tqdm's own default width for notebooks' text).
+PROGRESS_BAR_WIDTH = 10
 # Namespace for the deterministic widget model ids written into stored notebooks.
 MODEL_ID_NAMESPACE = uuid.UUID("6b3c1d52-52f4-4d6e-9a55-2f8c0f1e7a10")
 
@@ -148,6 +158,61 @@ def renumber_widget_ids(notebook: nbformat.NotebookNode, seed: str) -> nbformat.
     return nbformat.from_dict(json.loads(text))
 
 
+def _progress_bar_parts(state: dict, model_id: str) -> tuple[dict, dict, dict] | None:
+    """The (label, bar, counter) widget models of a tqdm.notebook bar, or None for any other widget.
+
+    tqdm draws a notebook bar as an HBox of HTML (label and percentage), FloatProgress and HTML
+    (``n/total [elapsed<remaining, rate, postfix]``).
+    """
+    box = state.get(model_id)
+    if box is None or box.get("model_name") != "HBoxModel":
+        return None
+    children = [state.get(child.removeprefix("IPY_MODEL_")) for child in box["state"].get("children", [])]
+    names = [child.get("model_name") if child else None for child in children]
+    if names != ["HTMLModel", "FloatProgressModel", "HTMLModel"]:
+        return None
+    return children[0], children[1], children[2]
+
+
+def _without_timing(counter: str) -> str:
+    """``' 8/8 [00:00<00:00, 863.67it/s, loss=0.1]'`` -> ``' 8/8 [loss=0.1]'`` (or ``' 8/8'``)."""
+    match = re.fullmatch(r"(?P<count>.*?)\s*\[(?P<inside>.*)\]\s*", counter)
+    if not match:
+        return counter.rstrip()
+    items = [item.strip() for item in match["inside"].split(",")]
+    postfix = [item for item in items[2:] if item]  # items[0]: elapsed<remaining, items[1]: rate
+    return match["count"] + (f" [{', '.join(postfix)}]" if postfix else "")
+
+
+def finalise_progress_bars(notebook: nbformat.NotebookNode) -> None:
+    """Store every tqdm bar in its final state, without timings.
+
+    The text a static page shows for a widget (``text/plain``) is the bar as it was *displayed*, at
+    0 % ("0%| | 0/8"), which reads as stuck; the saved widget state holds the final bar. Both are
+    rewritten to the final bar with the elapsed time and rate dropped (they differ on every run and
+    every machine), so a static page reads e.g. ``plain BCE: 100%|██████████| 10/10 [loss=0.0715]``
+    and a second run writes the same file.
+    """
+    state = notebook.metadata.get("widgets", {}).get(WIDGET_STATE_KEY, {}).get("state", {})
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            view = data.get(WIDGET_VIEW_KEY)
+            parts = _progress_bar_parts(state, view["model_id"]) if view else None
+            if parts is None:
+                continue
+            label, bar, counter = (part["state"] for part in parts)
+            counter["value"] = html.escape(_without_timing(html.unescape(counter.get("value", ""))), quote=False)
+            total = float(bar.get("max") or 0)
+            done = min(max(float(bar.get("value") or 0) / total, 0.0), 1.0) if total else 0.0
+            filled = round(done * PROGRESS_BAR_WIDTH)
+            text = (
+                html.unescape(label.get("value", "")) + "|" + "\u2588" * filled + " " * (PROGRESS_BAR_WIDTH - filled) + "|"
+                + html.unescape(counter["value"])
+            )
+            data["text/plain"] = text.replace("\u2007", " ")
+
+
 def strip_volatile_metadata(notebook: nbformat.NotebookNode) -> None:
     """Drop metadata that changes on every run without the outputs changing."""
     for cell in notebook.cells:
@@ -200,14 +265,21 @@ def execute_notebook(notebook: nbformat.NotebookNode, working_dir: Path) -> nbfo
     return client.execute(stderr=subprocess.DEVNULL)
 
 
+def notebook_path_for(source_path: Path) -> Path:
+    """``notebooks/sources/NN_name.py`` -> ``notebooks/NN_name.ipynb`` (the prefix pairing)."""
+    return source_path.parent.parent / f"{source_path.stem}.ipynb"
+
+
 def regenerate(source_path: Path) -> float:
     """Rebuild, execute and save the notebook paired with ``source_path``; return seconds taken."""
-    ipynb_path = source_path.with_suffix(".ipynb")
+    ipynb_path = notebook_path_for(source_path)
     started = time.perf_counter()
     notebook = notebook_from_source(source_path, ipynb_path)
-    notebook = execute_notebook(notebook, source_path.parent)
+    # Run in the notebook's folder (notebooks/), where JupyterLab runs it too.
+    notebook = execute_notebook(notebook, ipynb_path.parent)
     strip_volatile_metadata(notebook)
     merge_stream_outputs(notebook)
+    finalise_progress_bars(notebook)
     notebook = renumber_widget_ids(notebook, seed=source_path.stem)
     nbformat.validate(notebook)
     text = nbformat.writes(notebook, version=4)
@@ -216,19 +288,22 @@ def regenerate(source_path: Path) -> float:
 
 
 def resolve_sources(arguments: list[str]) -> list[Path]:
-    """Map command-line paths (``.py``, ``.ipynb`` or stems) to existing ``.py`` sources."""
+    """Map command-line paths (``.py``, ``.ipynb`` or stems) to existing ``sources/*.py`` files.
+
+    Whatever folder an argument names, the source is ``notebooks/sources/<stem>.py``: so
+    ``notebooks/04_class_imbalance.ipynb``, ``04_class_imbalance`` and the old
+    ``notebooks/04_class_imbalance.py`` all mean ``notebooks/sources/04_class_imbalance.py``.
+    """
     if not arguments:
-        return sorted(NOTEBOOKS_DIR.glob(SOURCE_PATTERN))
+        return sorted(SOURCES_DIR.glob(SOURCE_PATTERN))
     sources = []
     for argument in arguments:
         path = Path(argument)
-        if path.suffix in (".ipynb", ""):
-            path = path.with_suffix(".py")
-        if not path.is_absolute() and not path.exists():
-            path = NOTEBOOKS_DIR / path.name
+        if not (path.suffix == ".py" and path.is_file() and path.resolve().parent == SOURCES_DIR.resolve()):
+            path = SOURCES_DIR / f"{Path(path.name).stem if path.suffix in ('.py', '.ipynb') else path.name}.py"
         if not path.is_file():
             raise SystemExit(f"run_notebooks: no jupytext source {path} for {argument!r}; "
-                             f"expected notebooks/NN_name.py (py:percent).")
+                             f"expected notebooks/sources/NN_name.py (py:percent).")
         sources.append(path.resolve())
     return sources
 
@@ -244,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sources = resolve_sources(args.notebooks)
     if not sources:
-        print(f"run_notebooks: no notebooks/{SOURCE_PATTERN} to run")
+        print(f"run_notebooks: no notebooks/sources/{SOURCE_PATTERN} to run")
         return 0
 
     total = 0.0

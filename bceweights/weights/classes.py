@@ -98,8 +98,10 @@ def median_frequency_weights(
     ``freq[c] = (pixels of class c) / (total pixels of the images in which c appears)``: an image
     where class ``c`` is absent adds nothing to its denominator, so a class that is rare because it
     appears in few images is not penalised twice. The median is the true median (the mean of the
-    two middle values for an even number of classes). The class with the median frequency gets 1,
-    rarer classes more, commoner classes less.
+    two middle values for an even number of classes). A class whose frequency equals the median gets
+    exactly 1, rarer classes more, commoner classes less. With an odd number of classes that is the
+    middle class; with an even number the median lies between the two middle frequencies, so no class
+    need get 1 (the two middle classes get ``w_a < 1 < w_b`` with ``1/w_a + 1/w_b = 2``).
 
     Two forms of ``targets`` (one tensor or an iterable of batches, as in :func:`count_positives`;
     tuple/list batches are ``(inputs, ..., targets)`` and the last element is used; an "image" is one

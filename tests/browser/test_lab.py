@@ -114,7 +114,7 @@ def test_notebook_runs_and_explorers_respond(
         assert not errors_after_moves, f"{page.name} shows error output after moving the explorers' controls:\n" + "\n".join(errors_after_moves)
 
     # Only this lesson's pair and new files: other lessons may be regenerated meanwhile.
-    own_files = {notebook.name, notebook.with_suffix(".py").name}
+    own_files = {notebook.name, f"sources/{notebook.stem}.py"}
     changes = [
         change
         for change in snapshot_changes(files_before, directory_snapshot(NOTEBOOKS_DIR))

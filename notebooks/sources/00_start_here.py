@@ -8,14 +8,64 @@
 # cell and drag the sliders to see whether you were right. Numbers printed under the plots are checked by
 # the test suite, so what you read is what the code does today.
 #
-# | lesson | what it answers |
+# **Before you start.** You need Python and a little PyTorch: making tensors, reading their shapes,
+# calling a loss and `.backward()`. You should know that a *logit* $x$ is turned into a probability by
+# the sigmoid $\sigma(x) = 1/(1 + e^{-x})$, and what a derivative is (the lessons read gradients off
+# plots; no calculus beyond that). Broadcasting is taught in lesson 02. A laptop CPU is enough: no
+# lesson needs a GPU, and the largest training run takes under a minute.
+#
+# | lesson | what it answers | questions | time |
+# |---|---|---|---|
+# | [01 · weight vs pos_weight](01_weight_vs_pos_weight.ipynb) | the formula term by term; what each argument scales in the loss and the gradient; `pos_weight=10` errors; why per-sample weights passed as `pos_weight` do not raise recall; the optimum that `pos_weight` shifts | Q4, Q13, Q14 | 35 min |
+# | [02 · masks and broadcasting](02_masks_and_broadcasting.ipynb) | a `(N, H, W)` mask on `(N, C, H, W)` predictions; `expand` vs `repeat`; `target * mask` is not weighting; per-channel weights and masks; why `pos_weight.repeat(B, 1)` crashes | Q1, Q2, Q3, Q8 | 35 min |
+# | [03 · flattening and reduction](03_flattening_and_reduction.ipynb) | batch, channel and pixel are all the same to the loss; what `mean` divides by; weights per call; why logits beat `sigmoid` + `BCELoss` | Q5, Q10, Q12, Q16 | 30 min |
+# | [04 · class imbalance](04_class_imbalance.ipynb) | class weights from counts and datasets; a channel that is never learned; about 1/95 foreground in a volume; thresholds vs `pos_weight`; why recall is 0 | Q6, Q8, Q9, Q15 | 50 min |
+# | [05 · multi-label vs multi-class](05_multilabel_vs_multiclass.ipynb) | sigmoid + BCE or softmax + cross-entropy; one logit or two | Q7, Q11 | 25 min |
+# | [06 · beyond the basics](06_beyond_the_basics.ipynb) | ignore regions, focal loss, boundary weight maps, label smoothing | beyond the threads | 45 min |
+#
+# The times are for reading, predicting and running every cell once, with the exercise; this page takes
+# about 10 minutes.
+#
+# **The formula, once.** For one element with logit $x$, target $y \in [0, 1]$, `weight` $w$ and
+# `pos_weight` $p$, every lesson is about this line:
+#
+# $$
+# \ell(x, y) = -\,w\,\big[\, p\,y\,\log\sigma(x) + (1 - y)\,\log\big(1 - \sigma(x)\big) \big]
+# $$
+#
+# `weight` scales the whole element; `pos_weight` scales only the positive term. `reduction="mean"` then
+# averages $\ell$ over all elements (lesson 03 says what that divides by).
+#
+# **Which lesson answers which question.** The learners' questions Q1–Q24 are listed in
+# `QUESTIONS.md` beside the project. Q1–Q16 come from forum threads and are answered here; of Q17–Q24,
+# some are answered in part, and the rest come with later lessons:
+#
+# | question | where |
 # |---|---|
-# | [01 · weight vs pos_weight](01_weight_vs_pos_weight.ipynb) | the formula term by term; what each argument scales in the loss and the gradient; `pos_weight=10` errors; why per-sample weights passed as `pos_weight` do not raise recall; the optimum that `pos_weight` shifts (Q4, Q13, Q14) |
-# | [02 · masks and broadcasting](02_masks_and_broadcasting.ipynb) | a `(N, H, W)` mask on `(N, C, H, W)` predictions; `expand` vs `repeat`; `target * mask` is not weighting; per-channel weights and masks; why `pos_weight.repeat(B, 1)` crashes (Q1, Q2, Q3, Q8) |
-# | [03 · flattening and reduction](03_flattening_and_reduction.ipynb) | batch, channel and pixel are all the same to the loss; what `mean` divides by; weights per call; why logits beat `sigmoid` + `BCELoss` (Q5, Q10, Q12, Q16) |
-# | [04 · class imbalance](04_class_imbalance.ipynb) | class weights from counts and datasets; a channel that is never learned; 1/95 foreground in a volume; thresholds vs `pos_weight` (Q6, Q8, Q9, Q15) |
-# | [05 · multi-label vs multi-class](05_multilabel_vs_multiclass.ipynb) | sigmoid + BCE or softmax + cross-entropy; one logit or two (Q7, Q11) |
-# | [06 · beyond the basics](06_beyond_the_basics.ipynb) | ignore regions, focal loss, boundary weight maps, label smoothing |
+# | Q1 a `(N, H, W)` mask for `(N, C, H, W)`; `expand` vs `repeat` | 02 |
+# | Q2 `target * mask` is not weighting | 02 |
+# | Q3 a weight and a mask per channel | 02 |
+# | Q4 `weight` vs `pos_weight`: formula, curve, gradient, shapes | 01 |
+# | Q5 batch, channel, pixel; flattening | 03 |
+# | Q6 class weights from a dataset | 04 |
+# | Q7 multi-label or multi-class | 05 |
+# | Q8 a channel never learned; `.repeat(B, 1)` crashes | 02, 04 |
+# | Q9 a per-voxel weight for about 1/95 foreground | 04 |
+# | Q10 a weight per call | 03 |
+# | Q11 one logit with BCE or two with cross-entropy | 05 |
+# | Q12 logits vs `sigmoid` + `BCELoss` | 03 |
+# | Q13 `pos_weight=10` raises an error | 01 |
+# | Q14 per-sample values as `pos_weight` | 01 |
+# | Q15 precision vs recall; recall 0 after the first epoch | 04 |
+# | Q16 what `mean` divides by; the effective learning rate | 03 |
+# | Q17 calibrated probabilities after `pos_weight` | in part: 01 §7 undoes the shift; reliability diagrams and the Brier score are not yet covered |
+# | Q18 `pos_weight`, threshold, oversampling, focal, Dice; imbalance or overlap | in part: 04 (`pos_weight` vs threshold, ranking vs operating point), 05 (overlap), 06 (focal); resampling and Dice are not yet covered |
+# | Q19 choosing a threshold for a precision target, reporting on a test set | in part: 04 §4 (the threshold is chosen on validation data); the test-set protocol is not yet covered |
+# | Q20 recall 0: what to check, in which order | in part: 04 §5 (two causes, and how to tell them apart) |
+# | Q21 class weights and weighted means across processes (DDP) | not yet covered |
+# | Q22 mixed precision and `torch.compile` | in part: 03 §4 (float16 and `sigmoid` + `BCELoss`); `autocast` and `torch.compile` are not yet covered |
+# | Q23 auditing existing plain-PyTorch code | in part: `bw.explain` (this page, 02) checks shapes; the rest is not yet covered |
+# | Q24 every recipe in plain PyTorch | in part: each lesson sets PyTorch's own call beside `bceweights`'; a complete plain-PyTorch appendix is not yet written |
 
 # %% [markdown]
 # ## 1 · Check your environment
@@ -114,9 +164,10 @@ print(bw.explain(logits, target, weight=mask.unsqueeze(1), pos_weight=[6.0, 30.0
 # | a per-voxel map for 1/95 foreground | `weight=bw.rebalance_map(y, 95)` | same as `y` |
 # | focus on **hard** pixels | `bw.focal_bce_with_logits(x, y, gamma=2)` | — |
 #
-# Two mistakes that *run without error* in PyTorch and are refused here:
-# `target * mask` (that changes the labels, not the weights: lesson 02), and a 1-D `pos_weight` whose
-# length happens to equal the width (lesson 02).
+# Two mistakes that *run without error* in PyTorch. A 1-D `pos_weight` whose length happens to equal
+# the width is refused here (lesson 02). `target * mask` cannot be refused: a masked target is a valid
+# target, so no library can tell it from a real one. It changes the labels, not the weights, and lesson
+# 02 shows what that does to the gradient; write `weight=mask` instead.
 
 # %% [markdown]
 # Each row in action, on the same batch; every call prints one loss value:

@@ -44,9 +44,11 @@ def sig4(value: float) -> str:
 # `binary_cross_entropy_with_logits` computes
 #
 # $$
-# \ell(x, y) \;=\; -\,w\,\Big[\; p\,y\,\log\sigma(x) \;+\; (1-y)\,\log\big(1-\sigma(x)\big) \Big]
-# \;=\; w\,\Big[\; p\cdot \underbrace{y\,\mathrm{softplus}(-x)}_{\text{positive term}}
-# \;+\; \underbrace{(1-y)\,\mathrm{softplus}(x)}_{\text{negative term}} \Big]
+# \begin{aligned}
+# \ell(x, y) &= -\,w\,\Big[\, p\,y\,\log\sigma(x) + (1-y)\,\log\big(1-\sigma(x)\big) \Big] \\
+# &= w\,\Big[\, p\cdot \underbrace{y\,\mathrm{softplus}(-x)}_{\text{positive term}}
+# + \underbrace{(1-y)\,\mathrm{softplus}(x)}_{\text{negative term}} \Big]
+# \end{aligned}
 # $$
 #
 # | piece | what it punishes | alive when | multiplied by |
@@ -132,6 +134,9 @@ explorer.snapshot()
 explorer.set(pos_weight=1.0, weight=2.0)
 explorer.print_readouts("positive_scale", "negative_scale", "grad_y1", "grad_y0", "grad_y")
 
+# %%
+explorer.snapshot()
+
 # %% [markdown]
 # Every gradient doubled, for every target: `weight` scales the whole element. On the loss panel
 # the minimum of the green curve (the red star) stayed where it was. So:
@@ -177,6 +182,9 @@ explorer.snapshot()
 # %%
 explorer.set(y=1.0)
 explorer.print_readouts("optimal_logit", "optimal_probability")
+
+# %%
+explorer.snapshot()
 
 # %% [markdown]
 # `pos_weight` never changes where a lone positive wants to go; it changes how hard it pulls. The
@@ -440,16 +448,24 @@ png_image(figure)
 # **Reveal.** The dots sit on the curves: the trained model predicts $p\,q/(p\,q + 1 - q)$, not
 # $q$. Where half the inputs are positive, the $p = 16$ model says about $0.94$. The bias moved by
 # almost exactly $\log p$ (what is left is estimation noise on 20 000 samples), and subtracting
-# $\log p$ from the logit puts every model back on the diagonal. A model trained with `pos_weight`
-# is a *shifted* calibrated model: keep the shift in mind when you read its probabilities, or undo it.
+# $\log p$ from the logit puts every model back on the diagonal. Here a model trained with
+# `pos_weight` is a *shifted* calibrated model: keep the shift in mind when you read its
+# probabilities, or undo it.
+#
+# That holds because this model can represent the truth: the labels were drawn from a logistic
+# function of $x$, so the logistic fit is well specified, and a flexible enough network is in the same
+# position. A model too rigid to fit $q(x)$ is not calibrated to begin with, and `pos_weight` also
+# changes which of its errors it prefers; then subtracting $\log p$ gives an approximation, not the
+# unweighted model.
 #
 # ## 8 · Summary
 #
 # * Per element, $\ell = w\,[\,p\,y\,\mathrm{softplus}(-x) + (1-y)\,\mathrm{softplus}(x)\,]$.
 #   `weight` scales both terms (how much the element counts, and the gradient's size); `pos_weight`
 #   scales only the positive term (the balance between positives and negatives).
-# * `pos_weight` moves the optimal logit by $\log p$: probabilities become
-#   $p\,q/(p\,q + 1 - q)$. `weight` does not move the optimum.
+# * `pos_weight` moves the optimal logit by $\log p$: a model flexible enough to reach the optimum
+#   (or well specified, like the logistic fit of section 7) outputs $p\,q/(p\,q + 1 - q)$ instead of
+#   $q$. `weight` does not move the optimum.
 # * For `(N, 1, H, W)` outputs: `weight` broadcastable to the input (e.g. `mask.unsqueeze(1)`),
 #   `pos_weight` one value for the channel: `torch.tensor([p])` in PyTorch (Q13), a number in
 #   `bceweights`.

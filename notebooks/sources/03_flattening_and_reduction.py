@@ -327,8 +327,8 @@ print("sigmoid+BCELoss : logit after 100 steps", sig4(train_bias("sigmoid_bce"))
 
 # %% [markdown]
 # The logits form walks the bias down from 20 to below 0; `sigmoid` + `BCELoss` never moves it. And in
-# half precision, one saturated element is enough to turn every gradient of a layer into NaN, because
-# a weight's gradient sums over all elements:
+# half precision a saturated element turns every gradient of a layer into NaN, because a weight's
+# gradient sums over all elements. Four samples through one float16 layer:
 
 # %%
 layer = torch.nn.Linear(2, 1).half()
@@ -336,16 +336,29 @@ with torch.no_grad():
     layer.weight.copy_(torch.tensor([[2.0, 1.0]]))
     layer.bias.zero_()
 features = torch.tensor([[1.0, 2.0], [0.0, 1.0], [3.0, 3.0], [5.0, 4.0]]).half()
-labels_half = torch.tensor([[0.0], [1.0], [1.0], [0.0]]).half()  # the last one: logit 14, target 0
+labels_half = torch.tensor([[0.0], [1.0], [1.0], [0.0]]).half()  # the last two: logits 9 and 14
 layer_logits = layer(features)
 F.binary_cross_entropy(torch.sigmoid(layer_logits), labels_half).backward()
 print("logits:", [sig4(v) for v in layer_logits.detach().flatten().tolist()])
+print("sigmoid rounds to 1 (saturated):", (torch.sigmoid(layer_logits) == 1).flatten().tolist())
+# Each element on its own: the gradient of sigmoid + BCELoss with respect to its logit.
+for index in range(4):
+    one_logit = layer_logits.detach()[index].clone().requires_grad_(True)
+    F.binary_cross_entropy(torch.sigmoid(one_logit), labels_half[index]).backward()
+    print(f"  element {index}: logit {sig4(float(one_logit.detach()))}, target {sig4(float(labels_half[index]))}, "
+          f"gradient {sig4(float(one_logit.grad))}")
 print("sigmoid + BCELoss, weight gradient:", layer.weight.grad.tolist())
 layer.zero_grad()
 F.binary_cross_entropy_with_logits(layer(features), labels_half).backward()
 print("logits form,       weight gradient:", [sig4(v) for v in layer.weight.grad.flatten().tolist()])
 
 # %% [markdown]
+# Two of the four logits, 9 and 14, lie above float16's saturation point 8.3, so two elements
+# saturate: `sigmoid` returns exactly 1 for both. Each one's own gradient is NaN (target 1 gives
+# `0/0`, target 0 gives `inf · 0`), and either one alone would be enough: the weight gradient adds up
+# all four elements, and one NaN in a sum makes the sum NaN. The logits form gives finite gradients
+# for the same layer.
+#
 # ## 5 · Summary
 #
 # * Binary cross-entropy is elementwise: `(N, C, H, W)`, `(N, C·H·W)`, a flat vector and a

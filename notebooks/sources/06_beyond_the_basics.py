@@ -6,13 +6,13 @@
 #
 # **Goal.** After this lesson you can:
 #
-# 1. **leave pixels out** (void labels, unannotated borders) with `ignore=`, and say why multiplying by
-#    a mask, or a loss that keeps ignored pixels in the mean's denominator (as
-#    `segmentation_models_pytorch`'s `SoftBCEWithLogitsLoss` does), changes your learning rate batch by
-#    batch;
+# 1. **leave pixels out** (void labels, unannotated borders) with `ignore=`, and say what changes when
+#    ignored pixels stay in the mean's denominator instead (multiplying by a mask, or
+#    `segmentation_models_pytorch`'s `SoftBCEWithLogitsLoss`): whose gradient grows when a batch has
+#    few labels, and why either choice can be the one you want;
 # 2. say what the **focal loss**'s `gamma` and `alpha` do to the loss and to the gradient, how much of an
-#    image's gradient its easy pixels carry with BCE and with focal loss, and why a focal-trained model's
-#    probabilities are not frequencies (live explorer);
+#    image's gradient its easy pixels carry with BCE and with focal loss, why a focal-trained model's
+#    probabilities are not frequencies, and which thresholds still mean what they say (live explorer);
 # 3. build the U-Net paper's **boundary weight map** for touching objects with `unet_weight_map`, and see
 #    where it sends the gradient of a model that merges touching cells (live explorer);
 # 4. say where the minimum of a **label-smoothed** loss lies, and what smoothing does to calibration.
@@ -105,8 +105,7 @@ print(f"(b) / (a) = {sig4((loss_mask / loss_ignore).item())}   kept fraction = {
 # %% [markdown]
 # **Reveal.** (b) and (c) give the same number: both zero the void pixels and divide by all 512. (a),
 # and `weight=keep` with `reduction="weighted_mean"`, divide by the 320 kept pixels. So (b) and (c) are
-# (a) times the kept fraction, and so is their gradient: each kept pixel's gradient shrinks by the share
-# of the batch that happens to be annotated.
+# (a) times the kept fraction, 0.625, and so is their gradient:
 
 # %%
 leaf_a = logits.clone().requires_grad_(True)
@@ -118,27 +117,51 @@ print(f"largest gradient on a void pixel: (a) {sig4(leaf_a.grad[void].abs().max(
 print(f"gradient of every kept pixel, (c) / (a): {sig4((leaf_c.grad[~void] / leaf_a.grad[~void]).mean().item())}")
 
 # %% [markdown]
-# That factor changes from batch to batch. Each image on its own, with the same predictions:
+# The kept fraction changes from batch to batch, and the two rules answer differently. Each image as
+# a batch of its own, with the same predictions. A kept pixel's gradient is its own slope
+# $\ell' = \sigma(x) - y$ divided by the mean's denominator; the cell recovers that denominator from
+# the gradients:
 
 # %%
+slope = torch.sigmoid(logits) - clean_target  # d(per-pixel loss)/d(logit) of every kept pixel
+denominators = {}
 for index in (0, 1):
     one = slice(index, index + 1)
-    a = bw.bce_with_logits(logits[one], labels[one].float(), ignore=void[one])
-    c = (per_pixel[one] * keep[one]).mean()
-    print(f"image {index}: kept {sig4(keep[one].mean().item())}   (a) {sig4(a.item())}   (c) {sig4(c.item())}"
-          f"   (c)/(a) {sig4((c / a).item())}")
+    kept_here = ~void[one]
+    leaf_a = logits[one].clone().requires_grad_(True)
+    a = bw.bce_with_logits(leaf_a, labels[one].float(), ignore=void[one])
+    a.backward()
+    leaf_c = logits[one].clone().requires_grad_(True)
+    c = (F.binary_cross_entropy_with_logits(leaf_c, labels[one].float(), reduction="none") * keep[one]).mean()
+    c.backward()
+    denominators[index] = {
+        rule: float((slope[one][kept_here] / leaf.grad[kept_here]).mean()) for rule, leaf in (("a", leaf_a), ("c", leaf_c))
+    }
+    print(f"image {index}: kept {int(kept_here.sum())} of 256   (a) {sig4(a.item())}   (c) {sig4(c.item())}"
+          f"   gradient of a kept pixel: (a) slope / {denominators[index]['a']:.0f}, (c) slope / {denominators[index]['c']:.0f}")
+print(f"a kept pixel of image 1 against one of image 0, same slope: (a) {sig4(denominators[0]['a'] / denominators[1]['a'])} times the step,"
+      f"   (c) {sig4(denominators[0]['c'] / denominators[1]['c'])} times")
 
 # %% [markdown]
-# Under (c) a kept pixel of image 1 learns 2.3 times slower than one of image 0, only because more of
-# image 1 is unannotated; under (a) both learn alike. One more difference: with `ignore=`, the void
+# Under (c) every kept pixel gets its slope divided by 256, whichever image it is in: a labelled pixel
+# always counts the same. Under (a) the denominator is the image's own count of kept pixels, 224 and
+# 96, so a kept pixel of image 1 takes a step 2.333 times larger than one of image 0 with the same
+# slope: every image counts the same in total, however few of its pixels are labelled. Neither is a
+# bug; they are two designs. (a) keeps the loss an average you can compare between batches (as
+# `CrossEntropyLoss(ignore_index=...)` does) and gives a sparsely labelled image as much say as a fully
+# labelled one; (c) keeps every labelled pixel's step fixed, and its loss value shrinks with the
+# annotated fraction. In a batch, both rules use one denominator for the whole batch (320 or 512
+# above), so the difference shows between batches. One more difference: with `ignore=`, the void
 # pixels' targets may hold anything (255 here) and the value checks skip them; with (b) you must
 # replace 255 first, or a pixel you meant to drop is computed from a target that is not a probability
 # (its weight of 0 hides that, until someone changes the weight).
 #
-# **Summary.** Use `ignore=void` (a bool tensor, broadcastable like a weight): void pixels give nothing
-# and the mean runs over annotated pixels only. Multiplying by a mask, or a library's `ignore_index`,
-# may keep the void pixels in the denominator and so scale each batch's learning rate by its annotated
-# fraction.
+# **Summary.** `ignore=void` (a bool tensor, broadcastable like a weight) gives void pixels nothing
+# and averages over the annotated pixels only: each batch's loss is a mean of labelled pixels, and a
+# labelled pixel's step grows when its batch has few labels. Multiplying by a mask, or a library's
+# `ignore_index` that keeps void pixels in the denominator, gives every labelled pixel the same step
+# and scales the loss value by the annotated fraction. Choose the one you mean; know which one your
+# library does.
 #
 # ## 2 · Focal loss
 #
@@ -201,33 +224,53 @@ focal.set(use_alpha=False)
 # the package's loss with `weight=[q, 1 - q]` and `reduction="sum"` is exactly that sum:
 
 # %%
-def focal_optimum(q: float, gamma: float) -> float:
+def focal_optimum(q: float, gamma: float, alpha: float | None = None) -> float:
     """The probability that minimises the expected focal loss where a fraction q of the pixels is positive."""
     target = torch.tensor([1.0, 0.0], dtype=torch.float64)
     share = torch.tensor([q, 1 - q], dtype=torch.float64)
 
     def expected_loss(z: float) -> float:
         logit = torch.full((2,), z, dtype=torch.float64)
-        return bw.focal_bce_with_logits(logit, target, gamma=gamma, weight=share, reduction="sum").item()
+        return bw.focal_bce_with_logits(logit, target, gamma=gamma, alpha=alpha, weight=share, reduction="sum").item()
 
     best = optimize.minimize_scalar(expected_loss, bounds=(-15, 15), method="bounded", options={"xatol": 1e-9})
     return float(special.expit(best.x))
 
 
-for q in (0.05, 0.1, 0.3, 0.9):
+for q in (0.05, 0.1, 0.3, 0.5, 0.7, 0.9):
     row = "   ".join(f"gamma={g}: {sig4(focal_optimum(q, g))}" for g in (0, 1, 2))
     print(f"q = {q:<5} {row}")
 
 # %% [markdown]
 # **Reveal.** At $\gamma = 2$ a kind of pixel that is positive 10 % of the time gets about 0.31: focal
-# probabilities are pulled toward 0.5. The ranking of pixels is kept, so precision–recall curves are
-# fine, but reading the output as a probability, or thresholding it at 0.5 as if it were one, is not.
-# Calibrate afterwards (fit a temperature on validation data, for example) if you need probabilities.
+# probabilities are pulled toward 0.5. Two properties of the table decide what that breaks. The optimum
+# is symmetric: $q$ and $1 - q$ get $p$ and $1 - p$ (0.3058 and 0.6942 for $q = 0.1$ and $0.9$), because
+# without $\alpha$ the loss treats the two classes alike. And it is monotone: a larger $q$ always gets
+# a larger $p$, with $q = 0.5$ mapped to 0.5 at every $\gamma$. So **the 0.5 cut still makes the same
+# decisions as a calibrated model's 0.5 cut**: $p \ge 0.5$ exactly where $q \ge 0.5$. What is
+# distorted is everything else: reading the output as a probability, and any other threshold. To flag
+# pixels that are positive at least 30 % of the time, a calibrated model is cut at 0.3, a $\gamma = 2$
+# model at 0.4215. The ranking is kept, so precision–recall curves are unchanged.
+#
+# With $\alpha$ the symmetry goes and the 0.5 cut moves too. The expected loss weights the positive
+# side by $q\,\alpha$ and the negative side by $(1 - q)(1 - \alpha)$, so the optimum is 0.5 where those
+# are equal, at $q = 1 - \alpha$:
+
+# %%
+for q in (0.5, 0.75):
+    print(f"q = {q:<5} gamma=2, alpha=0.25: optimum {sig4(focal_optimum(q, 2.0, alpha=0.25))}")
+
+# %% [markdown]
+# With Lin et al.'s $\alpha = 0.25$, a kind of pixel that is positive half the time is predicted at
+# 0.3988, and the 0.5 cut is where three pixels in four are positive: fewer pixels called positive
+# than with a calibrated model's 0.5 cut.
 #
 # **Summary.** $\gamma$ down-weights pixels by how right they already are: at $\gamma = 2$ a pixel at
 # $q_t = 0.9$ keeps 1 % of its loss. On imbalanced images this moves the gradient from the mass of easy
 # background to the few mistakes. $\alpha$ is a class weight on top. The outputs are no longer
-# calibrated probabilities.
+# calibrated probabilities: without $\alpha$ the 0.5 cut still decides like a calibrated model's,
+# every other threshold does not, and with $\alpha$ the 0.5 cut sits at $q = 1 - \alpha$. Calibrate
+# afterwards (fit a temperature on validation data, for example) if you need probabilities.
 #
 # ## 3 · Boundary weight maps for touching objects
 #
@@ -243,8 +286,10 @@ for q in (0.05, 0.1, 0.3, 0.9):
 # where $d_1$, $d_2$ are the distances to the nearest and the second-nearest cell and $w_c$ balances
 # the class frequencies; the paper uses $w_0 = 10$ and $\sigma \approx 5$ pixels. `unet_weight_map(labels)`
 # computes it from **instance** labels (0 = background, 1..K = one number per cell), with distances from
-# `scipy.ndimage.distance_transform_edt`, and adds the border term on background pixels, as in the
-# paper. Small enough to check by hand: two one-pixel cells on a strip.
+# `scipy.ndimage.distance_transform_edt`, and adds the border term on background pixels only. That
+# restriction is this package's choice, not part of the paper's equation, which is written for every
+# pixel: the border term is meant for the gaps between cells, and gaps are background. Small enough
+# to check by hand: two one-pixel cells on a strip.
 
 # %%
 strip = torch.tensor([[1, 0, 0, 2, 0, 0, 0]])
@@ -285,22 +330,30 @@ weight_map
 
 # %%
 weight_map.set(w0=10.0, sigma=5.0, class_balance=True, cells=0)
-weight_map.print_readouts("separating_pixels", "separating_share_plain", "separating_share_weighted", "max_weight")
+weight_map.print_readouts(
+    "separating_pixels", "separating_share_plain", "separating_share_weighted", "separating_mean_weight", "max_weight", "mean_weight"
+)
 
 # %%
 weight_map.set(sigma=15.0)
-weight_map.print_readouts("separating_share_weighted", "mean_weight")
+weight_map.print_readouts("separating_share_weighted", "separating_mean_weight", "mean_weight")
+# In a one-pixel gap d1 + d2 = 2: the border term's exponential there, for three widths.
+print("exp(-2^2 / (2 sigma^2)):", "   ".join(f"sigma={s:g}: {sig4(math.exp(-4 / (2 * s**2)))}" for s in (2.0, 5.0, 15.0)))
 
 # %%
 weight_map.snapshot()
 
 # %% [markdown]
-# **Reveal.** The separating pixels are under 3 % of the image. Because the model gets them wrong they
-# already carry about a quarter of the unweighted gradient, and with the map almost two thirds. $\sigma$
-# barely changes their own weight: in a one-pixel gap $d_1 + d_2 \approx 2$, so the exponential is close
-# to 1 for any $\sigma$ above 2. What $\sigma$ sets is how far the weight spreads into open background.
-# At $\sigma = 15$ every background pixel near two cells is heavy, the gaps lose share, and the mean
-# weight (how much the map scales your learning rate with `reduction="mean"`) roughly doubles.
+# **Reveal.** The separating pixels are under 3 % of the image (0.02745). Because the model gets them
+# wrong they already carry about a quarter of the unweighted gradient (0.2354), and with the map almost
+# two thirds (0.6421). $\sigma$ changes their own weight less than everything else's: in a one-pixel
+# gap $d_1 + d_2 = 2$, so the border term there is $w_0 \exp(-2/\sigma^2)$, with the exponential at
+# 0.6065 for $\sigma = 2$, 0.9231 for $\sigma = 5$ and 0.9912 for $\sigma = 15$. From a few pixels on,
+# the gaps are close to the full $w_0$: their mean weight only goes from 9.843 to 11.16 between
+# $\sigma = 5$ and 15. What $\sigma$ sets is how far the weight spreads into open background. At
+# $\sigma = 15$ every background pixel near two cells is heavy, the gaps' share falls to 0.5002, and the
+# mean weight of the whole map (how much it scales your learning rate with `reduction="mean"`) goes
+# from 1.56 to 3.016, about twice as much.
 #
 # **Summary.** Compute `unet_weight_map` once per label image and pass it as `weight`. $w_0$ sets how
 # much the gaps count; $\sigma$ sets how far the extra weight reaches. A $\sigma$ between the gap width
@@ -420,8 +473,8 @@ print("pos_weight=4, eps=0.1, hard label 1: optimum", sig4(float(bw.optimal_prob
 #
 # | you want to… | write | watch out for |
 # |---|---|---|
-# | drop void / unannotated pixels | `ignore=void` | a mask, or an `ignore_index` that keeps them in the mean's denominator |
-# | focus on hard pixels | `bw.focal_bce_with_logits(x, y, gamma=2)` | the outputs are no longer probabilities |
+# | drop void / unannotated pixels | `ignore=void` | a mean over labelled pixels: a sparsely labelled batch takes larger steps per pixel; a mask or an `ignore_index` that keeps void pixels in the denominator is the other design (same step per pixel) |
+# | focus on hard pixels | `bw.focal_bce_with_logits(x, y, gamma=2)` | the outputs are no longer probabilities: only the 0.5 cut without `alpha` decides like a calibrated model |
 # | separate touching objects | `weight=unet_weight_map(labels).unsqueeze(1)` | instance labels, not a mask; compute once per image |
 # | stop logits from growing without bound | `label_smoothing=0.1` | predictions squeezed toward 0.5 by $\varepsilon\,\lvert 1/2 - q\rvert$ |
 #

@@ -45,8 +45,11 @@ RGB = ("red", "green", "blue")
 # ## 1 · Class weights from counts and from a dataset (Q6)
 #
 # PyTorch's documentation gives the rule for `pos_weight`: with 100 positive and 300 negative
-# examples of a class, use `300 / 100 = 3`. Then the positives' terms add up to as much as the
-# negatives': `100 × 3 = 300`. `bw.pos_weight_from_counts(num_pos, num_neg)` does exactly that and
+# examples of a class, use `300 / 100 = 3`. Then the positives, each counted 3 times, weigh as much
+# in total as the negatives: `100 × 3 = 300` weighted positives against 300 negatives. It is these
+# weighted *counts* that balance, not the loss terms: a term's size depends on how wrong the model is
+# on that example, so the two sums of loss terms are equal only where every term has the same size
+# (at logit 0, for example, as in section 3). `bw.pos_weight_from_counts(num_pos, num_neg)` does exactly that and
 # returns a tensor of shape `(1,)`, the shape a single-output model needs (a bare `3` is refused by
 # `nn.BCEWithLogitsLoss`, see lesson 01).
 
@@ -91,13 +94,17 @@ print(f"{'class':<8} {'share':>7} {'balanced':>9} {'median freq':>12}")
 for k, name in enumerate(data.PLATE_CLASSES):
     share = float(counts[k] / counts.sum())
     print(f"{name:<8} {share:>7.4f} {float(balanced[k]):>9.4g} {float(median_frequency[k]):>12.4g}")
+print("median freq / balanced, per class:", [round(r, 4) for r in (median_frequency / balanced).tolist()])
 
 # %% [markdown]
 # **Reveal.** Both put the largest weight on green, the rarest colour, and the ratios between the
 # balanced weights are exactly the inverse ratios of the counts. Median-frequency weights differ in
-# two ways: they are scaled so the median class gets 1, and each frequency counts only the images
-# in which the class appears (every image has all four colours here, so the ratios agree; with a class
-# that is absent from most images they would not).
+# two ways. First, the scale: a class whose frequency equals the median frequency would get exactly 1.
+# With four classes the median is the mean of the two middle frequencies (blue's and magenta's), a
+# frequency no class has, so no weight in the table is 1: the two middle classes get 0.6573 and 2.089,
+# one on each side of 1. Second, each frequency counts only the images in which the class appears.
+# Every image has all four colours here, so the two methods agree up to one factor (the last line:
+# 0.5002 for every class); with a class absent from most images they would not.
 #
 # A note on the forum thread behind Q6: its script computes `np.mean` of the frequencies and calls it
 # the median, and divides by the pixels of all labelled classes rather than by the pixels of the
@@ -131,11 +138,16 @@ try:
     bw.bce_with_logits(logits_demo, masks_demo, pos_weight=repeated)
 except bw.WeightShapeError as error:
     print("bceweights:", error)
+per_channel_loss = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor([1.0, 30.0, 6.0]).view(3, 1, 1))(logits_demo, masks_demo)
+print("PyTorch, .repeat dropped, .view(3, 1, 1):", f"{float(per_channel_loss):.4g}")
 
 # %% [markdown]
-# One value per channel is a `(3,)` tensor viewed as `(3, 1, 1)`, or given to `bceweights` with
-# `channel_dim=1`. Mind the order too: the thread's comment says "red, blue, green = 6, 1, 30" while
-# its tensor is `[1, 30, 6]`; the weights must follow the channel order of the mask (here R, G, B).
+# `bceweights` suggests, first, one row of the repeated tensor viewed as `(3, 1, 1)`: the values do not
+# depend on the sample, so the fix is to drop `.repeat` and view the `(3,)` tensor as `(3, 1, 1)` (last
+# line), which works for any batch size. Its second suggestion, `.view(4, 3, 1, 1)`, reads the tensor as
+# one value per sample and channel, and runs only while the batch holds exactly 4 images. Or
+# give the `(3,)` tensor to `bceweights` with `channel_dim=1`. Mind the order too: the thread's comment
+# says "red, blue, green = 6, 1, 30" while its tensor is `[1, 30, 6]`; the weights must follow the channel order of the mask (here R, G, B).
 # Lesson 02 has more on shapes. Now the two trainings:
 
 # %%
@@ -230,7 +242,7 @@ png_image(plot_predictions(0))
 #
 # `pos_weight = p` moves the optimum from the frequency `q` to `p·q / (p·q + 1 − q)` (lesson 01): with
 # `neg/pos ≈ 99`, a pixel that is green 1 time in 100 is already pushed to 0.5. Green appears from the
-# second epoch on, with recall between 0.76 and 1, and with it many false alarms: precision 0.043. The
+# second epoch on, with recall between 0.761 and 0.996, and with it many false alarms: precision 0.043. The
 # square root is a milder setting: fewer false alarms (precision 0.159), lower recall (0.374), and
 # green only appears in the eighth epoch. `pos_weight` is a dial between recall and precision, and
 # `neg/pos` is its high-recall end; section 4 shows the same dial as a threshold.
@@ -253,8 +265,8 @@ for name, model in (("plain", plain_model), ("sqrt(neg/pos)", sqrt_model), ("neg
 # knows nothing is the positive share of the validation pixels, 0.0101. The plain model's green AP is
 # 0.010: its green probabilities rank disc pixels no better than chance. With `pos_weight` the AP is
 # 0.178 and 0.193. So on this faint disc the weight does more than move the operating point: in ten
-# epochs, plain BCE does not learn the rare channel at all, and the weighted models do (if poorly:
-# precision stays low at every threshold). The check below states that claim with a margin.
+# epochs, plain BCE does not learn the rare channel at all, and the weighted models do, if poorly (an
+# average precision below 0.2). The check below states that claim with a margin.
 
 # %%
 green_share = float(val_plates.masks[:, 1].mean())
@@ -268,13 +280,17 @@ print("both weighted APs above 10 x the plain AP            :", min(green_ap["sq
 
 # %% [markdown]
 # Section 4 shows the other case: shapes that the unweighted model already ranks well (average
-# precision 0.919). There `pos_weight` mostly moves the operating point, which a threshold does as well.
+# precision 0.9193). There `pos_weight` mostly moves the operating point, which a threshold does as well.
 
-# ## 3 · One foreground voxel in 95 (Q9)
+# %% [markdown]
+# ## 3 · About one foreground voxel in 95 (Q9)
 #
 # The thread behind Q9 has outputs and targets of shape `(1, 1, 60, 40, 40)` with 95 times more
 # background than foreground, and asks how to build a per-voxel weight that down-weights the
-# background. Two ways give the two halves of the loss the same total weight:
+# background. `data.make_volume` draws blobs that cover *about* 1/95 of the voxels (94 background
+# voxels per foreground one, near the thread's 95); the blob sizes vary at random, so read the ratio of
+# the volume you have rather than assume it. Every number below uses the drawn ratio, printed as
+# `neg/pos`. Two ways give the two halves of the loss the same total weight:
 #
 # * `pos_weight = neg / pos`: the foreground terms are multiplied up;
 # * a weight map `bw.rebalance_map(target)`: background voxels get `pos / neg`, foreground 1: the
@@ -308,21 +324,24 @@ rows = {
     "rebalance_map, mean": {"weight": weight_map},
     "rebalance_map, weighted_mean": {"weight": weight_map, "reduction": "weighted_mean"},
 }
-print(f"{'loss':<30} {'foreground':>11} {'background':>11} {'|fg / bg|':>10}")
+print(f"{'loss':<30} {'foreground':>11} {'background':>11} {'|bg / fg|':>10}")
 for name, options in rows.items():
     fg, bg = gradient_balance(**options)
-    print(f"{name:<30} {fg:>11.4g} {bg:>11.4g} {abs(fg / bg):>10.4g}")
+    print(f"{name:<30} {fg:>11.4g} {bg:>11.4g} {abs(bg / fg):>10.4g}")
 
 # %% [markdown]
-# **Reveal.** Plain BCE pulls the background down about 94 times harder than it pulls the foreground
-# up, so the first thing any model learns is "background everywhere". Both weightings balance the two
-# pulls exactly (ratio 1), and both move the optimum the same way: only the *ratio* of the foreground
-# weight to the background weight matters for where the loss is minimal, and it is `neg/pos` in
-# both (`bw.optimal_probability(q, neg/pos)`).
+# **Reveal.** This volume's foreground share is 0.01092, so `neg/pos` is 90.6, and plain BCE pulls the
+# background down 90.6 times harder than it pulls the foreground up: at logit 0 every voxel's
+# gradient has the same size, so the two sums are in the ratio of the counts. The first thing any
+# model learns is "background everywhere". Both weightings balance the two pulls exactly at this
+# start (ratio 1), and both move the optimum the same way: only the *ratio* of the foreground weight
+# to the background weight matters for where the loss is minimal, and it is `neg/pos` in both
+# (`bw.optimal_probability(q, neg/pos)`).
 #
-# They differ in scale by a factor of about 94: `pos_weight` multiplies the foreground up, the map
-# multiplies the background down. With `reduction="mean"` (divide by the number of voxels) that is a
-# 94× different gradient, i.e. a 94× different effective learning rate. `reduction="weighted_mean"`
+# They differ in scale by the factor `neg/pos` = 90.6 (foreground −0.4945 against −0.005458):
+# `pos_weight` multiplies the foreground up, the map multiplies the background down. With
+# `reduction="mean"` (divide by the number of voxels) that is a 90.6× different gradient, i.e. a
+# 90.6× different effective learning rate. `reduction="weighted_mean"`
 # divides by the sum of the weights instead and puts the map's gradient back on a per-voxel scale.
 # Pick one, then tune the learning rate for it.
 #
@@ -356,7 +375,7 @@ def train_shapes(pos_weight=1.0, epochs=12, output_bias="prior", progress=False)
     loss_fn = None if pos_weight == 1.0 else (lambda x, y: bw.bce_with_logits(x, y, pos_weight=pos_weight))
     history = train(
         model, shapes_train.images, shapes_train.masks, loss_fn, epochs=epochs, eval_images=shapes_val.images,
-        eval_targets=shapes_val.masks, progress=progress, description=f"shapes, pos_weight {pos_weight:g}",
+        eval_targets=shapes_val.masks, progress=progress, description=f"shapes, pos_weight {pos_weight:g}" + ("" if output_bias == "prior" else ", default bias"),
     )
     return model, history
 
@@ -390,15 +409,20 @@ threshold_explorer
 for p in (4.0, 16.0):
     threshold_explorer.set(pos_weight=p, threshold=0.5)
     shifted = (threshold_explorer.readouts["precision"], threshold_explorer.readouts["recall"])
-    threshold_explorer.set(pos_weight=1.0, threshold=round(1 / (1 + p), 4))
-    same = (threshold_explorer.readouts["precision"], threshold_explorer.readouts["recall"])
+    # The two cuts, pixel by pixel, on the unweighted model's logits (no rounded threshold).
+    cut_shifted = torch.sigmoid(val_logits + math.log(p)) >= 0.5
+    cut_threshold = torch.sigmoid(val_logits) >= 1 / (1 + p)
+    differ = int((cut_shifted != cut_threshold).sum())
     print(
         f"p={p:g}: shift log p at t=0.5 -> precision {shifted[0]:.4g}, recall {shifted[1]:.4g};  "
-        f"unweighted at t=1/(1+p) -> {same[0]:.4g}, {same[1]:.4g};  "
-        f"retrained -> {retrained_points[p][0]:.4g}, {retrained_points[p][1]:.4g}"
+        f"retrained -> {retrained_points[p][0]:.4g}, {retrained_points[p][1]:.4g};  "
+        f"pixels where t=0.5 after the shift and t=1/(1+p) decide differently: {differ} of {val_logits.numel()}"
     )
 threshold_explorer.set(pos_weight=1.0, threshold=0.5)
 threshold_explorer.print_readouts("precision", "recall", "average_precision")
+for p, (model, _) in retrained.items():
+    curve = precision_recall_curve(predict(model, shapes_val.images), shapes_val.masks)
+    print(f"average precision of the model retrained with pos_weight {p:g}: {curve.average_precision():.4f}")
 
 # %%
 # A still of the explorer at pos_weight 16, threshold 0.5 (the live figure above follows the sliders).
@@ -406,18 +430,23 @@ threshold_explorer.set(pos_weight=16.0, threshold=0.5)
 threshold_explorer.snapshot()
 
 # %% [markdown]
-# **Reveal.** Shifting the logits by `log p` and thresholding at 0.5 is *identical* to thresholding
-# the unweighted model at `1 / (1 + p)`: both are the cut `x ≥ −log p`. The retrained models land
-# close to that point on the same curve, not exactly on it: a network trained to a finite number of
-# epochs is not exactly at the optimum, and confident pixels are not shifted by exactly `log p`.
+# **Reveal.** Shifting the logits by `log p` and thresholding at 0.5 is the same decision as
+# thresholding the unweighted model at `1 / (1 + p)`: both are the cut `x ≥ −log p`, and of the
+# 131072 validation pixels the two decide differently on 0, for both values of `p`. The retrained
+# models land close to that predicted point, not on it: with `p = 4`, precision 0.7865 and recall
+# 0.859 against the predicted 0.7656 and 0.8874; with `p = 16`, 0.5466 and 0.9665 against 0.5604 and
+# 0.9725. A network trained for a finite number of epochs is not exactly at the optimum, and its
+# confident pixels are not shifted by exactly `log p`. Their average precisions, 0.9113 and 0.9062,
+# are a little below the unweighted model's 0.9193: retraining moved the operating point, and it did
+# not make the ranking better.
 #
 # So for "high precision with acceptable recall":
 #
 # * the **precision-recall curve** is what training gives you; the **threshold** picks a point on it,
 #   after training, on validation data, for free;
-# * `pos_weight` mostly picks the point *for* you (at 0.5) and changes the curve only a little. It
-#   earns its keep when the rare class would otherwise not be learned at all (section 2), or to make
-#   training see the positives early.
+# * `pos_weight` mostly picks the point *for* you (at 0.5) and changes the curve only a little (the
+#   average precisions above). It earns its keep when the rare class would otherwise not be learned at
+#   all (section 2), or to make training see the positives early.
 #
 # The thread's model went from precision 90 % / recall 10 % (no weight) to 33 % / 40 % with one
 # `pos_weight`: mostly a move along its curve, which a higher threshold would move back.
@@ -433,6 +462,7 @@ default_model, default_history = train_shapes(epochs=5, output_bias=None, progre
 prior_model, prior_history = train_shapes(epochs=5, progress=True)
 
 # %%
+print(f"steps per epoch: {math.ceil(len(shapes_train.images) / 16)} ({len(shapes_train.images)} images, batches of 16)")
 print("bias at PyTorch's default init:")
 print("  loss by epoch  ", [round(v, 4) for v in default_history.loss])
 print("  recall by epoch", [round(v, 3) for v in default_history.series("recall")])
@@ -441,27 +471,46 @@ print("  loss by epoch  ", [round(v, 4) for v in prior_history.loss])
 print("  recall by epoch", [round(v, 3) for v in prior_history.series("recall")])
 
 # %% [markdown]
-# **Reveal.** From the default start, the fastest way down the loss is to push *every* output toward
-# "negative": the first epochs do just that and leave every probability below 0.5, so recall at
-# threshold 0.5 is 0 (here for all five epochs, with a loss still above the other run's). Starting
-# the bias at `log(pos/neg)` begins where that phase would end, and the updates go to telling shapes
-# from background: recall is 0.448 after the first epoch and rises to 0.767 by the fifth.
+# **Reveal.** Recall 0 at threshold 0.5 has two causes, and they call for different fixes.
 #
-# With a single output that is one line: `model.head.bias.data.fill_(math.log(pos / neg))`, here
-# `TinyUNet(..., output_bias=math.log(q / (1 - q)))`.
+# 1. **Bias dynamics: too few steps.** From the default start, the fastest way down the loss is to push
+#    *every* output toward "negative": the first updates do just that and leave every probability
+#    below 0.5. Here an epoch is only 12 steps, and recall is 0 for all five epochs (60 steps), with a
+#    loss still above the other run's (0.0896 against 0.0388 after the fifth). Starting the bias at
+#    `log(pos/neg)` begins where that phase would end, and the updates go to telling shapes from
+#    background: recall is 0.448 after the first epoch and rises to 0.767 by the fifth. With a single
+#    output that is one line: `model.head.bias.data.fill_(math.log(pos / neg))`, here
+#    `TinyUNet(..., output_bias=math.log(q / (1 - q)))`.
+# 2. **The posterior stays below 0.5.** The thread's first epoch had 1,320 steps, 110 times
+#    this one's 12, far more than the bias phase needs. Zero recall after that many steps is better
+#    explained by the optimum itself: where positives look like negatives, the calibrated probability
+#    of "positive" is below 0.5 for every input, so even a well-trained unweighted model says
+#    "negative" everywhere at 0.5 (lesson 01, section 3). A better start does not help then; a lower
+#    threshold, or `pos_weight` (section 4), does.
+#
+# To tell them apart, look at the ranking rather than at the 0.5 cut: an average precision well above
+# the positive share means the model separates the classes and only the cut is wrong (cause 2, or a
+# run still in cause 1); an average precision at the share means it has learned nothing yet (green
+# with plain BCE in section 2: 0.010 against 0.0101).
 
 # %% [markdown]
 # ## Summary
 #
 # * `pos_weight = neg / pos` per channel (`bw.pos_weight_from_counts`, `bw.pos_weight_from_targets` over
 #   a `DataLoader`); for single-label problems, `bw.balanced_weights` or `bw.median_frequency_weights`.
-# * A rare channel that plain BCE ignores is learned with a per-channel `pos_weight`, shaped `(C, 1, 1)`
-#   or given with `channel_dim=1`, never `.repeat(B, 1)`.
+# * On the faint green disc, plain BCE learned nothing in ten epochs (green average precision 0.010,
+#   the chance level 0.0101); a per-channel `pos_weight` made the model learn it, if poorly (0.178 with
+#   the square root, 0.193 with `neg/pos`, at precisions 0.159 and 0.043). Shape it `(C, 1, 1)` or pass
+#   `channel_dim=1`; drop `.repeat(B, 1)`. Where the unweighted model already ranks well (section 4),
+#   `pos_weight` mostly moves the operating point.
 # * `pos_weight` and a background-down weight map balance the gradient the same way; they differ in
 #   scale (effective learning rate) by the ratio itself.
-# * `pos_weight = p` ≈ shifting the logits by `log p` ≈ threshold `1 / (1 + p)` on an unweighted model.
+# * Shifting an unweighted model's logits by `log p` *is* thresholding it at `1 / (1 + p)`; a model
+#   retrained with `pos_weight = p` lands near that point (within 0.03 in precision and recall here).
 #   Choose the threshold on validation data for the precision you need.
-# * Initialise the output bias at `log(pos / neg)` and recall is not stuck at 0 in the first epochs.
+# * Recall 0 at 0.5: a short run still in its bias phase (initialise the output bias at
+#   `log(pos / neg)`), or a posterior below 0.5 everywhere (lower the threshold or use `pos_weight`).
+#   The average precision tells the two apart from "not learned at all".
 #
 # ## Exercise
 

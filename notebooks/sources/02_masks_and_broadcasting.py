@@ -308,10 +308,27 @@ print(f"{'bceweights, channel_dim=1':<28} loss {sig4(float(bw_loss))}")
 # index order, whatever the comment says.)
 #
 # `bw.explain` says the same without running anything, and `bceweights` raises a `WeightShapeError`
-# that names the fix:
+# with a suggestion:
 
 # %%
 print(bw.explain(logits_rgb, pos_weight=values.repeat(B, 1)))
+
+# %% [markdown]
+# Read the two suggestions in order. The first, `pos_weight[0].view(3, 1, 1)`, keeps one row of the
+# repeated tensor: the values do not depend on the sample, so the fix is to **drop `.repeat`** and
+# write `values.view(3, 1, 1)`, which works for any batch size. The second, `.view(4, 3, 1, 1)`, takes
+# the `(B, 3)` tensor at its word, one value per sample *and* channel: it runs, but only for batches of
+# exactly 4 (a smaller last batch fails again), and it keeps four copies of the same three numbers.
+
+# %%
+for batch in (4, 3):
+    fixed = F.binary_cross_entropy_with_logits(logits_rgb[:batch], target_rgb[:batch], pos_weight=values.view(3, 1, 1))
+    try:
+        F.binary_cross_entropy_with_logits(logits_rgb[:batch], target_rgb[:batch], pos_weight=values.repeat(B, 1).view(4, 3, 1, 1))
+        suggestion = "runs"
+    except RuntimeError:
+        suggestion = "RuntimeError"
+    print(f"batch of {batch}: values.view(3, 1, 1) loss {sig4(float(fixed))}   |   values.repeat(4, 1).view(4, 3, 1, 1): {suggestion}")
 
 # %% [markdown]
 # ### The silent trap: when `W` happens to equal `C`
@@ -401,8 +418,9 @@ explorer.print_readouts("bceweights_accepts", "operand_elements", "elements_if_m
 #   pixels count less or not at all (Q2).
 # * Per channel: `w.view(C, 1, 1)` (or `bw.per_channel`, or `channel_dim=1` in `bceweights`); times
 #   `mask.unsqueeze(1)` for a shared mask; `torch.stack(masks, dim=1)` for a mask per channel (Q3).
-# * `pos_weight=[1, 30, 6]` meets `W`, `.repeat(B, 1)` meets `(H, W)`; `(3, 1, 1)` meets `C`. When
-#   `W == C` the wrong version runs silently; `bceweights` refuses it (Q8).
+# * `pos_weight=[1, 30, 6]` meets `W`, `.repeat(B, 1)` meets `(H, W)`; `(3, 1, 1)` meets `C`: drop
+#   `.repeat` and write `.view(3, 1, 1)`. When `W == C` the wrong version runs silently; `bceweights`
+#   refuses it (Q8).
 #
 # ## 8 · Exercise
 #

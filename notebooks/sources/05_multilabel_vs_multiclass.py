@@ -180,6 +180,14 @@ two_heads.print_readouts("p_red", "p_blue", "bce", "q_red", "q_blue", "ce", "ce_
 two_heads.snapshot()
 
 # %%
+# Target black: every logit far below 0. The single-label head's pinned "none" class then wins.
+two_heads.set(red=-6.0, green=-6.0, blue=-6.0, target="black")
+two_heads.print_readouts("p_red", "p_green", "p_blue", "bce", "q_none", "ce")
+
+# %%
+two_heads.snapshot()
+
+# %%
 # A single channel: push green and blue far down and the two heads agree on red, since
 # softmax(0, x) = sigmoid(x) for the pair (none, red).
 two_heads.set(red=1.5, green=-10.0, blue=-10.0, target="red")
@@ -190,7 +198,8 @@ print(f"sigmoid(1.5) = {1 / (1 + math.exp(-1.5)):.4g}")
 # **Reveal.** For magenta the multi-label loss goes to 0 as both logits grow; the softmax head is stuck
 # at `q_red = q_blue = 1/2` and a cross-entropy of `log 2 = 0.6931` however far you drag: one unit of
 # probability cannot say yes twice. For black, the multi-label head needs every logit negative, and the
-# softmax head needs the pinned "none" class to win, i.e. also every logit negative. With one channel
+# softmax head needs the pinned "none" class to win, i.e. also every logit negative: at −6 for all
+# three, both losses are small (BCE 0.002476, cross-entropy 0.007409; the second snapshot). With one channel
 # left (green and blue far down), `q_red` and `p_red` agree: the next section is that case.
 
 # %% [markdown]
