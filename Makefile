@@ -2,7 +2,7 @@
 #
 #   make lab         create/update .venv, then JupyterLab on notebooks/ (opens 00_start_here)
 #   make test        create/update .venv, then unit, property and browser tests, then strict nbval
-#                    twice: natively and with the CPU's vector paths capped (nbval-capped)
+#                    twice, side by side: natively and with the CPU's vector paths capped (nbval-capped)
 #   make notebooks   re-execute every notebooks/sources/NN_*.py and store the outputs in notebooks/NN_*.ipynb
 #   make screenshots regenerate docs/screenshots/ (each lesson's explorers in JupyterLab; needs chromium)
 #   make lock        rebuild requirements/constraints.txt from a fresh install
@@ -79,7 +79,10 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) | $(VENV_PYTHON)
 lab: $(STAMP)
 	$(VENV_PYTHON) tools/lab.py $(LAB_ARGS)
 
-test: unit nbval nbval-capped
+# The two strict-nbval passes run side by side (each kernel uses one thread; 2 cores do both in the
+# time of one), after the unit tests; each pass's output is printed in one piece when it ends.
+test: unit
+	$(MAKE) --no-print-directory -j2 --output-sync=target nbval nbval-capped
 
 unit: $(STAMP)
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)

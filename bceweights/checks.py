@@ -4,43 +4,78 @@ Shape checks are free: they read only ``.shape``. Value checks read every elemen
 wait for the device (``.item()`` synchronises), so a training loop that has already validated its
 data may turn them off::
 
-    bw.set_value_checks(False)          # for the whole process
-    with bw.value_checks(False): ...    # for a block
+    bw.set_value_checks(False)          # the process default (every thread, every task)
+    with bw.value_checks(False): ...    # this thread / this asyncio task only, for the block
     bw.bce_with_logits(..., check_values=False)   # for one call
+
+Which setting a call uses, first match wins:
+
+1. the call's own ``check_values=True/False``;
+2. the innermost ``with bw.value_checks(...)`` block still open **in the current context**: a
+   :class:`contextvars.ContextVar`, so a block in one thread or asyncio task never changes what
+   another thread or task sees (a thread starts with no block open; a task starts with the blocks
+   open where it was created, as :mod:`contextvars` defines);
+3. the process default, set by :func:`set_value_checks` (on when ``bceweights`` is imported).
+
+Each block removes exactly its own entry when it ends, so blocks that end in any order (nested,
+overlapping, or interleaved across tasks) leave the setting as it was before them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import threading
 from collections.abc import Iterator
 
 import torch
 
 from bceweights.messages import error_message
 
-_enabled: bool = True
+_process_default: bool = True
+_default_lock = threading.Lock()
+
+#: The blocks open in this context, outermost first: ``(marker, enabled)`` pairs (an immutable tuple,
+#: so a context copied by a new task keeps its own snapshot).
+_open_blocks: contextvars.ContextVar[tuple[tuple[object, bool], ...]] = contextvars.ContextVar(
+    "bceweights_value_checks", default=()
+)
 
 
 def set_value_checks(enabled: bool) -> bool:
-    """Turn value checks on or off for the whole process; returns the previous setting."""
-    global _enabled
-    previous, _enabled = _enabled, bool(enabled)
+    """Set the process default for value checks (all threads and tasks); returns the previous default.
+
+    A ``with bw.value_checks(...)`` block open in the current context still wins over the default
+    inside that block.
+    """
+    global _process_default
+    with _default_lock:
+        previous, _process_default = _process_default, bool(enabled)
     return previous
 
 
 @contextlib.contextmanager
 def value_checks(enabled: bool) -> Iterator[None]:
-    """Context manager: value checks on or off inside the ``with`` block."""
-    previous = set_value_checks(enabled)
+    """Context manager: value checks on or off inside the ``with`` block, in the current context only.
+
+    Other threads and asyncio tasks keep their own setting; the process default
+    (:func:`set_value_checks`) is not touched. Also usable as a decorator.
+    """
+    marker = object()
+    _open_blocks.set((*_open_blocks.get(), (marker, bool(enabled))))
     try:
         yield
     finally:
-        set_value_checks(previous)
+        _open_blocks.set(tuple(block for block in _open_blocks.get() if block[0] is not marker))
 
 
 def value_checks_enabled(check_values: bool | None = None) -> bool:
-    """The effective setting for one call: the call's own ``check_values`` wins over the global one."""
-    return _enabled if check_values is None else bool(check_values)
+    """The effective setting for one call: ``check_values`` if given, else the innermost open block of
+    the current context, else the process default."""
+    if check_values is not None:
+        return bool(check_values)
+    blocks = _open_blocks.get()
+    return blocks[-1][1] if blocks else _process_default
 
 
 def nonfinite_mask(values: torch.Tensor) -> torch.Tensor:

@@ -73,3 +73,20 @@ def error_message(
     if note:
         lines.append(note)
     return "\n".join(lines)
+
+
+#: How many items :func:`listing` shows before it says how many there are in all.
+LISTED_ITEMS = 10
+
+
+def listing(items: Sequence[object], limit: int = LISTED_ITEMS, total: int | None = None) -> str:
+    """``items`` as ``[a, b, c]``, or the first ``limit`` and the count: ``[3, 8, 11, ...] (first 3 of 2000000)``.
+
+    Keeps every message short whatever the number of channels or classes it names. ``total`` is the
+    full count when ``items`` already holds only the first few (e.g. taken from a large tensor).
+    """
+    count = len(items) if total is None else total
+    shown = [repr(item) for item in items[:limit]]
+    if count <= len(shown):
+        return "[" + ", ".join(shown) + "]"
+    return "[" + ", ".join(shown) + f", ...] (first {len(shown)} of {count})"

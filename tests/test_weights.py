@@ -71,7 +71,6 @@ def test_counts_number_broadcasts_against_channels_and_dtype_is_honoured():
     torch.testing.assert_close(pos_weight_from_counts(10, [20, 5]), torch.tensor([2.0, 0.5]))
     assert pos_weight_from_counts(1, 3, dtype=torch.float64).dtype == torch.float64
     assert pos_weight_from_counts(2.5, 7.5).item() == 3.0  # soft counts
-    assert pos_weight_from_counts(5, 0).item() == 0.0  # no negatives: nothing to balance
 
 
 def test_counts_zero_positives_names_the_channel_and_the_fix():
@@ -79,7 +78,7 @@ def test_counts_zero_positives_names_the_channel_and_the_fix():
         pos_weight_from_counts([100, 0, 40, 0], [300, 990, 60, 1])
     message = str(info.value)
     assert "channel(s) [1, 3] have no positives" in message
-    assert "torch.where(num_pos > 0, num_neg / num_pos" in message
+    assert "torch.where((num_pos > 0) & (num_neg > 0), num_neg / num_pos, 1.0)" in message
 
 
 def test_counts_negative_nan_shape_and_length_errors():
@@ -550,6 +549,126 @@ def test_rebalance_map_other_errors():
         rebalance_map(torch.tensor([0.0, 2.0]), ratio=3.0)
     assert "bw.rebalance_map(target > 0.5)" in str(info.value)
     assert rebalance_map(torch.tensor([0.0, 2.0]), ratio=2.0, check_values=False).tolist() == [0.5, 1.5]
+
+
+MAP_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ratio=st.floats(min_value=5e-324, max_value=1.7e308, allow_nan=False, allow_infinity=False, exclude_min=False),
+    dtype=st.sampled_from(MAP_DTYPES),
+)
+def test_rebalance_map_is_exact_for_every_positive_finite_ratio(ratio, dtype):
+    """Foreground exactly 1, background exactly 1/ratio rounded once to the dtype (the old form
+    1/ratio + (1 - 1/ratio) * target cancelled: foreground not 1 at ratio 1e-20, NaN at 1e-39)."""
+    target = torch.tensor([0.0, 1.0, 1.0, 0.0], dtype=dtype)
+    weight = rebalance_map(target, ratio=ratio)
+    assert weight.dtype == dtype
+    assert weight[1].item() == 1.0 and weight[2].item() == 1.0
+    expected_background = torch.tensor(1.0 / ratio, dtype=torch.float64).to(dtype)
+    assert torch.equal(weight[[0, 3]], expected_background.expand(2))
+    assert not torch.isnan(weight).any()
+    # bool targets give the float32 map with the same exact ends
+    from_bool = rebalance_map(target > 0.5, ratio=ratio)
+    assert from_bool[1].item() == 1.0
+    assert from_bool[0].item() == torch.tensor(1.0 / ratio, dtype=torch.float64).float().item()
+
+
+@pytest.mark.parametrize("ratio", [1e-20, 1e-39, 1e-300])
+def test_rebalance_map_tiny_ratio_keeps_the_foreground_at_one(ratio):
+    target = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    weight = rebalance_map(target, ratio=ratio)
+    assert weight[2].item() == 1.0 and weight[0].item() == 1.0 / ratio
+    assert weight[1].item() == pytest.approx(0.5 + 0.5 / ratio, rel=1e-15)
+    weight32 = rebalance_map(target.float(), ratio=ratio)
+    assert weight32[2].item() == 1.0 and not torch.isnan(weight32).any()
+    assert weight32[0].item() == torch.tensor(1.0 / ratio, dtype=torch.float64).float().item()
+    assert math.isinf(weight32[0].item()) == (ratio < 2.9e-39)  # 1/ratio beyond float32's largest number
+
+
+@pytest.mark.parametrize("soft", [0.1, 0.25, 0.5, 0.9])
+def test_rebalance_map_soft_targets_interpolate(soft):
+    weight = rebalance_map(torch.tensor([soft], dtype=torch.float64), ratio=7.0)
+    assert weight.item() == pytest.approx(soft + (1 - soft) / 7.0, rel=1e-15)
+
+
+# --------------------------------------------------------------------------------------------------
+# one-class channels and bounded messages
+# --------------------------------------------------------------------------------------------------
+
+
+def test_counts_all_positive_channel_is_refused_like_an_all_negative_one():
+    """Was: pos_weight 0, which silently gives the channel's positives no weight."""
+    with pytest.raises(ValueError, match=r"channel\(s\) \[0\] are all positive \(num_neg == 0\)") as info:
+        pos_weight_from_counts(5, 0)
+    fix = "torch.where((num_pos > 0) & (num_neg > 0), num_neg / num_pos, 1.0)"
+    assert fix in str(info.value)
+    with pytest.raises(ValueError, match=r"channel\(s\) \[1, 2\] are all positive"):
+        pos_weight_from_counts([10, 4, 7], [30, 0, 0])
+    # the fix in the message runs and gives those channels 1
+    num_pos, num_neg = [10, 4, 0], [30, 0, 5]
+    namespace = {"torch": torch, "num_pos": num_pos, "num_neg": num_neg}
+    fix_lines = [line[4:] for line in str(info.value).splitlines() if line.startswith("    ")]
+    exec("\n".join(fix_lines), namespace)  # noqa: S102
+    torch.testing.assert_close(namespace["pos_weight"], torch.tensor([3.0, 1.0, 1.0]))
+
+
+def test_targets_all_positive_channel_is_refused():
+    targets = torch.zeros(4, 3, 2, 2)
+    targets[:, 0] = 1  # channel 0: every element positive
+    targets[0, 1, 0, 0] = 1
+    targets[1, 2, 1, 1] = 1
+    with pytest.raises(ValueError, match=r"channel\(s\) \[0\] are all positive") as info:
+        pos_weight_from_targets(targets)
+    message = str(info.value)
+    assert "num_neg = num_total - num_pos" in message
+    with pytest.raises(ValueError, match="are all positive"):
+        pos_weight_from_targets(torch.ones(8, 1), channel_dim=None)
+    with pytest.raises(ValueError, match="have no positives"):
+        pos_weight_from_targets(torch.zeros(8, 1), channel_dim=None)
+
+
+MESSAGE_LIMIT = 1500
+
+
+def _message(call) -> str:
+    with pytest.raises(ValueError) as info:
+        call()
+    return str(info.value)
+
+
+def test_median_frequency_message_is_bounded_for_two_million_classes():
+    """Was a 17-million-character message listing every absent class."""
+    labels = torch.tensor([[0, 1, 1, 0]])
+    message = _message(lambda: median_frequency_weights(labels, num_classes=2_000_000))
+    assert len(message) < MESSAGE_LIMIT
+    assert "class(es) [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, ...] (first 10 of 1999998) never appear" in message
+
+
+def test_count_messages_are_bounded():
+    many = 1_000_000
+    assert "(first 10 of 1000000) have no positives" in _message(lambda: pos_weight_from_counts(torch.zeros(many), 5))
+    assert "(first 10 of 1000000) are all positive" in _message(lambda: pos_weight_from_counts(torch.ones(many), 0))
+    negative = _message(lambda: pos_weight_from_counts(torch.full((many,), -1.0), 5))
+    assert "[-1.0, -1.0" in negative and "(first 10 of 1000000)" in negative
+    nonfinite = _message(lambda: pos_weight_from_counts(torch.full((many,), math.nan), 5))
+    zero = _message(lambda: balanced_weights(torch.zeros(many)))
+    absent = _message(lambda: pos_weight_from_targets(torch.zeros(2, many)))
+    for message in (negative, nonfinite, zero, absent):
+        assert len(message) < MESSAGE_LIMIT, message[:200]
+    with pytest.raises(TypeError) as info:
+        pos_weight_from_counts(["x"] * many, 5)
+    assert len(str(info.value)) < MESSAGE_LIMIT
+    with pytest.raises(TypeError) as info:
+        count_positives([{str(i): i for i in range(many)}])
+    assert len(str(info.value)) < MESSAGE_LIMIT and "(first 10 of 1000000)" in str(info.value)
+
+
+def test_short_lists_are_shown_whole():
+    assert "channel(s) [1, 3] have no positives" in _message(lambda: pos_weight_from_counts([1, 0, 2, 0], 5))
+    ten = _message(lambda: balanced_weights(torch.zeros(10)))
+    assert "class(es) [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] have count 0" in ten
 
 
 # --------------------------------------------------------------------------------------------------

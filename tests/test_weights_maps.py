@@ -156,3 +156,100 @@ def test_bad_labels_say_what_to_write(labels, error, fix):
 def test_bad_parameters(w0, sigma, fix):
     with pytest.raises(ValueError, match=fix):
         unet_weight_map(np.zeros((3, 3), dtype=np.int64), w0=w0, sigma=sigma)
+
+
+# --------------------------------------------------------------------------------------------------
+# the windowed distances against the exact computation (one transform of the whole image per object)
+
+
+def reference_nearest_two_distances(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The exact d1, d2: one distance transform of the whole image per object (the slow original)."""
+    from scipy import ndimage
+
+    d1 = np.full(labels.shape, np.inf)
+    d2 = np.full(labels.shape, np.inf)
+    for object_id in np.unique(labels):
+        if object_id == 0:
+            continue
+        distance = ndimage.distance_transform_edt(labels != object_id)
+        d2 = np.minimum(d2, np.maximum(d1, distance))
+        d1 = np.minimum(d1, distance)
+    return d1, d2
+
+
+def reference_unet_weight_map(labels: np.ndarray, w0: float, sigma: float, class_balance: bool) -> np.ndarray:
+    """The U-Net map of one image from the exact distances, float64."""
+    d1, d2 = reference_nearest_two_distances(labels)
+    border = w0 * np.exp(-np.square(d1 + d2) / (2.0 * sigma * sigma))
+    class_weights = class_balance_weights(labels) if class_balance else 1.0
+    return class_weights + np.where(labels == 0, border, 0.0)
+
+
+def random_labels(rng: np.random.Generator) -> np.ndarray:
+    """Small random label images of several kinds: touching blobs, sparse specks, stripes, big ids."""
+    height, width = (int(v) for v in rng.integers(1, 40, size=2))
+    kind = rng.integers(4)
+    if kind == 0:  # touching blobs: a coarse random grid of ids, upsampled, with background holes
+        coarse = rng.integers(0, 6, size=(max(height // 4, 1), max(width // 4, 1)))
+        labels = np.kron(coarse, np.ones((4, 4), dtype=np.int64))[:height, :width]
+        labels = np.pad(labels, ((0, height - labels.shape[0]), (0, width - labels.shape[1])))
+    elif kind == 1:  # sparse specks, each its own object
+        labels = np.where(rng.random((height, width)) < 0.05, rng.integers(1, 1000, size=(height, width)), 0)
+    elif kind == 2:  # stripes of objects
+        labels = np.tile(rng.integers(0, 4, size=(1, width)), (height, 1))
+    else:  # every pixel random, large and non-consecutive ids
+        labels = rng.choice([0, 7, 10**9, 12345, 3], size=(height, width))
+    return labels.astype(np.int64)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_unet_weight_map_equals_the_exact_computation(seed):
+    """Default (border_tolerance 1e-16): within 1e-16 * w0 of the exact map; exact mode: equal."""
+    rng = np.random.default_rng(seed)
+    labels = random_labels(rng)
+    w0 = float(rng.choice([0.5, 10.0, 100.0]))
+    sigma = float(rng.choice([0.3, 1.0, 2.5, 5.0]))
+    class_balance = bool(rng.integers(2))
+    expected = reference_unet_weight_map(labels, w0, sigma, class_balance)
+    kwargs = {"class_balance": class_balance, "dtype": torch.float64}
+    fast = unet_weight_map(labels, w0, sigma, **kwargs).numpy()
+    np.testing.assert_allclose(fast, expected, rtol=0, atol=1e-16 * w0 + 4e-16 * np.abs(expected).max())
+    exact = unet_weight_map(labels, w0, sigma, border_tolerance=0.0, **kwargs).numpy()
+    np.testing.assert_allclose(exact, expected, rtol=1e-15, atol=0)
+    loose = unet_weight_map(labels, w0, sigma, border_tolerance=1e-3, **kwargs).numpy()
+    assert np.max(np.abs(loose - expected)) <= 1e-3 * w0 + 1e-15 * np.abs(expected).max()
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_windowed_distances_are_exact_up_to_the_window(seed):
+    rng = np.random.default_rng(100 + seed)
+    labels = random_labels(rng)
+    max_distance = float(rng.choice([0.5, 1.0, 3.0, 7.5]))
+    exact_d1, exact_d2 = reference_nearest_two_distances(labels)
+    d1, d2 = nearest_two_distances(labels, max_distance=max_distance)
+    for windowed, exact in ((d1, exact_d1), (d2, exact_d2)):
+        near = exact <= max_distance
+        assert np.array_equal(windowed[near], exact[near])  # bit for bit where it is within reach
+        assert np.all(windowed[~near] >= exact[~near])  # never smaller elsewhere
+    full_d1, full_d2 = nearest_two_distances(labels)  # no max_distance: exact everywhere
+    assert np.array_equal(full_d1, exact_d1) and np.array_equal(full_d2, exact_d2)
+
+
+def test_windowed_map_on_touching_cells_matches_in_float32():
+    labels = touching_cells(96, 96, n_cells=9, seed=7)
+    expected = torch.from_numpy(reference_unet_weight_map(labels, 10.0, 5.0, True)).float()
+    assert torch.equal(unet_weight_map(labels), expected)
+
+
+def test_no_background_or_one_object_needs_no_distances():
+    distinct = np.arange(1, 26, dtype=np.int64).reshape(5, 5)  # every pixel its own object
+    assert torch.equal(unet_weight_map(distinct), torch.ones(5, 5))
+    np.testing.assert_array_equal(unet_weight_map(distinct, dtype=torch.float64).numpy(),
+                                  reference_unet_weight_map(distinct, 10.0, 5.0, True))
+
+
+@pytest.mark.parametrize("tolerance", [-1e-3, 1.0, 2.0, math.nan])
+def test_bad_border_tolerance(tolerance):
+    with pytest.raises(ValueError, match=r"border_tolerance=.* must be in \[0, 1\)") as info:
+        unet_weight_map(np.zeros((3, 3), dtype=np.int64), border_tolerance=tolerance)
+    assert "border_tolerance=1e-16" in str(info.value)

@@ -8,6 +8,7 @@ Apple MPS). Imports: :mod:`bceweights.checks`, :mod:`bceweights.messages`, :mod:
 from __future__ import annotations
 
 import numbers
+import reprlib
 from collections.abc import Sequence
 from typing import Union
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from bceweights.checks import negative_mask, nonfinite_mask
-from bceweights.messages import error_message
+from bceweights.messages import LISTED_ITEMS, error_message, listing
 from bceweights.shapes import shape_str
 
 Counts = Union[float, int, Sequence[float], np.ndarray, torch.Tensor]
@@ -27,8 +28,16 @@ def shape_of(tensor: torch.Tensor | np.ndarray) -> str:
     return shape_str(tensor.shape)
 
 
-def indices(mask: torch.Tensor) -> list[int]:
-    return [int(i) for i in torch.nonzero(mask.reshape(-1)).reshape(-1).tolist()]
+def indices(mask: torch.Tensor, limit: int = LISTED_ITEMS) -> str:
+    """Where ``mask`` is True, for a message: ``[2, 5]``, or ``[0, 1, ..., 9] (first 10 of 2000000)``."""
+    flat = torch.nonzero(mask.reshape(-1)).reshape(-1)
+    return listing([int(i) for i in flat[:limit].tolist()], limit, total=flat.numel())
+
+
+def values_at(values: torch.Tensor, mask: torch.Tensor, limit: int = LISTED_ITEMS) -> str:
+    """The values where ``mask`` is True, for a message, as bounded as :func:`indices`."""
+    selected = values[mask]
+    return listing(selected[:limit].tolist(), limit, total=selected.numel())
 
 
 def accumulator_dtype(device: torch.device) -> torch.dtype:
@@ -50,7 +59,7 @@ def count_vector(name: str, value: Counts) -> tuple[torch.Tensor, bool]:
             tensor = torch.as_tensor(np.asarray(value, dtype=np.float64))
         except (TypeError, ValueError) as error:
             raise TypeError(error_message(
-                f"{name} is {value!r}, which is not a number or a list of numbers",
+                f"{name} is {reprlib.repr(value)}, which is not a number or a list of numbers",
                 "expected a count (e.g. 300) or one count per channel (e.g. [300, 12, 40]).",
                 "bw.pos_weight_from_counts(num_pos=100, num_neg=300)", lead="Write for example",
             )) from error
@@ -80,7 +89,7 @@ def check_counts(name: str, counts: torch.Tensor) -> None:
     negative = negative_mask(counts)
     if bool(negative.any()):
         raise ValueError(error_message(
-            f"{name} holds negative count(s) {counts[negative].tolist()} at index {indices(negative)}",
+            f"{name} holds negative count(s) {values_at(counts, negative)} at index {indices(negative)}",
             "expected counts >= 0.", "num_neg = targets.numel() // targets.shape[1] - num_pos",
             lead=f"A count cannot be negative: if {name} was computed as a difference, "
             "e.g. num_neg = total - num_pos, check that total counts every element",
@@ -88,14 +97,28 @@ def check_counts(name: str, counts: torch.Tensor) -> None:
 
 
 def ratio_or_raise(num_pos: torch.Tensor, num_neg: torch.Tensor, fix: str) -> torch.Tensor:
-    """``num_neg / num_pos`` elementwise; ``ValueError`` naming the channels with no positives (and ``fix``)."""
+    """``num_neg / num_pos`` elementwise, refusing a channel that has only one class.
+
+    A channel with no positives (``num_pos == 0``: the ratio is infinite) and a channel with no
+    negatives (``num_neg == 0``: the ratio is 0, which would switch that channel's positives off) are
+    treated alike: ``ValueError`` naming the channels (at most the first 10) and ``fix``, the line that
+    gives such channels ``pos_weight = 1`` (no re-weighting) instead.
+    """
     no_positives = num_pos == 0
     if bool(no_positives.any()):
-        channels = indices(no_positives)
         raise ValueError(error_message(
-            f"channel(s) {channels} have no positives (num_pos == 0), so num_neg / num_pos is infinite",
-            "expected at least one positive in every channel.", fix,
+            f"channel(s) {indices(no_positives)} have no positives (num_pos == 0), so num_neg / num_pos is "
+            "infinite", "expected at least one positive and one negative in every channel.", fix,
             lead="A channel with no positives cannot be re-weighted; drop it, count over more data, "
+            "or give it pos_weight 1",
+        ))
+    no_negatives = num_neg == 0
+    if bool(no_negatives.any()):
+        raise ValueError(error_message(
+            f"channel(s) {indices(no_negatives)} are all positive (num_neg == 0), so num_neg / num_pos is 0 "
+            "and pos_weight 0 would give their positives no weight at all",
+            "expected at least one positive and one negative in every channel.", fix,
+            lead="A channel with no negatives has nothing to balance against; drop it, count over more data, "
             "or give it pos_weight 1",
         ))
     return num_neg / num_pos
@@ -123,7 +146,9 @@ def pos_weight_from_counts(
         ``pw.view(C, 1, 1)`` for ``(N, C, H, W)`` with plain PyTorch.
 
     Raises:
-        ValueError: a count is negative, NaN or infinite; a channel has no positives (named);
+        ValueError: a count is negative, NaN or infinite; a channel has no positives or no negatives
+            (named: ``num_neg / num_pos`` would be infinite or 0, and 0 would switch the channel's
+            positives off; the message gives the line that sets such channels to 1 instead);
             per-channel lengths differ.
 
     Example:
@@ -145,5 +170,9 @@ def pos_weight_from_counts(
     if neg.device != pos.device:
         neg = neg.to(pos.device)
     pos, neg = torch.broadcast_tensors(pos, neg)
-    fix = "pos_weight = torch.where(num_pos > 0, num_neg / num_pos, torch.ones_like(num_pos))"
+    fix = (
+        "num_pos = torch.as_tensor(num_pos, dtype=torch.float64)\n"
+        "num_neg = torch.as_tensor(num_neg, dtype=torch.float64)\n"
+        "pos_weight = torch.where((num_pos > 0) & (num_neg > 0), num_neg / num_pos, 1.0).float()"
+    )
     return ratio_or_raise(pos, neg, fix).to(dtype)

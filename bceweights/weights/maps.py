@@ -37,9 +37,12 @@ The paper uses ``w0 = 10`` and ``sigma ≈ 5`` pixels. Pass the map as ``weight`
     loss = bw.bce_with_logits(logits, (labels > 0).float().unsqueeze(1),
                               weight=weight.unsqueeze(1))        # logits (N, 1, H, W)
 
-The distance transforms are the expensive part (one per object); :func:`nearest_two_distances`
-returns them so that code trying several ``w0`` and ``sigma`` computes them once
-(:func:`weight_map_from_distances` recombines).
+The distance transforms are the expensive part (one per object). :func:`unet_weight_map` computes
+each object's transform only in the window around it where its border term can exceed
+``border_tolerance * w0`` (default ``1e-16 * w0``): the map equals the exact one to within that bound,
+and 512 x 512 with 200 touching cells takes about 0.2 s instead of 3 s (``python -m benchmarks.maps``).
+:func:`nearest_two_distances` returns the distances so that code trying several ``w0`` and ``sigma``
+computes them once (:func:`weight_map_from_distances` recombines).
 
 Imports: :mod:`bceweights.checks`, :mod:`bceweights.messages`, :mod:`bceweights.weights.counts`,
 :mod:`bceweights.weights.streaming`; SciPy lazily.
@@ -66,6 +69,10 @@ LabelImage = Tensor | np.ndarray
 PAPER_W0 = 10.0
 PAPER_SIGMA = 5.0
 
+#: :func:`unet_weight_map` leaves out border terms below this fraction of ``w0`` (1e-15 for ``w0 = 10``,
+#: a few float64 roundings of a weight >= 0.5), so it computes each object's distances only near it.
+DEFAULT_BORDER_TOLERANCE = 1e-16
+
 
 def rebalance_map(
     target: torch.Tensor,
@@ -75,7 +82,7 @@ def rebalance_map(
 ) -> torch.Tensor:
     """Per-element weight map: background ``1 / ratio``, foreground ``1``.
 
-    ``weight = 1/ratio + (1 - 1/ratio) * target``, so soft targets interpolate linearly. With
+    ``weight = target + (1 - target) / ratio``, so soft targets interpolate linearly. With
     ``ratio = negatives / positives`` the background's total weight ``negatives / ratio`` equals the
     foreground's ``positives``: both halves of the loss count equally, and the loss keeps the scale of
     the foreground terms (unlike ``pos_weight``, which scales the foreground up).
@@ -89,7 +96,10 @@ def rebalance_map(
     Returns:
         float tensor shaped like ``target`` (``target``'s float dtype, float32 for bool/integer
         targets), on its device. Pass it as ``weight=`` (with ``reduction="weighted_mean"`` to
-        average over the weights rather than the elements).
+        average over the weights rather than the elements). Exact at the ends for every finite
+        ``ratio > 0``: foreground (target 1) is exactly ``1``, background (target 0) exactly
+        ``1 / ratio`` rounded once to that dtype, so ``inf`` if ``1 / ratio`` exceeds the dtype's
+        largest number (``ratio < 2.9e-39`` in float32; the loss then refuses the map).
 
     Raises:
         ValueError: ``ratio`` <= 0, NaN or infinite; ``ratio=None`` with no foreground in ``target``;
@@ -152,8 +162,12 @@ def rebalance_map(
                 "the elements).",
                 "bw.rebalance_map(target)   # to compute negatives / positives from target",
             ))
-    background = 1.0 / ratio_value
-    return background + (1.0 - background) * values
+    # background weight 1/ratio rounded once to the map's dtype (inf if it overflows that dtype)
+    background = torch.tensor(1.0 / ratio_value, dtype=torch.float64).to(dtype=dtype, device=values.device)
+    # target + (1 - target) / ratio: exactly 1 at target 1 and exactly `background` at target 0,
+    # whatever the ratio (the form 1/ratio + (1 - 1/ratio) * target cancels when 1/ratio is large)
+    weight = values + background * (1 - values)
+    return torch.where(values == 1, torch.ones((), dtype=dtype, device=values.device), weight)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -234,25 +248,65 @@ def _scipy_ndimage():  # noqa: ANN202 (a module)
     return ndimage
 
 
-def nearest_two_distances(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def object_windows(
+    labels: np.ndarray, margin: int | None
+) -> tuple[np.ndarray, list[tuple[int, tuple[slice, ...]]]]:
+    """``labels`` renumbered ``1..K`` (0 stays background), and ``(k, window)`` per object: its bounding
+    box widened by ``margin`` pixels on every side (clipped to the image); ``margin=None``: the whole
+    image."""
+    ids, compact = np.unique(labels, return_inverse=True)
+    compact = compact.reshape(labels.shape)
+    if ids.size and ids[0] != 0:  # no background: ids[0] is an object, number it 1
+        compact = compact + 1
+    boxes = _scipy_ndimage().find_objects(compact)
+    whole = tuple(slice(0, size) for size in labels.shape)
+    windows = [
+        (number, whole if margin is None else tuple(
+            slice(max(axis.start - margin, 0), min(axis.stop + margin, size))
+            for axis, size in zip(box, labels.shape)
+        ))
+        for number, box in enumerate(boxes, start=1) if box is not None
+    ]
+    return compact, windows
+
+
+def nearest_two_distances(
+    labels: np.ndarray, max_distance: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Distances ``d1``, ``d2`` from every pixel to its nearest and second-nearest object, ``(H, W)`` each.
 
-    ``labels`` is one integer label image ``(H, W)`` (0 = background). For every object ``k``,
-    ``scipy.ndimage.distance_transform_edt(labels != k)`` is the distance to object ``k``'s nearest
-    pixel (0 on the object); ``d1`` and ``d2`` keep the smallest and second-smallest over ``k``.
-    Where there are fewer than two objects the missing distances are ``inf``. Float64.
+    ``labels`` is one integer label image ``(H, W)`` (0 = background; any number of dimensions
+    works). For every object ``k``, ``scipy.ndimage.distance_transform_edt(labels != k)`` is the
+    distance to object ``k``'s nearest pixel (0 on the object); ``d1`` and ``d2`` keep the smallest and
+    second-smallest over ``k``. Where there are fewer than two objects the missing distances are ``inf``.
+    Float64.
+
+    ``max_distance``: ``None`` computes every distance everywhere (one transform of the whole image
+    per object). A number computes object ``k``'s distances only in its bounding box widened by
+    ``ceil(max_distance)`` pixels, which holds every pixel within ``max_distance`` of it, and takes
+    ``inf`` outside. Then ``d1`` and ``d2`` are exact wherever they are ``<= max_distance`` (bit for
+    bit equal to ``max_distance=None``), and elsewhere ``>=`` the exact values (possibly ``inf``).
     """
     ndimage = _scipy_ndimage()
-
+    labels = np.asarray(labels)
     d1 = np.full(labels.shape, np.inf)
     d2 = np.full(labels.shape, np.inf)
-    for object_id in np.unique(labels):
-        if object_id == 0:
-            continue
-        distance = ndimage.distance_transform_edt(labels != object_id)
-        d2 = np.minimum(d2, np.maximum(d1, distance))
-        d1 = np.minimum(d1, distance)
+    margin = None if max_distance is None else math.ceil(max_distance)
+    compact, windows = object_windows(labels, margin)
+    for number, window in windows:
+        distance = ndimage.distance_transform_edt(compact[window] != number)
+        nearest, second = d1[window], d2[window]  # views: updated in place
+        np.minimum(second, np.maximum(nearest, distance), out=second)
+        np.minimum(nearest, distance, out=nearest)
     return d1, d2
+
+
+def border_reach(sigma: float, border_tolerance: float) -> float | None:
+    """The ``d1 + d2`` beyond which ``w0 exp(-(d1 + d2)^2 / (2 sigma^2)) < border_tolerance * w0``:
+    ``sigma * sqrt(2 ln(1 / border_tolerance))``; ``None`` (no limit) for ``border_tolerance = 0``."""
+    if border_tolerance == 0:
+        return None
+    return sigma * math.sqrt(2.0 * math.log(1.0 / border_tolerance))
 
 
 def class_balance_weights(labels: np.ndarray) -> np.ndarray:
@@ -282,7 +336,13 @@ def weight_map_from_distances(
     return class_weights + np.where(background, border, 0.0)
 
 
-def _check_parameters(w0: float, sigma: float) -> None:
+def _check_parameters(w0: float, sigma: float, border_tolerance: float = 0.0) -> None:
+    if not 0 <= border_tolerance < 1:
+        raise ValueError(error_message(
+            f"border_tolerance={border_tolerance} must be in [0, 1) (border terms below border_tolerance * w0 are "
+            "left out; 0 computes the exact map).",
+            fixes=f"border_tolerance={DEFAULT_BORDER_TOLERANCE}   # the default: below float64 rounding",
+        ))
     if not np.isfinite(w0) or w0 < 0:
         raise ValueError(error_message(
             f"w0={w0} must be finite and >= 0 (the border weight; the paper uses 10; 0 leaves the class term only).",
@@ -302,6 +362,7 @@ def unet_weight_map(
     class_balance: bool = True,
     *,
     dtype: torch.dtype = torch.float32,
+    border_tolerance: float = DEFAULT_BORDER_TOLERANCE,
 ) -> Tensor:
     """The U-Net weight map ``w_c + w0 exp(-(d1 + d2)^2 / (2 sigma^2))`` (border term on background only).
 
@@ -313,6 +374,14 @@ def unet_weight_map(
         sigma: border width in pixels ``> 0`` (paper: about 5).
         class_balance: add ``w_c = n / (2 n_class)`` (see the module docstring); ``False`` uses 1.
         dtype: floating dtype of the result.
+        border_tolerance: border terms smaller than ``border_tolerance * w0`` are left out, so each
+            object's distances are computed only near it (within ``border_reach(sigma,
+            border_tolerance)`` pixels of its bounding box, 8.6 sigma for the default ``1e-16``)
+            instead of over the whole image. Every pixel then differs from the exact map by less than
+            ``border_tolerance * w0`` (1e-15 for the default and the paper's ``w0 = 10``: a few
+            float64 roundings of a weight >= 0.5, far below float32's); ``0`` computes the exact map,
+            one distance transform of the whole image per object (about 15x slower at 512 x 512
+            with 200 cells).
 
     Returns:
         a float tensor shaped like ``labels``, on ``labels``' device when it is a tensor (the distance
@@ -320,15 +389,20 @@ def unet_weight_map(
 
     Raises:
         TypeError: a bool mask (label it first: ``scipy.ndimage.label``), a float array, not an array.
-        ValueError: not 2-D or 3-D; negative labels; ``w0 < 0`` or ``sigma <= 0``.
+        ValueError: not 2-D or 3-D; negative labels; ``w0 < 0`` or ``sigma <= 0``;
+            ``border_tolerance`` outside ``[0, 1)``.
     """
     array = _as_label_array(labels)
-    _check_parameters(float(w0), float(sigma))
+    _check_parameters(float(w0), float(sigma), float(border_tolerance))
+    reach = border_reach(float(sigma), float(border_tolerance))
     images = array[None] if array.ndim == 2 else array
     maps = np.empty(images.shape, dtype=np.float64)
     for index, image in enumerate(images):
-        d1, d2 = nearest_two_distances(image)
-        class_weights = class_balance_weights(image) if class_balance else 1.0
+        class_weights = class_balance_weights(image) if class_balance else np.ones(image.shape)
+        if w0 == 0 or not (image == 0).any():  # no border term (it is on background only): no distances
+            maps[index] = class_weights
+            continue
+        d1, d2 = nearest_two_distances(image, max_distance=reach)
         maps[index] = weight_map_from_distances(d1 + d2, image == 0, class_weights, float(w0), float(sigma))
     result = torch.from_numpy(maps.reshape(array.shape)).to(dtype)
     if isinstance(labels, Tensor):

@@ -18,7 +18,7 @@ import torch
 
 from bceweights.checks import outside_unit_interval, value_checks_enabled
 from bceweights.collectives import all_reduce_sum
-from bceweights.messages import error_message, write_instead
+from bceweights.messages import error_message, listing, write_instead
 from bceweights.weights.counts import accumulator_dtype, ratio_or_raise, shape_of
 
 Targets = Union[torch.Tensor, np.ndarray, Iterable[Any]]
@@ -75,7 +75,7 @@ def batches(targets: Targets, progress: bool, description: str) -> Iterator[tupl
                 ))
         if isinstance(batch, dict):
             raise TypeError(error_message(
-                f"batch {index} is a dict with keys {sorted(map(str, batch))}",
+                f"batch {index} is a dict with keys {listing(sorted(map(str, batch)))}",
                 "expected a target tensor or (inputs, targets).",
                 "(batch['mask'] for batch in loader)", lead="Pass the targets only, naming your key, e.g.",
             ))
@@ -274,7 +274,9 @@ def pos_weight_from_targets(
         PyTorch for ``(N, C, H, W)``.
 
     Raises:
-        ValueError: a channel has no positives (named), besides the errors of :func:`count_positives`.
+        ValueError: a channel has no positives or no negatives (named; see
+            :func:`~bceweights.weights.counts.pos_weight_from_counts`), besides the errors of
+            :func:`count_positives`.
 
     Example:
         >>> y = torch.cat([torch.ones(100), torch.zeros(300)]).reshape(400, 1)
@@ -286,6 +288,7 @@ def pos_weight_from_targets(
     )
     fix = (
         "num_pos, num_total = bw.count_positives(targets)\n"
-        "pos_weight = torch.where(num_pos > 0, (num_total - num_pos) / num_pos, torch.ones_like(num_pos))"
+        "num_neg = num_total - num_pos\n"
+        "pos_weight = torch.where((num_pos > 0) & (num_neg > 0), num_neg / num_pos, 1.0).float()"
     )
     return ratio_or_raise(num_pos, num_total - num_pos, fix).to(dtype)
