@@ -23,7 +23,7 @@ TORCH_VERSION := 2.13.0
 # The Triton release torch 2.13.0's CUDA wheels require; the lock pins the same one so that the
 # constraints also resolve where pip picks torch's CUDA build.
 TRITON_VERSION := 3.7.1
-# The lessons extra is the lessons' stack (matplotlib, ipywidgets, ipympl, tqdm, scipy); the core needs none.
+# The lessons extra is the lessons' stack (matplotlib, ipywidgets, ipympl, tqdm, scipy, scikit-learn); the core needs none.
 EXTRAS := lessons,notebooks,test
 
 # pip warns once per package about every configured index or find-links location that does not

@@ -14,13 +14,18 @@ Layout (imports go one way, down this list; nothing here imports :mod:`bceweight
 * :mod:`~bceweights.eager` (the eager formula), :mod:`bceweights.fused` (the fused pass only),
   :mod:`~bceweights.backend` (which of the two runs a call, and the fallback);
 * :mod:`~bceweights.loss`: the public functions and modules; :mod:`~bceweights.explain`;
-* :mod:`bceweights.weights`: weight builders (counts, streaming, classes, maps, optimum).
+* :mod:`bceweights.weights`: weight builders (counts, streaming, classes, maps, optimum);
+* :mod:`bceweights.audit`: ``with bw.audit() as report:`` reads the BCE calls of unmodified PyTorch
+  code and reports the weighting bugs (rules, interception, report, ``python -m bceweights.audit``); it
+  imports the core, and nothing in the core imports it (this file only re-exports :func:`audit`).
 
 :mod:`bceweights.lessons` (data, model, metrics, explorers, exercises) imports the core, never the
 other way; it needs the ``lessons`` extra (``pip install "bceweights[lessons]"``). The core needs
 only torch and numpy.
 """
 
+from bceweights import audit
+from bceweights.audit import AuditError
 from bceweights.checks import set_value_checks, value_checks
 from bceweights.errors import WeightShapeError
 from bceweights.explain import Explanation, explain
@@ -46,10 +51,12 @@ from bceweights.weights import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuditError",
     "BCEWithLogits",
     "Explanation",
     "FocalBCEWithLogits",
     "WeightShapeError",
+    "audit",
     "balanced_weights",
     "bce_with_logits",
     "count_positives",

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable
 
+import torch
 from torch import Tensor
 
 from bceweights import fused
@@ -31,6 +32,7 @@ __all__ = [
     "AUTO_AFTER_CALLS",
     "AUTO_MIN_NUMEL",
     "BACKENDS",
+    "check_backend",
     "compute_loss",
     "resolve_backend",
 ]
@@ -48,6 +50,11 @@ seconds once, which a training loop repays and a one-off call in a notebook does
 _calls_seen: OrderedDict[Hashable, int] = OrderedDict()
 _MAX_SEEN = 256
 
+_failed: OrderedDict[Hashable, str] = OrderedDict()
+"""Signatures whose fused build failed under ``"auto"`` (with the reason): ``"auto"`` keeps them on
+the eager path. Only that signature: a failure never switches the fused path off for other calls, and
+``backend="fused"`` always tries again (and raises the fresh error)."""
+
 
 def _signature(prepared: Prepared, options: tuple) -> Hashable:
     """What one compiled fused function is specialised on (apart from grad mode and threads)."""
@@ -57,13 +64,21 @@ def _signature(prepared: Prepared, options: tuple) -> Hashable:
     ))
 
 
-def _count_call(prepared: Prepared, options: tuple) -> int:
-    key = _signature(prepared, options)
+def _count_call(key: Hashable) -> int:
     count = _calls_seen.pop(key, 0) + 1
     _calls_seen[key] = count
     while len(_calls_seen) > _MAX_SEEN:
         _calls_seen.popitem(last=False)
     return count
+
+
+def check_backend(backend: object) -> None:
+    """``ValueError`` unless ``backend`` is one of :data:`BACKENDS`."""
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ValueError(error_message(
+            f"backend={backend!r} is not one of {', '.join(map(repr, BACKENDS))}.",
+            fixes='backend="auto"   # fused when it pays off, else the eager torch path',
+        ))
 
 
 def resolve_backend(
@@ -76,22 +91,24 @@ def resolve_backend(
 ) -> str:
     """Which path computes this call: ``"torch"`` or ``"fused"``.
 
-    ``"torch"`` and ``"fused"`` are taken as asked (``"fused"`` raises when it cannot run). ``"auto"``
-    answers ``"fused"`` when a fused path can run, the input has at least :data:`AUTO_MIN_NUMEL`
-    elements and this shape signature is on its :data:`AUTO_AFTER_CALLS`-th call or later (each
-    ``"auto"`` call counts; the signature is the operands' shapes, strides, dtypes and device with
-    ``reduction``, ``gamma`` and ``alpha``); otherwise ``"torch"``, silently.
+    ``"torch"`` is taken as asked. Under forward-mode AD or a ``torch.func`` transform every backend
+    answers ``"torch"`` (:func:`bceweights.fused.autograd_mode_reason`: the fused pass carries only
+    first-order reverse-mode gradients), so that every way PyTorch differentiates works, with the same
+    values, whichever backend is named. Otherwise ``"fused"`` is taken as asked (raising when it cannot
+    run), and ``"auto"`` answers ``"fused"`` when a fused path can run, the input has at least
+    :data:`AUTO_MIN_NUMEL` elements, this shape signature is on its :data:`AUTO_AFTER_CALLS`-th call or
+    later (each ``"auto"`` call counts; the signature is the operands' shapes, strides, dtypes and
+    device with ``reduction``, ``gamma`` and ``alpha``) and its fused build has not failed before;
+    otherwise ``"torch"``, silently.
 
     Raises:
         ValueError: an unknown backend name, or ``backend="fused"`` where no fused path can run
             (missing compiler or Triton, unsupported device or dtype, ``weight`` requiring grad, ...).
     """
-    if backend not in BACKENDS:
-        raise ValueError(error_message(
-            f"backend={backend!r} is not one of {', '.join(map(repr, BACKENDS))}.",
-            fixes='backend="auto"   # fused when it pays off, else the eager torch path',
-        ))
+    check_backend(backend)
     if backend == "torch":
+        return "torch"
+    if not torch.compiler.is_compiling() and fused.autograd_mode_reason(prepared) is not None:
         return "torch"
     reason = fused.unavailable_reason(prepared)
     if backend == "fused":
@@ -103,7 +120,10 @@ def resolve_backend(
         return "fused"
     if reason is not None or prepared.input.numel() < AUTO_MIN_NUMEL:
         return "torch"
-    calls = _count_call(prepared, (reduction, float(gamma), alpha))
+    key = _signature(prepared, (reduction, float(gamma), alpha))
+    if key in _failed:
+        return "torch"
+    calls = _count_call(key)
     return "fused" if calls >= AUTO_AFTER_CALLS else "torch"
 
 
@@ -120,7 +140,8 @@ def compute_loss(
     Returns what :func:`bceweights.eager.eager_loss` returns (a scalar, or ``(*)`` for ``"none"``, in
     the input's dtype). The fused path (:func:`bceweights.fused.run`) differentiates the input only:
     :func:`resolve_backend` keeps calls whose target, weight or pos_weight require grad on the eager
-    path. Under ``"auto"`` a fused build that fails falls back to the eager path.
+    path. Under ``"auto"`` a fused build that fails falls back to the eager path (for that signature
+    from then on; nothing else is switched off).
 
     Args:
         prepared: the operands from :func:`bceweights.prepared.prepare`.
@@ -138,7 +159,10 @@ def compute_loss(
         return eager_loss(prepared, reduction, gamma, alpha)
     try:
         return fused.run(prepared, reduction, gamma, alpha)
-    except fused.FusedBuildFailed:
-        if backend == "auto":
-            return eager_loss(prepared, reduction, gamma, alpha)
-        raise
+    except fused.FusedBuildFailed as error:
+        if backend != "auto":
+            raise
+        _failed[_signature(prepared, (reduction, float(gamma), alpha))] = str(error)
+        while len(_failed) > _MAX_SEEN:
+            _failed.popitem(last=False)
+        return eager_loss(prepared, reduction, gamma, alpha)

@@ -19,18 +19,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bceweights.prepared import Prepared
+from bceweights.prepared import Prepared, needs_derivative
 
 
 def bce_terms(input: Tensor, target: Tensor, pos_weight: Tensor | None = None) -> Tensor:
     """Per-element loss before ``weight``: ``(1 - y) x - (1 + (p - 1) y) log sigmoid(x)``.
 
     Shapes: ``input`` and ``target`` ``(*)``; ``pos_weight`` broadcastable to them. Differentiable in
-    every argument: when only ``input`` needs a gradient this is PyTorch's own kernel (one pass, same
-    values); otherwise the formula above in differentiable operations, since PyTorch's kernel refuses
-    gradients for ``pos_weight`` and ``weight``.
+    every argument: when no derivative can flow through ``pos_weight`` this is PyTorch's own kernel
+    (one pass, same values); otherwise the formula above in differentiable operations, since PyTorch's
+    kernel refuses gradients for ``pos_weight`` and ``weight`` and silently drops their forward-mode
+    tangents (:func:`bceweights.prepared.needs_derivative`).
     """
-    if not (target.requires_grad or (pos_weight is not None and pos_weight.requires_grad)):
+    if not (target.requires_grad or needs_derivative(pos_weight)):
         return F.binary_cross_entropy_with_logits(input, target, pos_weight=pos_weight, reduction="none")
     log_sigmoid = F.logsigmoid(input)
     if pos_weight is None:
@@ -38,18 +39,41 @@ def bce_terms(input: Tensor, target: Tensor, pos_weight: Tensor | None = None) -
     return (1 - target) * input - (1 + (pos_weight - 1) * target) * log_sigmoid
 
 
+def focal_modulation(input: Tensor, target: Tensor, gamma: float) -> Tensor:
+    """``(1 - q_t) ** gamma`` with ``q_t = q y + (1 - q)(1 - y)``, ``q = sigmoid(x)``; shape ``(*)``.
+
+    ``m = 1 - q_t`` is formed as ``q (1 - y) + sigmoid(-x) y``, without the cancellation of ``1 - q_t``
+    (which is 0 for ``|x|`` past 17 in float32, 8 in bfloat16). The power's gradient stays finite for
+    every ``gamma >= 0`` at every logit: for ``0 < gamma < 1`` the derivative of ``m ** gamma`` is
+    infinite at ``m = 0``, so below float's smallest normal number (``m < finfo.tiny``, where the
+    loss itself is below 1e-38) the value is kept and its gradient taken as 0, the limit of the full
+    product ``gamma m^gamma (dm/dx / m) l_bce``.
+    """
+    m = torch.sigmoid(input) * (1 - target) + torch.sigmoid(-input) * target
+    if gamma >= 1:
+        return m**gamma
+    normal = m >= torch.finfo(m.dtype).tiny
+    safe = torch.where(normal, m, torch.ones_like(m))  # the unselected branch must not see 0 ** (gamma - 1)
+    return torch.where(normal, safe**gamma, m.detach() ** gamma)
+
+
 def per_element_loss(prepared: Prepared, gamma: float = 0.0, alpha: float | None = None) -> Tensor:
     """Per-element (focal) loss before ``weight`` and ``ignore``, shaped like ``prepared.input``.
 
     ``gamma=0, alpha=None`` gives :func:`bce_terms`; otherwise the factors of
-    :func:`focal_bce_with_logits`: ``alpha_t (1 - q_t) ** gamma``.
+    :func:`focal_bce_with_logits`: ``alpha_t (1 - q_t) ** gamma`` (:func:`focal_modulation`).
+
+    Ignored elements (``prepared.ignore``) are given logit 0 and target 0 before anything is computed,
+    so that a NaN or infinite logit or target there (NaN as "missing label") cannot reach the loss or
+    the gradient (``0 * NaN`` is NaN; masking afterwards would be too late for the backward).
     """
-    x, y = prepared.input, prepared.target
-    per_element = bce_terms(x, y, prepared.pos_weight)
+    x, y, pos_weight = prepared.input, prepared.target, prepared.pos_weight
+    if prepared.ignore is not None:
+        x = torch.where(prepared.ignore, 0.0, x)
+        y = torch.where(prepared.ignore, 0.0, y)
+    per_element = bce_terms(x, y, pos_weight)
     if gamma != 0:
-        prob = torch.sigmoid(x)
-        prob_true = prob * y + (1 - prob) * (1 - y)
-        per_element = per_element * (1 - prob_true) ** gamma
+        per_element = per_element * focal_modulation(x, y, gamma)
     if alpha is not None:
         per_element = per_element * (alpha * y + (1 - alpha) * (1 - y))
     return per_element
@@ -67,7 +91,8 @@ def eager_loss(prepared: Prepared, reduction: str, gamma: float = 0.0, alpha: fl
         and alpha is None
         and prepared.ignore is None
         and reduction in ("mean", "sum", "none")
-        and not any(t is not None and t.requires_grad for t in (prepared.target, prepared.weight, prepared.pos_weight))
+        and not prepared.target.requires_grad
+        and not any(needs_derivative(t) for t in (prepared.weight, prepared.pos_weight))
     )
     if pytorch_call:
         return F.binary_cross_entropy_with_logits(
@@ -96,6 +121,8 @@ def weight_and_reduce(per_element: Tensor, prepared: Prepared, reduction: str) -
     """
     loss = per_element
     weight, ignore = prepared.weight, prepared.ignore
+    if weight is not None and ignore is not None:
+        weight = torch.where(ignore, 0.0, weight)  # a NaN weight on an ignored element counts for nothing
     if weight is not None:
         loss = loss * weight
     if ignore is not None:
@@ -128,5 +155,6 @@ def reduction_denominator(prepared: Prepared, reduction: str) -> Tensor:
         if ignore is not None:
             return _broadcast_sum((~ignore).to(dtype), numel).to(dtype)
         return torch.tensor(float(numel), dtype=dtype, device=x.device)
-    kept_weight = weight if ignore is None else weight.masked_fill(ignore, 0)
+    # torch.where, not a product: a NaN weight on an ignored element counts for nothing
+    kept_weight = weight if ignore is None else torch.where(ignore, 0.0, weight)
     return _broadcast_sum(kept_weight, numel).to(dtype)

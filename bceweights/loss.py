@@ -27,14 +27,25 @@ This module holds only the public functions and modules. Each call runs
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from bceweights.backend import compute_loss
+from bceweights import checks
+from bceweights.backend import check_backend, compute_loss
 from bceweights.distributed import global_loss
-from bceweights.prepared import Operand, Reduction, check_focal, check_reduction, prepare
+from bceweights.messages import error_message
+from bceweights.prepared import (
+    Operand,
+    Reduction,
+    check_focal,
+    check_label_smoothing,
+    check_reduction,
+    from_numpy,
+    prepare,
+)
 from bceweights.shapes import align, as_tensor_like, shape_str
 
 Backend = Literal["auto", "torch", "fused"]
@@ -73,17 +84,25 @@ def bce_with_logits(
             ``(N, C, H, W)``. Without it, 1-D operands follow PyTorch's trailing alignment, and the ones
             that would silently land on the wrong axis are refused.
         ignore: bool, broadcastable to ``input``; True elements add 0 to the loss, get zero gradient and
-            are left out of the mean's denominator. Their targets may hold anything (255 for void).
+            are left out of the mean's denominator. Their targets and logits may hold anything (255 for
+            void, NaN for a missing label, inf): nothing of them reaches the loss or the gradient.
         check_values: look at values (targets in ``[0, 1]``, weights finite and ``>= 0``). Default: the
             global setting (on; see :func:`bceweights.set_value_checks`). The checks read every element
-            and synchronise with the GPU; turn them off for speed once your data is known good.
+            and synchronise with the GPU; turn them off for speed once your data is known good. Under
+            ``torch.compile`` (``fullgraph=True`` included) they stay in the graph as
+            ``torch._assert_async`` (no graph break, no sync) and a bad value raises ``RuntimeError``
+            when the compiled code runs (on CUDA a device-side assert, which ends the CUDA context);
+            under ``torch.func.vmap`` they read every sample at once.
         label_smoothing: ``eps`` in ``[0, 1]``; targets become ``y (1 - eps) + eps / 2`` (0 -> eps/2,
             1 -> 1 - eps/2), so the loss-minimising logit stays finite: ``log(y' / (1 - y'))``.
         backend: ``"torch"`` (the eager formula), ``"fused"`` (one pass computing loss and input gradient:
             a compiled C++ loop on CPU, a Triton kernel on CUDA; an error saying why if it cannot run) or
             ``"auto"`` (fused from the third call of a shape signature with at least 65,536 elements, when
-            it can run and nothing but the input needs a gradient; eager otherwise, silently). See
-            :mod:`bceweights.fused`.
+            it can run and nothing but the input needs a gradient; eager otherwise, silently). Under
+            forward-mode AD and ``torch.func`` transforms every backend runs the eager formula, so
+            every way PyTorch differentiates works whichever backend is named. Under ``torch.autocast``
+            a float16/bfloat16 input is computed in float32 and the loss is float32, as PyTorch's.
+            See :mod:`bceweights.fused`.
         process_group: a ``torch.distributed`` group (e.g. ``dist.group.WORLD`` under DDP) over which
             the denominator of ``"mean"`` and ``"weighted_mean"`` is all-reduced: each rank returns
             ``local_sum * world_size / global_denominator``, so DDP's gradient averaging gives exactly
@@ -142,10 +161,41 @@ def focal_bce_with_logits(
     return compute_loss(prepared, reduction, gamma=gamma, alpha=alpha, backend=backend)
 
 
-def _buffer(value: Operand) -> Tensor | None:
-    if value is None or isinstance(value, Tensor):
-        return value
-    return torch.as_tensor(value, dtype=torch.get_default_dtype())
+def _buffer(name: str, value: Operand, check_values: bool | None) -> Tensor | None:
+    """A module's ``weight`` / ``pos_weight`` as a floating tensor, checked as a call would check it.
+
+    Numbers, sequences and numpy arrays become tensors of the default dtype; a floating tensor keeps
+    its dtype. With value checks on (``check_values``, else the process setting) NaN, infinite and
+    negative values are refused here, at construction, rather than at the first ``forward``.
+    """
+    if value is None:
+        return None
+    value = from_numpy(value)
+    floating = isinstance(value, Tensor) and value.is_floating_point()
+    like = torch.empty((), dtype=value.dtype if floating else torch.get_default_dtype())
+    tensor = as_tensor_like(value, like, name)
+    if checks.value_checks_enabled(check_values):
+        checks.check_weight_values(name, tensor)
+    return tensor
+
+
+def check_module_options(channel_dim: object, check_values: object, label_smoothing: object) -> None:
+    """The types of the options a module stores (the values are checked by their own checks)."""
+    if channel_dim is not None and (isinstance(channel_dim, bool) or not isinstance(channel_dim, int)):
+        raise TypeError(error_message(
+            f"channel_dim={channel_dim!r} is not an int", "expected the channel dimension, e.g. 1, or None.",
+            "channel_dim=1   # the C of (N, C, H, W)",
+        ))
+    if check_values is not None and not isinstance(check_values, bool):
+        raise TypeError(error_message(
+            f"check_values={check_values!r} is not True, False or None",
+            "None follows bw.set_value_checks.", "check_values=None",
+        ))
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real):
+        raise TypeError(error_message(
+            f"label_smoothing={label_smoothing!r} is not a number", "expected eps in [0, 1].",
+            "label_smoothing=0.1",
+        ))
 
 
 class BCEWithLogits(nn.Module):
@@ -156,9 +206,13 @@ class BCEWithLogits(nn.Module):
     are both aligned with the input and multiplied.
 
     Args:
-        weight, pos_weight: as :func:`bce_with_logits`; stored as buffers (they follow ``.to(device)``).
+        weight, pos_weight: as :func:`bce_with_logits` (numbers, sequences, numpy arrays or tensors);
+            stored as buffers (they follow ``.to(device)``).
         reduction, channel_dim, check_values, label_smoothing, backend, process_group: as
             :func:`bce_with_logits` (the group is kept as a plain attribute, not a buffer).
+
+    Every option is checked here, when the module is built (``backend="bogus"``,
+    ``label_smoothing=2``, a negative weight raise at construction, not at the first ``forward``).
 
     Shapes:
         ``forward(input (*), target (*), weight=None, ignore=None) -> ()`` or ``(*)`` for ``"none"``.
@@ -181,8 +235,11 @@ class BCEWithLogits(nn.Module):
     ) -> None:
         super().__init__()
         check_reduction(reduction)
-        self.register_buffer("weight", _buffer(weight))
-        self.register_buffer("pos_weight", _buffer(pos_weight))
+        check_backend(backend)
+        check_module_options(channel_dim, check_values, label_smoothing)
+        check_label_smoothing(label_smoothing)
+        self.register_buffer("weight", _buffer("weight", weight, check_values))
+        self.register_buffer("pos_weight", _buffer("pos_weight", pos_weight, check_values))
         self.reduction = reduction
         self.channel_dim = channel_dim
         self.check_values = check_values
@@ -257,6 +314,7 @@ class FocalBCEWithLogits(BCEWithLogits):
         backend: Backend = "auto",
         process_group: ProcessGroup | None = None,
     ) -> None:
+        check_focal(gamma, alpha)
         super().__init__(
             weight, pos_weight, reduction=reduction, channel_dim=channel_dim, check_values=check_values,
             label_smoothing=label_smoothing, backend=backend, process_group=process_group,

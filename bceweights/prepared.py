@@ -18,11 +18,14 @@ the eager path or the fused package, which all import this module.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Literal, Union
 
+import numpy as np
 import torch
 from torch import Tensor
+from torch.autograd import forward_ad
 
 from bceweights import checks
 from bceweights.messages import error_message
@@ -30,7 +33,11 @@ from bceweights.shapes import align, as_tensor_like, shape_str
 
 Reduction = Literal["mean", "sum", "none", "weighted_mean"]
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none", "weighted_mean")
-Operand = Union[Tensor, float, int, list, tuple, None]
+Operand = Union[Tensor, np.ndarray, float, int, list, tuple, None]
+
+AUTOCAST_TO_FLOAT32: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16)
+"""Input dtypes that autocast computes this loss in float32, as it does PyTorch's
+``binary_cross_entropy_with_logits`` (float64 stays float64, float32 is unchanged)."""
 
 
 @dataclass(frozen=True)
@@ -62,14 +69,21 @@ def check_reduction(reduction: str) -> None:
 
 
 def check_focal(gamma: float, alpha: float | None) -> None:
-    """``ValueError`` unless ``gamma >= 0`` and ``alpha`` is ``None`` or in ``[0, 1]``."""
-    if gamma < 0:
-        raise ValueError(f"gamma={gamma} is negative; expected gamma >= 0 (0 gives plain BCE, 2 is usual).")
-    if alpha is not None and not 0 <= alpha <= 1:
-        raise ValueError(
-            f"alpha={alpha} is outside [0, 1]; expected the weight of positives, e.g. alpha=0.25, "
-            "or alpha=None to leave it out."
-        )
+    """``ValueError`` unless ``gamma`` is a finite number ``>= 0`` and ``alpha`` is ``None`` or in ``[0, 1]``.
+
+    (NaN fails both tests: every comparison with it is False.)
+    """
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0 <= gamma < float("inf"):
+        raise ValueError(error_message(
+            f"gamma={gamma!r} is not a finite number >= 0",
+            "it is the focusing exponent: 0 gives plain BCE, 2 is usual.",
+            "gamma=2.0", lead="Write instead, e.g.",
+        ))
+    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1):
+        raise ValueError(error_message(
+            f"alpha={alpha!r} is outside [0, 1]", "it is the weight of the positives (1 - alpha for the negatives).",
+            ["alpha=0.25   # torchvision's default", "alpha=None   # leave alpha_t out"],
+        ))
 
 
 def check_label_smoothing(label_smoothing: float) -> None:
@@ -79,6 +93,109 @@ def check_label_smoothing(label_smoothing: float) -> None:
             f"label_smoothing={label_smoothing} is outside [0, 1]; it is the share of each target moved to 0.5.",
             fixes="label_smoothing=0.1   # targets 0 -> 0.05, 1 -> 0.95", lead="Write instead, e.g.",
         ))
+
+
+# --------------------------------------------------------------------------------------------------
+# the context a call runs in: autocast, torch.compile, torch.func
+
+
+def autocast_input(input: Tensor) -> Tensor:
+    """``input`` as autocast hands it to PyTorch's ``binary_cross_entropy_with_logits``.
+
+    Under ``torch.autocast(device_type)`` for the input's device, a float16 or bfloat16 input becomes
+    float32 (a differentiable cast: its gradient comes back in the input's dtype), since autocast runs
+    this loss in float32; every other operand is then converted to float32 too, so targets and
+    weights are never rounded to the low-precision dtype. Outside autocast, ``input`` unchanged.
+    """
+    if input.dtype not in AUTOCAST_TO_FLOAT32:
+        return input
+    try:
+        enabled = torch.is_autocast_enabled(input.device.type)
+    except RuntimeError:  # a device type autocast does not know
+        return input
+    return input.float() if enabled else input
+
+
+def functorch_transforms_active() -> bool:
+    """True inside a ``torch.func`` transform (``grad``, ``vjp``, ``jvp``, ``vmap``, ``jacrev``, ...).
+
+    PyTorch has no public query for this; ``torch._C._are_functorch_transforms_active`` is what
+    ``torch.autograd.Function`` itself consults, so it is used when present.
+    """
+    query = getattr(torch._C, "_are_functorch_transforms_active", None)
+    return bool(query()) if query is not None else False
+
+
+def carries_tangent(tensor: Tensor | None) -> bool:
+    """True when ``tensor`` is a forward-mode AD dual tensor at the current level (``fwAD.make_dual``)."""
+    return tensor is not None and forward_ad.unpack_dual(tensor).tangent is not None
+
+
+def needs_derivative(tensor: Tensor | None) -> bool:
+    """True when a derivative may flow through ``tensor``: it requires grad, carries a forward-mode
+    tangent, or a ``torch.func`` transform is active (which may differentiate any operand)."""
+    if tensor is None:
+        return False
+    return tensor.requires_grad or carries_tangent(tensor) or functorch_transforms_active()
+
+
+def _unwrapped(tensor: Tensor) -> Tensor:
+    """The plain tensor under ``torch.func`` wrappers (vmap's batched tensors hold every sample)."""
+    functorch = torch._C._functorch
+    while functorch.is_functorch_wrapped_tensor(tensor):
+        tensor = functorch.get_unwrapped(tensor)
+    return tensor
+
+
+def _problem_mask(name: str, values: Tensor, ignore: Tensor | None) -> Tensor:
+    if name == "target":
+        return checks.outside_unit_interval(values, ignore)
+    return checks.nonfinite_mask(values) | checks.negative_mask(values)
+
+
+def _traced_problem(name: str, count: str, where: str) -> str:
+    """One line, plain characters: inductor writes a compiled assert's message into C++ source as is."""
+    expected = "in [0, 1]" if name == "target" else "finite and >= 0"
+    return (
+        f"{name} holds {count} value(s) that are not {expected} (found by the value check {where}). "
+        f"Run the call once outside it, or bw.explain(input, {name}=...), to see which; or pass "
+        "check_values=False (or bw.set_value_checks(False)) once the data is known good."
+    )
+
+
+def check_values_of(name: str, values: Tensor, ignore: Tensor | None = None) -> None:
+    """The value check of ``target`` (in [0, 1] outside ``ignore``) or of a weight (finite, >= 0).
+
+    Eagerly: :func:`bceweights.checks.check_target_values` / :func:`~bceweights.checks.check_weight_values`.
+    Under ``torch.compile`` (``fullgraph=True`` included) the check stays inside the graph, with no
+    graph break and no host synchronisation: ``torch._assert_async`` raises ``RuntimeError`` with the
+    message when the compiled code runs (on CUDA a device-side assert, which ends the CUDA context).
+    Under a ``torch.func`` transform (``vmap`` cannot branch on a batched value) the check reads the
+    unwrapped tensor, every sample at once.
+    """
+    if torch.compiler.is_compiling():
+        bad = _problem_mask(name, values, ignore)
+        torch._assert_async(~bad.any(), _traced_problem(name, "some", "inside a torch.compile graph"))
+        return
+    if functorch_transforms_active():
+        bad = _unwrapped(_problem_mask(name, values, ignore))
+        if bool(bad.any()):
+            raise ValueError(_traced_problem(name, str(int(bad.sum())), "under a torch.func transform"))
+        return
+    if name == "target":
+        checks.check_target_values(values, ignore)
+    else:
+        checks.check_weight_values(name, values)
+
+
+def from_numpy(value: object) -> object:
+    """A numpy array or scalar as a tensor (numbers, lists and tensors unchanged)."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        array = np.asarray(value)
+        if array.dtype == object:
+            raise TypeError("got a numpy array of dtype object; expected numbers, e.g. np.asarray(x, dtype=float)")
+        return torch.as_tensor(array)
+    return value
 
 
 # --------------------------------------------------------------------------------------------------
@@ -137,13 +254,14 @@ def prepare_ignore(ignore: object, input: Tensor) -> Tensor | None:
     """
     if ignore is None:
         return None
+    ignore = from_numpy(ignore)
     if not isinstance(ignore, Tensor) or ignore.dtype != torch.bool:
         kind = ignore.dtype if isinstance(ignore, Tensor) else type(ignore).__name__
         raise TypeError(error_message(
             f"ignore must be a bool tensor (True = leave this element out), got {kind}.",
             fixes=["ignore=(labels == 255)", "ignore=mask.bool()"],
         ))
-    return align("ignore", ignore.to(input.device), input.shape, channel_dim=None)
+    return _align(input, "ignore", ignore.to(input.device), None)
 
 
 def prepare_target(
@@ -163,14 +281,14 @@ def prepare_target(
             values outside [0, 1]; ``label_smoothing`` outside [0, 1].
     """
     if not isinstance(target, Tensor):
-        target = torch.as_tensor(target, device=input.device)
+        target = torch.as_tensor(from_numpy(target), device=input.device)
     problem = target_problem(tuple(target.shape), tuple(input.shape))
     if problem is not None:
         raise ValueError(problem)
     if target.dtype != input.dtype:
         target = target.to(input.dtype)
     if checks.value_checks_enabled(check_values):
-        checks.check_target_values(target, ignore)
+        check_values_of("target", target, ignore)
     check_label_smoothing(label_smoothing)
     if label_smoothing:
         target = target * (1 - label_smoothing) + 0.5 * label_smoothing
@@ -193,10 +311,24 @@ def prepare_operand(
     """
     if value is None:
         return None
-    tensor = as_tensor_like(value, input, name)
+    tensor = as_tensor_like(from_numpy(value), input, name)
     if checks.value_checks_enabled(check_values):
-        checks.check_weight_values(name, tensor)
-    return align(name, tensor, input.shape, channel_dim)
+        check_values_of(name, tensor)
+    return _align(input, name, tensor, channel_dim)
+
+
+def _align(input: Tensor, name: str, operand: Tensor, channel_dim: int | None) -> Tensor:
+    """:func:`bceweights.shapes.align`, plus the 0-d input: a one-element operand is viewed as 0-d.
+
+    PyTorch's own kernel refuses a ``(1,)`` weight or pos_weight with a 0-d input ("output with shape
+    [] doesn't match the broadcast shape [1]"), yet that is what ``model(x).squeeze()`` at batch size
+    1 meets with the ``(1,)`` pos_weight of :func:`bceweights.pos_weight_from_counts`. Here the loss of
+    a 0-d input is 0-d, whatever the one-element operand's shape, with the value PyTorch gives for
+    the same call on ``input.reshape(1)``.
+    """
+    if input.ndim == 0 and operand.numel() == 1:
+        return operand.reshape(())
+    return align(name, operand, input.shape, channel_dim)
 
 
 def prepare(
@@ -214,7 +346,9 @@ def prepare(
     Shapes: ``input`` any ``(*)`` floating tensor; ``target`` exactly ``input.shape`` (bool, integer or
     floating; converted to ``input.dtype``); ``weight``, ``pos_weight`` and ``ignore`` broadcastable to
     ``input.shape`` under the rules of :func:`bceweights.shapes.line_up`. With ``label_smoothing=eps``
-    the returned target is ``y (1 - eps) + eps / 2``.
+    the returned target is ``y (1 - eps) + eps / 2``. Numpy arrays are accepted wherever lists are.
+    Under ``torch.autocast`` a float16/bfloat16 input is cast to float32 first (:func:`autocast_input`),
+    so every operand is float32 and the loss is float32, as autocast does for PyTorch's loss.
 
     Raises:
         TypeError: non-tensor input, non-floating input, non-bool ignore.
@@ -223,8 +357,9 @@ def prepare(
         WeightShapeError: an operand that does not line up.
     """
     check_input(input)
+    input = autocast_input(input)
     if not isinstance(target, Tensor):
-        target = torch.as_tensor(target, device=input.device)
+        target = torch.as_tensor(from_numpy(target), device=input.device)
     problem = target_problem(tuple(target.shape), tuple(input.shape))
     if problem is not None:  # the target's shape first: the commonest mistake gets the first word
         raise ValueError(problem)

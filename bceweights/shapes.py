@@ -115,7 +115,7 @@ def _trailing_strip(shape: Shape) -> Shape:
     return shape
 
 
-def _intended_readings(shape: Shape, input_shape: Shape) -> list[tuple[str, Shape]]:
+def intended_readings(shape: Shape, input_shape: Shape) -> list[tuple[str, Shape]]:
     """Readings a person probably meant for an operand of lower rank than a ``(N, C, ...)`` input.
 
     Returns ``(description, full-rank shape)`` pairs; only for inputs with 3 or more dimensions,
@@ -206,7 +206,7 @@ def line_up(
         )
 
     padded = (1,) * (nd - k) + shape
-    readings = [(d, s) for d, s in _intended_readings(shape, input_shape) if s != padded]
+    readings = [(d, s) for d, s in intended_readings(shape, input_shape) if s != padded]
     fits = all(a in (1, b) for a, b in zip(padded, input_shape))
 
     if readings:

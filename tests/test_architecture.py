@@ -117,3 +117,16 @@ def test_the_core_never_imports_the_lessons():
 def test_no_module_is_over_500_lines(name):
     lines = all_modules()[name].read_text(encoding="utf-8").count("\n")
     assert lines <= MAX_LINES, f"{name} has {lines} lines; split it by concern (at most {MAX_LINES})"
+
+
+def test_the_audit_imports_the_core_and_the_core_never_imports_the_audit():
+    graph = import_graph()
+    in_audit = lambda module: module == "bceweights.audit" or module.startswith("bceweights.audit.")  # noqa: E731
+    offenders = {
+        module: sorted(t for t in targets if in_audit(t))
+        for module, targets in graph.items()
+        if not in_audit(module) and not module.startswith("bceweights.lessons") and module != "bceweights"
+    }
+    assert not any(offenders.values()), {m: t for m, t in offenders.items() if t}
+    assert graph["bceweights.audit.rules"] >= {"bceweights.shapes", "bceweights.messages"}
+    assert not any(t.startswith("bceweights.lessons") for m in graph if in_audit(m) for t in graph[m])

@@ -130,7 +130,7 @@ def test_pyproject_states_the_library_ranges_of_the_core_dependencies():
         assert requirements[name], f"{name} has no lower bound in pyproject.toml"
 
 
-LESSON_STACK = ("tqdm", "scipy", "matplotlib", "ipywidgets", "ipympl")
+LESSON_STACK = ("tqdm", "scipy", "matplotlib", "ipywidgets", "ipympl", "scikit-learn")
 
 
 def test_the_core_needs_only_torch_and_numpy_and_the_lessons_stack_is_an_extra():

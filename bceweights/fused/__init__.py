@@ -28,7 +28,6 @@ core; never :mod:`bceweights.backend` or :mod:`bceweights.loss`, which import th
 from __future__ import annotations
 
 import importlib.util
-import sys
 from collections.abc import Callable
 
 import torch
@@ -37,14 +36,45 @@ from torch import Tensor
 from bceweights.fused import cpu_compiled
 from bceweights.fused.autograd import FusedBCE, finish
 from bceweights.fused.plan import FusedBuildFailed, PassOutputs, Plan, make_plan
-from bceweights.prepared import Prepared
+from bceweights.prepared import Prepared, carries_tangent, functorch_transforms_active
 
-__all__ = ["FUSED_DTYPES", "TRITON_REQUIREMENT", "FusedBuildFailed", "run", "unavailable_reason"]
+__all__ = [
+    "FUSED_DTYPES",
+    "TRITON_REQUIREMENT",
+    "FusedBuildFailed",
+    "autograd_mode_reason",
+    "run",
+    "unavailable_reason",
+]
 
 TRITON_REQUIREMENT: str = "triton==3.7.1"
 """The Triton release torch 2.13.0's CUDA wheels depend on."""
 
 FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def autograd_mode_reason(prepared: Prepared) -> str | None:
+    """Why this call must be differentiated by the eager formula whatever the backend, or None.
+
+    The fused pass hands autograd a precomputed gradient; the autograd modes that need more than that
+    first-order reverse pass run the eager formula instead, on every backend, with the same values:
+
+    * forward-mode AD (an operand carries a ``torch.autograd.forward_ad`` tangent: ``fwAD.make_dual``,
+      ``torch.autograd.functional.jvp``, ``jacobian(..., strategy="forward-mode")``);
+    * ``torch.func`` transforms (``grad``, ``vjp``, ``jvp``, ``vmap``, ``jacrev``, ``hessian``), which
+      would trace into the compiled function or the kernel.
+
+    Batched gradients (``torch.autograd.grad(..., is_grads_batched=True)``, ``jacobian(...,
+    vectorize=True)``) and double backward (``create_graph=True``) start from an ordinary forward and
+    are handled by :class:`bceweights.fused.autograd.FusedBCE`'s backward.
+    """
+    if functorch_transforms_active():
+        return "a torch.func transform (grad, vjp, jvp, vmap, ...) is active"
+    operands = (prepared.input, prepared.target, prepared.weight, prepared.pos_weight)
+    if any(carries_tangent(t) for t in operands):
+        return "an operand carries a forward-mode AD tangent"
+    return None
+
 
 def _triton_installed() -> bool:
     return importlib.util.find_spec("triton") is not None
@@ -83,8 +113,7 @@ def unavailable_reason(prepared: Prepared) -> str | None:
                 "on CUDA the fused loss is a Triton kernel, and triton is not installed. "
                 f"Install it with `pip install {TRITON_REQUIREMENT}` (the version torch {torch.__version__} pins)"
             )
-        kernel_module = sys.modules.get("bceweights.fused.triton_kernel")
-        return None if kernel_module is None else kernel_module.unavailable_reason()
+        return None
     return f"input is on {x.device.type!r}; the fused paths run on 'cpu' and 'cuda'"
 
 

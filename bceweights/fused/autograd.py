@@ -11,7 +11,10 @@ one multiply in backward, and none at all in the common case ``loss.backward()``
 ``grad_output`` is 1 and autograd will not run this graph again (no ``retain_graph``), the saved
 gradient is handed over as it is (autograd then stores it as ``.grad`` without a copy). A second-order
 backward (``create_graph=True``, e.g. MAML or a gradient penalty) differentiates the eager formula
-instead, so higher derivatives stay exact.
+instead, so higher derivatives stay exact. Batched gradients (``is_grads_batched=True``,
+``jacobian(..., vectorize=True)``) run this backward under ``vmap``: the multiplies batch, the shortcut
+is skipped. Forward-mode AD and ``torch.func`` transforms never reach this class
+(:func:`bceweights.fused.autograd_mode_reason`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from torch import Tensor
 
 from bceweights.eager import eager_loss
 from bceweights.fused.plan import PassOutputs, Plan
-from bceweights.prepared import Prepared
+from bceweights.prepared import Prepared, functorch_transforms_active
 
 Runner = Callable[[Plan, Tensor, Tensor, "Tensor | None", "Tensor | None", "Tensor | None"], PassOutputs]
 
@@ -94,8 +97,19 @@ class FusedBCE(torch.autograd.Function):
 
 
 def _is_one_on_cpu(grad_output: Tensor) -> bool:
-    """True for a CPU scalar equal to 1 (reading a CUDA scalar would wait for the device)."""
-    return grad_output.device.type == "cpu" and grad_output.numel() == 1 and bool(grad_output == 1)
+    """True for a CPU scalar equal to 1 (reading a CUDA scalar would wait for the device).
+
+    False for a batch of cotangents: under ``is_grads_batched=True`` (the backward runs under
+    ``torch._vmap_internals.vmap``) or a ``torch.func`` transform, ``grad_output`` looks like one
+    scalar but holds a batch, which has no single truth value ("Batching rule not implemented for
+    aten::is_nonzero"); such a backward takes the multiply instead.
+    """
+    if grad_output.device.type != "cpu" or grad_output.numel() != 1 or functorch_transforms_active():
+        return False
+    try:
+        return bool(grad_output == 1)
+    except RuntimeError:  # a legacy-vmap batched tensor (is_grads_batched=True)
+        return False
 
 
 def _graph_is_kept() -> bool:

@@ -33,7 +33,6 @@ MAX_COMPILED: int = 64
 _compiled: OrderedDict[Hashable, Callable[..., tuple]] = OrderedDict()
 _lock = threading.Lock()
 _serial = itertools.count()
-_failure: str | None = None
 
 
 class CompileFailed(FusedBuildFailed):
@@ -62,8 +61,12 @@ def toolchain_problem() -> str | None:
 
 
 def unavailable_reason() -> str | None:
-    """Why the compiled CPU path cannot run in this process (missing toolchain, or a failed build)."""
-    return _failure or toolchain_problem()
+    """Why the compiled CPU path cannot run in this process (no C++ toolchain), or None.
+
+    A build that fails is not remembered here: it concerns its own signature only (see
+    :func:`bceweights.backend.compute_loss`), and never turns the path off for the whole process.
+    """
+    return toolchain_problem()
 
 
 def signature(plan: Plan, tensors: tuple[Tensor | None, ...]) -> Hashable:
@@ -127,14 +130,18 @@ def run(plan: Plan, input: Tensor, target: Tensor, weight: Tensor | None, pos_we
         ignore: Tensor | None) -> PassOutputs:
     """One fused pass on CPU tensors (see :class:`bceweights.fused.plan.PassOutputs`).
 
+    Runs with autocast off: the operands arrive in the dtype the loss computes in (see
+    :func:`bceweights.prepared.prepare`), and the compiled function is not re-traced for autocast.
+
     Raises:
-        CompileFailed: the first call of a new signature could not be compiled (the reason is also
-            remembered, so ``backend="auto"`` stops trying the compiled path in this process).
+        CompileFailed: the first call of a new signature could not be compiled (nothing is kept: the
+            next call of that signature compiles again).
     """
-    global _failure
-    tensors = (input, target, weight, pos_weight, ignore)
+    # Detached: the pass computes the gradient itself, and dynamo tracing a non-leaf input (any model
+    # output) reads its .grad, which warns (an error under -W error) and guards on autograd state.
+    tensors = tuple(None if t is None else t.detach() for t in (input, target, weight, pos_weight, ignore))
     function, new = compiled_for(plan, tensors)
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", enabled=False):
         if not new:
             values, kept, grad = function(*tensors)
         else:
@@ -149,9 +156,9 @@ def run(plan: Plan, input: Tensor, target: Tensor, weight: Tensor | None, pos_we
                 with _lock:
                     _compiled.pop(signature(plan, tensors), None)
                 problem = toolchain_problem()
-                _failure = problem or f"torch.compile failed: {type(error).__name__}: {error}".splitlines()[0]
+                reason = problem or f"torch.compile failed: {type(error).__name__}: {error}".splitlines()[0]
                 raise CompileFailed(error_message(
-                    f"The compiled CPU loss could not be built: {_failure}",
+                    f"The compiled CPU loss could not be built: {reason}",
                     fixes='backend="torch"   # the eager path, same values',
                 )) from error
     return PassOutputs(values, kept, grad)

@@ -19,8 +19,10 @@ and the focal modulation (``gamma > 0``) with ``m = 1 - q_t = q (1 - y) + q̄ y`
     dl = a_t [gamma m^(gamma - 1) (1 - 2y) q q̄ l_bce + m^gamma dl_bce],    a_t = alpha y + (1 - alpha)(1 - y)
 
 (``a_t = 1`` when ``alpha`` is None). Finally both are multiplied by ``w`` and set to 0 where ``ignore``
-is True. ``m`` is formed without the cancellation of ``1 - q_t`` that the eager focal loss has, so for
-confident predictions the fused values are the more accurate ones.
+is True. ``m`` is formed without the cancellation of ``1 - q_t``, as the eager focal loss forms it
+(:func:`bceweights.eager.focal_modulation`), so both agree for confident predictions too. For
+``0 < gamma < 1`` the derivative is taken as ``gamma m^gamma (slope / m)``, bounded since
+``|slope| <= m``: ``m^(gamma - 1)`` alone would overflow as ``m -> 0``.
 """
 
 from __future__ import annotations
@@ -104,8 +106,11 @@ def loss_and_grad(
                 d_modulation = slope
             elif gamma > 1:
                 d_modulation = gamma * m ** (gamma - 1.0) * slope
-            else:  # m ** (gamma - 1) is infinite at m = 0, where the product's limit is 0
-                d_modulation = torch.where(m > 0, gamma * m ** (gamma - 1.0) * slope, 0.0)
+            else:  # m ** (gamma - 1) overflows as m -> 0; slope / m is bounded by 1 (m >= min(q, q̄))
+                positive_m = m > 0
+                d_modulation = torch.where(
+                    positive_m, gamma * modulation * (slope / torch.where(positive_m, m, 1.0)), 0.0
+                )
             grad = d_modulation * loss + modulation * grad
         loss = modulation * loss
     if alpha is not None:

@@ -35,12 +35,14 @@ BLOCK: int = 1024
 MAX_DIMS: int = 4
 """Dimensions the kernel can index after merging; more get their broadcast operands materialised."""
 
-_failure: str | None = None
-
 
 def unavailable_reason() -> str | None:
-    """Why the kernel cannot run in this process (it failed to build or launch before), or None."""
-    return _failure
+    """Why the kernel cannot run in this process, or None: always None once triton imports.
+
+    A failed build or launch concerns its own call's signature only (see
+    :func:`bceweights.backend.compute_loss`); nothing process-wide is remembered.
+    """
+    return None
 
 
 @triton.jit
@@ -147,8 +149,8 @@ def _fused_bce_kernel(
             nonzero = m > 0
             log2_m = tl.log2(tl.where(nonzero, m, 1.0))
             modulation = tl.where(nonzero, tl.exp2(gamma * log2_m), 0.0)
-            # m^(gamma - 1) slope -> 0 as m -> 0 (slope carries a factor m for 0/1 targets)
-            d_modulation = tl.where(nonzero, gamma * tl.exp2((gamma - 1.0) * log2_m) * slope, 0.0)
+            # gamma m^gamma (slope / m): |slope| <= m, so no m^(gamma - 1) to overflow as m -> 0
+            d_modulation = tl.where(nonzero, gamma * modulation * (slope / tl.where(nonzero, m, 1.0)), 0.0)
         grad = d_modulation * loss + modulation * grad
         loss = modulation * loss
 
@@ -344,9 +346,8 @@ def run(plan: Plan, input: Tensor, target: Tensor, weight: Tensor | None, pos_we
                           max(largest_offset, programs * BLOCK) >= 2**31),
         )
     except Exception as error:  # a Triton compile error, or a GPU architecture Triton does not support
-        global _failure
-        _failure = f"the Triton kernel failed to build or launch: {type(error).__name__}: {error}".splitlines()[0]
-        raise FusedBuildFailed(error_message(_failure, fixes='backend="torch"   # the eager path')) from error
+        reason = f"the Triton kernel failed to build or launch: {type(error).__name__}: {error}".splitlines()[0]
+        raise FusedBuildFailed(error_message(reason, fixes='backend="torch"   # the eager path')) from error
     if plan.reduce:
         values = values.sum(dtype=torch.float64).to(acc)
     if kept is not None:

@@ -4,10 +4,11 @@
   touching cells for the U-Net weight map;
 * :mod:`~bceweights.lessons.model`: a tiny U-Net and its training loop; :mod:`~bceweights.lessons.metrics`;
 * :mod:`bceweights.lessons.explore`: the ipywidgets + matplotlib explorers;
-* :mod:`bceweights.lessons.exercises`: one checker per exercise, ``check_lessonNN``.
+* :mod:`bceweights.lessons.exercises`: one checker per exercise, ``check_lessonNN_K``, and the hidden
+  solutions behind ``show_solution("NN.K")``.
 
 Imports go one way: this package imports the core (:mod:`bceweights`), the core never imports it;
 within it, ``exercises`` imports ``explore``, which imports ``metrics`` and ``cells``. It needs the
-``lessons`` extra (matplotlib, ipywidgets, ipympl, tqdm, scipy): ``pip install "bceweights[lessons]"``.
+``lessons`` extra (matplotlib, ipywidgets, ipympl, tqdm, scipy, scikit-learn): ``pip install "bceweights[lessons]"``.
 Importing this package itself loads nothing heavy; each submodule imports what it needs.
 """

@@ -473,12 +473,44 @@ png_image(figure)
 #   value the positives carry): negatives ignore it. Pass per-sample class weights as `weight`, or
 #   one ratio as `pos_weight` (Q14).
 #
-# ## 9 · Exercise
+# ## 9 · Exercises
 #
-# Use the formula, or the explorer: its soft target `y` plays the role of $q$ (it has a `weight`
-# slider too: does it matter?). Replace `None` with your number and run the cell.
+# Each cell prints a question. Predict or compute your answer first (with the formula, the explorers above, or
+# a few lines of PyTorch), then replace `None` with it and run the cell: a wrong answer gets a hint that says
+# what it would mean. When you have tried, `show_solution("01.2")` prints the worked solution of exercise
+# 01.2 (and likewise for the others).
 
 # %%
-print(LESSON01_QUESTION)
-my_answer = None
-_ = check_lesson01(my_answer)
+from bceweights.lessons.exercises import (
+    LESSON01_1_QUESTION,
+    LESSON01_2_QUESTION,
+    LESSON01_3_QUESTION,
+    check_lesson01_1,
+    check_lesson01_2,
+    check_lesson01_3,
+    show_solution,
+)
+
+# %% [markdown]
+# **01.1** Use the formula of section 3, or the explorer: its soft target `y` plays the role of $q$ (it has a `weight` slider too: does it matter?).
+
+# %%
+print(LESSON01_1_QUESTION)
+my_probability = None
+_ = check_lesson01_1(my_probability)
+
+# %% [markdown]
+# **01.2** Transfer: a soft target and both arguments at once. Use the derivative of section 1.
+
+# %%
+print(LESSON01_2_QUESTION)
+my_gradient = None
+_ = check_lesson01_2(my_gradient)
+
+# %% [markdown]
+# **01.3** Transfer: read a weighted model's output as a frequency, the reverse of section 7.
+
+# %%
+print(LESSON01_3_QUESTION)
+my_frequency = None
+_ = check_lesson01_3(my_frequency)

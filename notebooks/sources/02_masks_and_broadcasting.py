@@ -422,12 +422,44 @@ explorer.print_readouts("bceweights_accepts", "operand_elements", "elements_if_m
 #   `.repeat` and write `.view(3, 1, 1)`. When `W == C` the wrong version runs silently; `bceweights`
 #   refuses it (Q8).
 #
-# ## 8 · Exercise
+# ## 8 · Exercises
 #
-# Write the `pos_weight` tensor. The checker tries it with PyTorch's own loss on two shapes,
-# `(4, 3, 256, 256)` and the treacherous `(4, 3, 8, 3)`. Replace `None` and run the cell.
+# Each cell prints a question. Predict or compute your answer first (with the formula, the explorers above, or
+# a few lines of PyTorch), then replace `None` with it and run the cell: a wrong answer gets a hint that says
+# what it would mean. When you have tried, `show_solution("02.2")` prints the worked solution of exercise
+# 02.2 (and likewise for the others).
 
 # %%
-print(LESSON02_QUESTION)
+from bceweights.lessons.exercises import (
+    LESSON02_1_QUESTION,
+    LESSON02_2_QUESTION,
+    LESSON02_3_QUESTION,
+    check_lesson02_1,
+    check_lesson02_2,
+    check_lesson02_3,
+    show_solution,
+)
+
+# %% [markdown]
+# **02.1** Write a `pos_weight` tensor (new values, the layout of section 5). The checker tries it with PyTorch's own loss on `(4, 3, 256, 256)` and the treacherous `(4, 3, 8, 3)`.
+
+# %%
+print(LESSON02_1_QUESTION)
 my_pos_weight = None
-_ = check_lesson02(my_pos_weight)
+_ = check_lesson02_1(my_pos_weight)
+
+# %% [markdown]
+# **02.2** Transfer: the same on 3-D volumes. The checker tries shapes where `D` or `W` equals the channel count.
+
+# %%
+print(LESSON02_2_QUESTION)
+my_volume_pos_weight = None
+_ = check_lesson02_2(my_volume_pos_weight)
+
+# %% [markdown]
+# **02.3** Transfer: the memory bill of section 2 at a realistic size.
+
+# %%
+print(LESSON02_3_QUESTION)
+my_mib = None
+_ = check_lesson02_3(my_mib)

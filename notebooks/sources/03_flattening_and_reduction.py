@@ -373,12 +373,44 @@ print("logits form,       weight gradient:", [sig4(v) for v in layer.weight.grad
 #   the loss sticks at the clamp (100), the gradient becomes 0 or NaN. The logits form is exact; use
 #   it, and threshold logits at 0 rather than probabilities at 0.5 (Q12).
 #
-# ## 6 · Exercise
+# ## 6 · Exercises
 #
-# Answer with the formula, or with the reduction explorer's sliders and readouts. Replace `None` with
-# your number and run the cell.
+# Each cell prints a question. Predict or compute your answer first (with the formula, the explorers above, or
+# a few lines of PyTorch), then replace `None` with it and run the cell: a wrong answer gets a hint that says
+# what it would mean. When you have tried, `show_solution("03.2")` prints the worked solution of exercise
+# 03.2 (and likewise for the others).
 
 # %%
-print(LESSON03_QUESTION)
+from bceweights.lessons.exercises import (
+    LESSON03_1_QUESTION,
+    LESSON03_2_QUESTION,
+    LESSON03_3_QUESTION,
+    check_lesson03_1,
+    check_lesson03_2,
+    check_lesson03_3,
+    show_solution,
+)
+
+# %% [markdown]
+# **03.1** Transfer: other weights than section 2's. Use the formula, or the reduction explorer's sliders and readouts.
+
+# %%
+print(LESSON03_1_QUESTION)
 my_factor = None
-_ = check_lesson03(my_factor)
+_ = check_lesson03_1(my_factor)
+
+# %% [markdown]
+# **03.2** Transfer: section 1 flattened everything; here write the per-channel `pos_weight` for flattened logits yourself.
+
+# %%
+print(LESSON03_2_QUESTION)
+my_flat_pos_weight = None
+_ = check_lesson03_2(my_flat_pos_weight)
+
+# %% [markdown]
+# **03.3** Transfer: section 4 measured float32 and float16; now the third training dtype.
+
+# %%
+print(LESSON03_3_QUESTION)
+my_logit = None
+_ = check_lesson03_3(my_logit)

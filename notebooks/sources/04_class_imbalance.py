@@ -512,18 +512,44 @@ print("  recall by epoch", [round(v, 3) for v in prior_history.series("recall")]
 #   `log(pos / neg)`), or a posterior below 0.5 everywhere (lower the threshold or use `pos_weight`).
 #   The average precision tells the two apart from "not learned at all".
 #
-# ## Exercise
+# ## Exercises
+#
+# Each cell prints a question. Predict or compute your answer first (with the formula, the explorers above, or
+# a few lines of PyTorch), then replace `None` with it and run the cell: a wrong answer gets a hint that says
+# what it would mean. When you have tried, `show_solution("04.2")` prints the worked solution of exercise
+# 04.2 (and likewise for the others).
 
 # %%
-print(LESSON04_QUESTION)
+from bceweights.lessons.exercises import (
+    LESSON04_1_QUESTION,
+    LESSON04_2_QUESTION,
+    LESSON04_3_QUESTION,
+    check_lesson04_1,
+    check_lesson04_2,
+    check_lesson04_3,
+    show_solution,
+)
 
 # %% [markdown]
-# Use the explorer (or the algebra) and replace `None` with your threshold:
+# **04.1** Use the threshold explorer (set `pos_weight`, read where the unweighted model lands), or the algebra of section 4.
 
 # %%
-answer = None
-_ = check_lesson04(answer)
+print(LESSON04_1_QUESTION)
+my_threshold = None
+_ = check_lesson04_1(my_threshold)
+
+# %% [markdown]
+# **04.2** Transfer: section 1's rule on other counts.
 
 # %%
-# The check accepts the right threshold:
-_ = check_lesson04(1 / (1 + 9))
+print(LESSON04_2_QUESTION)
+my_class_weight = None
+_ = check_lesson04_2(my_class_weight)
+
+# %% [markdown]
+# **04.3** Transfer: section 5's initial bias, now with a `pos_weight`.
+
+# %%
+print(LESSON04_3_QUESTION)
+my_bias = None
+_ = check_lesson04_3(my_bias)

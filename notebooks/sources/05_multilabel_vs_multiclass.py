@@ -270,18 +270,44 @@ print(f"BCE weighted_mean with a weight map: {float(bce_weighted_mean):.4f}")
 #   gradients; class weights `(w_neg, w_pos)` are `weight = w_neg`, `pos_weight = w_pos / w_neg`, and the
 #   means differ unless you use a weight map with `reduction="weighted_mean"`.
 #
-# ## Exercise
+# ## Exercises
+#
+# Each cell prints a question. Predict or compute your answer first (with the formula, the explorers above, or
+# a few lines of PyTorch), then replace `None` with it and run the cell: a wrong answer gets a hint that says
+# what it would mean. When you have tried, `show_solution("05.2")` prints the worked solution of exercise
+# 05.2 (and likewise for the others).
 
 # %%
-print(LESSON05_QUESTION)
+from bceweights.lessons.exercises import (
+    LESSON05_1_QUESTION,
+    LESSON05_2_QUESTION,
+    LESSON05_3_QUESTION,
+    check_lesson05_1,
+    check_lesson05_2,
+    check_lesson05_3,
+    show_solution,
+)
 
 # %% [markdown]
-# Replace the two `None` with your answer:
+# **05.1** Transfer: other class weights than section 3's. Replace the two `None`.
 
 # %%
-weight_answer, pos_weight_answer = None, None
-_ = check_lesson05(weight_answer, pos_weight_answer)
+print(LESSON05_1_QUESTION)
+my_weight, my_pos_weight = None, None
+_ = check_lesson05_1(my_weight, my_pos_weight)
+
+# %% [markdown]
+# **05.2** Transfer: the explorer showed magenta, a pixel in two channels; now one in three.
 
 # %%
-# The check accepts the right pair:
-_ = check_lesson05(0.5, 8.0)
+print(LESSON05_2_QUESTION)
+my_floor = None
+_ = check_lesson05_2(my_floor)
+
+# %% [markdown]
+# **05.3** Transfer: section 3 printed the two means; predict their ratio from the weights alone.
+
+# %%
+print(LESSON05_3_QUESTION)
+my_ratio = None
+_ = check_lesson05_3(my_ratio)

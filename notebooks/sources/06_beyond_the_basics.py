@@ -480,15 +480,52 @@ print("pos_weight=4, eps=0.1, hard label 1: optimum", sig4(float(bw.optimal_prob
 #
 # ## 6 · Exercises
 #
-# Use the explorers above (they keep running while you read this). Replace `None` with your number and
-# run the cell.
+# Each cell prints a question. Predict or compute your answer first (with the formula, the explorers above, or
+# a few lines of PyTorch), then replace `None` with it and run the cell: a wrong answer gets a hint that says
+# what it would mean. When you have tried, `show_solution("06.2")` prints the worked solution of exercise
+# 06.2 (and likewise for the others).
 
 # %%
-print(LESSON06_FOCAL_QUESTION)
+from bceweights.lessons.exercises import (
+    LESSON06_1_QUESTION,
+    LESSON06_2_QUESTION,
+    LESSON06_3_QUESTION,
+    LESSON06_4_QUESTION,
+    check_lesson06_1,
+    check_lesson06_2,
+    check_lesson06_3,
+    check_lesson06_4,
+    show_solution,
+)
+
+# %% [markdown]
+# **06.1** Focal loss: use the focal explorer above (it keeps running while you read this).
+
+# %%
+print(LESSON06_1_QUESTION)
 my_gamma = None
-_ = check_lesson06_focal(my_gamma)
+_ = check_lesson06_1(my_gamma)
+
+# %% [markdown]
+# **06.2** Boundary weights: use the weight-map explorer.
 
 # %%
-print(LESSON06_WEIGHT_MAP_QUESTION)
+print(LESSON06_2_QUESTION)
 my_w0 = None
-_ = check_lesson06_weight_map(my_w0)
+_ = check_lesson06_2(my_w0)
+
+# %% [markdown]
+# **06.3** Transfer, ignore regions: a batch of three images instead of section 1's two.
+
+# %%
+print(LESSON06_3_QUESTION)
+my_fraction = None
+_ = check_lesson06_3(my_fraction)
+
+# %% [markdown]
+# **06.4** Transfer, label smoothing: another `eps`, with a `pos_weight` as well.
+
+# %%
+print(LESSON06_4_QUESTION)
+my_probability = None
+_ = check_lesson06_4(my_probability)

@@ -1,13 +1,18 @@
 """The lessons' exercise checkers, one module per lesson, under one naming scheme.
 
-Lesson ``NN`` has ``LESSONNN_QUESTION`` (the text the notebook prints) and ``check_lessonNN(answer)``,
-which prints a verdict a learner can act on and returns True when the answer is right; lesson 06 has
-two exercises, ``_focal`` and ``_weight_map``. Every checker reads its answer with the one helper in
-:mod:`~bceweights.lessons.exercises.answers`::
+Exercise ``K`` of lesson ``NN`` has the key ``"NN.K"``, its text ``LESSONNN_K_QUESTION`` and its checker
+``check_lessonNN_K(answer)``, which prints a verdict a learner can act on (on a wrong answer, what that
+answer means) and returns True when the answer is right. Solutions are printed only on request, by
+``show_solution("NN.K")``; ``EXERCISES`` holds every exercise by key. Every checker reads its answer
+with the one helper in :mod:`~bceweights.lessons.exercises.answers`::
 
-    from bceweights.lessons.exercises import LESSON04_QUESTION, check_lesson04
-    print(LESSON04_QUESTION)
-    _ = check_lesson04(0.1)
+    from bceweights.lessons.exercises import LESSON04_2_QUESTION, check_lesson04_2, show_solution
+    print(LESSON04_2_QUESTION)
+    _ = check_lesson04_2(None)      # "No answer yet: ..."
+    show_solution("04.2")           # only when you ask
+
+The first names stay: ``check_lessonNN`` / ``LESSONNN_QUESTION`` are exercise ``NN.1`` (01 to 05), and
+``check_lesson06_focal`` / ``check_lesson06_weight_map`` are 06.1 and 06.2.
 
 Imports: the explorers (:mod:`bceweights.lessons.explore`) and the core; nothing imports this package
 but the notebooks and the tests.
@@ -15,34 +20,95 @@ but the notebooks and the tests.
 
 from __future__ import annotations
 
-from bceweights.lessons.exercises.answers import answer_number, no_answer_yet
-from bceweights.lessons.exercises.lesson01 import LESSON01_QUESTION, check_lesson01
-from bceweights.lessons.exercises.lesson02 import LESSON02_QUESTION, check_lesson02
-from bceweights.lessons.exercises.lesson03 import LESSON03_QUESTION, check_lesson03
-from bceweights.lessons.exercises.lesson04 import LESSON04_QUESTION, check_lesson04
-from bceweights.lessons.exercises.lesson05 import LESSON05_QUESTION, check_lesson05
+from bceweights.lessons.exercises.answers import answer_number, judge_number, no_answer_yet
+from bceweights.lessons.exercises.lesson01 import (
+    LESSON01_1_QUESTION,
+    LESSON01_2_QUESTION,
+    LESSON01_3_QUESTION,
+    LESSON01_QUESTION,
+    check_lesson01,
+    check_lesson01_1,
+    check_lesson01_2,
+    check_lesson01_3,
+)
+from bceweights.lessons.exercises.lesson02 import (
+    LESSON02_1_QUESTION,
+    LESSON02_2_QUESTION,
+    LESSON02_3_QUESTION,
+    LESSON02_QUESTION,
+    check_lesson02,
+    check_lesson02_1,
+    check_lesson02_2,
+    check_lesson02_3,
+)
+from bceweights.lessons.exercises.lesson03 import (
+    LESSON03_1_QUESTION,
+    LESSON03_2_QUESTION,
+    LESSON03_3_QUESTION,
+    LESSON03_QUESTION,
+    check_lesson03,
+    check_lesson03_1,
+    check_lesson03_2,
+    check_lesson03_3,
+)
+from bceweights.lessons.exercises.lesson04 import (
+    LESSON04_1_QUESTION,
+    LESSON04_2_QUESTION,
+    LESSON04_3_QUESTION,
+    LESSON04_QUESTION,
+    check_lesson04,
+    check_lesson04_1,
+    check_lesson04_2,
+    check_lesson04_3,
+)
+from bceweights.lessons.exercises.lesson05 import (
+    LESSON05_1_QUESTION,
+    LESSON05_2_QUESTION,
+    LESSON05_3_QUESTION,
+    LESSON05_QUESTION,
+    check_lesson05,
+    check_lesson05_1,
+    check_lesson05_2,
+    check_lesson05_3,
+)
 from bceweights.lessons.exercises.lesson06 import (
+    LESSON06_1_QUESTION,
+    LESSON06_2_QUESTION,
+    LESSON06_3_QUESTION,
+    LESSON06_4_QUESTION,
     LESSON06_FOCAL_QUESTION,
     LESSON06_WEIGHT_MAP_QUESTION,
+    check_lesson06_1,
+    check_lesson06_2,
+    check_lesson06_3,
+    check_lesson06_4,
     check_lesson06_focal,
     check_lesson06_weight_map,
 )
+from bceweights.lessons.exercises.lesson09 import (
+    LESSON09_1_QUESTION,
+    LESSON09_2_QUESTION,
+    LESSON09_3_QUESTION,
+    LESSON09_4_QUESTION,
+    check_lesson09_1,
+    check_lesson09_2,
+    check_lesson09_3,
+    check_lesson09_4,
+    lesson09_1_mask,
+)
+from bceweights.lessons.exercises.lesson08 import LESSON08_QUESTION, check_lesson08, lesson08_solution
+from bceweights.lessons.exercises.registry import EXERCISES, Exercise, get_exercise, lesson_exercises, show_solution
 
 __all__ = [
-    "LESSON01_QUESTION",
-    "LESSON02_QUESTION",
-    "LESSON03_QUESTION",
-    "LESSON04_QUESTION",
-    "LESSON05_QUESTION",
-    "LESSON06_FOCAL_QUESTION",
-    "LESSON06_WEIGHT_MAP_QUESTION",
+    "EXERCISES",
+    "Exercise",
     "answer_number",
-    "check_lesson01",
-    "check_lesson02",
-    "check_lesson03",
-    "check_lesson04",
-    "check_lesson05",
-    "check_lesson06_focal",
-    "check_lesson06_weight_map",
+    "get_exercise",
+    "judge_number",
+    "lesson08_solution",
+    "lesson09_1_mask",
+    "lesson_exercises",
     "no_answer_yet",
+    "show_solution",
 ]
+__all__ += sorted(name for name in dir() if name.startswith(("LESSON", "check_lesson")))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 
 
 def no_answer_yet(wanted: str) -> None:
@@ -31,3 +32,34 @@ def answer_number(
         print(f"Expected {expected}, got {answer!r}.")
         return None
     return float(answer)
+
+
+def judge_number(
+    value: float,
+    right: float,
+    *,
+    correct: str,
+    slips: Sequence[tuple[float, str]] = (),
+    otherwise: str,
+    abs_tol: float = 5e-3,
+    rel_tol: float = 1e-3,
+) -> bool:
+    """Print the verdict on a number already read by :func:`answer_number`; True when it is ``right``.
+
+    ``value`` within ``abs_tol`` or ``rel_tol`` of ``right`` prints ``Correct: <correct>``. Otherwise the
+    first of ``slips`` (``(wrong value, what it means)``, the usual wrong answers) that ``value`` is close
+    to prints ``Not yet: <what it means>``, and any other value prints ``Not yet: <otherwise>``.
+    """
+
+    def close(a: float, b: float) -> bool:
+        return math.isfinite(b) and math.isclose(a, b, rel_tol=rel_tol, abs_tol=abs_tol)
+
+    if close(value, right):
+        print(f"Correct: {correct}")
+        return True
+    for wrong, meaning in slips:
+        if close(value, wrong):
+            print(f"Not yet: {value:.4g} {meaning}")
+            return False
+    print(f"Not yet: {value:.4g} {otherwise}")
+    return False

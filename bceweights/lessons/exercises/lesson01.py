@@ -1,12 +1,18 @@
-"""Lesson 01's exercise: where ``weight`` and ``pos_weight`` put the optimum.
+"""Lesson 01's exercises: where ``weight`` and ``pos_weight`` put the optimum, what they do to one
+element's gradient, and how to read a ``pos_weight`` model's probability as a frequency.
 
-    from bceweights.lessons.exercises import LESSON01_QUESTION, check_lesson01
-    _ = check_lesson01(0.31)
+    from bceweights.lessons.exercises import LESSON01_1_QUESTION, check_lesson01_1
+    _ = check_lesson01_1(0.31)
+
+``check_lesson01`` and ``LESSON01_QUESTION`` are exercise 01.1 under its first name.
 """
 
 from __future__ import annotations
 
-from bceweights.lessons.exercises.answers import answer_number
+import math
+
+from bceweights.lessons.exercises.answers import answer_number, judge_number
+from bceweights.lessons.exercises.registry import register
 from bceweights.weights import optimal_probability
 
 #: Lesson 01: a model trained with ``weight=3`` and ``pos_weight=4``, on inputs where a fraction
@@ -71,3 +77,138 @@ def check_lesson01(answer: float | None) -> bool:
             "optimal probability."
         )
     return False
+
+
+def _solution_01_1() -> str:
+    p, q, w = LESSON01_POS_WEIGHT, LESSON01_FREQUENCY, LESSON01_WEIGHT
+    return (
+        f"the expected gradient over such inputs is w*[(1 - q)*s - p*q*(1 - s)] with s = sigmoid(x); it is zero at "
+        f"s = p*q / (p*q + 1 - q) = {p * q:.4g} / {p * q + 1 - q:.4g} = {float(optimal_probability(q, p)):.4g}. "
+        f"weight={w:g} multiplies both terms and drops out."
+    )
+
+
+LESSON01_1_QUESTION = LESSON01_QUESTION
+check_lesson01_1 = check_lesson01
+register("01.1", LESSON01_1_QUESTION, check_lesson01_1, _solution_01_1, transfer=True)
+
+
+#: 01.2: one element's gradient, with a soft target (the lesson's table used x in {-2, 0, 1.5, 3}).
+LESSON01_2_LOGIT = 1.0
+LESSON01_2_TARGET = 0.25
+LESSON01_2_WEIGHT = 2.0
+LESSON01_2_POS_WEIGHT = 3.0
+LESSON01_2_QUESTION = (
+    f"One element has logit x = {LESSON01_2_LOGIT:g}, soft target y = {LESSON01_2_TARGET:g}, weight = "
+    f"{LESSON01_2_WEIGHT:g} and pos_weight = {LESSON01_2_POS_WEIGHT:g}. What is d loss / d x (reduction='none'), "
+    "to 3 decimals?"
+)
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def _gradient_01_2(x: float, y: float, w: float, p: float) -> float:
+    s = _sigmoid(x)
+    return w * ((1.0 - y) * s - p * y * (1.0 - s))
+
+
+def check_lesson01_2(answer: float | None) -> bool:
+    """Check :data:`LESSON01_2_QUESTION`: ``w [(1 - y) s - p y (1 - s)]`` at ``s = sigmoid(1)``, within 0.005."""
+    x, y, w, p = LESSON01_2_LOGIT, LESSON01_2_TARGET, LESSON01_2_WEIGHT, LESSON01_2_POS_WEIGHT
+    value = answer_number(answer, "a number (the gradient)")
+    if value is None:
+        return False
+    right = _gradient_01_2(x, y, w, p)
+    s = _sigmoid(x)
+    loss = w * (p * y * math.log1p(math.exp(-x)) + (1 - y) * math.log1p(math.exp(x)))
+    return judge_number(
+        value,
+        right,
+        correct=(
+            f"{w:g} * [(1 - {y:g}) * {s:.4f} - {p:g} * {y:g} * {1 - s:.4f}] = {right:.4g}. Here 1 - y = p*y, so the "
+            "two parts balance at x = 0; at x = 1 the negative part wins and a gradient step lowers the logit."
+        ),
+        slips=[
+            (right / w, f"is the gradient with weight=1. weight multiplies the whole element, loss and gradient: times {w:g}."),
+            (_gradient_01_2(x, y, w, 1.0), "leaves pos_weight out. pos_weight multiplies the positive part, p*y*(1 - s)."),
+            (w * (p * (1 - y) * s - y * (1 - s)), "puts pos_weight on the negative part; it scales only the positive (y) part."),
+            (-right, "has the wrong sign. d/dx softplus(x) = s and d/dx softplus(-x) = -(1 - s)."),
+            (loss, "is the loss itself, not its derivative."),
+        ],
+        otherwise=(
+            "is not it. Differentiate w*[p*y*softplus(-x) + (1 - y)*softplus(x)]: "
+            "d softplus(x)/dx = sigmoid(x), d softplus(-x)/dx = -(1 - sigmoid(x))."
+        ),
+    )
+
+
+def _solution_01_2() -> str:
+    x, y, w, p = LESSON01_2_LOGIT, LESSON01_2_TARGET, LESSON01_2_WEIGHT, LESSON01_2_POS_WEIGHT
+    s = _sigmoid(x)
+    return (
+        f"d loss / dx = w*[(1 - y)*s - p*y*(1 - s)] with s = sigmoid({x:g}) = {s:.4f}: "
+        f"{w:g} * [{1 - y:g} * {s:.4f} - {p * y:g} * {1 - s:.4f}] = {_gradient_01_2(x, y, w, p):.4g}. Check it with "
+        "torch.autograd.grad of F.binary_cross_entropy_with_logits(x, y, weight=w, pos_weight=p)."
+    )
+
+
+register("01.2", LESSON01_2_QUESTION, check_lesson01_2, _solution_01_2, transfer=True)
+
+
+#: 01.3: undo the shift of a model trained with pos_weight (the lesson shifted logits by log 4 and log 16).
+LESSON01_3_POS_WEIGHT = 6.0
+LESSON01_3_OUTPUT = 0.75
+LESSON01_3_QUESTION = (
+    f"A well-trained model, trained with pos_weight={LESSON01_3_POS_WEIGHT:g}, outputs probability "
+    f"{LESSON01_3_OUTPUT:g} on some input. Among inputs like it, what fraction q is really positive?"
+)
+
+
+def lesson01_3_answer() -> float:
+    """``sigmoid(logit(s) - log p)``: the calibrated frequency behind the output ``s``."""
+    p, s = LESSON01_3_POS_WEIGHT, LESSON01_3_OUTPUT
+    odds = s / (1.0 - s) / p
+    return odds / (1.0 + odds)
+
+
+def check_lesson01_3(answer: float | None) -> bool:
+    """Check :data:`LESSON01_3_QUESTION`: ``q = sigmoid(logit(0.75) - log 6) = 1/3``, within 0.005."""
+    p, s = LESSON01_3_POS_WEIGHT, LESSON01_3_OUTPUT
+    value = answer_number(answer, "a number between 0 and 1", "a probability (a number between 0 and 1)")
+    if value is None:
+        return False
+    if not 0.0 <= value <= 1.0:
+        print(f"{value:.4g} is not a frequency: q lies between 0 and 1.")
+        return False
+    right = lesson01_3_answer()
+    added = s / (1 - s) * p
+    return judge_number(
+        value,
+        right,
+        correct=(
+            f"the weighted model's logit is the calibrated one plus log {p:g}, so q = sigmoid(logit({s:g}) - log {p:g}): "
+            f"odds {s / (1 - s):.4g} / {p:g} = {s / (1 - s) / p:.4g}, q = {right:.4g}. "
+            f"(Check: {p:g}*q / ({p:g}*q + 1 - q) = {s:g}.)"
+        ),
+        slips=[
+            (s, f"is the output as it stands; pos_weight={p:g} pushed it up, so q is lower."),
+            (s / p, "divides the probability by p; pos_weight divides the odds s / (1 - s), not the probability."),
+            (added / (1 + added), "adds log p to the logit; the weighted model already carries the shift: subtract it."),
+            (1 / (1 + p), "is the threshold 1 / (1 + p) that matches pos_weight at 0.5 (lesson 04), not q at this output."),
+        ],
+        otherwise=f"is not it. Invert s = p*q / (p*q + 1 - q) for q, or subtract log {p:g} from the logit of {s:g}.",
+    )
+
+
+def _solution_01_3() -> str:
+    p, s = LESSON01_3_POS_WEIGHT, LESSON01_3_OUTPUT
+    return (
+        f"logit({s:g}) = log {s / (1 - s):.4g}; subtract log {p:g}: the odds become {s / (1 - s) / p:.4g}, so "
+        f"q = {s / (1 - s) / p:.4g} / (1 + {s / (1 - s) / p:.4g}) = {lesson01_3_answer():.4g}. "
+        "In code: torch.sigmoid(torch.logit(s) - math.log(p))."
+    )
+
+
+register("01.3", LESSON01_3_QUESTION, check_lesson01_3, _solution_01_3, transfer=True)

@@ -1,69 +1,234 @@
-"""Lesson 02's exercise: a per-channel ``pos_weight`` that PyTorch itself lines up with the channels.
+"""Lesson 02's exercises: per-channel ``pos_weight`` that PyTorch itself lines up with the channels, on
+images and on volumes, and what ``repeat`` costs next to ``expand``.
 
-The answer is tried through both libraries with
-:func:`bceweights.lessons.explore.broadcast.read_operand`.
+The tensors are tried with PyTorch's own ``F.binary_cross_entropy_with_logits`` (no ``channel_dim``
+to help), on shapes chosen so that a wrong layout either fails or, worse, runs on the wrong axis.
+``check_lesson02`` and ``LESSON02_QUESTION`` are exercise 02.1 under its first name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
-from bceweights.lessons.exercises.answers import no_answer_yet
+from bceweights.lessons.exercises.answers import answer_number, judge_number, no_answer_yet
+from bceweights.lessons.exercises.registry import register
 from bceweights.lessons.explore.comparison import read_operand
-from bceweights.lessons.explore.operands import POS_WEIGHT_PER_CHANNEL
 from bceweights.shapes import shape_str
 
+#: 02.1: the lesson demonstrated [1, 30, 6]; the exercise uses other values on the same layout.
+LESSON02_VALUES = (4.0, 1.0, 12.0)
+#: The inputs 02.1 is tried on: a realistic one, and one whose width equals the channel count.
+LESSON02_SHAPES = ((4, 3, 256, 256), (4, 3, 8, 3))
 
 LESSON02_QUESTION = (
-    "Predictions have shape (B, 3, H, W). Write pos_weight so that channel 0 gets 1, channel 1 gets 30 and "
-    "channel 2 gets 6, for any B, H and W, passed to PyTorch's own F.binary_cross_entropy_with_logits "
-    "(no channel_dim to help)."
+    "Predictions have shape (B, 3, H, W). Write pos_weight so that channel 0 gets "
+    f"{LESSON02_VALUES[0]:g}, channel 1 gets {LESSON02_VALUES[1]:g} and channel 2 gets {LESSON02_VALUES[2]:g}, "
+    "for any B, H and W, passed to PyTorch's own F.binary_cross_entropy_with_logits (no channel_dim to help)."
 )
+
+_IMAGE_DIMS = ("N", "C", "H", "W")
+
+
+def _values_text(values: Sequence[float]) -> str:
+    """``(4.0, 1.0, 12.0)`` as ``"4, 1, 12"``."""
+    return ", ".join(f"{v:g}" for v in values)
+
+_VOLUME_DIMS = ("N", "C", "D", "H", "W")
+
+
+def _tensor_or_hint(pos_weight: Any) -> torch.Tensor | None:
+    """``pos_weight`` when it is a floating-point tensor, else None after printing what to change."""
+    if pos_weight is None:
+        no_answer_yet("a tensor")
+        return None
+    if not isinstance(pos_weight, torch.Tensor):
+        print(f"Not yet: pos_weight is a {type(pos_weight).__name__}; PyTorch needs a tensor, e.g. torch.tensor([...]).")
+        return None
+    if not pos_weight.is_floating_point():
+        print(f"Not yet: pos_weight has dtype {pos_weight.dtype}; write the values as floats (e.g. 4.0, not 4).")
+        return None
+    return pos_weight
+
+
+def _varying_dims(effective: torch.Tensor, dims: Sequence[str]) -> list[str]:
+    """The named dimensions along which ``effective`` is not constant."""
+    varying = []
+    for index, name in enumerate(dims):
+        first = effective.narrow(index, 0, 1)
+        if not torch.equal(effective, first.expand_as(effective)):
+            varying.append(name)
+    return varying
+
+
+def _lands_per_channel(pos_weight: torch.Tensor, values: Sequence[float], input_shape: tuple[int, ...], dims: Sequence[str]) -> bool:
+    """Run PyTorch's loss with ``pos_weight`` on ``input_shape``; print what is wrong, True when channel c gets values[c]."""
+    zeros = torch.zeros(input_shape)
+    try:
+        out = F.binary_cross_entropy_with_logits(zeros, zeros, pos_weight=pos_weight, reduction="none")
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[0]
+        print(
+            f"Not yet: shape {shape_str(pos_weight.shape)} on predictions of shape {input_shape}: PyTorch raises\n"
+            f"    {first_line}\n"
+            f"Broadcasting lines shapes up from the right: your last dimension meets {dims[-1]}."
+        )
+        return False
+    if tuple(out.shape) != tuple(input_shape):
+        print(f"Not yet: PyTorch runs, but the loss grows to shape {tuple(out.shape)}: pos_weight has more dimensions than the input.")
+        return False
+    effective = torch.broadcast_to(pos_weight, input_shape).to(torch.float64)
+    expected_shape = (1, len(values)) + (1,) * (len(input_shape) - 2)
+    expected = torch.tensor(values, dtype=torch.float64).view(expected_shape).expand(input_shape)
+    if torch.equal(effective, expected):
+        return True
+    varying = _varying_dims(effective, dims)
+    if varying and "C" not in varying:
+        where = " and ".join(varying)
+        print(
+            f"Not yet: on predictions of shape {input_shape} ({', '.join(dims)}) PyTorch runs without a word, but "
+            f"shape {shape_str(pos_weight.shape)} lines up with {where}, not with C: the values go to "
+            f"{where} of every channel. A channel needs {len(input_shape) - 2} trailing 1s after its values."
+        )
+    else:
+        channel_values = sorted(set(effective.select(1, 0).flatten().tolist()))
+        print(
+            f"Not yet: on predictions of shape {input_shape} PyTorch runs, but channel 0 gets {channel_values} "
+            f"instead of {values[0]:g}; check the values and their order (channel 0, 1, ...)."
+        )
+    return False
 
 
 def check_lesson02(pos_weight: Any) -> bool:
-    """Exercise check: is ``pos_weight`` "1, 30, 6 for channels 0, 1, 2" on ``(B, 3, H, W)`` predictions?
+    """Exercise 02.1: is ``pos_weight`` "4, 1, 12 for channels 0, 1, 2" on ``(B, 3, H, W)`` predictions?
 
-    The answer is tried on two inputs, ``(4, 3, 256, 256)`` and ``(4, 3, 8, 3)`` (where ``W == C``, so
-    a plain ``(3,)`` vector would silently weight the columns), both through PyTorch's own
-    ``F.binary_cross_entropy_with_logits`` (no ``channel_dim`` to help) and through ``bceweights``.
-    Prints what is right or wrong and returns True only when every pixel of channel ``c`` gets
-    ``[1, 30, 6][c]`` in both libraries.
+    The answer is tried on ``(4, 3, 256, 256)`` and ``(4, 3, 8, 3)`` (where ``W == C``, so a plain
+    ``(3,)`` vector would silently weight the columns), through PyTorch's own
+    ``F.binary_cross_entropy_with_logits`` and through ``bceweights``. Prints what is right or wrong and
+    returns True only when every pixel of channel ``c`` gets ``[4, 1, 12][c]`` in both libraries.
     """
-    expected = torch.tensor(POS_WEIGHT_PER_CHANNEL)
+    pos_weight = _tensor_or_hint(pos_weight)
     if pos_weight is None:
-        no_answer_yet("a tensor")
         return False
-    if not isinstance(pos_weight, torch.Tensor):
-        print(f"Not yet: pos_weight is a {type(pos_weight).__name__}; PyTorch needs a tensor, e.g. torch.tensor([...]).")
-        return False
-    if not pos_weight.is_floating_point():
-        print(f"Not yet: pos_weight has dtype {pos_weight.dtype}; write the values as floats (1.0, 30.0, 6.0).")
-        return False
-    for input_shape in ((4, 3, 256, 256), (4, 3, 8, 3)):
+    for input_shape in LESSON02_SHAPES:
+        if not _lands_per_channel(pos_weight, LESSON02_VALUES, input_shape, _IMAGE_DIMS):
+            return False
         reading = read_operand("pos_weight", pos_weight, input_shape)
-        if not reading.pytorch_runs:
-            print(f"Not yet: on predictions of shape {input_shape} PyTorch raises:\n    {reading.pytorch_error}")
-            return False
-        if reading.pytorch_output_shape != input_shape:
-            print(f"Not yet: PyTorch runs, but the loss grows to shape {reading.pytorch_output_shape}.")
-            return False
-        effective = torch.broadcast_to(pos_weight, input_shape).float()
-        per_channel = expected.view(1, 3, 1, 1).expand(input_shape)
-        if not torch.equal(effective, per_channel):
-            columns = "the columns (W)" if input_shape[3] == 3 else "the wrong dimension"
-            print(
-                f"Not yet: on predictions of shape {input_shape} the values land on {columns}, "
-                f"not on the channels. Channel 0 gets {sorted(set(effective[:, 0].flatten().tolist()))}."
-            )
-            return False
         if not reading.accepted:
             print(f"Not yet: PyTorch takes it, but bceweights refuses:\n{reading.bceweights_error}")
             return False
     print(
         f"Correct: shape {shape_str(pos_weight.shape)} lines up with the channel dimension on any (B, 3, H, W), "
-        "so every pixel of channel c gets [1, 30, 6][c] — even when W happens to be 3."
+        f"so every pixel of channel c gets [{_values_text(LESSON02_VALUES)}][c], even when W happens to be 3."
     )
     return True
+
+
+def _solution_02_1() -> str:
+    values = ", ".join(f"{v:.1f}" for v in LESSON02_VALUES)
+    return (
+        f"pos_weight = torch.tensor([{values}]).view(3, 1, 1). Right-aligned, (3, 1, 1) meets (C, H, W): the 3 sits "
+        "under C and the two 1s broadcast over H and W. A plain (3,) meets W (an error, or silently the columns "
+        "when W == 3); .repeat(B, 1) makes (B, 3), which meets (H, W)."
+    )
+
+
+LESSON02_1_QUESTION = LESSON02_QUESTION
+check_lesson02_1 = check_lesson02
+register("02.1", LESSON02_1_QUESTION, check_lesson02_1, _solution_02_1)
+
+
+#: 02.2: the same idea on volumes (B, C, D, H, W), with four channels.
+LESSON02_2_VALUES = (2.0, 1.0, 8.0, 4.0)
+#: A plain volume, one whose depth equals C (a (4, 1, 1) answer runs on D) and one whose width does.
+LESSON02_2_SHAPES = ((2, 4, 8, 8, 8), (2, 4, 4, 6, 5), (2, 4, 6, 5, 4))
+LESSON02_2_QUESTION = (
+    "A 3-D segmenter predicts volumes of shape (B, 4, D, H, W). Write pos_weight for PyTorch's own "
+    f"F.binary_cross_entropy_with_logits so that channel c gets [{_values_text(LESSON02_2_VALUES)}][c] "
+    "for any B, D, H and W."
+)
+
+
+def check_lesson02_2(pos_weight: Any) -> bool:
+    """Exercise 02.2: tried on ``(2, 4, 8, 8, 8)``, ``(2, 4, 4, 6, 5)`` (D == C) and ``(2, 4, 6, 5, 4)`` (W == C)."""
+    pos_weight = _tensor_or_hint(pos_weight)
+    if pos_weight is None:
+        return False
+    for input_shape in LESSON02_2_SHAPES:
+        if not _lands_per_channel(pos_weight, LESSON02_2_VALUES, input_shape, _VOLUME_DIMS):
+            if tuple(pos_weight.shape) == (4, 1, 1):
+                print("(4, 1, 1) is the recipe for images (C, H, W); a volume has one more trailing dimension.")
+            return False
+    print(
+        f"Correct: shape {shape_str(pos_weight.shape)} lines up with C of (B, 4, D, H, W): the 4 sits under C and "
+        "three trailing 1s broadcast over D, H and W, whatever their sizes."
+    )
+    return True
+
+
+def _solution_02_2() -> str:
+    values = ", ".join(f"{v:.1f}" for v in LESSON02_2_VALUES)
+    return (
+        f"pos_weight = torch.tensor([{values}]).view(4, 1, 1, 1): right-aligned it meets (C, D, H, W). The image "
+        "recipe (4, 1, 1) meets (D, H, W): an error, or silently the depth when D == 4."
+    )
+
+
+register("02.2", LESSON02_2_QUESTION, check_lesson02_2, _solution_02_2, transfer=True)
+
+
+#: 02.3: what repeat costs; the lesson measured bytes on a (2, 3, 4, 5) toy and 2 MiB / 6 MiB at (8, 3, 256, 256).
+LESSON02_3_SHAPE = (8, 4, 512, 512)
+LESSON02_3_QUESTION = (
+    "A float32 mask of shape (8, 512, 512) weights predictions of shape (8, 4, 512, 512). How many MiB of new "
+    "memory does mask.unsqueeze(1).repeat(1, 4, 1, 1) allocate? (1 MiB = 2**20 bytes.)"
+)
+
+
+def lesson02_3_answer() -> float:
+    """Bytes of the materialised ``(8, 4, 512, 512)`` float32 weight, in MiB."""
+    n, c, h, w = LESSON02_3_SHAPE
+    return n * c * h * w * 4 / 2**20
+
+
+def check_lesson02_3(answer: float | None) -> bool:
+    """Exercise 02.3: ``8 * 4 * 512 * 512 * 4 bytes = 32 MiB`` (also accepts 33.55, the same in MB)."""
+    value = answer_number(answer, "a number of MiB")
+    if value is None:
+        return False
+    right = lesson02_3_answer()
+    mask_mib = right / LESSON02_3_SHAPE[1]
+    if abs(value - right * 2**20 / 1e6) <= 0.05:
+        print(f"Correct, in MB (10**6 bytes): {value:.4g} MB = {right:.4g} MiB. expand would allocate nothing.")
+        return True
+    return judge_number(
+        value,
+        right,
+        correct=(
+            f"8 * 4 * 512 * 512 elements * 4 bytes = {right:.4g} MiB, four times the mask's {mask_mib:.4g} MiB. "
+            "mask.unsqueeze(1).expand(8, 4, 512, 512), or plain broadcasting of mask.unsqueeze(1), allocates 0."
+        ),
+        slips=[
+            (0.0, "is what expand allocates: a view with stride 0 along C. repeat copies the mask once per channel."),
+            (mask_mib, "is the mask's own memory; repeat(1, 4, 1, 1) makes a new tensor with 4 copies of it."),
+            (right * 2, "counts 8 bytes per element; float32 takes 4."),
+            (right * 8, "counts bits, not bytes."),
+            (right * 2**20, "is in bytes; divide by 2**20 for MiB."),
+        ],
+        otherwise="is not it. Count the elements of the (8, 4, 512, 512) result and multiply by 4 bytes per float32.",
+        abs_tol=0.05,
+    )
+
+
+def _solution_02_3() -> str:
+    return (
+        f"repeat materialises (8, 4, 512, 512) = {8 * 4 * 512 * 512:,} float32 values, 4 bytes each: "
+        f"{lesson02_3_answer():.4g} MiB. The mask itself is {lesson02_3_answer() / 4:.4g} MiB; expand or broadcasting "
+        "reuse it at no cost. torch.Tensor.untyped_storage().nbytes() measures it."
+    )
+
+
+register("02.3", LESSON02_3_QUESTION, check_lesson02_3, _solution_02_3, transfer=True)

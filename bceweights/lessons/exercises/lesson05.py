@@ -1,18 +1,24 @@
-"""Lesson 05's exercise: two-logit cross-entropy class weights as ``weight`` and ``pos_weight``."""
+"""Lesson 05's exercises: two-logit cross-entropy class weights as ``weight`` and ``pos_weight``, the
+lowest loss a softmax head can reach on a pixel in three channels, and why the two means differ.
+
+``check_lesson05`` and ``LESSON05_QUESTION`` are exercise 05.1 under its first name.
+"""
 
 from __future__ import annotations
 
 import math
 
-from bceweights.lessons.exercises.answers import answer_number
+from bceweights.lessons.exercises.answers import answer_number, judge_number
+from bceweights.lessons.exercises.registry import register
 from bceweights.lessons.explore.two_heads import class_weights_as_bce
 
 
-#: Lesson 05: a two-logit cross-entropy model with class weights (negatives, positives).
-LESSON05_CLASS_WEIGHTS = (0.5, 4.0)
+#: 05.1: a two-logit cross-entropy model with class weights (negatives, positives); the lesson's own
+#: check used (0.5, 4.0).
+LESSON05_CLASS_WEIGHTS = (2.0, 5.0)
 LESSON05_QUESTION = (
     f"A binary segmenter trained with two logits and F.cross_entropy(..., weight=torch.tensor("
-    f"[{LESSON05_CLASS_WEIGHTS[0]:g}, {LESSON05_CLASS_WEIGHTS[1]:g}]), reduction='none') is rewritten with "
+    f"[{LESSON05_CLASS_WEIGHTS[0]:.1f}, {LESSON05_CLASS_WEIGHTS[1]:.1f}]), reduction='none') is rewritten with "
     "one logit and bw.bce_with_logits(..., reduction='none'). Which weight and pos_weight give the same "
     "per-pixel losses?"
 )
@@ -21,7 +27,7 @@ LESSON05_QUESTION = (
 def check_lesson05(weight: float | None, pos_weight: float | None) -> bool:
     """Check the answer to lesson 05's exercise (see ``LESSON05_QUESTION``); print a verdict.
 
-    Right: ``weight = w_neg = 0.5`` and ``pos_weight = w_pos / w_neg = 8`` (within 0.1 %). Names the
+    Right: ``weight = w_neg = 2`` and ``pos_weight = w_pos / w_neg = 2.5`` (within 0.1 %). Names the
     usual slip (``pos_weight = w_pos``, forgetting that ``weight`` multiplies it). Returns True when right.
     """
     w_neg, w_pos = LESSON05_CLASS_WEIGHTS
@@ -59,3 +65,107 @@ def check_lesson05(weight: float | None, pos_weight: float | None) -> bool:
             "weight * pos_weight; match them to the two class weights."
         )
     return False
+
+
+def _solution_05_1() -> str:
+    w_neg, w_pos = LESSON05_CLASS_WEIGHTS
+    return (
+        f"cross-entropy multiplies a negative's loss by w_neg = {w_neg:g} and a positive's by w_pos = {w_pos:g}. BCE "
+        f"scales the negative term by weight and the positive term by weight * pos_weight, so weight = {w_neg:g} and "
+        f"pos_weight = {w_pos:g} / {w_neg:g} = {w_pos / w_neg:g}."
+    )
+
+
+LESSON05_1_QUESTION = LESSON05_QUESTION
+check_lesson05_1 = check_lesson05
+register("05.1", LESSON05_1_QUESTION, check_lesson05_1, _solution_05_1, transfer=True)
+
+
+LESSON05_2_QUESTION = (
+    "A pixel is white: red, green and blue all at once. The explorer's softmax head reads the logits "
+    "(0, x_red, x_green, x_blue) as the classes none, red, green, blue. What is the lowest cross-entropy it can reach "
+    "on this pixel, if its target spreads evenly over the classes the pixel is in? (And the sigmoid + BCE head?)"
+)
+
+
+def check_lesson05_2(answer: float | None) -> bool:
+    """Exercise 05.2: the target (0, 1/3, 1/3, 1/3) has entropy ``log 3 = 1.099``: the floor (within 0.005)."""
+    value = answer_number(answer, "a loss")
+    if value is None:
+        return False
+    return judge_number(
+        value,
+        math.log(3.0),
+        correct=(
+            f"log 3 = {math.log(3.0):.4g}. The best the softmax can do is q = (0, 1/3, 1/3, 1/3), and the cross-entropy "
+            "with that spread target is its entropy, log 3. The sigmoid + BCE head reaches 0: three yeses at once."
+        ),
+        slips=[
+            (math.log(2.0), "is log 2, the floor for magenta (two colours). White is in three classes."),
+            (0.0, "is the sigmoid + BCE head's floor; a softmax must share one unit of probability between three classes."),
+            (math.log(4.0), "is log 4; at the optimum the 'none' class gets nothing, so only three classes share."),
+            (1.0 / 3.0, "is the probability each class gets; the loss is -sum(target * log q)."),
+        ],
+        otherwise="is not it. Find the softmax output closest to the target, then -sum(target * log q).",
+    )
+
+
+def _solution_05_2() -> str:
+    return (
+        f"the cross-entropy -sum_k t_k log q_k is smallest at q = t = (0, 1/3, 1/3, 1/3), where it equals the entropy of "
+        f"t: 3 * (1/3) * log 3 = {math.log(3.0):.4g}. It never reaches 0, however large the logits; the multi-label head "
+        "(three sigmoids) goes to 0 as all three logits grow."
+    )
+
+
+register("05.2", LESSON05_2_QUESTION, check_lesson05_2, _solution_05_2, transfer=True)
+
+
+#: 05.3: the two means with class weights (1, 9) and 10 % positives.
+LESSON05_3_CLASS_WEIGHTS = (1.0, 9.0)
+LESSON05_3_POSITIVE_SHARE = 0.1
+LESSON05_3_QUESTION = (
+    f"10 % of the pixels are positive. F.cross_entropy(two_logits, y, weight=torch.tensor([1., 9.])) and "
+    "bw.bce_with_logits(x, y, weight=1, pos_weight=9) (reduction 'mean' in both) give the same per-pixel losses. "
+    "By what factor is the BCE mean larger than the cross-entropy mean?"
+)
+
+
+def lesson05_3_answer() -> float:
+    """Cross-entropy divides by ``sum w_y = n (0.9 * 1 + 0.1 * 9)``, BCE by ``n``: the factor is the mean target weight."""
+    (w_neg, w_pos), f = LESSON05_3_CLASS_WEIGHTS, LESSON05_3_POSITIVE_SHARE
+    return (1 - f) * w_neg + f * w_pos
+
+
+def check_lesson05_3(answer: float | None) -> bool:
+    """Exercise 05.3: ``0.9 * 1 + 0.1 * 9 = 1.8`` (within 0.005)."""
+    value = answer_number(answer, "a factor")
+    if value is None:
+        return False
+    right = lesson05_3_answer()
+    return judge_number(
+        value,
+        right,
+        correct=(
+            f"both sum the same weighted losses S. Cross-entropy divides by the targets' weights, n * (0.9 * 1 + 0.1 * 9) "
+            f"= {right:g} n; BCE's 'mean' by n. So BCE mean = {right:g} * CE mean, and its gradients are {right:g} times larger."
+        ),
+        slips=[
+            (1.0 / right, "is the factor the other way round: which denominator is larger, n or the sum of the targets' weights?"),
+            (1.0, "would hold only if the targets' weights averaged 1. Cross-entropy divides by their sum, BCE by n."),
+            (LESSON05_3_CLASS_WEIGHTS[1], "is the positive class weight; the denominators differ by the *mean* weight of the targets."),
+            (sum(LESSON05_3_CLASS_WEIGHTS) / 2, "averages the two class weights; average the targets' weights instead (90 % of them are 1)."),
+        ],
+        otherwise="is not it. Write both means as S / denominator; cross-entropy's denominator is sum of w_{y_i}.",
+    )
+
+
+def _solution_05_3() -> str:
+    return (
+        f"S = sum_i w_(y_i) * loss_i is the same in both. F.cross_entropy(weight=...) returns S / sum_i w_(y_i) = "
+        f"S / (n * (0.9 * 1 + 0.1 * 9)); BCE 'mean' returns S / n. Ratio {lesson05_3_answer():g}. To match cross-entropy, "
+        "pass the per-pixel weight map w_(y_i) with reduction='weighted_mean', or divide BCE's sum by weight_map.sum()."
+    )
+
+
+register("05.3", LESSON05_3_QUESTION, check_lesson05_3, _solution_05_3, transfer=True)

@@ -1,10 +1,17 @@
-"""Lesson 06's two exercises: the focal ``gamma`` that silences easy pixels, and the U-Net map's ``w0``."""
+"""Lesson 06's exercises, one per topic: the focal ``gamma`` that silences easy pixels (06.1), the U-Net
+map's ``w0`` (06.2), the learning-rate factor of an ignore mask kept in the denominator (06.3), and the
+optimum of a label-smoothed loss with ``pos_weight`` (06.4).
+
+``check_lesson06_focal`` / ``LESSON06_FOCAL_QUESTION`` are 06.1 and ``check_lesson06_weight_map`` /
+``LESSON06_WEIGHT_MAP_QUESTION`` are 06.2 under their first names.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from bceweights.lessons.exercises.answers import answer_number
+from bceweights.lessons.exercises.answers import answer_number, judge_number
+from bceweights.lessons.exercises.registry import register
 from bceweights.lessons.explore.display import format_number
 from bceweights.lessons.explore.focal import EASY_FROM, easy_share
 from bceweights.lessons.explore.weight_map import cell_scene, separating_share
@@ -93,3 +100,137 @@ def check_lesson06_weight_map(answer: float | None) -> bool:
             "w0 does too; look for the smallest multiple of 0.5."
         )
     return False
+
+
+def _solution_06_1() -> str:
+    right = lesson06_focal_answer()
+    return (
+        f"gamma = {right:.1f}: there the easy pixels (q_t >= {EASY_FROM}) carry {format_number(easy_share(right))} of the "
+        f"gradient, and at {right - 0.1:.1f} still {format_number(easy_share(right - 0.1))}. Found by stepping gamma by 0.1 "
+        "on the explorer (or with bceweights.lessons.explore.focal.easy_share)."
+    )
+
+
+def _solution_06_2() -> str:
+    right = lesson06_weight_map_answer()
+    return (
+        f"w0 = {format_number(right)}: the separating pixels then carry {format_number(separating_share(right))} of the "
+        f"weighted gradient, and at {format_number(right - 0.5)} only {format_number(separating_share(right - 0.5))}."
+    )
+
+
+LESSON06_1_QUESTION = LESSON06_FOCAL_QUESTION
+check_lesson06_1 = check_lesson06_focal
+LESSON06_2_QUESTION = LESSON06_WEIGHT_MAP_QUESTION
+check_lesson06_2 = check_lesson06_weight_map
+register("06.1", LESSON06_1_QUESTION, check_lesson06_1, _solution_06_1)
+register("06.2", LESSON06_2_QUESTION, check_lesson06_2, _solution_06_2)
+
+
+#: 06.3: three 32x32 images with this many void pixels each (the lesson used two 16x16 images).
+LESSON06_3_SIDE = 32
+LESSON06_3_VOID = (100, 300, 624)
+LESSON06_3_QUESTION = (
+    f"A batch of three {LESSON06_3_SIDE}x{LESSON06_3_SIDE} images has {LESSON06_3_VOID[0]}, {LESSON06_3_VOID[1]} and "
+    f"{LESSON06_3_VOID[2]} void pixels. Under (c), per-pixel losses zeroed on void pixels then .mean() over all "
+    "elements, a kept pixel's gradient is what fraction of its gradient under ignore=void?"
+)
+
+
+def lesson06_3_answer() -> float:
+    """The batch's kept fraction: (c) divides by all pixels, ``ignore=`` by the kept ones."""
+    total = 3 * LESSON06_3_SIDE**2
+    return (total - sum(LESSON06_3_VOID)) / total
+
+
+def check_lesson06_3(answer: float | None) -> bool:
+    """Exercise 06.3: ``(3072 - 1024) / 3072 = 2/3`` (within 0.005)."""
+    value = answer_number(answer, "a fraction")
+    if value is None:
+        return False
+    right = lesson06_3_answer()
+    total = 3 * LESSON06_3_SIDE**2
+    kept = total - sum(LESSON06_3_VOID)
+    return judge_number(
+        value,
+        right,
+        correct=(
+            f"(c) divides by all {total} pixels, ignore=void by the {kept} kept ones: every kept pixel's gradient is "
+            f"scaled by {kept}/{total} = {right:.4g}, the annotated share of this batch; a batch with less void gets a larger step."
+        ),
+        slips=[
+            (1.0 - right, "is the void share; the factor is the kept share (what is left in the numerator over all pixels)."),
+            (1.0 / right, "is the factor the other way round: (c)'s denominator is the larger one."),
+            (1.0, "holds only without void pixels: (c) keeps the void pixels in the denominator."),
+        ],
+        otherwise="is not it. Write both as (sum over kept pixels) / denominator and compare the denominators.",
+    )
+
+
+def _solution_06_3() -> str:
+    total = 3 * LESSON06_3_SIDE**2
+    kept = total - sum(LESSON06_3_VOID)
+    return (
+        f"{total} pixels, {sum(LESSON06_3_VOID)} void, {kept} kept. (c) = sum_kept(l) / {total}, ignore=void = "
+        f"sum_kept(l) / {kept}, so (c) = {kept}/{total} * ignore = {lesson06_3_answer():.4g} * ignore, and the same for "
+        "every kept pixel's gradient."
+    )
+
+
+register("06.3", LESSON06_3_QUESTION, check_lesson06_3, _solution_06_3, transfer=True)
+
+
+#: 06.4: label smoothing and pos_weight together (the lesson printed eps = 0.1 with pos_weight 4).
+LESSON06_4_EPS = 0.2
+LESSON06_4_POS_WEIGHT = 3.0
+LESSON06_4_QUESTION = (
+    f"A pixel with hard label 1 is trained with label_smoothing={LESSON06_4_EPS:g} and pos_weight="
+    f"{LESSON06_4_POS_WEIGHT:g}. At what probability is its loss smallest?"
+)
+
+
+def lesson06_4_answer() -> float:
+    """``p y' / (p y' + 1 - y')`` with ``y' = 1 - eps / 2``."""
+    smoothed = 1.0 - LESSON06_4_EPS / 2
+    p = LESSON06_4_POS_WEIGHT
+    return p * smoothed / (p * smoothed + 1.0 - smoothed)
+
+
+def check_lesson06_4(answer: float | None) -> bool:
+    """Exercise 06.4: ``y' = 0.9``, optimum ``2.7 / 2.8 = 0.9643`` (within 0.002)."""
+    value = answer_number(answer, "a probability")
+    if value is None:
+        return False
+    eps, p = LESSON06_4_EPS, LESSON06_4_POS_WEIGHT
+    smoothed = 1.0 - eps / 2
+    smp = 1.0 - eps
+    return judge_number(
+        value,
+        lesson06_4_answer(),
+        correct=(
+            f"smoothing turns 1 into y' = 1 - {eps:g}/2 = {smoothed:g}, and pos_weight moves the optimum to "
+            f"p y' / (p y' + 1 - y') = {p * smoothed:.4g} / {p * smoothed + 1 - smoothed:.4g} = {lesson06_4_answer():.4g}."
+        ),
+        slips=[
+            (smoothed, "is the smoothed target y'; pos_weight still moves the optimum up: p y' / (p y' + 1 - y')."),
+            (p * smp / (p * smp + 1.0 - smp), "smooths 1 to 1 - eps (segmentation_models_pytorch's smooth_factor); here 1 becomes 1 - eps/2."),
+            (smp, "is 1 - eps; label_smoothing=eps maps 1 to 1 - eps/2, and pos_weight then moves the optimum."),
+            (p / (p + 1.0), "is p / (p + 1), the optimum for a target of 1/2; use the smoothed target y'."),
+            (1.0, "was the optimum without smoothing (at infinity); smoothing gives it a finite logit."),
+        ],
+        otherwise="is not it. Smooth the target first, y' = y(1 - eps) + eps/2, then apply p y' / (p y' + 1 - y').",
+        abs_tol=2e-3,
+    )
+
+
+def _solution_06_4() -> str:
+    eps, p = LESSON06_4_EPS, LESSON06_4_POS_WEIGHT
+    smoothed = 1.0 - eps / 2
+    return (
+        f"y' = 1 * (1 - {eps:g}) + {eps:g}/2 = {smoothed:g}; the optimum of the weighted loss is p y' / (p y' + 1 - y') = "
+        f"{p * smoothed:.4g} / {p * smoothed + 1 - smoothed:.4g} = {lesson06_4_answer():.4g} "
+        f"(bw.optimal_probability({smoothed:g}, {p:g}))."
+    )
+
+
+register("06.4", LESSON06_4_QUESTION, check_lesson06_4, _solution_06_4, transfer=True)

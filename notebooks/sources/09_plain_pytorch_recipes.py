@@ -1,0 +1,356 @@
+# %% [markdown]
+# # Lesson 09 · Appendix: every recipe in plain PyTorch
+#
+# Questions answered: Q24
+#
+# **Goal.** After this appendix you can do each thing the lessons do with `bceweights` using PyTorch
+# alone, with nothing to install: a per-channel `pos_weight`, a mask as `weight`, ignore regions, the
+# weighted mean, a different weight on every call, and class weights from counts (checked against
+# scikit-learn). You also know three traps the recipes do not protect you from: a `(N, H, W)` mask when
+# `N == C` or `N = 1`, a `pos_weight` computed per batch, and resampling as the alternative to weighting.
+#
+# **How to read it.** Each recipe is one cell: the plain-PyTorch line, the `bceweights` call it replaces,
+# and a check that they agree (`torch.allclose`). Before each trap, predict what the cell will print.
+# About 10 minutes; it runs in a few seconds.
+
+# %%
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from sklearn.utils.class_weight import compute_class_weight
+from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+
+import bceweights as bw
+
+# Small problems run faster on one thread, and then give the same numbers on every machine.
+torch.set_num_threads(1)
+torch.manual_seed(0)
+
+
+def sig4(value: float) -> str:
+    """A number with 4 significant digits, as every printed number in these lessons."""
+    return f"{value:.4g}"
+
+
+def agree(plain: torch.Tensor, with_bw: torch.Tensor) -> str:
+    """The two values, rounded, and whether they agree (torch.allclose)."""
+    plain, with_bw = plain.detach(), with_bw.detach()
+    return f"plain {sig4(float(plain))} | bceweights {sig4(float(with_bw))} | agree: {torch.allclose(plain, with_bw)}"
+
+
+generator = torch.Generator().manual_seed(9)
+N, C, H, W = 2, 3, 8, 10
+logits = torch.randn(N, C, H, W, generator=generator)
+target = (torch.rand(N, C, H, W, generator=generator) < 0.2).float()
+mask = (torch.rand(N, H, W, generator=generator) < 0.7).float()  # (N, H, W): which pixels count
+
+# %% [markdown]
+# ## 1 · Per-channel `pos_weight` (lessons 02 and 04)
+#
+# PyTorch lines `pos_weight` up with the input's **trailing** dimensions, so one value per channel of
+# `(N, C, H, W)` needs two trailing 1s: `pos_weight.view(C, 1, 1)`. `bceweights` takes the `(C,)` vector
+# with `channel_dim=1`.
+
+# %%
+pos_weight = torch.tensor([1.0, 30.0, 6.0])
+plain = F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight.view(C, 1, 1))
+module = nn.BCEWithLogitsLoss(pos_weight=pos_weight.view(C, 1, 1))(logits, target)
+with_bw = bw.bce_with_logits(logits, target, pos_weight=pos_weight, channel_dim=1)
+print("F, pos_weight.view(C, 1, 1)         :", agree(plain, with_bw))
+print("nn.BCEWithLogitsLoss, same pos_weight:", agree(module, with_bw))
+
+# %% [markdown]
+# ## 2 · A mask as `weight` (lessons 01 and 02)
+#
+# A `(N, H, W)` mask needs its channel dimension, `mask.unsqueeze(1)`, shape `(N, 1, H, W)`, which
+# broadcasts over the channels; `.expand_as(logits)` gives the full shape as a zero-copy view.
+
+# %%
+plain = F.binary_cross_entropy_with_logits(logits, target, weight=mask.unsqueeze(1))
+expanded = mask.unsqueeze(1).expand_as(logits)
+plain_expanded = F.binary_cross_entropy_with_logits(logits, target, weight=expanded)
+with_bw = bw.bce_with_logits(logits, target, weight=bw.expand_mask(mask, logits))
+print("weight=mask.unsqueeze(1)            :", agree(plain, with_bw))
+print("weight=mask.unsqueeze(1).expand_as(logits):", agree(plain_expanded, with_bw),
+      "| stride", expanded.stride(), "| shares the mask's memory:", expanded.data_ptr() == mask.data_ptr())
+
+# %% [markdown]
+# ### The trap: `weight=mask` when `N == C`, or when `N = 1`
+#
+# **Predict.** With 3 images of 3 channels, what does PyTorch do with `weight=mask` for a `(3, H, W)`
+# mask? And with a single image, a `(1, H, W)` mask?
+
+# %%
+square_logits = torch.randn(3, 3, H, W, generator=generator)  # N == C == 3
+square_target = (torch.rand(3, 3, H, W, generator=generator) < 0.2).float()
+square_mask = (torch.rand(3, H, W, generator=generator) < 0.7).float()
+silent = F.binary_cross_entropy_with_logits(square_logits, square_target, weight=square_mask)
+meant = F.binary_cross_entropy_with_logits(square_logits, square_target, weight=square_mask.unsqueeze(1))
+print(f"N == C: weight=mask runs: {sig4(float(silent))}; weight=mask.unsqueeze(1): {sig4(float(meant))}; "
+      f"equal: {torch.allclose(silent, meant)}")
+wrong_pixels = square_mask.expand(3, 3, H, W) != square_mask.unsqueeze(1).expand(3, 3, H, W)
+print(f"        pixels whose weight is not the intended one: {int(wrong_pixels.sum())} of {wrong_pixels.numel()}")
+try:
+    bw.bce_with_logits(square_logits, square_target, weight=square_mask)
+except bw.WeightShapeError as error:
+    print("bceweights refuses:", str(error).splitlines()[0])
+
+one_logits, one_target, one_mask = square_logits[:1], square_target[:1], square_mask[:1]  # N = 1
+by_luck = F.binary_cross_entropy_with_logits(one_logits, one_target, weight=one_mask)
+right = F.binary_cross_entropy_with_logits(one_logits, one_target, weight=one_mask.unsqueeze(1))
+print(f"N = 1: weight=mask gives {sig4(float(by_luck))}, the right value {sig4(float(right))}: "
+      f"equal {torch.allclose(by_luck, right)}")
+try:
+    F.binary_cross_entropy_with_logits(square_logits[:2], square_target[:2], weight=square_mask[:2])
+except RuntimeError as error:
+    print("N = 2: RuntimeError:", error)
+
+# %% [markdown]
+# **Reveal.** Right-aligned, `(N, H, W)` meets `(C, H, W)`. When `N == C` the sizes match and PyTorch
+# runs: channel `c` of *every* image gets image `c`'s mask, and only the number is wrong. When `N = 1` the
+# mask's size 1 broadcasts over the channels and the value is right by accident, so a test on one image
+# passes; the first batch of 2 then raises, and a batch of 3 goes silently wrong. Always write
+# `mask.unsqueeze(1)`.
+#
+# ## 3 · Ignore regions (lesson 06)
+#
+# Pixels with no label (void, 255) must add nothing and leave the mean's denominator. In plain PyTorch:
+# replace the void targets by any valid value, take `reduction="none"`, zero the void pixels and divide
+# by the number of **kept** pixels, `keep.sum()`, not by all pixels.
+
+# %%
+labels = (torch.rand(N, 1, H, W, generator=generator) < 0.3).float()
+one_channel = logits[:, :1].clone()
+void = torch.zeros(N, 1, H, W, dtype=torch.bool)
+void[0, :, :2] = True  # top 2 rows of image 0 unannotated
+void[1, :, :5] = True  # top 5 rows of image 1
+labels[void] = 255.0
+keep = (~void).float()
+
+leaf = one_channel.clone().requires_grad_(True)
+per_pixel = F.binary_cross_entropy_with_logits(leaf, labels.masked_fill(void, 0.0), reduction="none")
+plain = (per_pixel * keep).sum() / keep.sum()
+plain.backward()
+plain_indexed = per_pixel[~void].mean()  # the same: boolean indexing keeps the kept pixels only
+with_bw = bw.bce_with_logits(one_channel, labels, ignore=void)
+print("(l * keep).sum() / keep.sum():", agree(plain, with_bw))
+print("l[~void].mean()             :", agree(plain_indexed, with_bw))
+print("gradient on void pixels, largest |value|:", float(leaf.grad[void].abs().max()))
+trap = (per_pixel * keep).mean().detach()
+print(f"(l * keep).mean(), the trap: {sig4(float(trap))}; kept share {sig4(float(keep.mean()))} x the ignore mean: "
+      f"{torch.allclose(trap, keep.mean() * with_bw)}")
+
+# %% [markdown]
+# `(l * keep).mean()` keeps the void pixels in the denominator: its gradient is the ignore mean's times the
+# annotated share of the batch, which changes from batch to batch (lesson 06, section 1).
+#
+# ## 4 · The weighted mean (lesson 03, Q10's plain pattern)
+#
+# `reduction="mean"` divides the weighted sum by the number of elements. The weighted mean divides by the
+# sum of the weights: `reduction="none"`, then `(l * w).sum() / w.sum()`.
+
+# %%
+weight = torch.where(target > 0, 5.0, 1.0) * mask.unsqueeze(1)  # a weight map: positives x5, masked pixels 0
+l = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+plain = (l * weight).sum() / weight.sum()
+with_bw = bw.bce_with_logits(logits, target, weight=weight, reduction="weighted_mean")
+torch_mean = F.binary_cross_entropy_with_logits(logits, target, weight=weight)
+print("(l * w).sum() / w.sum():", agree(plain, with_bw))
+print(f"PyTorch's 'mean' {sig4(float(torch_mean))} = weighted mean x mean weight "
+      f"{sig4(float(weight.mean()))}: {torch.allclose(torch_mean, plain * weight.mean())}")
+
+# %% [markdown]
+# ## 5 · A different weight on every call (lesson 03, Q10)
+#
+# `nn.BCEWithLogitsLoss(weight=w)` fixes `w` at construction, and `forward` takes no weight. Two plain
+# ways: the functional form with `weight=` on every call, or the module with its `weight` buffer replaced
+# before each call. `weight` (and `pos_weight`) are registered buffers, even when built as `None`, so
+# assigning a tensor updates the buffer: it moves with `.to(device)` and is saved in `state_dict`.
+
+# %%
+criterion = nn.BCEWithLogitsLoss()
+print("criterion.weight is None:", criterion.weight is None, "| registered as a buffer:", "weight" in criterion._buffers)
+module_bw = bw.BCEWithLogits()
+for batch_size in (2, 3):  # two batches of different sizes, each with its own weight map
+    batch_logits = torch.randn(batch_size, 1, H, W, generator=generator)
+    batch_target = (torch.rand(batch_size, 1, H, W, generator=generator) < 0.2).float()
+    batch_weight = torch.where(batch_target > 0, 4.0, 1.0)
+    functional = F.binary_cross_entropy_with_logits(batch_logits, batch_target, weight=batch_weight)
+    criterion.weight = batch_weight  # the buffer trick: replace the stored weight before the call
+    with_buffer = criterion(batch_logits, batch_target)
+    with_bw = module_bw(batch_logits, batch_target, weight=batch_weight)
+    print(f"batch of {batch_size}: functional {agree(functional, with_bw)} | criterion.weight = w: "
+          f"{sig4(float(with_buffer))}, agree: {torch.allclose(with_buffer, with_bw)}")
+print("'weight' in state_dict:", "weight" in criterion.state_dict())
+
+# %% [markdown]
+# The buffer keeps the last weight: a call that forgets to set it uses the previous batch's map (an
+# error if the sizes differ, a silently wrong loss if they match). The functional form cannot forget.
+#
+# ## 6 · Class weights from counts (lesson 04, Q6), checked against scikit-learn
+#
+# For single-label targets, "balanced" class weights are `n_samples / (n_classes * count)`: every class's
+# weighted count becomes `n_samples / n_classes`. scikit-learn's `compute_class_weight("balanced", ...)`
+# is the reference. For BCE's channels, the equivalent is `pos_weight = neg / pos` per channel.
+
+# %%
+class_labels = torch.multinomial(torch.tensor([0.7, 0.2, 0.08, 0.02]), 4000, replacement=True, generator=generator)
+counts = torch.bincount(class_labels, minlength=4).double()
+plain = counts.sum() / (4 * counts)
+reference = compute_class_weight("balanced", classes=np.arange(4), y=class_labels.numpy())
+with_bw = bw.balanced_weights(counts).double()
+print("counts             :", counts.long().tolist())
+print("plain n / (K count):", [sig4(v) for v in plain.tolist()])
+print("scikit-learn       :", [sig4(v) for v in reference.tolist()])
+print("agree: plain vs sklearn", np.allclose(plain.numpy(), reference), "| bceweights vs sklearn", np.allclose(with_bw.numpy(), reference))
+
+positives = target.sum(dim=(0, 2, 3))  # per channel of (N, C, H, W)
+negatives = target[:, 0].numel() - positives
+plain_pos_weight = negatives / positives
+print("pos_weight = neg / pos per channel:", agree(plain_pos_weight.sum(), bw.pos_weight_from_targets(target, channel_dim=1).sum()),
+      [sig4(v) for v in plain_pos_weight.tolist()])
+
+# %% [markdown]
+# ## 7 · Per-batch ratios versus the data set's ratio
+#
+# **Predict.** A data set of 64 small masks, a quarter of which hold one small object, read in batches
+# of 4. If you compute `neg / pos` on each batch, how far apart are the smallest and largest values?
+
+# %%
+rare = torch.zeros(64, 1, 16, 16)
+for index in range(64):
+    if float(torch.rand(1, generator=generator)) < 0.25:  # a quarter of the images hold one small object
+        row, col = (int(v) for v in torch.randint(0, 13, (2,), generator=generator))
+        rare[index, 0, row : row + 3, col : col + 2] = 1.0
+loader = DataLoader(TensorDataset(rare), batch_size=4)
+per_batch = []
+positive_count, pixel_count = 0.0, 0
+for (batch,) in loader:
+    pos = float(batch.sum())
+    per_batch.append((batch.numel() - pos) / pos if pos > 0 else float("inf"))
+    positive_count += pos
+    pixel_count += batch.numel()
+dataset_ratio = (pixel_count - positive_count) / positive_count
+print("neg/pos per batch:", [sig4(r) for r in per_batch])
+print(f"over the data set, counted first: {sig4(dataset_ratio)}; bw.pos_weight_from_targets(loader): "
+      f"{sig4(float(bw.pos_weight_from_targets(((b,) for (b,) in loader), channel_dim=1)[0]))}")
+finite = [r for r in per_batch if r != float("inf")]
+print(f"batches without a positive: {len(per_batch) - len(finite)} of {len(per_batch)}; finite ratios from "
+      f"{sig4(min(finite))} to {sig4(max(finite))}; their mean {sig4(sum(finite) / len(finite))}")
+
+# %% [markdown]
+# **Reveal.** Per batch, the ratio jumps from batch to batch, and it is infinite whenever a batch has no
+# positive; the mean of per-batch ratios is not the data set's ratio either (a ratio of
+# sums is not a mean of ratios). Here the data set's 209.1 is above every finite batch ratio: the batches
+# without a positive add only negatives. Count positives and pixels over the whole data set once, before
+# training, and divide once: that is what `bw.pos_weight_from_targets(loader)` does without holding the
+# data in memory.
+#
+# ## 8 · Resampling instead of weighting
+#
+# Instead of weighting the rare class, you can draw it more often: `WeightedRandomSampler` draws sample
+# `i` with probability proportional to `w_i`. With `w_i = 1 / count[y_i]`, each class is drawn equally
+# often. **Predict:** how does the average sampled-batch loss compare with the weighted mean with the
+# same `w_i`?
+
+# %%
+sample_labels = (torch.rand(2000, generator=generator) < 0.05).float()
+sample_logits = torch.randn(2000, generator=generator)
+class_count = torch.bincount(sample_labels.long(), minlength=2).double()
+sample_weight = 1.0 / class_count[sample_labels.long()]  # (2000,): 1 / (its class's count)
+sampler = WeightedRandomSampler(sample_weight, num_samples=20000, replacement=True, generator=torch.Generator().manual_seed(0))
+drawn = torch.tensor(list(sampler))
+per_sample = F.binary_cross_entropy_with_logits(sample_logits, sample_labels, reduction="none")
+sampled_mean = per_sample[drawn].mean()
+weighted_mean = (per_sample * sample_weight).sum() / sample_weight.sum()
+pos_weight_mean = bw.bce_with_logits(
+    sample_logits, sample_labels, pos_weight=float(class_count[0] / class_count[1]), reduction="sum"
+) / (2 * class_count[0])
+print(f"positives: {sig4(float(sample_labels.mean()))} of the data, {float(sample_labels[drawn].mean()):.2f} of the draws")
+print(f"mean loss over the draws {float(sampled_mean):.3f} | weighted mean with the same w {float(weighted_mean):.3f} | "
+      f"within 2 %: {abs(float(sampled_mean / weighted_mean) - 1) < 0.02}")
+print(f"pos_weight = neg/pos, sum / (2 neg): {float(pos_weight_mean):.3f}; equal to the weighted mean: "
+      f"{torch.allclose(pos_weight_mean.double(), weighted_mean)}")
+positive_draws = int(sample_labels[drawn].sum())
+per_positive = positive_draws / float(class_count[1])
+per_negative = (len(drawn) - positive_draws) / float(class_count[0])
+print(f"draws per positive sample: {per_positive:.1f}; per negative sample: {per_negative:.1f}; "
+      f"ratio {per_positive / per_negative:.1f}")
+
+# %% [markdown]
+# **Reveal.** On average, a balanced sampler trains on the same loss as weighting with `1 / count`, which
+# is `pos_weight = neg / pos` up to a constant: the same optimum, shifted by `log(neg / pos)` (lesson 01).
+# What differs is how the batches get there: over these 20 000 draws (ten passes' worth) the sampler shows
+# each positive 18.4 times as often as each negative: the same few
+# positives over and over, with a risk of overfitting them, while weighting shows every sample once per epoch and puts the rare class's weight into
+# larger gradients. Resampling keeps every loss term at weight 1, which helps with optimisers and losses
+# that dislike large weights; weighting keeps every sample in every epoch. Either way, undo the shift
+# (or pick the threshold on validation data) before reading probabilities.
+#
+# ## 9 · Summary
+#
+# | what | plain PyTorch | `bceweights` |
+# |---|---|---|
+# | per-channel `pos_weight` | `pos_weight=pw.view(C, 1, 1)` | `pos_weight=pw, channel_dim=1` |
+# | a `(N, H, W)` mask | `weight=mask.unsqueeze(1)` (or `.expand_as(logits)`); never `weight=mask` | `weight=bw.expand_mask(mask, logits)` |
+# | ignore regions | `l = F.bce_with_logits(x, y.masked_fill(void, 0), reduction="none")`; `(l * keep).sum() / keep.sum()` | `ignore=void` |
+# | weighted mean | `(l * w).sum() / w.sum()` | `reduction="weighted_mean"` |
+# | a weight per call | `F.binary_cross_entropy_with_logits(..., weight=w)`, or `criterion.weight = w` before the call | `bw.BCEWithLogits()(x, y, weight=w)` |
+# | class weights | `counts.sum() / (K * counts)` (= sklearn's `"balanced"`); `neg / pos` per channel | `bw.balanced_weights`, `bw.pos_weight_from_targets` |
+#
+# Count over the data set, not per batch; resampling with `1 / count` is weighting in expectation.
+#
+# ## 10 · Exercises
+#
+# Each cell prints a question. Predict or compute your answer first (a few lines of PyTorch are enough),
+# then replace `None` with it and run the cell: a wrong answer gets a hint that says what it would mean.
+# When you have tried, `show_solution("09.1")` prints the worked solution of exercise 09.1 (and likewise
+# for the others).
+
+# %%
+from bceweights.lessons.exercises import (
+    LESSON09_1_QUESTION,
+    LESSON09_2_QUESTION,
+    LESSON09_3_QUESTION,
+    LESSON09_4_QUESTION,
+    check_lesson09_1,
+    check_lesson09_2,
+    check_lesson09_3,
+    check_lesson09_4,
+    lesson09_1_mask,
+    show_solution,
+)
+
+# %% [markdown]
+# **09.1** Transfer: the trap of section 2 with four images and four channels. Build your answer from `mask`.
+
+# %%
+print(LESSON09_1_QUESTION)
+mask = lesson09_1_mask()
+my_weight = None
+_ = check_lesson09_1(my_weight)
+
+# %% [markdown]
+# **09.2** Transfer: the weighted mean of section 4, by hand.
+
+# %%
+print(LESSON09_2_QUESTION)
+my_weighted_mean = None
+_ = check_lesson09_2(my_weighted_mean)
+
+# %% [markdown]
+# **09.3** Transfer: section 7's lesson on four batches.
+
+# %%
+print(LESSON09_3_QUESTION)
+my_pos_weight = None
+_ = check_lesson09_3(my_pos_weight)
+
+# %% [markdown]
+# **09.4** Transfer: section 8's sampler, aiming at a quarter of positives instead of half.
+
+# %%
+print(LESSON09_4_QUESTION)
+my_sample_weight = None
+_ = check_lesson09_4(my_sample_weight)
