@@ -17,6 +17,9 @@ Which setting a call uses, first match wins:
    open where it was created, as :mod:`contextvars` defines);
 3. the process default, set by :func:`set_value_checks` (on when ``bceweights`` is imported).
 
+Inside a ``torch.compile`` graph, rule 2 does not apply (Dynamo cannot read a ``ContextVar``): the
+call's ``check_values`` or the process default decide, and changing the default recompiles.
+
 Each block removes exactly its own entry when it ends, so blocks that end in any order (nested,
 overlapping, or interleaved across tasks) leave the setting as it was before them.
 """
@@ -74,6 +77,11 @@ def value_checks_enabled(check_values: bool | None = None) -> bool:
     the current context, else the process default."""
     if check_values is not None:
         return bool(check_values)
+    if torch.compiler.is_compiling():
+        # Dynamo cannot read a ContextVar. Inside a compiled graph the process default applies: a plain
+        # global, which Dynamo guards on, so bw.set_value_checks(...) recompiles the graph with the new
+        # setting. `with bw.value_checks(...)` blocks do not reach into compiled graphs.
+        return _process_default
     blocks = _open_blocks.get()
     return blocks[-1][1] if blocks else _process_default
 
