@@ -143,22 +143,26 @@ print("relative difference:", sig4(difference / float(theirs.abs().detach())), "
 # ## 3 · Q22: `torch.compile`
 #
 # `torch.compile` traces a function into a graph. The loss is ordinary tensor code and traces
-# completely, with one exception: **value checks** (targets in `[0, 1]`, weights finite and `>= 0`)
-# read tensor values to decide whether to raise, and a Python `if` on a tensor's value cannot be put
-# in a graph. Without `fullgraph=True` that only splits the graph (the checks still run); with
-# `fullgraph=True`, pass `check_values=False` or wrap the step in `with bw.value_checks(False):`.
+# completely, value checks included: inside a graph, the check that targets lie in `[0, 1]` and that
+# weights are finite and `>= 0` becomes an assert that runs with the graph (no graph break, no wait
+# for the device). A bad value then raises a `RuntimeError` that names the way out,
+# `check_values=False`. (On a GPU a failed assert ends the CUDA context, so once the data is known
+# good, compile with `check_values=False`.)
 #
-# The cell below compiles the forward pass and loss of a training step with `fullgraph=True` and
-# compares loss and gradients with eager PyTorch. (`backend="aot_eager"` captures the forward and
-# backward graphs as `fullgraph=True` requires, without generating C++ code, so it takes a second;
-# the default `"inductor"` backend would also compile them to machine code.)
+# **Predict.** Compile the forward pass and loss of a training step with `fullgraph=True` (the whole
+# function must become one graph). Are loss and gradients the same as in eager mode? What happens when
+# one target is a void label, 255?
+#
+# (`backend="aot_eager"` captures the forward and backward graphs as `fullgraph=True` requires, without
+# generating C++ code, so it takes a second; the default `"inductor"` backend would also compile them to
+# machine code.)
 
 # %%
 def forward_loss(model, images, masks):
-    return bw.bce_with_logits(model(images), masks, pos_weight=pos_weight, check_values=False)
+    return bw.bce_with_logits(model(images), masks, pos_weight=pos_weight)
 
 
-def step(loss_fn):
+def step(loss_fn, masks=masks):
     torch.manual_seed(0)
     model = nn.Conv2d(1, 3, 3, padding=1)
     loss = loss_fn(model, images, masks)
@@ -166,12 +170,28 @@ def step(loss_fn):
     return float(loss.detach()), torch.cat([p.grad.flatten() for p in model.parameters()])
 
 
+compiled_forward = torch.compile(forward_loss, fullgraph=True, backend="aot_eager")
 eager_loss, eager_gradient = step(forward_loss)
-compiled_loss, compiled_gradient = step(torch.compile(forward_loss, fullgraph=True, backend="aot_eager"))
+compiled_loss, compiled_gradient = step(compiled_forward)
 print("loss eager", sig4(eager_loss), "| compiled", sig4(compiled_loss))
 print("same loss and gradients (float32 rounding):",
       abs(eager_loss - compiled_loss) <= 1e-6 * abs(eager_loss)
       and torch.allclose(eager_gradient, compiled_gradient, rtol=1e-5, atol=1e-7))
+
+void_masks = masks.clone()
+void_masks[0, 0, 0, 0] = 255.0
+try:
+    step(compiled_forward, void_masks)
+except RuntimeError as error:
+    print("a void label in the compiled graph:", str(error).split(". ")[0] + ".")
+
+# %% [markdown]
+# **Reveal.** The compiled step gives the eager loss and gradients, and the check still guards the
+# data from inside the graph. To leave the checks out of a compiled step, pass `check_values=False`
+# to the loss, or call `bw.set_value_checks(False)`: the process default is a plain global that the
+# compiler guards on, so changing it recompiles the graph. A `with bw.value_checks(False):` block
+# applies per thread and per task through a context variable, which a compiled graph cannot read:
+# inside compiled code it has no effect.
 
 # %% [markdown]
 # ## Summary
@@ -183,5 +203,47 @@ print("same loss and gradients (float32 rounding):",
 #   average is then the single-process gradient, and the mean of the logged values is the global loss.
 # * The builders (`count_positives`, `pos_weight_from_targets`, `median_frequency_weights`) take
 #   `process_group=` too and return the whole data set's weights on every rank.
-# * Under `torch.autocast` the loss runs in float32, as PyTorch's; under `torch.compile(fullgraph=True)`
-#   pass `check_values=False` (value checks need Python `if`s on tensor values).
+# * Under `torch.autocast` the loss runs in float32, as PyTorch's. Under `torch.compile`, also with
+#   `fullgraph=True`, it traces whole; value checks become asserts in the graph, and
+#   `check_values=False` (or `bw.set_value_checks(False)`) leaves them out.
+#
+# ## Exercises
+#
+# Each cell prints a question. Predict or compute your answer first, then replace `None` with it and run
+# the cell: a wrong answer gets a hint that says what it would mean. When you have tried,
+# `show_solution("10.1")` prints the worked solution of exercise 10.1 (and likewise for the others).
+
+# %%
+from bceweights.lessons.exercises import (
+    LESSON10_1_QUESTION,
+    LESSON10_2_QUESTION,
+    LESSON10_3_QUESTION,
+    check_lesson10_1,
+    check_lesson10_2,
+    check_lesson10_3,
+    show_solution,
+)
+
+# %% [markdown]
+# **10.1** Transfer: section 1 with three ranks and other kept counts.
+
+# %%
+print(LESSON10_1_QUESTION)
+my_ratio = None
+_ = check_lesson10_1(my_ratio)
+
+# %% [markdown]
+# **10.2** Transfer: what one rank returns with `process_group=`.
+
+# %%
+print(LESSON10_2_QUESTION)
+my_loss_value = None
+_ = check_lesson10_2(my_loss_value)
+
+# %% [markdown]
+# **10.3** Section 2: the dtype of the loss under autocast.
+
+# %%
+print(LESSON10_3_QUESTION)
+my_dtype = None
+_ = check_lesson10_3(my_dtype)
