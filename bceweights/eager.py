@@ -135,14 +135,26 @@ def weight_and_reduce(per_element: Tensor, prepared: Prepared, reduction: str) -
         return loss.sum()
     # float16 sums overflow past 65504: accumulate numerator and denominator in float32 at least
     total = loss.sum(dtype=torch.float64 if loss.dtype == torch.float64 else torch.float32)
-    numel = prepared.input.numel()
-    if reduction == "mean" or weight is None:
-        if ignore is not None:
-            denominator = _broadcast_sum((~ignore).to(total.dtype), numel)
-        else:
-            denominator = total.new_tensor(numel)
-    else:
-        kept_weight = weight
-        denominator = _broadcast_sum(kept_weight, numel)
+    denominator = reduction_denominator(prepared, reduction)
     denominator = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
     return (total / denominator).to(loss.dtype)
+
+
+def reduction_denominator(prepared: Prepared, reduction: str) -> Tensor:
+    """What ``"mean"`` or ``"weighted_mean"`` divides the sum by: a scalar, float32 at least.
+
+    ``"mean"``: the number of non-ignored elements of the input (``numel`` without ``ignore``);
+    ``"weighted_mean"``: the sum of ``weight`` broadcast to the input over non-ignored elements (the
+    kept count without ``weight``). Differentiable in ``weight``; 0 when nothing is kept. This is the
+    count that ``process_group=`` all-reduces (:mod:`bceweights.distributed`).
+    """
+    x, weight, ignore = prepared.input, prepared.weight, prepared.ignore
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    numel = x.numel()
+    if reduction == "mean" or weight is None:
+        if ignore is not None:
+            return _broadcast_sum((~ignore).to(dtype), numel).to(dtype)
+        return torch.tensor(float(numel), dtype=dtype, device=x.device)
+    # torch.where, not a product: a NaN weight on an ignored element counts for nothing
+    kept_weight = weight if ignore is None else torch.where(ignore, 0.0, weight)
+    return _broadcast_sum(kept_weight, numel).to(dtype)

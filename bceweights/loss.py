@@ -21,19 +21,21 @@ Reductions:
 
 This module holds only the public functions and modules. Each call runs
 :func:`bceweights.prepared.prepare` (every argument check) and then
-:func:`bceweights.backend.compute_loss` (eager or fused); imports go that way only.
+:func:`bceweights.backend.compute_loss` (eager or fused), or with ``process_group=``
+:func:`bceweights.distributed.global_loss` (which calls it); imports go that way only.
 """
 
 from __future__ import annotations
 
 import numbers
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from bceweights import checks
 from bceweights.backend import check_backend, compute_loss
+from bceweights.distributed import global_loss
 from bceweights.messages import error_message
 from bceweights.prepared import (
     Operand,
@@ -47,6 +49,7 @@ from bceweights.prepared import (
 from bceweights.shapes import align, as_tensor_like, shape_str
 
 Backend = Literal["auto", "torch", "fused"]
+ProcessGroup = Any  # a torch.distributed.ProcessGroup (typed loosely: torch.distributed may be absent)
 
 
 def bce_with_logits(
@@ -61,6 +64,7 @@ def bce_with_logits(
     check_values: bool | None = None,
     label_smoothing: float = 0.0,
     backend: Backend = "auto",
+    process_group: ProcessGroup | None = None,
 ) -> Tensor:
     """Binary cross-entropy on logits, a drop-in for ``F.binary_cross_entropy_with_logits``.
 
@@ -99,6 +103,12 @@ def bce_with_logits(
             every way PyTorch differentiates works whichever backend is named. Under ``torch.autocast``
             a float16/bfloat16 input is computed in float32 and the loss is float32, as PyTorch's.
             See :mod:`bceweights.fused`.
+        process_group: a ``torch.distributed`` group (e.g. ``dist.group.WORLD`` under DDP) over which
+            the denominator of ``"mean"`` and ``"weighted_mean"`` is all-reduced: each rank returns
+            ``local_sum * world_size / global_denominator``, so DDP's gradient averaging gives exactly
+            the gradient of the mean over the global batch (see :mod:`bceweights.distributed`; the
+            logged value of one rank is not the global mean). ``None``: the local mean, as PyTorch.
+            ``"sum"`` and ``"none"`` are unaffected.
 
     Returns:
         a scalar, or ``input``'s shape for ``reduction="none"``.
@@ -108,6 +118,8 @@ def bce_with_logits(
         ValueError: target shape differs from input's; bad values (when checked); unknown reduction.
     """
     prepared = prepare(input, target, weight, pos_weight, ignore, channel_dim, check_values, label_smoothing)
+    if process_group is not None:
+        return global_loss(prepared, reduction, process_group, backend=backend)
     return compute_loss(prepared, reduction, backend=backend)
 
 
@@ -125,6 +137,7 @@ def focal_bce_with_logits(
     check_values: bool | None = None,
     label_smoothing: float = 0.0,
     backend: Backend = "auto",
+    process_group: ProcessGroup | None = None,
 ) -> Tensor:
     """Sigmoid focal loss (Lin et al., 2017), with the shape rules of :func:`bce_with_logits`.
 
@@ -139,10 +152,12 @@ def focal_bce_with_logits(
     Args:
         gamma: focusing exponent ``>= 0``; larger values down-weight easy, well-classified elements.
         alpha: balance in ``[0, 1]`` for positives (torchvision's default is 0.25), or ``None``.
-        Other arguments (``backend`` included) and shapes: as :func:`bce_with_logits`.
+        Other arguments (``backend`` and ``process_group`` included) and shapes: as :func:`bce_with_logits`.
     """
     check_focal(gamma, alpha)  # before prepare: a wrong option is reported before a wrong operand
     prepared = prepare(input, target, weight, pos_weight, ignore, channel_dim, check_values, label_smoothing)
+    if process_group is not None:
+        return global_loss(prepared, reduction, process_group, gamma=gamma, alpha=alpha, backend=backend)
     return compute_loss(prepared, reduction, gamma=gamma, alpha=alpha, backend=backend)
 
 
@@ -193,7 +208,8 @@ class BCEWithLogits(nn.Module):
     Args:
         weight, pos_weight: as :func:`bce_with_logits` (numbers, sequences, numpy arrays or tensors);
             stored as buffers (they follow ``.to(device)``).
-        reduction, channel_dim, check_values, label_smoothing, backend: as :func:`bce_with_logits`.
+        reduction, channel_dim, check_values, label_smoothing, backend, process_group: as
+            :func:`bce_with_logits` (the group is kept as a plain attribute, not a buffer).
 
     Every option is checked here, when the module is built (``backend="bogus"``,
     ``label_smoothing=2``, a negative weight raise at construction, not at the first ``forward``).
@@ -215,6 +231,7 @@ class BCEWithLogits(nn.Module):
         check_values: bool | None = None,
         label_smoothing: float = 0.0,
         backend: Backend = "auto",
+        process_group: ProcessGroup | None = None,
     ) -> None:
         super().__init__()
         check_reduction(reduction)
@@ -228,6 +245,7 @@ class BCEWithLogits(nn.Module):
         self.check_values = check_values
         self.label_smoothing = label_smoothing
         self.backend = backend
+        self.process_group = process_group
 
     def combined_weight(self, input: Tensor, weight: Operand) -> Operand:
         """The module's weight times this call's, each aligned with ``input`` first."""
@@ -250,6 +268,7 @@ class BCEWithLogits(nn.Module):
             check_values=self.check_values,
             label_smoothing=self.label_smoothing,
             backend=self.backend,
+            process_group=self.process_group,
         )
 
     def forward(
@@ -269,6 +288,8 @@ class BCEWithLogits(nn.Module):
             parts.append(f"label_smoothing={self.label_smoothing}")
         if self.backend != "auto":
             parts.append(f"backend={self.backend!r}")
+        if self.process_group is not None:
+            parts.append("process_group=<group>")
         for name in ("weight", "pos_weight"):
             value = getattr(self, name)
             if value is not None:
@@ -291,11 +312,12 @@ class FocalBCEWithLogits(BCEWithLogits):
         check_values: bool | None = None,
         label_smoothing: float = 0.0,
         backend: Backend = "auto",
+        process_group: ProcessGroup | None = None,
     ) -> None:
         check_focal(gamma, alpha)
         super().__init__(
             weight, pos_weight, reduction=reduction, channel_dim=channel_dim, check_values=check_values,
-            label_smoothing=label_smoothing, backend=backend,
+            label_smoothing=label_smoothing, backend=backend, process_group=process_group,
         )
         self.gamma = gamma
         self.alpha = alpha

@@ -21,7 +21,7 @@ from bceweights.lessons.exercises import EXERCISES, get_exercise, lesson_exercis
 from bceweights.lessons.explore.reduction import ReductionExplorer
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-LESSONS = ("01", "02", "03", "04", "05", "06", "07", "09")
+LESSONS = ("01", "02", "03", "04", "05", "06", "07", "09", "10")
 
 
 def verdict(check, *answers, capsys) -> tuple[bool, str]:
@@ -188,6 +188,13 @@ def right_09_4() -> float:
     return (low + high) / 2
 
 
+def right_10_3():
+    """The loss's dtype under bfloat16 autocast, measured with PyTorch's own loss."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = torch.nn.Conv2d(1, 3, 1)(torch.randn(2, 1, 4, 4))
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.rand(2, 3, 4, 4)).dtype
+
+
 def right_08_1(logits, masks):
     """Lesson 08's loss, written here in plain PyTorch: void 255 out, pos_weight per channel (C, 1, 1)."""
     keep = (masks != 255).to(logits.dtype)
@@ -222,6 +229,9 @@ RIGHT_ANSWERS = {
     "07.3": lambda: (exercises.lesson07.lesson07_checklist_answer(),),
     "08.1": lambda: (right_08_1,),
     "09.1": lambda: (right_09_1(),),
+    "10.1": lambda: (800 / 100,),
+    "10.2": lambda: (30.0 * 4 / 1200,),
+    "10.3": lambda: (right_10_3(),),
     "09.2": lambda: (right_09_2(),),
     "09.3": lambda: (right_09_3(),),
     "09.4": lambda: (right_09_4(),),
@@ -315,6 +325,15 @@ def test_the_checker_says_no_answer_yet_to_none(key, capsys):
         ("09.3", (250.0,), "n / pos"),
         ("09.4", (19.0,), "half of the draws"),
         ("09.4", (5.0,), "own weight"),
+        ("10.1", (1 / 8,), "inverse"),
+        ("10.1", (1.0,), "with process_group"),
+        ("10.1", (3.0,), "number of ranks"),
+        ("10.2", (30.0 / 1200,), "share of the global loss"),
+        ("10.2", (120.0,), "global denominator"),
+        ("10.2", (7.5,), "divides by the world size"),
+        ("10.3", (torch.bfloat16,), "runs this loss in float32"),
+        ("10.3", (torch.float64,), "never widens"),
+        ("10.3", ("fp32",), "Expected a torch dtype"),
     ],
 )
 def test_the_checker_names_the_usual_wrong_answer(key, answers, phrase, capsys):

@@ -2,16 +2,18 @@
 :func:`median_frequency_weights` (Eigen & Fergus, 2015), streamed over batches like the counts.
 
 Imports: :mod:`bceweights.weights.counts`, :mod:`bceweights.weights.streaming`, :mod:`bceweights.checks`,
-:mod:`bceweights.messages`.
+:mod:`bceweights.messages`, :mod:`bceweights.collectives` (``process_group=``).
 """
 
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import torch
 
 from bceweights.checks import value_checks_enabled
+from bceweights.collectives import all_reduce_sum
 from bceweights.messages import error_message, write_instead
 from bceweights.weights.counts import Counts, accumulator_dtype, check_counts, count_vector, indices, shape_of
 from bceweights.weights.streaming import (
@@ -89,6 +91,7 @@ def median_frequency_weights(
     progress: bool = False,
     check_values: bool | None = None,
     dtype: torch.dtype = torch.float32,
+    process_group: Any = None,
 ) -> torch.Tensor:
     """Median-frequency balancing (Eigen & Fergus, 2015): ``weight[c] = median(freq) / freq[c]``.
 
@@ -121,6 +124,9 @@ def median_frequency_weights(
         progress: show a ``tqdm`` progress bar while iterating.
         check_values: check that mask values lie in [0, 1]; ``None`` follows ``bw.set_value_checks``.
         dtype: dtype of the result.
+        process_group: a ``torch.distributed`` group whose ranks each hold a shard of the dataset:
+            the per-class pixel counts are summed over the group before the frequencies and the
+            median are taken, so every rank returns the weights of the union of the shards.
 
     Returns:
         float tensor ``(K,)`` (``(C,)`` for masks).
@@ -161,6 +167,9 @@ def median_frequency_weights(
             targets, channel_dim, progress, value_checks_enabled(check_values)
         )
 
+    if process_group is not None:
+        both = all_reduce_sum(torch.stack([class_pixels, present_pixels]), process_group)
+        class_pixels, present_pixels = both[0], both[1]
     counted = torch.ones_like(class_pixels, dtype=torch.bool)
     if ignore_index is not None and num_classes is not None and 0 <= ignore_index < num_classes:
         counted[ignore_index] = False

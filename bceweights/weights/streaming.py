@@ -4,7 +4,8 @@
 ``targets`` may be one tensor or any iterable of batches (a list, a ``DataLoader``); batches are counted
 one at a time (:func:`batches`, :class:`StreamedSums`) and never concatenated, so a dataset larger than
 memory is fine. :func:`check_binary_values` is the targets' value check every builder here uses.
-Imports: :mod:`bceweights.weights.counts`, :mod:`bceweights.checks`, :mod:`bceweights.messages`.
+Imports: :mod:`bceweights.weights.counts`, :mod:`bceweights.checks`, :mod:`bceweights.messages`,
+:mod:`bceweights.collectives` (``process_group=``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from bceweights.checks import outside_unit_interval, value_checks_enabled
+from bceweights.collectives import all_reduce_sum
 from bceweights.messages import error_message, listing, write_instead
 from bceweights.weights.counts import accumulator_dtype, ratio_or_raise, shape_of
 
@@ -173,6 +175,7 @@ def count_positives(
     *,
     progress: bool = False,
     check_values: bool | None = None,
+    process_group: Any = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Number of positives and number of elements per channel, streamed over batches.
 
@@ -194,6 +197,10 @@ def count_positives(
         progress: show a ``tqdm`` progress bar ("counting positives") while iterating.
         check_values: check that targets lie in [0, 1] (one device sync per batch); ``None``
             follows ``bw.set_value_checks`` (on by default).
+        process_group: a ``torch.distributed`` group whose ranks each hold a shard of the dataset
+            (e.g. a ``DistributedSampler``'s): the counts are summed over the group, so every rank
+            returns the counts of the union of the shards (:mod:`bceweights.distributed`). Every rank
+            must call it, with the same ``channel_dim`` and number of channels.
 
     Returns:
         ``(num_pos, num_total)``, both float64 of shape ``(C,)`` (``(1,)`` for ``channel_dim=None``),
@@ -239,7 +246,11 @@ def count_positives(
             per_channel = batch.numel() // channels if channels else 0
             total = torch.full((channels,), float(per_channel), dtype=accumulator, device=batch.device)
         sums.add(index, tuple(batch.shape), positives, total)
-    return sums.totals()
+    num_pos, num_total = sums.totals()
+    if process_group is not None:
+        both = all_reduce_sum(torch.stack([num_pos, num_total]), process_group)
+        num_pos, num_total = both[0], both[1]
+    return num_pos, num_total
 
 
 def pos_weight_from_targets(
@@ -249,11 +260,12 @@ def pos_weight_from_targets(
     progress: bool = False,
     check_values: bool | None = None,
     dtype: torch.dtype = torch.float32,
+    process_group: Any = None,
 ) -> torch.Tensor:
     """``pos_weight[c] = negatives[c] / positives[c]``, counted over a tensor or a dataset of batches.
 
-    Built on :func:`count_positives` (same ``targets``, ``channel_dim``, ``progress`` and
-    ``check_values``; see it for the accepted forms): ``pos_weight = (num_total - num_pos) / num_pos``.
+    Built on :func:`count_positives` (same ``targets``, ``channel_dim``, ``progress``, ``check_values``
+    and ``process_group``: with a group, every rank returns the ``pos_weight`` of the whole dataset; see it for the accepted forms): ``pos_weight = (num_total - num_pos) / num_pos``.
     With 100 positives and 300 negatives in a channel, its ``pos_weight`` is 3.0.
 
     Returns:
@@ -272,7 +284,7 @@ def pos_weight_from_targets(
         tensor([3.])
     """
     num_pos, num_total = count_positives(
-        targets, channel_dim, progress=progress, check_values=check_values
+        targets, channel_dim, progress=progress, check_values=check_values, process_group=process_group
     )
     fix = (
         "num_pos, num_total = bw.count_positives(targets)\n"

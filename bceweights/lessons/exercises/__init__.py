@@ -114,6 +114,14 @@ from bceweights.lessons.exercises.lesson07 import (
     show_lesson07_solution,
 )
 from bceweights.lessons.exercises.lesson08 import LESSON08_QUESTION, check_lesson08, lesson08_solution
+from bceweights.lessons.exercises.lesson10 import (
+    LESSON10_1_QUESTION,
+    LESSON10_2_QUESTION,
+    LESSON10_3_QUESTION,
+    check_lesson10_1,
+    check_lesson10_2,
+    check_lesson10_3,
+)
 from bceweights.lessons.exercises.registry import EXERCISES, Exercise, get_exercise, lesson_exercises, show_solution
 
 __all__ = [

@@ -1,0 +1,72 @@
+"""Lesson 10's experiment: one global batch split over 2 ranks whose ignore masks are uneven.
+
+Each rank holds ``(2, 1, 16, 16)`` logits of a two-parameter model, ``logits = images * scale + bias``
+(float64), and an ignore mask: rank 0 keeps :data:`KEPT` ``[0]`` of its 512 pixels, rank 1 keeps
+``KEPT[1]``. :func:`rank_step` is what one rank of a DDP job computes, with a per-rank mean and
+with ``process_group=``; :func:`single_process_step` is the loss over the union of the shards in one
+process, the reference both are compared with. Run the ranks with
+:func:`bceweights.lessons.ranks.run_on_ranks`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+import bceweights as bw
+
+SHAPE = (2, 1, 16, 16)
+"""Each rank's logits: 2 images of 16 x 16 pixels, 512 elements."""
+
+KEPT: tuple[int, ...] = (64, 448)
+"""Kept (not ignored) pixels on rank 0 and rank 1: 1/8 and 7/8 of each rank's 512."""
+
+
+def shard(rank: int) -> dict[str, Tensor]:
+    """Rank ``rank``'s images ``(2, 1, 16, 16)``, 0/1 targets and ignore mask (True = ignored)."""
+    g = torch.Generator().manual_seed(100 + rank)
+    images = torch.randn(SHAPE, generator=g, dtype=torch.float64)
+    target = (images + 0.8 * torch.randn(SHAPE, generator=g, dtype=torch.float64) > 0.5).double()
+    order = torch.randperm(images.numel(), generator=g)
+    ignore = torch.ones(images.numel(), dtype=torch.bool)
+    ignore[order[: KEPT[rank]]] = False
+    return {"images": images, "target": target, "ignore": ignore.view(SHAPE)}
+
+
+def _parameters() -> tuple[Tensor, Tensor]:
+    scale = torch.tensor(1.2, dtype=torch.float64, requires_grad=True)
+    bias = torch.tensor(-0.4, dtype=torch.float64, requires_grad=True)
+    return scale, bias
+
+
+def _loss_and_gradient(batch: dict[str, Tensor], process_group=None) -> tuple[float, Tensor]:
+    scale, bias = _parameters()
+    logits = batch["images"] * scale + bias
+    loss = bw.bce_with_logits(logits, batch["target"], ignore=batch["ignore"], process_group=process_group)
+    loss.backward()
+    return float(loss.detach()), torch.stack([scale.grad, bias.grad])
+
+
+def rank_step(rank: int, world_size: int) -> dict[str, object]:
+    """One rank's step, per-rank mean and ``process_group=``; gradients averaged over ranks as DDP does.
+
+    Returns the kept count, the loss this rank would log under each reduction, and the DDP-averaged
+    gradient ``(d/dscale, d/dbias)`` under each.
+    """
+    batch = shard(rank)
+    result: dict[str, object] = {"rank": rank, "kept": int((~batch["ignore"]).sum())}
+    for name, group in (("per_rank", None), ("global", dist.group.WORLD)):
+        loss, gradient = _loss_and_gradient(batch, group)
+        dist.all_reduce(gradient)
+        result[f"loss_{name}"] = loss
+        result[f"gradient_{name}"] = gradient / world_size
+    return result
+
+
+def single_process_step(world_size: int = 2) -> dict[str, object]:
+    """The loss and gradient of the union of every rank's shard, in one process (the reference)."""
+    parts = [shard(rank) for rank in range(world_size)]
+    batch = {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+    loss, gradient = _loss_and_gradient(batch)
+    return {"loss": loss, "gradient": gradient, "kept": int((~batch["ignore"]).sum())}
