@@ -110,6 +110,8 @@ def resolve_backend(
         return "torch"
     if not torch.compiler.is_compiling() and fused.autograd_mode_reason(prepared) is not None:
         return "torch"
+    if backend == "auto" and prepared.input.numel() < AUTO_MIN_NUMEL:
+        return "torch"  # before probing the compiler: small calls never pay for its imports
     reason = fused.unavailable_reason(prepared)
     if backend == "fused":
         if reason is not None:
@@ -118,7 +120,7 @@ def resolve_backend(
                 fixes='backend="auto"   # uses the fused path only where it can run',
             ))
         return "fused"
-    if reason is not None or prepared.input.numel() < AUTO_MIN_NUMEL:
+    if reason is not None:
         return "torch"
     key = _signature(prepared, (reduction, float(gamma), alpha))
     if key in _failed:
