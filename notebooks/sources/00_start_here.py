@@ -22,8 +22,12 @@
 # | [04 · class imbalance](04_class_imbalance.ipynb) | class weights from counts and datasets; a channel that is never learned; about 1/95 foreground in a volume; thresholds vs `pos_weight`; why recall is 0 | Q6, Q8, Q9, Q15 | 50 min |
 # | [05 · multi-label vs multi-class](05_multilabel_vs_multiclass.ipynb) | sigmoid + BCE or softmax + cross-entropy; one logit or two | Q7, Q11 | 25 min |
 # | [06 · beyond the basics](06_beyond_the_basics.ipynb) | ignore regions, focal loss, boundary weight maps, label smoothing | beyond the threads | 45 min |
+# | [07 · what weighting buys](07_what_weighting_buys.ipynb) | ranking vs calibration under `pos_weight`, oversampling, focal loss, Dice and BCE + Dice; undoing `pos_weight` with −log p; a threshold for a precision target, chosen on validation and reported on test; the recall-is-0 checklist | Q17, Q18, Q19, Q20 | 40 min |
+# | [08 · audit your training code](08_audit_your_training_code.ipynb) | `bw.audit()` around unmodified PyTorch code: misaligned and per-sample `pos_weight`, sigmoid applied twice, void labels as targets, diluted means; the fixes, and the report clean | Q23 | 25 min |
+# | [09 · plain PyTorch recipes](09_plain_pytorch_recipes.ipynb) | every `bceweights` call as plain PyTorch: per-channel `pos_weight`, mask weights and the N == C / N = 1 trap, ignore regions, weighted mean, a weight per call, class weights checked against scikit-learn, per-batch vs data-set ratios, resampling | Q24 | 30 min |
+# | [10 · beyond one process](10_beyond_one_process.ipynb) | a masked mean over DDP ranks and `process_group=`; class weights over every shard; the loss under `torch.autocast` and `torch.compile` | Q21, Q22 | 25 min |
 #
-# The times are for reading, predicting and running every cell once, with the exercise; this page takes
+# The times are for reading, predicting and running every cell once, with the exercises; this page takes
 # about 10 minutes.
 #
 # **The formula, once.** For one element with logit $x$, target $y \in [0, 1]$, `weight` $w$ and
@@ -37,8 +41,7 @@
 # averages $\ell$ over all elements (lesson 03 says what that divides by).
 #
 # **Which lesson answers which question.** The learners' questions Q1–Q24 are listed in
-# `QUESTIONS.md` beside the project. Q1–Q16 come from forum threads and are answered here; of Q17–Q24,
-# some are answered in part, and the rest come with later lessons:
+# `QUESTIONS.md` beside the project; each is answered with a runnable demonstration:
 #
 # | question | where |
 # |---|---|
@@ -58,14 +61,14 @@
 # | Q14 per-sample values as `pos_weight` | 01 |
 # | Q15 precision vs recall; recall 0 after the first epoch | 04 |
 # | Q16 what `mean` divides by; the effective learning rate | 03 |
-# | Q17 calibrated probabilities after `pos_weight` | in part: 01 §7 undoes the shift; reliability diagrams and the Brier score are not yet covered |
-# | Q18 `pos_weight`, threshold, oversampling, focal, Dice; imbalance or overlap | in part: 04 (`pos_weight` vs threshold, ranking vs operating point), 05 (overlap), 06 (focal); resampling and Dice are not yet covered |
-# | Q19 choosing a threshold for a precision target, reporting on a test set | in part: 04 §4 (the threshold is chosen on validation data); the test-set protocol is not yet covered |
-# | Q20 recall 0: what to check, in which order | in part: 04 §5 (two causes, and how to tell them apart) |
-# | Q21 class weights and weighted means across processes (DDP) | not yet covered |
-# | Q22 mixed precision and `torch.compile` | in part: 03 §4 (float16 and `sigmoid` + `BCELoss`); `autocast` and `torch.compile` are not yet covered |
-# | Q23 auditing existing plain-PyTorch code | in part: `bw.explain` (this page, 02) checks shapes; the rest is not yet covered |
-# | Q24 every recipe in plain PyTorch | in part: each lesson sets PyTorch's own call beside `bceweights`'; a complete plain-PyTorch appendix is not yet written |
+# | Q17 calibrated probabilities after `pos_weight`; seeing calibration | 07 (and 01 §7, the shift) |
+# | Q18 `pos_weight`, threshold, oversampling, focal, Dice; imbalance or overlap | 07 (and 04, 05) |
+# | Q19 choosing a threshold for a precision target, reporting on a test set | 07 (and 04 §4) |
+# | Q20 recall 0: what to check, in which order | 07 (and 04 §5) |
+# | Q21 class weights and weighted means across processes (DDP) | 10 |
+# | Q22 mixed precision and `torch.compile` | 10 (and 03 §4, float16) |
+# | Q23 auditing existing plain-PyTorch code | 08 |
+# | Q24 every recipe in plain PyTorch | 09 |
 
 # %% [markdown]
 # ## 1 · Check your environment
