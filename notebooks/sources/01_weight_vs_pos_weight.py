@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 import bceweights as bw
-from bceweights.lessons.exercises import LESSON01_QUESTION, check_lesson01
 from bceweights.lessons.explore import LossCurveExplorer, png_image
 
 # Small problems run faster on one thread, and then give the same numbers on every machine.

@@ -22,7 +22,6 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 import bceweights as bw
-from bceweights.lessons.exercises import LESSON02_QUESTION, check_lesson02
 from bceweights.lessons.explore import png_image
 from bceweights.lessons.explore.broadcast import BroadcastExplorer
 

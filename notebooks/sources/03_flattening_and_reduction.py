@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 
 import bceweights as bw
-from bceweights.lessons.exercises import LESSON03_QUESTION, check_lesson03
 from bceweights.lessons.explore.reduction import ReductionExplorer
 from bceweights.lessons.explore.stability import StabilityExplorer
 

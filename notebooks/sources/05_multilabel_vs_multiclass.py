@@ -27,7 +27,6 @@ from matplotlib.figure import Figure
 
 import bceweights as bw
 from bceweights.lessons import data
-from bceweights.lessons.exercises import LESSON05_QUESTION, check_lesson05
 from bceweights.lessons.explore import png_image
 from bceweights.lessons.explore.two_heads import TwoHeadsExplorer
 from bceweights.lessons.model import TinyUNet, predict, train
