@@ -32,6 +32,7 @@ def _pixels(figure: Figure) -> np.ndarray:
 
 def test_cached_text_matches_matplotlib_at_exact_subpixel_origins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(text_cache, "SUBPIXEL_STEPS", 1024)
+    monkeypatch.setattr(text_cache, "_GLYPH_API", False)
     plain = _figure()
     plain.canvas.draw()
     cached = _figure()
@@ -41,6 +42,28 @@ def test_cached_text_matches_matplotlib_at_exact_subpixel_origins(monkeypatch: p
     difference = np.abs(_pixels(plain) - _pixels(cached))
     assert difference.max() <= 1  # same glyphs, same compositing; only uint8 rounding
     assert cache.misses > 0 and cache.hits == 0
+
+
+def test_lines_built_from_cached_glyphs_match_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not text_cache._GLYPH_API:
+        pytest.skip("this matplotlib has no glyph-level FT2Font API")
+    monkeypatch.setattr(text_cache, "SUBPIXEL_STEPS", 1024)
+    plain = _figure()
+    plain.canvas.draw()
+    cached = _figure()
+    TextRasterCache().install(cached.canvas.get_renderer())
+    cached.canvas.draw()
+    assert np.abs(_pixels(plain) - _pixels(cached)).max() <= 1
+
+
+def test_quarter_pixel_origins_look_the_same() -> None:
+    plain = _figure()
+    plain.canvas.draw()
+    cached = _figure()
+    TextRasterCache().install(cached.canvas.get_renderer())
+    cached.canvas.draw()
+    difference = np.abs(_pixels(plain) - _pixels(cached)).max(axis=-1)
+    assert (difference > 64).mean() < 0.002  # glyph edges shifted by at most 1/8 px
 
 
 def test_second_draw_hits_the_cache_and_gives_the_same_frame() -> None:

@@ -31,7 +31,18 @@ SUBPIXEL_STEPS = 4
 #: Lines kept (least recently used dropped first): a few hundred strings times a few origins.
 MAX_ENTRIES = 4096
 
+#: Glyph bitmaps kept (oldest dropped first).
+MAX_GLYPHS = 8192
 _MARKER = "_bceweights_text_cache"
+#: FreeType's identity matrix in 16.16 fixed point.
+_IDENTITY = np.array([[0x10000, 0], [0, 0x10000]])
+
+try:  # matplotlib 3.11's glyph-level API (what its Agg renderer uses); older versions take the scratch path
+    from matplotlib.ft2font import FT2Font, RenderMode
+
+    _GLYPH_API = all(hasattr(FT2Font, name) for name in ("_layout", "_render_glyph", "_set_transform"))
+except ImportError:  # pragma: no cover
+    _GLYPH_API = False
 
 
 class TextRasterCache:
@@ -43,6 +54,7 @@ class TextRasterCache:
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self.max_entries = max_entries
         self._entries: OrderedDict[tuple, tuple[np.ndarray, int, int]] = OrderedDict()
+        self._glyphs: dict[tuple, tuple[np.ndarray, int, int]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -79,7 +91,12 @@ class TextRasterCache:
         entry = self._entries.get(key)
         if entry is None:
             self.misses += 1
-            entry = _rasterise(renderer, gc, s, prop, angle, mtext, fx / SUBPIXEL_STEPS, fy / SUBPIXEL_STEPS)
+            subpixel = (fx / SUBPIXEL_STEPS, fy / SUBPIXEL_STEPS)
+            entry = None
+            if float(angle) % 360.0 == 0.0 and _GLYPH_API:
+                entry = self._from_glyphs(renderer, gc, s, prop, mtext, *subpixel)
+            if entry is None:
+                entry = _rasterise(renderer, gc, s, prop, angle, mtext, *subpixel)
             self._entries[key] = entry
             if len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
@@ -89,6 +106,62 @@ class TextRasterCache:
         coverage, left, bottom = entry
         if coverage.size:
             renderer._renderer.draw_text_image(coverage, ix + left, iy + bottom, 0, gc)
+
+    def _from_glyphs(self, renderer: RendererAgg, gc: Any, s: str, prop: Any, mtext: Any, fx: float,
+                     fy: float) -> tuple[np.ndarray, int, int]:
+        """A new line from cached glyph bitmaps: matplotlib's layout, each glyph rendered once per
+        font, size and quarter-pixel offset (letters repeat across lines: most glyphs are hits)."""
+        font = renderer._prepare_font(prop)
+        kwargs = {}
+        if mtext is not None and hasattr(mtext, "get_fontfeatures"):
+            kwargs = {"features": mtext.get_fontfeatures(), "language": mtext.get_language()}
+        items = font._layout(s, flags=get_hinting_flag(), **kwargs)
+        size = prop.get_size_in_points()
+        antialiased = bool(gc.get_antialiased())
+        pieces = []  # (coverage, left, top), pixels, y downwards, relative to the line's integer origin
+        for item in items:
+            gx, gy = fx + item.x, fy - item.y  # item.y is upwards
+            steps_x, steps_y = round(gx * SUBPIXEL_STEPS), round(gy * SUBPIXEL_STEPS)
+            base_x, base_y = steps_x // SUBPIXEL_STEPS, steps_y // SUBPIXEL_STEPS
+            glyph = self._glyph(item.ft_object, size, renderer.dpi, item.glyph_index, antialiased,
+                                steps_x - base_x * SUBPIXEL_STEPS, steps_y - base_y * SUBPIXEL_STEPS)
+            if glyph[0].size:
+                pieces.append((glyph[0], base_x + glyph[1], base_y + glyph[2]))
+        if not pieces:
+            return np.zeros((0, 0), dtype=np.uint8), 0, 0
+        left = min(p[1] for p in pieces)
+        top = min(p[2] for p in pieces)
+        right = max(p[1] + p[0].shape[1] for p in pieces)
+        bottom = max(p[2] + p[0].shape[0] for p in pieces)
+        coverage = np.zeros((bottom - top, right - left), dtype=np.uint16)
+        for bitmap, x0, y0 in pieces:
+            region = coverage[y0 - top:y0 - top + bitmap.shape[0], x0 - left:x0 - left + bitmap.shape[1]]
+            # Coverages combine as 1 - (1 - a)(1 - b): what compositing the glyphs one by one gives.
+            region += bitmap - (region * bitmap + 127) // 255
+        return coverage.astype(np.uint8), left, bottom
+
+    def _glyph(self, ft_object: Any, size: float, dpi: float, index: int, antialiased: bool, steps_x: int,
+               steps_y: int) -> tuple[np.ndarray, int, int]:
+        """One glyph's coverage ``(h, w)`` uint16 and its top-left offset (y downwards) from the pen,
+        rendered by FreeType at the pen's sub-pixel offset ``steps / SUBPIXEL_STEPS``."""
+        key = (ft_object.fname, size, float(dpi), index, antialiased, get_hinting_flag(), steps_x, steps_y)
+        glyph = self._glyphs.get(key)
+        if glyph is None:
+            ft_object.set_size(size, dpi)
+            shift_x = round(0x40 * steps_x / SUBPIXEL_STEPS)
+            shift_y = round(-0x40 * steps_y / SUBPIXEL_STEPS)  # FreeType's y is upwards
+            ft_object._set_transform(_IDENTITY, [shift_x, shift_y])
+            bitmap = ft_object._render_glyph(
+                index, get_hinting_flag(), RenderMode.NORMAL if antialiased else RenderMode.MONO
+            )
+            buffer = np.asarray(bitmap.buffer, dtype=np.uint16)
+            if not antialiased:
+                buffer = buffer * 0xFF
+            glyph = (buffer, int(bitmap.left), -int(bitmap.top))
+            self._glyphs[key] = glyph
+            if len(self._glyphs) > MAX_GLYPHS:
+                self._glyphs.pop(next(iter(self._glyphs)))
+        return glyph
 
 
 def _rasterise(renderer: RendererAgg, gc: Any, s: str, prop: Any, angle: float, mtext: Any,
