@@ -363,7 +363,11 @@ def test_benchmark_prints_the_summary_line(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert re.fullmatch(r"LossCurveExplorer: (\d+) updates, median .*", lines[0])
     assert int(lines[0].split()[1]) >= MIN_UPDATES
-    assert re.fullmatch(r"widgets: slowest explorer median update \d+\.\d ms", lines[-1])
+    assert re.fullmatch(
+        r"widgets: slowest explorer median update \d+\.\d ms \(LossCurveExplorer\), "
+        r"slowest p95 \d+\.\d ms \(LossCurveExplorer\)",
+        lines[-1],
+    )
 
 
 @pytest.mark.parametrize(

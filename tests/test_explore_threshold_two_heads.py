@@ -20,6 +20,7 @@ from bceweights.lessons.explore.two_heads import (
     heads,
     single_label_target,
 )
+from bceweights.lessons.data import PLATE_CLASSES
 from bceweights.lessons.metrics import channel_metrics
 
 
@@ -112,66 +113,111 @@ def test_check_lesson04_verdicts(answer, correct, phrase, capsys):
     assert phrase in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("pos_weight", [0.1, 1.0, 9.0, 100.0])
+def test_gradient_shares_equal_autograd_and_ignore_the_threshold(pos_weight):
+    logits, target = _logits_and_target()
+    explorer = ThresholdExplorer(logits, target)
+    explorer.set(pos_weight=pos_weight, threshold=0.3)
+    for key, shift in (("grad_share_pos_start", 0.0), ("grad_share_pos_shifted", math.log(pos_weight))):
+        x = (logits.double() + shift).requires_grad_(True)
+        loss = bw.bce_with_logits(x, target.double(), pos_weight=pos_weight, reduction="sum")
+        (gradient,) = torch.autograd.grad(loss, x)
+        push = gradient.abs()
+        expected = float(push[target > 0.5].sum() / push.sum())
+        assert explorer.readouts[key] == pytest.approx(expected, rel=1e-9)
+    before = dict(explorer.readouts)
+    explorer.set(threshold=0.8)
+    assert explorer.readouts["grad_share_pos_start"] == before["grad_share_pos_start"]
+    heights = explorer._grad_pos_line.get_ydata()
+    assert heights == pytest.approx(pos_weight / (1 + np.exp(explorer._grad_x)))
+
+
+def test_shifted_calibrated_model_has_balanced_pushes():
+    g = torch.Generator().manual_seed(3)
+    logits = 3 * torch.randn(200_000, generator=g, dtype=torch.float64) - 2
+    target = (torch.rand(200_000, generator=g, dtype=torch.float64) < torch.sigmoid(logits)).double()
+    explorer = ThresholdExplorer(logits, target)
+    explorer.set(pos_weight=9.0)
+    assert explorer.readouts["grad_share_pos_start"] == pytest.approx(0.9, abs=0.01)
+    assert explorer.readouts["grad_share_pos_shifted"] == pytest.approx(0.5, abs=0.01)
+
+
 # --------------------------------------------------------------------------------------------------
 # TwoHeadsExplorer
 
 
 @pytest.mark.parametrize("colour", list(TARGET_COLOURS))
-@pytest.mark.parametrize("logits", [(2.0, -3.0, 2.0), (-10.0, 10.0, 0.0), (10.0, 10.0, 10.0), (-10.0, -10.0, -10.0)])
-def test_two_heads_readouts_equal_torch(colour, logits):
+@pytest.mark.parametrize(
+    "logits, class_logits",
+    [((2.0, -3.0, 2.0), (-3.0, 0.0, 2.0)), ((-10.0, 10.0, 0.0), (10.0, -10.0, 0.0)), ((10.0,) * 3, (10.0,) * 3),
+     ((-10.0,) * 3, (-10.0,) * 3)],
+)
+def test_two_heads_readouts_equal_torch(colour, logits, class_logits):
     explorer = TwoHeadsExplorer()
-    explorer.set(red=logits[0], green=logits[1], blue=logits[2], target=colour)
+    explorer.set(red=logits[0], green=logits[1], blue=logits[2], z_green=class_logits[0], z_blue=class_logits[1],
+                 z_magenta=class_logits[2], target=colour)
     x = torch.tensor(logits, dtype=torch.float64)
+    z = torch.tensor((0.0, *class_logits), dtype=torch.float64)
     membership = torch.tensor(TARGET_COLOURS[colour], dtype=torch.float64)
-    expected_bce = F.binary_cross_entropy_with_logits(x, membership)
-    class_logits = torch.cat([torch.zeros(1, dtype=torch.float64), x])
-    expected_ce = F.cross_entropy(class_logits[None], torch.tensor([single_label_target(colour)], dtype=torch.float64))
+    index = list(PLATE_CLASSES).index(colour)
     r = explorer.readouts
-    assert r["bce"] == pytest.approx(float(expected_bce), rel=1e-9, abs=1e-12)
-    assert r["ce"] == pytest.approx(float(expected_ce), rel=1e-9, abs=1e-12)
+    assert r["bce"] == pytest.approx(float(F.binary_cross_entropy_with_logits(x, membership)), rel=1e-9, abs=1e-12)
+    assert r["ce"] == pytest.approx(float(F.cross_entropy(z[None], torch.tensor([index]))), rel=1e-9, abs=1e-12)
     assert [r["p_red"], r["p_green"], r["p_blue"]] == pytest.approx(torch.sigmoid(x).tolist())
-    q = class_logits.softmax(0).tolist()
-    assert [r["q_none"], r["q_red"], r["q_green"], r["q_blue"]] == pytest.approx(q)
-    via_heads = heads(x, colour)
+    assert [r[f"q_{name}"] for name in PLATE_CLASSES] == pytest.approx(z.softmax(0).tolist())
+    assert r["q_target"] == r[f"q_{colour}"]
+    via_heads = heads(x, z, colour)
     assert float(via_heads["bce"]) == pytest.approx(r["bce"], rel=1e-9, abs=1e-12)
     assert float(via_heads["ce"]) == pytest.approx(r["ce"], rel=1e-9, abs=1e-12)
+    # Gradients: the readouts against autograd through bceweights and F.cross_entropy.
+    assert [r[f"grad_bce_{c}"] for c in ("red", "green", "blue")] == pytest.approx(via_heads["grad_bce"].tolist(), abs=1e-12)
+    assert [r[f"grad_ce_{name}"] for name in PLATE_CLASSES] == pytest.approx(via_heads["grad_ce"].tolist(), abs=1e-12)
+    assert sum(r[f"grad_ce_{name}"] for name in PLATE_CLASSES) == pytest.approx(0.0, abs=1e-12)
+    p = torch.sigmoid(x)
+    expected_p_target = float(torch.where(membership > 0.5, p, 1 - p).prod())
+    assert r["p_target"] == pytest.approx(expected_p_target)
 
 
-def test_magenta_cross_entropy_cannot_go_below_log_two_while_bce_goes_to_zero():
+def test_the_explorer_uses_lesson_05s_class_set():
     explorer = TwoHeadsExplorer()
-    explorer.set(red=10.0, green=-10.0, blue=10.0, target="magenta")
-    assert explorer.readouts["bce"] < 1e-4
-    assert explorer.readouts["ce_floor"] == pytest.approx(math.log(2))
-    assert explorer.readouts["ce"] >= math.log(2)
-    assert explorer.readouts["q_red"] == pytest.approx(0.5, abs=1e-4)
+    assert [value for _, value in explorer.controls["target"].options] == list(PLATE_CLASSES)
+    assert TARGET_COLOURS == {name: tuple(float(v) for v in m) for name, m in PLATE_CLASSES.items()}
+    assert single_label_target("magenta") == (0.0, 0.0, 0.0, 1.0)
 
 
-def test_one_channel_left_softmax_equals_sigmoid():
+def test_both_heads_can_learn_magenta():
     explorer = TwoHeadsExplorer()
-    explorer.set(red=1.5, green=-10.0, blue=-10.0, target="red")
-    assert explorer.readouts["q_red"] == pytest.approx(explorer.readouts["p_red"], abs=1e-4)
+    explorer.set(red=10.0, green=-10.0, blue=10.0, z_green=-10.0, z_blue=0.0, z_magenta=10.0, target="magenta")
+    assert explorer.readouts["bce"] < 1e-4 and explorer.readouts["ce"] < 1e-3
+    assert explorer.readouts["p_target"] > 0.999 and explorer.readouts["q_magenta"] > 0.999
 
 
-def test_bars_and_swatches_follow_the_readouts():
+def test_bce_gradient_of_a_channel_depends_on_that_channel_only():
     explorer = TwoHeadsExplorer()
-    explorer.set(red=3.0, green=-1.0, blue=0.5, target="blue")
+    explorer.set(red=1.0, green=-2.0, blue=0.5, target="magenta")
+    before = explorer.readouts["grad_bce_red"]
+    explorer.set(green=7.0, blue=-4.0, z_magenta=-5.0)
+    assert explorer.readouts["grad_bce_red"] == pytest.approx(before)
+    assert before == pytest.approx((1 / (1 + math.exp(-1.0)) - 1.0) / 3)
+
+
+def test_bars_follow_the_readouts_and_no_update_redraws_the_axes():
+    explorer = TwoHeadsExplorer()
+    explorer.render()
+    full = explorer.full_draw_count
+    explorer.set(red=3.0, green=-1.0, blue=0.5, z_blue=2.0, target="blue")
+    explorer.render()
+    explorer.set(target="black")
+    explorer.render()
+    assert explorer.full_draw_count == full
     heights = [bar.get_height() for bar in explorer._bars["ml"]]
     assert heights == pytest.approx([explorer.readouts[k] for k in ("p_red", "p_green", "p_blue")])
     heights = [bar.get_height() for bar in explorer._bars["sl"]]
-    assert heights == pytest.approx([explorer.readouts[k] for k in ("q_none", "q_red", "q_green", "q_blue")])
-    assert list(explorer._targets["sl"].get_ydata()) == [0.0, 0.0, 0.0, 1.0]
-
-
-def test_changing_the_target_redraws_the_static_floor_text():
-    explorer = TwoHeadsExplorer()
-    explorer.render()
-    explorer.set(red=1.0)
-    explorer.render()
-    full = explorer.full_draw_count
-    explorer.set(target="black")
-    explorer.render()
-    assert explorer.full_draw_count == full + 1
-    assert explorer._floor_text["sl"].get_text() == "lowest possible CE: 0"
+    assert heights == pytest.approx([explorer.readouts[f"q_{name}"] for name in PLATE_CLASSES])
+    gradients = [bar.get_height() for bar in explorer._grad_bars]
+    names = [f"grad_bce_{c}" for c in ("red", "green", "blue")] + [f"grad_ce_{n}" for n in PLATE_CLASSES]
+    assert gradients == pytest.approx([explorer.readouts[k] for k in names])
+    assert list(explorer._targets["sl"].get_ydata()) == [1.0, 0.0, 0.0, 0.0]
 
 
 def test_class_weights_as_bce_matches_weighted_cross_entropy_per_element():

@@ -11,7 +11,7 @@
 #
 # 1. train both kinds of model on the four-colour plates, where magenta = red + blue, and compare
 #    what each predicts for magenta (Q7);
-# 2. move one pixel's logits and watch both heads' probabilities and losses;
+# 2. move one pixel's logits and watch both heads' probabilities, losses and gradients;
 # 3. check that one logit with BCE and two logits with cross-entropy give identical losses and
 #    gradients, and translate cross-entropy class weights into `weight` and `pos_weight` (Q11).
 
@@ -152,54 +152,72 @@ png_image(plot_two_readings(0))
 # * **softmax + cross-entropy** when each pixel is exactly one thing, including "nothing"
 #   (background is a class). Probabilities sum to 1, and classes compete.
 # * **softmax over the R, G, B channels themselves is wrong for these masks**: it can express neither
-#   "no colour" (black) nor "two colours" (magenta). The explorer shows why.
+#   "no colour" (black) nor "two colours" (magenta): its three probabilities always add up to 1, where
+#   black needs 0 and magenta 2. A single-label head needs one class per colour, as the 4-class model has.
 
 # %% [markdown]
 # ## 2 · One pixel, two heads
 #
-# The explorer takes one pixel's three logits `(x_red, x_green, x_blue)` and reads them both ways:
+# The explorer is section 1's two models at a single pixel, with the same colours, each head with its
+# own logits:
 #
-# * multi-label: `p_c = sigmoid(x_c)` for each channel; loss: BCE averaged over the channels;
-# * single-label over the classes none, red, green, blue: softmax of `(0, x_red, x_green, x_blue)` (the
-#   "none" logit fixed at 0); loss: cross-entropy. Magenta is not one of its classes, so its best target is
-#   half red, half blue.
+# * multi-label: three channel logits `x_R, x_G, x_B`, `p_c = sigmoid(x_c)`; loss: BCE averaged over the
+#   three channels against the target's channels (magenta is R and B, black is none);
+# * single-label over the classes black, green, blue, magenta: four class logits, `q = softmax(z)`;
+#   loss: cross-entropy `−log q_target`. The black logit is fixed at 0: softmax only sees differences,
+#   so three sliders reach every prediction.
 #
-# **Predict.** With target magenta, drag red and blue to +10. How low can each loss go? Then pick target
-# "black" and find logits that make both losses small.
+# The right panel is the gradient of each loss with respect to each logit, side by side:
+# `∂BCE/∂x_c = (p_c − m_c) / 3` for the target's channel membership `m` (the 3 is the mean over the
+# channels) and `∂CE/∂z_k = q_k − t_k` for the one-hot target `t`. A bar below 0 means gradient descent
+# raises that logit.
+#
+# **Predict.** With target magenta, which logits must go up and which down for each loss to approach 0?
+# Then drag the green logit of each head, `x_G` and `z_green`: which gradient bars move, only green's
+# or the others too?
 
 # %% tags=["nbval-ignore-output"]
 two_heads = TwoHeadsExplorer()
 two_heads
 
 # %%
-two_heads.set(red=10.0, green=-10.0, blue=10.0, target="magenta")
-two_heads.print_readouts("p_red", "p_blue", "bce", "q_red", "q_blue", "ce", "ce_floor")
+two_heads.set(red=5.0, green=-5.0, blue=5.0, z_green=-5.0, z_blue=0.0, z_magenta=5.0, target="magenta")
+two_heads.print_readouts("p_red", "p_green", "p_blue", "p_target", "bce", "q_blue", "q_magenta", "ce")
 
 # %%
 two_heads.snapshot()
 
 # %%
-# Target black: every logit far below 0. The single-label head's pinned "none" class then wins.
-two_heads.set(red=-6.0, green=-6.0, blue=-6.0, target="black")
-two_heads.print_readouts("p_red", "p_green", "p_blue", "bce", "q_none", "ce")
+# Raise the green logit of each head (the rest as above). BCE: only the G gradient changes.
+# Cross-entropy: every class's gradient changes, and the four always sum to 0.
+for green in (-5.0, 0.0, 5.0):
+    two_heads.set(green=green, z_green=green)
+    r = two_heads.readouts
+    print(
+        f"green logits {green:+.0f}:  dBCE/dx (R, G, B) = " + ", ".join(f"{r['grad_bce_' + c]:+.4f}" for c in RGB)
+        + ";  dCE/dz (black, green, blue, magenta) = " + ", ".join(f"{r['grad_ce_' + k]:+.4f}" for k in COLOURS)
+        + f";  sum {round(sum(r['grad_ce_' + k] for k in COLOURS), 10) + 0.0:.4f}"
+    )
 
 # %%
-two_heads.snapshot()
-
-# %%
-# A single channel: push green and blue far down and the two heads agree on red, since
-# softmax(0, x) = sigmoid(x) for the pair (none, red).
-two_heads.set(red=1.5, green=-10.0, blue=-10.0, target="red")
-two_heads.print_readouts("p_red", "q_red")
+# Two classes left: push blue and magenta far down, and the single-label head is a sigmoid of
+# z_green (softmax(0, z) = sigmoid(z) for the pair black, green), like the multi-label G channel.
+two_heads.set(green=1.5, z_green=1.5, z_blue=-10.0, z_magenta=-10.0, target="green")
+two_heads.print_readouts("p_green", "q_green")
 print(f"sigmoid(1.5) = {1 / (1 + math.exp(-1.5)):.4g}")
 
 # %% [markdown]
-# **Reveal.** For magenta the multi-label loss goes to 0 as both logits grow; the softmax head is stuck
-# at `q_red = q_blue = 1/2` and a cross-entropy of `log 2 = 0.6931` however far you drag: one unit of
-# probability cannot say yes twice. For black, the multi-label head needs every logit negative, and the
-# softmax head needs the pinned "none" class to win, i.e. also every logit negative: at −6 for all
-# three, both losses are small (BCE 0.002476, cross-entropy 0.007409; the second snapshot). With one channel
-# left (green and blue far down), `q_red` and `p_red` agree: the next section is that case.
+# **Reveal.** For magenta both heads get there, each in its own language: the multi-label head with two
+# yeses (`x_R` and `x_B` up, `x_G` down; `p_target = p(R) (1 − p(G)) p(B)`), the single-label head with one
+# class (`z_magenta` above the others). At the logits ±5 above both losses are small (BCE 0.006715,
+# CE 0.01343), and no floor stops them: magenta is a class of its own here.
+#
+# The gradients are shared differently. BCE's gradient on a channel is that channel's own error
+# divided by 3, so raising `x_G` from −5 to +5 moves only the G bar (from +0.0022 to +0.3311): the other
+# channels are not told anything. Cross-entropy's gradients are `q_k − t_k` and add up to 0: raising
+# `z_green` makes green a competitor, so the same step pushes `z_green` down (+0.4967) *and* `z_magenta`
+# up (−0.5033). Classes compete for one unit of probability; channels do not. With two classes left
+# (black and green), `q_green` equals `p_green` at the same logit: the next section is that case.
 
 # %% [markdown]
 # ## 3 · One logit with BCE, or two logits with cross-entropy? (Q11)

@@ -189,7 +189,17 @@ focal = FocalExplorer()
 focal
 
 # %% [markdown]
-# Drag `gamma` and watch the curves bend and the bars move, or run the next cell.
+# Drag `gamma` and watch the curves bend and the bars move, or run the next cell. The readouts:
+#
+# * `loss_ratio_easy` and `grad_ratio_easy`: the focal loss and gradient magnitude of one easy positive
+#   pixel ($y = 1$, $q_t = 0.9$) divided by its BCE loss and gradient; with α on, they include its
+#   $\alpha_t = \alpha$;
+# * `easy_share_bce` and `easy_share_focal`: the share of the sample image's total gradient magnitude
+#   $\sum |\partial\ell/\partial x|$ carried by its easy pixels ($q_t \ge 0.9$), under BCE and under the focal loss;
+# * `hard_share_bce` and `hard_share_focal`: the same for the hard pixels ($q_t < 0.5$, the ones the
+#   model gets wrong); the pixels in between carry the rest;
+# * `easy_pixels` and `hard_pixels`: how many pixels of the 64×64 sample are easy and hard. They are
+#   fixed by the sample, whatever the sliders say.
 
 # %%
 focal.set(gamma=0.0, use_alpha=False)
@@ -212,8 +222,17 @@ focal.snapshot()
 
 # %%
 focal.set(gamma=2.0, use_alpha=True, alpha=0.25)
-focal.print_readouts("loss_ratio_easy", "easy_share_focal", "hard_share_focal")
+focal.print_readouts("loss_ratio_easy", "grad_ratio_easy", "easy_share_focal", "hard_share_focal")
 focal.set(use_alpha=False)
+
+# %% [markdown]
+# With α on, the two ratios are those of an easy *positive*, which α weights by 0.25: its loss keeps
+# $0.25 \times 0.1^2 = 0.0025$ of BCE's, its gradient 0.007241, a quarter of the 0.02896 without α. An easy
+# negative would get $1 - \alpha = 0.75$ instead. The image's shares barely move (easy 0.01263 instead of
+# 0.01357, hard 0.7446 instead of 0.7377). α multiplies every positive by 0.25 and every negative by
+# 0.75, and in this image both the easy and the hard pixels are mostly negatives (open background, the
+# false-positive spots), so both groups are scaled by about the same factor, which cancels in a share.
+# α moves weight between the classes, not between easy and hard pixels: that is γ's job.
 
 # %% [markdown]
 # **Predict.** With BCE, a model that sees identical-looking pixels of which a fraction $q$ is positive
@@ -328,15 +347,26 @@ except TypeError as error:
 weight_map = WeightMapExplorer()
 weight_map
 
+# %% [markdown]
+# The readouts, all on the scene shown (a seed of `cells`), with the blurry model's gradient
+# $w\,|\sigma(x) - y|$ per pixel:
+#
+# * `separating_share_plain` and `separating_share_weighted`: the share of the total gradient magnitude
+#   carried by the separating (red) pixels, without the map ($w = 1$) and with it;
+# * `cells_share_weighted`: the share carried by the cells' own pixels, with the map (the other
+#   background pixels carry the rest);
+# * `separating_pixels`: the separating pixels' share of all pixels, fixed by the scene;
+# * `separating_mean_weight`: the map's mean weight on the separating pixels;
+# * `max_weight` and `mean_weight`: the largest weight and the mean over the image. With
+#   `reduction="mean"` the mean weight is the factor by which the map scales the loss, and the step.
+
 # %%
 weight_map.set(w0=10.0, sigma=5.0, class_balance=True, cells=0)
-weight_map.print_readouts(
-    "separating_pixels", "separating_share_plain", "separating_share_weighted", "separating_mean_weight", "max_weight", "mean_weight"
-)
+weight_map.print_readouts()
 
 # %%
 weight_map.set(sigma=15.0)
-weight_map.print_readouts("separating_share_weighted", "separating_mean_weight", "mean_weight")
+weight_map.print_readouts("separating_share_weighted", "cells_share_weighted", "separating_mean_weight", "mean_weight")
 # In a one-pixel gap d1 + d2 = 2: the border term's exponential there, for three widths.
 print("exp(-2^2 / (2 sigma^2)):", "   ".join(f"sigma={s:g}: {sig4(math.exp(-4 / (2 * s**2)))}" for s in (2.0, 5.0, 15.0)))
 

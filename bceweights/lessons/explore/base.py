@@ -52,6 +52,7 @@ import contextlib
 import html
 import math
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -61,8 +62,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bceweights.lessons.explore.controls import from_control, to_control
+from bceweights.lessons.explore.frames import send_fast_frames
 from bceweights.lessons.explore.display import STATIC_DPI, figure_png, format_number, html_number, ipympl_active, png_image
+from bceweights.lessons.explore.text_cache import TextRasterCache
 from bceweights.messages import error_message
+
+#: Rendered lines of text, shared by every explorer's canvas (tick labels, captions, readouts in the figure).
+TEXT_CACHE = TextRasterCache()
+#: Backgrounds kept per explorer (about 1 MB each): axes limits that come back (a slider dragged back
+#: and forth across a limit step) are blitted over their kept background instead of redrawn.
+MAX_BACKGROUNDS = 16
 
 class Explorer:
     """Base class of the live explorers. See the module docstring for the pattern and the hooks."""
@@ -140,9 +149,12 @@ class Explorer:
         #: a static artist (a title, a legend label) so the next render redraws everything.
         self.full_draw_count = 0
         self.static_version = 0
+        #: Hashable description of the static artists' content (a chosen case, a target colour), set by
+        #: ``recompute``: part of the background's key, so returning to a state reuses its background.
+        self.static_state: Any = None
         self._animated: list[Any] = []
-        self._background: Any = None
-        self._background_key: tuple | None = None
+        # Backgrounds by static key (limits, size, static_version, static_state), most recent last.
+        self._backgrounds: OrderedDict[tuple, Any] = OrderedDict()
         self.readouts: dict[str, float] = {}
         self.values: dict[str, Any] = {}
 
@@ -151,6 +163,7 @@ class Explorer:
             self.controls[name].value = to_control(value)
 
         self.figure, self.figure_view, self.interactive_canvas = self._make_figure()
+        TEXT_CACHE.install(self.figure.canvas.get_renderer())
         self.build_figure(self.figure)
         self.figure.canvas.mpl_connect("draw_event", self._on_draw_event)
 
@@ -198,6 +211,7 @@ class Explorer:
             canvas.toolbar_visible = False
             canvas.resizable = False
             canvas.add_class("bce-canvas")
+            send_fast_frames(canvas)
             return figure, canvas, True
         FigureCanvasAgg(figure)
         width = int(round(self.figsize[0] * STATIC_DPI))
@@ -317,7 +331,8 @@ class Explorer:
         """Register artists that ``recompute`` moves; they are redrawn on every update (blitting).
 
         Everything else in the figure is treated as static background until an axes' limits, the
-        figure's size or dpi, or ``static_version`` change, which triggers a full draw.
+        figure's size or dpi, ``static_version`` or ``static_state`` change, which triggers a full draw
+        (unless the background of that static state was drawn recently and is still kept).
         """
         for artist in artists:
             artist.set_animated(True)
@@ -326,15 +341,20 @@ class Explorer:
 
     def _static_key(self) -> tuple:
         limits = tuple((*axes.get_xlim(), *axes.get_ylim()) for axes in self.figure.axes)
-        return (limits, self.figure.dpi, tuple(self.figure.bbox.bounds), self.static_version)
+        return (limits, self.figure.dpi, tuple(self.figure.bbox.bounds), self.static_version, self.static_state)
 
     def _on_draw_event(self, event: Any) -> None:
         """After every full draw (ours or the browser's): keep the background, add the animated artists."""
         canvas = self.figure.canvas
-        if canvas.is_saving() or not self._animated:
+        if canvas.is_saving():
             return
-        self._background = canvas.copy_from_bbox(self.figure.bbox)
-        self._background_key = self._static_key()
+        # A new renderer (the browser changed the dpi ratio) draws its first frame uncached.
+        TEXT_CACHE.install(canvas.get_renderer())
+        if not self._animated:
+            return
+        self._backgrounds[self._static_key()] = canvas.copy_from_bbox(self.figure.bbox)
+        while len(self._backgrounds) > MAX_BACKGROUNDS:
+            self._backgrounds.popitem(last=False)
         for artist in self._animated:
             self.figure.draw_artist(artist)
 
@@ -349,11 +369,15 @@ class Explorer:
         if self.interactive_canvas and not self._browser_view_ready():
             self._save_picture_for_widget_state()
             return
-        if not self._animated or self._background is None or self._background_key != self._static_key():
+        TEXT_CACHE.install(canvas.get_renderer())
+        key = self._static_key()
+        background = self._backgrounds.get(key) if self._animated else None
+        if background is None:
             canvas.draw()
             self.full_draw_count += 1
             return
-        canvas.restore_region(self._background)
+        self._backgrounds.move_to_end(key)
+        canvas.restore_region(background)
         for artist in self._animated:
             self.figure.draw_artist(artist)
         canvas.blit(self.figure.bbox)

@@ -315,7 +315,7 @@ class BroadcastExplorer(Explorer):
             label.set_position((-0.9, row * (h + 1) + (h - 1) / 2))
         self._draw_input_row(input_shape)
         self._shown_input = input_shape
-        self.static_version += 1
+        self.static_state = input_shape
 
     def _draw_maps(self, name: str, reading: Reading | None, input_shape: Shape) -> dict[str, float]:
         n, c, h, w = input_shape

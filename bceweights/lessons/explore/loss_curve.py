@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from bceweights.lessons.explore.base import Explorer
-from bceweights.lessons.explore.controls import log_choices, sticky_limit
+from bceweights.lessons.explore.controls import log_choices, one_thread, sticky_limit
 from bceweights.lessons.explore.display import format_number
 from bceweights.loss import bce_with_logits
 from bceweights.weights import optimal_logit, optimal_probability
@@ -56,8 +56,9 @@ def loss_and_gradient(
     autograd (the loss is elementwise, so the gradient of its sum is the per-element derivative).
     """
     leaf = logits.detach().clone().requires_grad_(True)
-    loss = bce_with_logits(leaf, targets, weight=weight, pos_weight=pos_weight, reduction="none")
-    (gradient,) = torch.autograd.grad(loss.sum(), leaf)
+    with one_thread():  # a few thousand elements: waking the thread pool would cost more than the work
+        loss = bce_with_logits(leaf, targets, weight=weight, pos_weight=pos_weight, reduction="none")
+        (gradient,) = torch.autograd.grad(loss.sum(), leaf)
     return loss.detach(), gradient
 
 

@@ -144,16 +144,11 @@ def closed_form_numbers(pixels: int, foreground_pixels: int, weight_fg: float, w
 # The explorer.
 
 
-def _log_limits(current: tuple[float, float] | None, low: float, high: float) -> tuple[float, float]:
-    """Whole-decade limits covering ``[low / 3, high * 4]`` (room for labels), kept while they still fit
-    and are at most two decades wider than needed."""
-    need_low = 10.0 ** math.floor(math.log10(low / 3))
-    need_high = 10.0 ** math.ceil(math.log10(high * 4))
-    if current is not None:
-        lo, hi = current
-        if lo <= need_low and hi >= need_high and math.log10(hi / lo) <= math.log10(need_high / need_low) + 2:
-            return current
-    return need_low, need_high
+#: Fixed log range of both bar panels: every loss and gradient size the controls can produce fits
+#: (the smallest, a mean with weight 0.01 on background, is about 1.2e-3; the largest, a sum over
+#: 256 x 256 foreground pixels with weight 100, about 8.6e6), so a drag never rescales the axes (no
+#: full redraw) and a bar that grows 10 times is seen to grow.
+BAR_RANGE = (1e-4, 1e8)
 
 
 class ReductionExplorer(Explorer):
@@ -242,14 +237,14 @@ class ReductionExplorer(Explorer):
             axes.set_xlim(-0.6, len(REDUCTIONS) - 0.4)
             # Decades only, labelled as plain numbers: minor ticks and mathtext labels would make every
             # full redraw several times slower.
-            axes.yaxis.set_major_locator(LogLocator(base=10.0, numticks=12))
+            axes.set_ylim(*BAR_RANGE)
+            axes.yaxis.set_major_locator(LogLocator(base=10.0, numticks=7))
             axes.yaxis.set_major_formatter(_PLAIN)
             axes.yaxis.set_minor_locator(NullLocator())
             axes.tick_params(axis="y", labelsize=8)
         self._loss_axes.set_title("loss (dashed: unweighted mean)", fontsize=10)
         self._grad_axes.set_title("gradient size Σ|∂L/∂x| (× unweighted)", fontsize=10)
         self.animate(self._weight_image, *self._bars.values(), *self._labels.values(), *self._reference.values())
-        self._limits: dict[str, tuple[float, float] | None] = {"loss": None, "grad": None}
 
     def recompute(self, values: dict[str, Any]) -> dict[str, float]:
         side, foreground = int(values["side"]), float(values["foreground"])
@@ -258,7 +253,7 @@ class ReductionExplorer(Explorer):
         numbers_ = reduction_numbers(target, weight_fg, weight_bg)
         self._weight_image.set_data(weight_map_rgba(target.numpy() > 0.5, weight_fg, weight_bg))
 
-        for panel, axes in (("loss", self._loss_axes), ("grad", self._grad_axes)):
+        for panel in ("loss", "grad"):
             heights = [numbers_[f"{panel}_{r}"] for r in REDUCTIONS]
             reference = numbers_[f"{panel}_unweighted"]
             for reduction, height in zip(REDUCTIONS, heights):
@@ -270,8 +265,6 @@ class ReductionExplorer(Explorer):
                     text = f"×{format_number(height / reference)}"
                 label.set_text(text)
             self._reference[panel].set_ydata([reference, reference])
-            self._limits[panel] = _log_limits(self._limits[panel], min(*heights, reference), max(*heights, reference))
-            axes.set_ylim(*self._limits[panel])
 
         readouts: dict[str, float] = {
             "pixels": side * side,

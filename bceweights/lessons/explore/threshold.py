@@ -13,8 +13,19 @@ precision-recall curve itself never moves (a shift of every logit keeps their or
 operating point slides along it.
 
 Panels: the distributions of the shifted logits of the negative and positive pixels with the
-decision boundary ``logit(t)``; the precision-recall curve with the operating point (and, when
-given, the points measured on models actually retrained with some ``pos_weight``, at ``t = 0.5``).
+decision boundary ``logit(t)``; the gradient of the weighted loss per pixel against the logit; the
+precision-recall curve with the operating point (and, when given, the points measured on models
+actually retrained with some ``pos_weight``, at ``t = 0.5``).
+
+The gradient of ``l = -[p y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))]`` is
+``dl/dx = -p (1 - sigmoid(x))`` on a positive and ``sigmoid(x)`` on a negative: ``pos_weight`` multiplies
+every positive's push by ``p``; the threshold does not enter the loss at all. Summed over the pixels,
+the positives' share of the total push ``sum |dl/dx|`` tells where training goes next: about 1/2 means
+the pushes up and down balance (the bias is at rest). At the unweighted model's logits that share is
+about 1/2 for ``p = 1`` and ``p / (1 + p)`` for any ``p`` (training moves on); at the logits shifted
+by ``log p`` it is back near 1/2 (for a calibrated model, exactly: ``p (1 - sigmoid(x + log p)) q =
+sigmoid(x + log p) (1 - q)`` when ``q = sigmoid(x)``), which is why the shift is where training with
+``p`` ends.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from scipy import special
 
 from bceweights.lessons.explore.base import Explorer
 from bceweights.lessons.explore.display import format_number
@@ -34,12 +46,27 @@ from bceweights.lessons.metrics import PRCurve, precision_recall_curve
 from bceweights.messages import error_message
 
 HISTOGRAM_BINS = 60
+#: The gradient panel's log scale: |dl/dx| from this to above the largest pos_weight (100).
+GRADIENT_RANGE = (1e-3, 300.0)
+GRADIENT_POINTS = 200
 _NEG_COLOR, _POS_COLOR = "tab:orange", "tab:blue"
 
 
 def logit(probability: float) -> float:
     """``log(t / (1 - t))`` for ``0 < t < 1``."""
     return math.log(probability / (1.0 - probability))
+
+
+def positive_gradient_share(logits: np.ndarray, target: np.ndarray, pos_weight: float) -> float:
+    """Share of ``sum |dl/dx|`` of BCE with ``pos_weight`` carried by the positives, at these logits.
+
+    ``p sum_pos (1 - sigmoid(x)) / (p sum_pos (1 - sigmoid(x)) + sum_neg sigmoid(x))``; 0 without pixels.
+    """
+    positive = target > 0.5
+    push_up = float(pos_weight) * float(special.expit(-logits[positive]).sum())
+    push_down = float(special.expit(logits[~positive]).sum())
+    total = push_up + push_down
+    return push_up / total if total > 0 else 0.0
 
 
 def matching_threshold(pos_weight: float) -> float:
@@ -65,7 +92,11 @@ class ThresholdExplorer(Explorer):
     Readouts: ``precision``, ``recall``, ``f1``, ``cut_logit`` (``logit(t) - log p``, the cut on the
     unweighted logits), ``unweighted_threshold`` (``sigmoid(cut_logit)``: the threshold the unweighted
     model needs for the same operating point), ``predicted_fraction`` (share of pixels predicted
-    positive), ``average_precision`` (of the curve; it does not depend on the controls).
+    positive), ``average_precision`` (of the curve; it does not depend on the controls),
+    ``grad_share_pos_start`` (the positives' share of the total gradient ``sum |dl/dx|`` of BCE with
+    ``pos_weight`` at the unweighted logits: the first step of training with ``p``) and
+    ``grad_share_pos_shifted`` (the same at the logits shifted by ``log p``: about 1/2, the pushes
+    balance). Neither depends on the threshold.
 
     Example::
 
@@ -75,7 +106,7 @@ class ThresholdExplorer(Explorer):
     """
 
     title = "Operating point of one model: shift its logits by log(pos_weight), then threshold"
-    figsize = (9.6, 3.6)
+    figsize = (10.4, 3.5)
     readout_labels = {
         "precision": "precision",
         "recall": "recall",
@@ -84,6 +115,8 @@ class ThresholdExplorer(Explorer):
         "unweighted_threshold": "same point on the unweighted model: threshold sigmoid(cut)",
         "predicted_fraction": "share of pixels predicted positive",
         "average_precision": "average precision (whole curve)",
+        "grad_share_pos_start": "positives' share of the gradient Σ|∂ℓ/∂x|, unweighted logits",
+        "grad_share_pos_shifted": "positives' share of the gradient, logits shifted by log p",
     }
 
     def __init__(
@@ -132,8 +165,9 @@ class ThresholdExplorer(Explorer):
         }
 
     def build_figure(self, figure: Figure) -> None:
-        self._hist_axes = figure.add_axes((0.06, 0.14, 0.42, 0.76))
-        self._pr_axes = figure.add_axes((0.57, 0.14, 0.41, 0.76))
+        self._hist_axes = figure.add_axes((0.07, 0.14, 0.30, 0.76))
+        self._grad_axes = figure.add_axes((0.43, 0.14, 0.25, 0.76))
+        self._pr_axes = figure.add_axes((0.74, 0.14, 0.25, 0.76))
 
         # Histograms of the unshifted logits on fixed bins; a shift moves their x only.
         low, high = float(self._logits.min()), float(self._logits.max())
@@ -159,8 +193,27 @@ class ThresholdExplorer(Explorer):
         self._boundary = self._hist_axes.axvline(0.0, color="crimson", linewidth=1.5, label="boundary logit(t)")
         self._hist_axes.set_xlabel("shifted logit x + log p", labelpad=1)
         self._hist_axes.set_ylabel("share of the class", labelpad=1)
-        self._hist_axes.set_title("logits of each class; right of the line = predicted positive", fontsize=9)
+        self._hist_axes.set_title("logits of each class; right of the line = positive", fontsize=9)
         self._hist_axes.legend(loc="upper left", fontsize=7, frameon=False)
+
+        # Per-pixel gradient of the weighted loss on fixed log axes: only the positives' curve moves (x p).
+        self._grad_x = np.linspace(*self._hist_axes.get_xlim(), GRADIENT_POINTS)
+        self._grad_axes.set_yscale("log")
+        self._grad_axes.plot(
+            self._grad_x, special.expit(self._grad_x), color=_NEG_COLOR, label="negative: σ(x)"
+        )
+        (self._grad_pos_line,) = self._grad_axes.plot(
+            self._grad_x, special.expit(-self._grad_x), color=_POS_COLOR, label="positive: p (1 − σ(x))"
+        )
+        self._grad_axes.set_xlim(*self._hist_axes.get_xlim())
+        self._grad_axes.set_ylim(*GRADIENT_RANGE)
+        self._grad_axes.set_xlabel("logit x", labelpad=1)
+        self._grad_axes.set_title("per-pixel gradient |∂ℓ/∂x| with pos_weight p", fontsize=9)
+        self._grad_axes.legend(loc="lower left", fontsize=7, frameon=False)
+        self._grad_axes.tick_params(axis="y", labelsize=8)
+        self._share_text = self._grad_axes.text(
+            0.98, 0.97, "", transform=self._grad_axes.transAxes, ha="right", va="top", fontsize=7, linespacing=1.3
+        )
 
         self._pr_axes.plot(self._curve.recall, self._curve.precision, color="0.3", linewidth=1.5, label="PR curve")
         for p, (precision, recall) in sorted(self._retrained.items()):
@@ -179,9 +232,12 @@ class ThresholdExplorer(Explorer):
         self._pr_axes.set_ylim(-0.02, 1.05)
         self._pr_axes.set_xlabel("recall", labelpad=1)
         self._pr_axes.set_ylabel("precision", labelpad=1)
-        self._pr_axes.set_title("precision-recall curve (fixed) and the operating point", fontsize=9)
+        self._pr_axes.set_title("PR curve (fixed), operating point", fontsize=9)
         self._pr_axes.legend(loc="lower left", fontsize=7, frameon=False)
-        self.animate(self._hist_lines["neg"], self._hist_lines["pos"], self._boundary, self._point)
+        self.animate(
+            self._hist_lines["neg"], self._hist_lines["pos"], self._boundary, self._point, self._grad_pos_line,
+            self._share_text,
+        )
 
     def recompute(self, values: dict[str, Any]) -> dict[str, float]:
         pos_weight, threshold = float(values["pos_weight"]), float(values["threshold"])
@@ -196,6 +252,13 @@ class ThresholdExplorer(Explorer):
         n_below = int(np.searchsorted(self._sorted_logits, cut, side="left"))
         predicted_fraction = 1.0 - n_below / max(self._sorted_logits.size, 1)
         f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+        self._grad_pos_line.set_ydata(pos_weight * special.expit(-self._grad_x))
+        share_start = positive_gradient_share(self._logits, self._target, pos_weight)
+        share_shifted = positive_gradient_share(self._logits + shift, self._target, pos_weight)
+        self._share_text.set_text(
+            f"positives' share of Σ|∂ℓ/∂x|:\nunweighted logits {format_number(share_start)}\n"
+            f"shifted by log p {format_number(share_shifted)}"
+        )
         return {
             "precision": precision,
             "recall": recall,
@@ -204,6 +267,8 @@ class ThresholdExplorer(Explorer):
             "unweighted_threshold": 1.0 / (1.0 + math.exp(-cut)),
             "predicted_fraction": predicted_fraction,
             "average_precision": self._curve.average_precision(),
+            "grad_share_pos_start": share_start,
+            "grad_share_pos_shifted": share_shifted,
         }
 
     def readout_notes(self, values: dict[str, Any], readouts: Mapping[str, float]) -> list[str]:
