@@ -302,7 +302,7 @@ def test_the_checker_says_no_answer_yet_to_none(key, capsys):
         ("04.3", (math.log(0.02 / 0.98) - math.log(10),), "wrong way"),
         ("05.1", (2.0, 5.0), "ratio applied on top"),
         ("05.1", (1.0, 2.5), "weight must carry"),
-        ("05.2", (math.log(2),), "magenta"),
+        ("05.2", (math.log(2),), "two of these classes"),
         ("05.2", (0.0,), "sigmoid + BCE head"),
         ("05.2", (math.log(4),), "'none' class"),
         ("05.3", (1 / 1.8,), "other way round"),

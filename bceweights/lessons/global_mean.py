@@ -70,3 +70,16 @@ def single_process_step(world_size: int = 2) -> dict[str, object]:
     batch = {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
     loss, gradient = _loss_and_gradient(batch)
     return {"loss": loss, "gradient": gradient, "kept": int((~batch["ignore"]).sum())}
+
+
+def rank_pos_weight(rank: int, world_size: int) -> dict[str, Tensor]:
+    """``pos_weight = neg / pos`` of one rank's targets: from its shard alone, and over every shard.
+
+    ``"local"`` counts only this rank's shard (what each rank gets without a group: the ranks
+    disagree); ``"global"`` passes ``process_group=``, so every rank gets the union's value.
+    """
+    target = shard(rank)["target"]
+    return {
+        "local": bw.pos_weight_from_targets(target, channel_dim=1),
+        "global": bw.pos_weight_from_targets(target, channel_dim=1, process_group=dist.group.WORLD),
+    }

@@ -24,7 +24,7 @@
 # | [06 · beyond the basics](06_beyond_the_basics.ipynb) | ignore regions, focal loss, boundary weight maps, label smoothing | beyond the threads | 45 min |
 # | [07 · what weighting buys](07_what_weighting_buys.ipynb) | ranking vs calibration under `pos_weight`, oversampling, focal loss, Dice and BCE + Dice; undoing `pos_weight` with −log p; a threshold for a precision target, chosen on validation and reported on test; the recall-is-0 checklist | Q17, Q18, Q19, Q20 | 40 min |
 # | [08 · audit your training code](08_audit_your_training_code.ipynb) | `bw.audit()` around unmodified PyTorch code: misaligned and per-sample `pos_weight`, sigmoid applied twice, void labels as targets, diluted means; the fixes, and the report clean | Q23 | 25 min |
-# | [09 · plain PyTorch recipes](09_plain_pytorch_recipes.ipynb) | every `bceweights` call as plain PyTorch: per-channel `pos_weight`, mask weights and the N == C / N = 1 trap, ignore regions, weighted mean, a weight per call, class weights checked against scikit-learn, per-batch vs data-set ratios, resampling | Q24 | 30 min |
+# | [09 · plain PyTorch recipes](09_plain_pytorch_recipes.ipynb) | every `bceweights` call as plain PyTorch: per-channel `pos_weight`, mask weights and the N == C / N = 1 trap, ignore regions, weighted mean, a weight per call, class weights checked against scikit-learn, per-batch vs data-set ratios, resampling | Q24 | 15 min |
 # | [10 · beyond one process](10_beyond_one_process.ipynb) | a masked mean over DDP ranks and `process_group=`; class weights over every shard; the loss under `torch.autocast` and `torch.compile` | Q21, Q22 | 25 min |
 #
 # The times are for reading, predicting and running every cell once, with the exercises; this page takes
@@ -167,13 +167,15 @@ print(bw.explain(logits, target, weight=mask.unsqueeze(1), pos_weight=[6.0, 30.0
 # | a per-voxel map for 1/95 foreground | `weight=bw.rebalance_map(y, 95)` | same as `y` |
 # | focus on **hard** pixels | `bw.focal_bce_with_logits(x, y, gamma=2)` | — |
 #
-# Two mistakes that *run without error* in PyTorch. A 1-D `pos_weight` whose length happens to equal
-# the width is refused here (lesson 02). `target * mask` cannot be refused: a masked target is a valid
+# Two mistakes that *run without error* in PyTorch. A 1-D `pos_weight` with one value per channel is
+# refused here when the width happens to equal the channel count, because PyTorch would silently pair
+# it with the columns (lesson 02). `target * mask` cannot be refused: a masked target is a valid
 # target, so no library can tell it from a real one. It changes the labels, not the weights, and lesson
 # 02 shows what that does to the gradient; write `weight=mask` instead.
 
 # %% [markdown]
-# Each row in action, on the same batch; every call prints one loss value:
+# Each row in action except the per-voxel map (lesson 04 builds it), on the same batch; every call
+# prints one loss value:
 
 # %%
 void = torch.zeros(4, 1, 8, 8, dtype=torch.bool)

@@ -168,7 +168,7 @@ explorer.snapshot()
 # **Reveal.** Setting the gradient to zero, $(1-y)\,\sigma = p\,y\,(1-\sigma)$, gives
 #
 # $$
-# \sigma(x^\*) = \frac{p\,y}{p\,y + 1 - y}, \qquad x^\* = \log\frac{y}{1-y} + \log p .
+# \sigma(x^{\star}) = \frac{p\,y}{p\,y + 1 - y}, \qquad x^{\star} = \log\frac{y}{1-y} + \log p .
 # $$
 #
 # `pos_weight` moves the best logit by $\log p$ everywhere; `weight` does not move it at all (it
@@ -293,7 +293,7 @@ test_x, test_y = make_blobs(4000, data_generator)
 positives = float(train_y.sum())
 negatives = len(train_y) - positives
 shares = torch.tensor([positives, negatives], dtype=torch.float64) / len(train_y)
-per_sample = shares[train_y.long()].view_as(train_y)  # positives get 0.9, negatives 0.1
+per_sample = shares[train_y.long()].view_as(train_y)  # positives get the negative share (about 0.89), negatives the positive share (about 0.11)
 print(f"positives: {sig4(positives / len(train_y))} of the data, negatives/positives = {sig4(negatives / positives)}")
 print("shares [positive, negative]:", [sig4(float(s)) for s in shares])
 

@@ -65,8 +65,9 @@ for operand_shape in [(3, 1, 1), (8, 1, 256, 256), (3,), (8, 256, 256)]:
         print(f"{str(operand_shape):>18}  does not broadcast")
 
 # %% [markdown]
-# The last two fail for the same reason: their last dimension is compared with `W = 256`. Everything
-# in this lesson follows from that one rule.
+# The last two fail for different reasons, both from right alignment: `(3,)` puts its 3 against
+# `W = 256`; `(8, 256, 256)` matches `H, W` but puts its 8 against `C = 3`. Everything in this lesson
+# follows from that one rule.
 #
 # ## 2 · Q1: a `(N, H, W)` mask for `(N, C, H, W)` predictions
 #
@@ -349,8 +350,9 @@ except bw.WeightShapeError as error:
 # %% [markdown]
 # **Reveal.** PyTorch runs and returns a number: the three values went to the three *columns* of
 # every image, in every channel. Nothing warns you; only the loss is different. `bceweights` refuses
-# any 1-D operand that lines up with a dimension other than the one it looks meant for, and tells you
-# the two lines that say what you mean.
+# any 1-D operand that lines up with a dimension other than the one it looks meant for, and lists the
+# lines to write instead: two for the per-channel reading, and a third in case you really meant the
+# columns.
 #
 # ## 6 · The explorer: every case on one screen
 #
@@ -404,7 +406,7 @@ explorer.print_readouts("bceweights_accepts", "operand_elements", "elements_if_m
 
 # %% [markdown]
 # Try on your own: the `.repeat(N, 1)` case on both inputs; "your own shape" with `N, C` on the
-# square input (is `N = 2` against `H = 8` a clash?); a `(C, 1, 1)` operand with 6 values typed as
+# narrow input `(2, 3, 8, 3)` (the 3 meets `W = 3`, but is `N = 2` against `H = 8` a clash?); a `(C, 1, 1)` operand with 6 values typed as
 # `6, 1, 1`.
 #
 # ## 7 · Summary

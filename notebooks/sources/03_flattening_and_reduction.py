@@ -72,11 +72,12 @@ for name, shape in {"(N, C, H, W)": (N, C, H, W), "(N, C*H*W)": (N, C * H * W), 
           f"{sig4(float((gradient - reference_gradient).abs().max()))}")
 
 # %% [markdown]
-# **Reveal.** Identical, to the last bit: the loss is elementwise and `mean` divides by the same
+# **Reveal.** Identical (the gradients to the last bit, as the zeros show): the loss is elementwise and `mean` divides by the same
 # `N·C·H·W` whatever the shape. Only two things tie an element to "its" weight: the reshapes must
 # keep the elements in the same order (reshape all tensors the same way), and a weight that relied on
 # broadcasting must be expanded *before* flattening. Flatten the predictions but keep `pos_weight` as
-# `(3, 1, 1)`, and it no longer lines up with anything:
+# `(3, 1, 1)`, and it no longer lines up with the channels: right-aligned it would stretch the
+# `(4, 192)` loss to `(3, 4, 192)`, which PyTorch refuses:
 
 # %%
 flat_logits, flat_target = logits.reshape(N, -1), target.reshape(N, -1)
@@ -92,7 +93,8 @@ except bw.WeightShapeError as error:
     print("           ", str(error).splitlines()[1])
 
 # %% [markdown]
-# The same holds for a 3-D volume: a `(1, 1, 60, 40, 40)` scan with 1 foreground voxel in 95, and a
+# The same holds for a 3-D volume: a `(1, 1, 60, 40, 40)` scan whose voxels are foreground with
+# probability 1/95 (the share this draw prints), and a
 # per-voxel weight that gives background voxels $1/95$, against the same tensors reshaped to
 # `(96000, 1)`, a "batch" of 96 000 single predictions.
 
@@ -109,7 +111,7 @@ print(f"foreground share {sig4(float(volume_target.mean()))} | (1, 1, 60, 40, 40
 
 # %% [markdown]
 # > Two slips in the forum answer behind this (`seeds/003`): its "flattened" unweighted loss was
-# > computed from the *unflattened* tensors, so that line compared a tensor with itself; and it
+# > computed from the *unflattened* tensors, so that line just recomputed the unflattened loss; and it
 # > flattened with the in-place `resize_`, which can reallocate and is not meant for this: use
 # > `reshape` (or `view`). The conclusion holds, as the cells above show with every tensor reshaped.
 # > The thread's question also quoted the documentation's "weight ... of size nbatch": in fact any
@@ -274,8 +276,9 @@ stability.snapshot()
 # **Reveal, float32.** `sigmoid(20)` rounded to 1, so `BCELoss` returned the clamp, 100, instead of
 # 20, and a gradient of exactly **0**: the element is as wrong as it can be and contributes nothing to
 # learning. The by-hand formula is worse: `inf` and `nan`. In the panels: the orange curve jumps to
-# the clamp where the blue one keeps rising linearly, and its gradient drops from 1 to 0. Now half
-# precision:
+# the clamp where the blue one keeps rising linearly, and its gradient drops from 1 to 0.
+# `wrong_gradients_sigmoid_bce` is the share of the plotted logits where that form's gradient is
+# wrong, `inf` or NaN. Now half precision:
 
 # %%
 stability.set(dtype="float16", logit=10.0)
@@ -289,8 +292,10 @@ stability.snapshot()
 # **Reveal, float16.** `sigmoid` saturates already at 8.3, and the gradient of `sigmoid` + `BCELoss`
 # is **NaN**: its backward divides by `max(p(1-p), 1e-12)`, and 1e-12 rounds to 0 in float16, so a
 # saturated element gives `1/0 = inf` times sigmoid's zero slope, or `0/0`: NaN either way. The markers
-# along the top edge show every logit where a form returns `inf` or `NaN`. On a GPU, PyTorch refuses
-# `F.binary_cross_entropy` under `torch.autocast` for this reason.
+# along the top edge show every logit where a form returns `inf` or `NaN`. At the other end, below
+# about −17, `sigmoid` underflows to 0 in float16 and even a correctly confident background pixel gets
+# `0/0 = NaN`: the left cluster of markers, and why the wrong share is much larger in float16. On a
+# GPU, PyTorch refuses `F.binary_cross_entropy` under `torch.autocast` for this reason.
 #
 # The other side, a positive pixel with a very negative logit, fails more quietly in float32: the loss
 # is right, the gradient has all but vanished:
@@ -369,8 +374,8 @@ print("logits form,       weight gradient:", [sig4(v) for v in layer.weight.grad
 # * `nn.BCELoss(weight=...)` fixes the weight at construction; pass it per call to
 #   `F.binary_cross_entropy`, `F.binary_cross_entropy_with_logits` or `bw.BCEWithLogits` (Q10).
 # * `sigmoid` + `BCELoss` rounds $\sigma(x)$ to 1 beyond $x \approx 16.6$ (float32) or 8.3 (float16):
-#   the loss sticks at the clamp (100), the gradient becomes 0 or NaN. The logits form is exact; use
-#   it, and threshold logits at 0 rather than probabilities at 0.5 (Q12).
+#   the loss sticks at the clamp (100), the gradient becomes 0 or NaN. The logits form stays accurate
+#   at every logit in every dtype; use it (Q12).
 #
 # ## 6 · Exercises
 #

@@ -13,7 +13,9 @@
 # 2. train a tiny U-Net on a three-channel problem whose green channel covers 1 % of the pixels,
 #    without and with per-channel `pos_weight` (Q8);
 # 3. compare a voxel weight map with `pos_weight` on a `(1, 1, 60, 40, 40)` volume (Q9);
-# 4. move `pos_weight` and the threshold on a trained model and watch the operating point (Q15).
+# 4. move `pos_weight` and the threshold on a trained model and watch the operating point (Q15);
+# 5. see why recall is 0 after the first epoch, and tell a bias still settling from a posterior below
+#    0.5 (Q15).
 #
 # Every model here trains in a few seconds on a CPU; all data are made by `bceweights.data`.
 
@@ -234,10 +236,12 @@ png_image(plot_predictions(0))
 
 # %% [markdown]
 # **Reveal.** With plain BCE, blue and red are learned within a few epochs, while green's recall stays at
-# 0 for all ten epochs: the model never says "green" at threshold 0.5. This is not only slowness. A
-# faint disc that covers 1 % of the pixels seldom pushes the *calibrated* probability of green to 0.5:
-# even where the image looks most like a disc, most such pixels are background, so "not green" is the
-# loss-minimising answer nearly everywhere, and training longer changes little.
+# 0 for all ten epochs: the model never says "green" at threshold 0.5. This is more than the 0.5 cut:
+# the plain model's green average precision is at chance (below), so in ten epochs it has not learned
+# to rank disc pixels at all. A faint disc on 1 % of the pixels sends green little gradient beyond
+# "not green everywhere". And even a model that had learned it would seldom reach a calibrated 0.5:
+# the weighted models' rankings (average precision below 0.2) show that most disc-like pixels are
+# background. Whether much longer training finds green is not tested here.
 #
 # `pos_weight = p` moves the optimum from the frequency `q` to `p·q / (p·q + 1 − q)` (lesson 01): with
 # `neg/pos ≈ 99`, a pixel that is green 1 time in 100 is already pushed to 0.5. Green appears from the
@@ -274,7 +278,7 @@ green_ap = {
     for name, model in (("plain", plain_model), ("sqrt(neg/pos)", sqrt_model), ("neg/pos", weighted_model))
 }
 print(f"green share of validation pixels: {green_share:.4f}")
-print("plain AP within 0.01 of the share (a chance ranking):", abs(green_ap["plain"] - green_share) < 0.01)
+print("plain AP within 20 % of the share (a chance ranking):", abs(green_ap["plain"] - green_share) < 0.2 * green_share)
 print("both weighted APs above 10 x the plain AP            :", min(green_ap["sqrt(neg/pos)"], green_ap["neg/pos"]) > 10 * green_ap["plain"])
 
 # %% [markdown]
@@ -435,7 +439,7 @@ threshold_explorer.set(pos_weight=1.0, threshold=0.5)
 
 # %% [markdown]
 # The middle panel is the gradient view: `pos_weight` multiplies each positive pixel's push
-# `|∂ℓ/∂x| = p (1 − σ(x))` by `p`, and the threshold is not in the loss at all. On these validation pixels
+# `|∂ℓ/∂x| = 1 − σ(x)` by `p`, to `p (1 − σ(x))`, and the threshold is not in the loss at all. On these validation pixels
 # the unweighted model's positives carry 0.604 of the total push (not 1/2: the model was trained on other
 # images, for 12 epochs). Switch on `pos_weight` 4 or 16 at the same logits and that becomes 0.859 and
 # 0.961: the positives' pushes win, and training raises the logits. At the logits shifted by `log p` the
@@ -500,10 +504,11 @@ print("  recall by epoch", [round(v, 3) for v in prior_history.series("recall")]
 #    output that is one line: `model.head.bias.data.fill_(math.log(pos / neg))`, here
 #    `TinyUNet(..., output_bias=math.log(q / (1 - q)))`.
 # 2. **The posterior stays below 0.5.** The thread's first epoch had 1,320 steps, 110 times
-#    this one's 12, far more than the bias phase needs. Zero recall after that many steps is better
-#    explained by the optimum itself: where positives look like negatives, the calibrated probability
-#    of "positive" is below 0.5 for every input, so even a well-trained unweighted model says
-#    "negative" everywhere at 0.5 (lesson 01, section 3). A better start does not help then; a lower
+#    this one's 12, but at a fine-tuning learning rate (about 3e-5), so a slow bias phase is not ruled
+#    out; after its second epoch the unweighted model reached recall about 10 % at precision about
+#    90 %. The other cause to rule out is the optimum itself: where positives look like negatives, the
+#    calibrated probability of "positive" is below 0.5 for every input, and even a well-trained
+#    unweighted model says "negative" everywhere at 0.5 (lesson 01, section 3). A better start does not help then; a lower
 #    threshold, or `pos_weight` (section 4), does.
 #
 # To tell them apart, look at the ranking rather than at the 0.5 cut: an average precision well above

@@ -64,8 +64,8 @@ print("pixel shares      ", [round(v, 4) for v in (torch.bincount(labels.flatten
 # which one answers directly?
 
 # %% tags=["nbval-ignore-output"]
-# Seed 1 for both networks. Tiny models are seed-sensitive: from seed 0 this learning rate leaves
-# the multi-label model's red and green channels unlearned after 10 epochs (one seed in five here).
+# Seed 1 for both networks. Tiny models are seed-sensitive: with some seeds (seed 0 among them) this
+# learning rate leaves channels of the multi-label model unlearned after 10 epochs.
 multi_label = TinyUNet(1, 3, seed=1)
 multi_history = train(
     multi_label, plates.images, plates.masks, epochs=10, eval_images=val.images, eval_targets=val.masks,
@@ -314,7 +314,8 @@ my_weight, my_pos_weight = None, None
 _ = check_lesson05_1(my_weight, my_pos_weight)
 
 # %% [markdown]
-# **05.2** Transfer: the explorer showed magenta, a pixel in two channels; now one in three.
+# **05.2** Transfer: section 1's point that softmax over colour channels cannot say "both", now for a pixel
+# in three channels.
 
 # %%
 print(LESSON05_2_QUESTION)

@@ -20,7 +20,7 @@
 # **How to read it.** Each section asks you to *predict* something before a cell reveals it. Write
 # your guess down first. The explorers are live in JupyterLab (drag their sliders); on a static page
 # (GitHub) you see their first frame, and the snapshots below the check cells show the states they set.
-# Two exercises at the end are checked by functions in the package.
+# Four exercises at the end are checked by functions in the package.
 
 # %%
 # %matplotlib widget
@@ -34,12 +34,6 @@ from matplotlib.figure import Figure
 from scipy import optimize, special
 
 import bceweights as bw
-from bceweights.lessons.exercises import (
-    LESSON06_FOCAL_QUESTION,
-    LESSON06_WEIGHT_MAP_QUESTION,
-    check_lesson06_focal,
-    check_lesson06_weight_map,
-)
 from bceweights.lessons.explore import png_image
 from bceweights.lessons.explore.focal import FocalExplorer
 from bceweights.lessons.explore.weight_map import WeightMapExplorer
@@ -214,7 +208,7 @@ focal.snapshot()
 # **Reveal.** At $\gamma = 2$ the easy pixel keeps $0.1^2 = 1\,\%$ of its loss and about 3 % of its
 # gradient. Under BCE the ~3,700 easy pixels carry almost half of the image's gradient, more than the 61
 # pixels the model gets wrong; at $\gamma = 2$ they carry about 1 % and the wrong pixels three quarters.
-# The gradient goes where the mistakes are. (Below $q_t \approx 0.3$ the focal gradient is even a little
+# The gradient goes where the mistakes are. (At $\gamma = 2$, below $q_t \approx 0.3$ the focal gradient is even a little
 # larger than BCE's: the $\gamma\,q_t(-\log q_t)$ term.)
 #
 # $\alpha$ is a plain class weight on top. Lin et al. found $\alpha = 0.25$ best with $\gamma = 2$: it
@@ -269,7 +263,7 @@ for q in (0.05, 0.1, 0.3, 0.5, 0.7, 0.9):
 # decisions as a calibrated model's 0.5 cut**: $p \ge 0.5$ exactly where $q \ge 0.5$. What is
 # distorted is everything else: reading the output as a probability, and any other threshold. To flag
 # pixels that are positive at least 30 % of the time, a calibrated model is cut at 0.3, a $\gamma = 2$
-# model at 0.4215. The ranking is kept, so precision–recall curves are unchanged.
+# model at 0.4215. At the optimum the ranking is kept ($p$ is a monotone function of $q$), so an ideal focal model has the same precision–recall curve; a real network trained with it can rank differently.
 #
 # With $\alpha$ the symmetry goes and the 0.5 cut moves too. The expected loss weights the positive
 # side by $q\,\alpha$ and the negative side by $(1 - q)(1 - \alpha)$, so the optimum is 0.5 where those
@@ -378,7 +372,7 @@ weight_map.snapshot()
 # wrong they already carry about a quarter of the unweighted gradient (0.2354), and with the map almost
 # two thirds (0.6421). $\sigma$ changes their own weight less than everything else's: in a one-pixel
 # gap $d_1 + d_2 = 2$, so the border term there is $w_0 \exp(-2/\sigma^2)$, with the exponential at
-# 0.6065 for $\sigma = 2$, 0.9231 for $\sigma = 5$ and 0.9912 for $\sigma = 15$. From a few pixels on,
+# 0.6065 for $\sigma = 2$, 0.9231 for $\sigma = 5$ and 0.9912 for $\sigma = 15$. For $\sigma$ of a few pixels or more,
 # the gaps are close to the full $w_0$: their mean weight only goes from 9.843 to 11.16 between
 # $\sigma = 5$ and 15. What $\sigma$ sets is how far the weight spreads into open background. At
 # $\sigma = 15$ every background pixel near two cells is heavy, the gaps' share falls to 0.5002, and the
@@ -460,7 +454,7 @@ for k in range(7):
 
 # %% [markdown]
 # **Reveal.** The model predicts the mean *smoothed* target $q\,(1-\varepsilon) + \varepsilon/2$, not $q$:
-# every probability is squeezed toward 0.5 (where $q = 0.9$, 0.8157 at $\varepsilon = 0.2$). Measured as the
+# every probability is squeezed toward 0.5 (where $q \approx 0.9$, 0.8947 as sampled, 0.8157 at $\varepsilon = 0.2$). Measured as the
 # mean of $|p - q|$ over the kinds, and after undoing the squeeze with $(p - \varepsilon/2)/(1 - \varepsilon)$:
 
 # %%

@@ -101,12 +101,12 @@ print("loss", sig4(loss.item()), " kept elements", int(keep.sum()), "of", keep.n
 print(report)
 
 # %% [markdown]
-# Clean. (`bw.bce_with_logits(logits, masks, ignore=~keep)` computes the same mean in one call, and
+# Clean. (`bw.bce_with_logits(logits, masks_with_void, ignore=~keep)` computes the same mean in one call, and
 # refuses the `(N, H, W)` mask with the same advice.)
 #
 # ## 3 · A binary classifier (thread 004)
 #
-# One logit per sample, `(N, 1)`, and 10 % positives. Thread 004 took class weights `[0.1, 0.9]`,
+# One logit per sample, `(N, 1)`, labels drawn with 10 % probability. Thread 004 took class weights `[0.1, 0.9]`,
 # indexed them by each sample's label and passed the result as `pos_weight`; the model also ends in
 # `nn.Sigmoid()`, "to get probabilities".
 #
@@ -183,7 +183,7 @@ print(report)
 # ## 5 · The trap PyTorch cannot see: W == C (pytorch#27936)
 #
 # A 4-channel model, trained on crops 4 pixels wide, with one `pos_weight` per channel as the
-# documentation describes it, "a vector with length equal to the number of classes". **Predict**:
+# documentation long described it, "a vector with length equal to the number of classes". **Predict**:
 # which axis does PyTorch give it to?
 
 # %%

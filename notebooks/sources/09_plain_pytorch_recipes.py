@@ -6,8 +6,8 @@
 # **Goal.** After this appendix you can do each thing the lessons do with `bceweights` using PyTorch
 # alone, with nothing to install: a per-channel `pos_weight`, a mask as `weight`, ignore regions, the
 # weighted mean, a different weight on every call, and class weights from counts (checked against
-# scikit-learn). You also know three traps the recipes do not protect you from: a `(N, H, W)` mask when
-# `N == C` or `N = 1`, a `pos_weight` computed per batch, and resampling as the alternative to weighting.
+# scikit-learn). You also know two traps the recipes do not protect you from, a `(N, H, W)` mask when
+# `N == C` or `N = 1` and a `pos_weight` computed per batch, and one alternative to weighting, resampling.
 #
 # **How to read it.** Each recipe is one cell: the plain-PyTorch line, the `bceweights` call it replaces,
 # and a check that they agree (`torch.allclose`). Before each trap, predict what the cell will print.
@@ -145,7 +145,7 @@ print(f"(l * keep).mean(), the trap: {sig4(float(trap))}; kept share {sig4(float
 # `(l * keep).mean()` keeps the void pixels in the denominator: its gradient is the ignore mean's times the
 # annotated share of the batch, which changes from batch to batch (lesson 06, section 1).
 #
-# ## 4 · The weighted mean (lesson 03, Q10's plain pattern)
+# ## 4 · The weighted mean (lesson 03, Q16)
 #
 # `reduction="mean"` divides the weighted sum by the number of elements. The weighted mean divides by the
 # sum of the weights: `reduction="none"`, then `(l * w).sum() / w.sum()`.
@@ -282,9 +282,9 @@ print(f"draws per positive sample: {per_positive:.1f}; per negative sample: {per
 # **Reveal.** On average, a balanced sampler trains on the same loss as weighting with `1 / count`, which
 # is `pos_weight = neg / pos` up to a constant: the same optimum, shifted by `log(neg / pos)` (lesson 01).
 # What differs is how the batches get there: over these 20 000 draws (ten passes' worth) the sampler shows
-# each positive 18.4 times as often as each negative: the same few
-# positives over and over, with a risk of overfitting them, while weighting shows every sample once per epoch and puts the rare class's weight into
-# larger gradients. Resampling keeps every loss term at weight 1, which helps with optimisers and losses
+# each positive 18.5 times as often as each negative: the same few positives over and over, with a
+# risk of overfitting them, while weighting shows every sample once per epoch and puts the rare class's
+# weight into larger gradients. Resampling keeps every loss term at weight 1, which helps with optimisers and losses
 # that dislike large weights; weighting keeps every sample in every epoch. Either way, undo the shift
 # (or pick the threshold on validation data) before reading probabilities.
 #
@@ -294,7 +294,7 @@ print(f"draws per positive sample: {per_positive:.1f}; per negative sample: {per
 # |---|---|---|
 # | per-channel `pos_weight` | `pos_weight=pw.view(C, 1, 1)` | `pos_weight=pw, channel_dim=1` |
 # | a `(N, H, W)` mask | `weight=mask.unsqueeze(1)` (or `.expand_as(logits)`); never `weight=mask` | `weight=bw.expand_mask(mask, logits)` |
-# | ignore regions | `l = F.bce_with_logits(x, y.masked_fill(void, 0), reduction="none")`; `(l * keep).sum() / keep.sum()` | `ignore=void` |
+# | ignore regions | `l = F.binary_cross_entropy_with_logits(x, y.masked_fill(void, 0), reduction="none")`; `(l * keep).sum() / keep.sum()` | `ignore=void` |
 # | weighted mean | `(l * w).sum() / w.sum()` | `reduction="weighted_mean"` |
 # | a weight per call | `F.binary_cross_entropy_with_logits(..., weight=w)`, or `criterion.weight = w` before the call | `bw.BCEWithLogits()(x, y, weight=w)` |
 # | class weights | `counts.sum() / (K * counts)` (= sklearn's `"balanced"`); `neg / pos` per channel | `bw.balanced_weights`, `bw.pos_weight_from_targets` |

@@ -47,6 +47,8 @@ def sig4(value: float) -> str:
 # rank 1? Is the averaged gradient the gradient of the single-process loss?
 
 # %%
+# rank_step averages the gradients with dist.all_reduce(...) / W, which is what DDP does after backward
+# (examples/ddp_train.py uses DistributedDataParallel itself).
 ranks = run_on_ranks(global_mean.rank_step, world_size=2)
 single = global_mean.single_process_step(world_size=2)
 
@@ -89,7 +91,8 @@ print(f"weight of one kept pixel, per-rank mean: rank 0 {sig4(per_rank_weight[0]
 # %% [markdown]
 # The per-rank gradient is off by about 14 % in both components here (13.67 % and −13.66 %). With
 # `reduction="weighted_mean"` the same holds for the sum of the weights (each rank's kept weight is
-# all-reduced), and `"sum"` and `"none"` need no denominator and are unchanged.
+# all-reduced). `"sum"` and `"none"` need no denominator, so `process_group=` leaves them unchanged;
+# note that DDP's averaging still divides a summed loss's gradient by `W`.
 #
 # In a training script the only change is the keyword:
 #
@@ -106,14 +109,27 @@ print(f"weight of one kept pixel, per-rank mean: rank 0 {sig4(per_rank_weight[0]
 # one rank gives that shard's `pos_weight`, and the ranks disagree. The builders take the same keyword
 # and sum their counts over the group: `bw.pos_weight_from_targets(loader, channel_dim=1,
 # process_group=group)`, `bw.count_positives(...)` and `bw.median_frequency_weights(...)` return on
-# every rank what one process returns on the union of the shards. `examples/ddp_train.py` does both
-# and checks its first step against one process; `tests/test_distributed.py` checks every reduction.
+# every rank what one process returns on the union of the shards:
+
+# %%
+weights = run_on_ranks(global_mean.rank_pos_weight, world_size=2)
+union = torch.cat([global_mean.shard(rank)["target"] for rank in range(2)])
+print("pos_weight = neg/pos from each rank's own shard:", [sig4(float(w["local"][0])) for w in weights])
+print("with process_group, on each rank              :", [sig4(float(w["global"][0])) for w in weights])
+print("one process over both shards                  :", sig4(float(bw.pos_weight_from_targets(union, channel_dim=1)[0])))
+
+# %% [markdown]
+# Without the group each rank weights its positives by its own shard's ratio (here 1.909 and 1.893),
+# so the ranks train slightly different losses; with it every rank gets one process's 1.901. The gap
+# grows with the imbalance, and with shards that differ (a sampler without shuffling, per-site data). `examples/ddp_train.py` does both (the counts
+# and the mean) inside `DistributedDataParallel` and checks its first step against one process;
+# `tests/test_distributed.py` checks every reduction.
 
 # %% [markdown]
 # ## 2 · Q22: mixed precision
 #
 # Under `torch.autocast`, PyTorch runs `binary_cross_entropy_with_logits` in **float32** whatever the
-# autocast dtype: a loss summed over many elements in bfloat16 (8 bits of mantissa) would lose most of
+# autocast dtype: a loss summed over many elements in bfloat16 (8 significant bits, 7 of them stored) would lose most of
 # its digits. `bw.bce_with_logits` follows the same rule.
 #
 # **Predict.** In a bfloat16 autocast region, with bfloat16 logits from a layer, what dtype does the
@@ -153,9 +169,10 @@ print("relative difference:", sig4(difference / float(theirs.abs().detach())), "
 # function must become one graph). Are loss and gradients the same as in eager mode? What happens when
 # one target is a void label, 255?
 #
-# (`backend="aot_eager"` captures the forward and backward graphs as `fullgraph=True` requires, without
-# generating C++ code, so it takes a second; the default `"inductor"` backend would also compile them to
-# machine code.)
+# (`backend="aot_eager"` runs Dynamo's capture, which `fullgraph=True` checks for graph breaks, and
+# AOTAutograd's forward and backward graphs, without generating code, so it takes a second; the
+# default `"inductor"` backend would also compile them to machine code. This lesson runs on the CPU:
+# float16 autocast on CUDA, NCCL and inductor are not run here.)
 
 # %%
 def forward_loss(model, images, masks):
@@ -183,7 +200,7 @@ void_masks[0, 0, 0, 0] = 255.0
 try:
     step(compiled_forward, void_masks)
 except RuntimeError as error:
-    print("a void label in the compiled graph:", str(error).split(". ")[0] + ".")
+    print("a void label in the compiled graph:", str(error))
 
 # %% [markdown]
 # **Reveal.** The compiled step gives the eager loss and gradients, and the check still guards the

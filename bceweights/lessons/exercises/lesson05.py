@@ -82,9 +82,10 @@ register("05.1", LESSON05_1_QUESTION, check_lesson05_1, _solution_05_1, transfer
 
 
 LESSON05_2_QUESTION = (
-    "A pixel is white: red, green and blue all at once. The explorer's softmax head reads the logits "
-    "(0, x_red, x_green, x_blue) as the classes none, red, green, blue. What is the lowest cross-entropy it can reach "
-    "on this pixel, if its target spreads evenly over the classes the pixel is in? (And the sigmoid + BCE head?)"
+    "A pixel is white: red, green and blue all at once. Suppose a softmax head had only the classes none, red, "
+    "green, blue (logits (0, z_red, z_green, z_blue)) and no class for white. What is the lowest cross-entropy it "
+    "can reach on this pixel, if its target spreads evenly over the classes the pixel is in? (And the sigmoid + BCE "
+    "head?)"
 )
 
 
@@ -101,7 +102,7 @@ def check_lesson05_2(answer: float | None) -> bool:
             "with that spread target is its entropy, log 3. The sigmoid + BCE head reaches 0: three yeses at once."
         ),
         slips=[
-            (math.log(2.0), "is log 2, the floor for magenta (two colours). White is in three classes."),
+            (math.log(2.0), "is log 2, the floor for a pixel in two of these classes. White is in three."),
             (0.0, "is the sigmoid + BCE head's floor; a softmax must share one unit of probability between three classes."),
             (math.log(4.0), "is log 4; at the optimum the 'none' class gets nothing, so only three classes share."),
             (1.0 / 3.0, "is the probability each class gets; the loss is -sum(target * log q)."),
