@@ -45,6 +45,8 @@ RGB = ("red", "green", "blue")
 # %% [markdown]
 # ## 1 · Class weights from counts and from a dataset (Q6)
 #
+# **Goal of this part.** compute class weights four common ways, from counts and from a whole dataset.
+#
 # PyTorch's documentation gives the rule for `pos_weight`: with 100 positive and 300 negative
 # examples of a class, use `300 / 100 = 3`. Then the positives, each counted 3 times, weigh as much
 # in total as the negatives: `100 × 3 = 300` weighted positives against 300 negatives. It is these
@@ -117,6 +119,8 @@ print("median freq / balanced, per class:", [round(r, 4) for r in (median_freque
 
 # %% [markdown]
 # ## 2 · A channel that is never learned (Q8)
+#
+# **Goal of this part.** see what a per-channel `pos_weight` changes when a rare class also *overlaps* the background: the green disc is faint (contrast 0.25 against pixel noise 0.35), so many background pixels look like disc pixels. Lesson 05 trains on the same 1 % share with a bright disc, and there plain BCE learns it.
 #
 # **Predict.** We train the same tiny U-Net for 10 epochs on the plates: with plain BCE, with the
 # per-channel `pos_weight = neg/pos` from section 1, and with its square root (a milder dial setting).
@@ -288,6 +292,8 @@ print("both weighted APs above 10 x the plain AP            :", min(green_ap["sq
 # %% [markdown]
 # ## 3 · About one foreground voxel in 95 (Q9)
 #
+# **Goal of this part.** compare a background-down weight map with `pos_weight` on a volume: the same balance, a different step size.
+#
 # The thread behind Q9 has outputs and targets of shape `(1, 1, 60, 40, 40)` with 95 times more
 # background than foreground, and asks how to build a per-voxel weight that down-weights the
 # background. `data.make_volume` draws blobs that cover *about* 1/95 of the voxels (94 background
@@ -355,6 +361,8 @@ for name, options in rows.items():
 
 # %% [markdown]
 # ## 4 · `pos_weight` or the threshold? (Q15)
+#
+# **Goal of this part.** see that, on a model that already ranks well, `pos_weight` and the threshold pick points on one precision-recall curve.
 #
 # The thread behind Q15 wants high precision with acceptable recall, and asks why recall is 0 after
 # the first epoch. We train a small binary segmenter (shapes covering 4 % of the pixels, with noise)
@@ -475,6 +483,8 @@ threshold_explorer.snapshot()
 
 # %% [markdown]
 # ## 5 · Why recall is 0 after the first epoch (Q15)
+#
+# **Goal of this part.** tell the two causes of zero recall apart: a bias still settling, and a posterior below 0.5.
 #
 # **Predict.** PyTorch initialises the output bias near 0, i.e. every pixel starts at probability
 # 0.5, while only 4 % are positive. What does the first epoch spend its updates on?

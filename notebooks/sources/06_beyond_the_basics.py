@@ -52,6 +52,8 @@ def sig4(value: float) -> str:
 # %% [markdown]
 # ## 1 · Ignore regions
 #
+# **Goal of this part.** leave unlabelled pixels out of the loss, and choose what the mean divides by.
+#
 # Some pixels have no label: the void border of a Pascal VOC mask (value 255), a region the annotator
 # skipped, padding. They must add nothing to the loss and get no gradient. Three ways are in common use:
 #
@@ -158,6 +160,8 @@ print(f"a kept pixel of image 1 against one of image 0, same slope: (a) {sig4(de
 # library does.
 #
 # ## 2 · Focal loss
+#
+# **Goal of this part.** see how focal loss moves the gradient to hard pixels, and what it does to probabilities and to the 0.5 cut.
 #
 # On a segmentation most pixels are easy background the model already gets right. Each contributes
 # little, but there are thousands. With $q_t$ the probability the model gives to a pixel's true class,
@@ -287,6 +291,8 @@ for q in (0.5, 0.75):
 #
 # ## 3 · Boundary weight maps for touching objects
 #
+# **Goal of this part.** build U-Net's border weights, and read how much of the loss they put on the gaps between touching objects.
+#
 # When cells touch, the background between them is a line one or two pixels wide. Those few pixels
 # decide whether two cells come out as two objects or as one, yet under plain BCE they count as much as
 # any other pixel, and a model that blurs its output merges the cells. The U-Net paper (Ronneberger et
@@ -384,6 +390,8 @@ weight_map.snapshot()
 # and a cell radius keeps it on the gaps.
 #
 # ## 4 · Label smoothing
+#
+# **Goal of this part.** see how label smoothing keeps the optimal logit finite, and what it does to the probabilities.
 #
 # `label_smoothing=eps` replaces every target $y$ by $y' = y\,(1 - \varepsilon) + \varepsilon / 2$: 1
 # becomes $1 - \varepsilon/2$ and 0 becomes $\varepsilon/2$. (PyTorch's `CrossEntropyLoss(label_smoothing=eps)`
