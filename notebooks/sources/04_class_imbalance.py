@@ -239,8 +239,8 @@ def plot_predictions(index=0):
 png_image(plot_predictions(0))
 
 # %% [markdown]
-# **Reveal.** With plain BCE, blue and red are learned within a few epochs, while green's recall stays at
-# 0 for all ten epochs: the model never says "green" at threshold 0.5. This is more than the 0.5 cut:
+# **Reveal.** With plain BCE, blue is learned within five epochs and red from the eighth (the left
+# panel), while green's recall stays at 0 for all ten epochs: the model never says "green" at threshold 0.5. This is more than the 0.5 cut:
 # the plain model's green average precision is at chance (below), so in ten epochs it has not learned
 # to rank disc pixels at all. A faint disc on 1 % of the pixels sends green little gradient beyond
 # "not green everywhere". And even a model that had learned it would seldom reach a calibrated 0.5:
