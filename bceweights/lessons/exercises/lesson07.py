@@ -7,8 +7,6 @@ with a hint, and a worked solution that is printed only by an explicit call,
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 
 import numpy as np
@@ -189,40 +187,43 @@ def check_lesson07_checklist(answer: str | None) -> bool:
 # ------------------------------------------------------------------------------------------------
 # Solutions, only on request.
 
+def _solution_shift() -> str:
+    return (
+        f"z = {LESSON07_LOGIT:g} - math.log({LESSON07_POS_WEIGHT:g})   # undo the optimum's shift log p\n"
+        f"q = 1 / (1 + math.exp(-z))        # = {lesson07_shift_answer():.4g}"
+    )
+
+
+def _solution_threshold() -> str:
+    return (
+        "data = lesson07_threshold_data()\n"
+        f"choice = threshold_for_precision(data['val_scores'], data['val_target'], {LESSON07_MIN_PRECISION:g})\n"
+        "test = operating_point(data['test_scores'], data['test_target'], choice.threshold)\n"
+        f"# choice.threshold = {lesson07_threshold_answer():.4g}; report test.precision and test.recall"
+    )
+
+
+def _solution_checklist() -> str:
+    return (
+        "outputs, targets, model = lesson07_checklist_case()\n"
+        "report = recall_zero_checklist(outputs, targets, model=model)\n"
+        f"report.first_failure   # {lesson07_checklist_answer()!r}"
+    )
+
+
+#: The worked solutions by the names ``show_lesson07_solution`` takes.
+_SOLUTIONS = {"shift": _solution_shift, "threshold": _solution_threshold, "checklist": _solution_checklist}
+
+
 def show_lesson07_solution(exercise: str) -> None:
     """Print the worked solution of ``"shift"``, ``"threshold"`` or ``"checklist"``."""
-    if exercise == "shift":
-        print(
-            f"z = {LESSON07_LOGIT:g} - math.log({LESSON07_POS_WEIGHT:g})   # undo the optimum's shift log p\n"
-            f"q = 1 / (1 + math.exp(-z))        # = {lesson07_shift_answer():.4g}"
-        )
-    elif exercise == "threshold":
-        print(
-            "data = lesson07_threshold_data()\n"
-            f"choice = threshold_for_precision(data['val_scores'], data['val_target'], {LESSON07_MIN_PRECISION:g})\n"
-            "test = operating_point(data['test_scores'], data['test_target'], choice.threshold)\n"
-            f"# choice.threshold = {lesson07_threshold_answer():.4g}; report test.precision and test.recall"
-        )
-    elif exercise == "checklist":
-        print(
-            "outputs, targets, model = lesson07_checklist_case()\n"
-            "report = recall_zero_checklist(outputs, targets, model=model)\n"
-            f"report.first_failure   # {lesson07_checklist_answer()!r}"
-        )
-    else:
-        print("Choose one of: 'shift', 'threshold', 'checklist'.")
+    solution = _SOLUTIONS.get(exercise)
+    print(solution() if solution else "Choose one of: 'shift', 'threshold', 'checklist'.")
 
 
-def _solution_text(exercise: str) -> str:
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        show_lesson07_solution(exercise)
-    return "\n" + buffer.getvalue().rstrip()
-
-
-register("07.1", LESSON07_SHIFT_QUESTION, check_lesson07_shift, lambda: _solution_text("shift"), transfer=True)
-register("07.2", LESSON07_THRESHOLD_QUESTION, check_lesson07_threshold, lambda: _solution_text("threshold"), transfer=True)
-register("07.3", LESSON07_CHECKLIST_QUESTION, check_lesson07_checklist, lambda: _solution_text("checklist"), transfer=True)
+register("07.1", LESSON07_SHIFT_QUESTION, check_lesson07_shift, lambda: "\n" + _solution_shift(), transfer=True)
+register("07.2", LESSON07_THRESHOLD_QUESTION, check_lesson07_threshold, lambda: "\n" + _solution_threshold(), transfer=True)
+register("07.3", LESSON07_CHECKLIST_QUESTION, check_lesson07_checklist, lambda: "\n" + _solution_checklist(), transfer=True)
 
 # The collection's one naming scheme (``check_lessonNN_K``, ``LESSONNN_K_QUESTION``) for the same exercises.
 LESSON07_1_QUESTION, check_lesson07_1 = LESSON07_SHIFT_QUESTION, check_lesson07_shift
