@@ -9,15 +9,12 @@ it does not, which the test also checks, so it can fail.
 
 from __future__ import annotations
 
-import socket
-from pathlib import Path
-
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 import bceweights as bw
+from bceweights.lessons.ranks import free_loopback_port, run_on_ranks
 
 WORLD_SIZE = 2
 SHARDS = (slice(0, 4), slice(4, 6))  # uneven: 4 samples on rank 0, 2 on rank 1
@@ -85,49 +82,37 @@ def shard(batch: dict, rank: int) -> dict:
     return {name: value[SHARDS[rank]] for name, value in batch.items()}
 
 
-def worker(rank: int, port: int, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE)
-    try:
-        group = dist.group.WORLD
-        local = shard(global_batch(), rank)
-        results: dict = {"cases": {}, "builders": {}}
-        for case in CASES:
-            row = {}
-            for name, pg in (("global", group), ("local", None)):
-                loss, grads = loss_and_grads(local, case, pg)
-                averaged = grads.clone()
-                dist.all_reduce(averaged)  # DDP averages the gradients over the ranks
-                averaged /= WORLD_SIZE
-                logged = torch.tensor([loss], dtype=torch.float64)
-                dist.all_reduce(logged)
-                row[name] = {"grad": averaged, "loss": loss, "mean_logged": float(logged) / WORLD_SIZE}
-            results["cases"][case] = row
-        results["builders"] = {
-            "count_positives": bw.count_positives(local["target"], process_group=group),
-            "pos_weight_from_targets": bw.pos_weight_from_targets(local["target"], process_group=group),
-            "pos_weight_loader": bw.pos_weight_from_targets(
-                [local["target"][i : i + 1] for i in range(local["target"].shape[0])], process_group=group
-            ),
-            "median_frequency_labels": bw.median_frequency_weights(local["labels"], num_classes=3, process_group=group),
-            "median_frequency_masks": bw.median_frequency_weights(local["target"], process_group=group),
-        }
-        torch.save(results, Path(out_dir) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def worker(rank: int, world_size: int) -> dict:
+    """One rank's results, run by :func:`bceweights.lessons.ranks.run_on_ranks` (gloo on 127.0.0.1)."""
+    group = dist.group.WORLD
+    local = shard(global_batch(), rank)
+    results: dict = {"cases": {}, "builders": {}}
+    for case in CASES:
+        row = {}
+        for name, pg in (("global", group), ("local", None)):
+            loss, grads = loss_and_grads(local, case, pg)
+            averaged = grads.clone()
+            dist.all_reduce(averaged)  # DDP averages the gradients over the ranks
+            averaged /= WORLD_SIZE
+            logged = torch.tensor([loss], dtype=torch.float64)
+            dist.all_reduce(logged)
+            row[name] = {"grad": averaged, "loss": loss, "mean_logged": float(logged) / WORLD_SIZE}
+        results["cases"][case] = row
+    results["builders"] = {
+        "count_positives": bw.count_positives(local["target"], process_group=group),
+        "pos_weight_from_targets": bw.pos_weight_from_targets(local["target"], process_group=group),
+        "pos_weight_loader": bw.pos_weight_from_targets(
+            [local["target"][i : i + 1] for i in range(local["target"].shape[0])], process_group=group
+        ),
+        "median_frequency_labels": bw.median_frequency_weights(local["labels"], num_classes=3, process_group=group),
+        "median_frequency_masks": bw.median_frequency_weights(local["target"], process_group=group),
+    }
+    return results
 
 
 @pytest.fixture(scope="module")
-def ranks(tmp_path_factory) -> list[dict]:
-    out_dir = tmp_path_factory.mktemp("ddp")
-    mp.start_processes(worker, args=(free_port(), str(out_dir)), nprocs=WORLD_SIZE, start_method="spawn", join=True)
-    return [torch.load(out_dir / f"rank{r}.pt", weights_only=False) for r in range(WORLD_SIZE)]
+def ranks() -> list[dict]:
+    return run_on_ranks(worker, world_size=WORLD_SIZE)
 
 
 MEAN_CASES = [c for c in CASES if c[1] in ("mean", "weighted_mean")]
@@ -189,7 +174,7 @@ def test_no_group_means_no_collective_call():
 
 def test_single_rank_group_equals_the_local_mean(tmp_path):
     """A group of one process: the global mean is the local mean, on both backends."""
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_loopback_port()}", rank=0, world_size=1)
     try:
         batch = global_batch()
         for case in CASES[:5]:
