@@ -262,9 +262,11 @@ for name, history in (("plain", plain_history), ("sqrt(neg/pos)", sqrt_history),
 
 # Did the plain model learn anything about green? Its probabilities rank pixels even if none reaches 0.5:
 # the average precision of the green channel's precision-recall curve measures that ranking.
-for name, model in (("plain", plain_model), ("sqrt(neg/pos)", sqrt_model), ("neg/pos", weighted_model)):
-    green_logits = predict(model, val_plates.images)[:, 1]
-    ap = average_precision_score(val_plates.masks[:, 1].flatten().numpy(), green_logits.flatten().numpy())
+green_ap = {
+    name: average_precision_score(val_plates.masks[:, 1].flatten().numpy(), predict(model, val_plates.images)[:, 1].flatten().numpy())
+    for name, model in (("plain", plain_model), ("sqrt(neg/pos)", sqrt_model), ("neg/pos", weighted_model))
+}
+for name, ap in green_ap.items():
     print(f"green average precision, {name:<13}: {ap:.3f}")
 
 # %% [markdown]
@@ -277,10 +279,6 @@ for name, model in (("plain", plain_model), ("sqrt(neg/pos)", sqrt_model), ("neg
 
 # %%
 green_share = float(val_plates.masks[:, 1].mean())
-green_ap = {
-    name: average_precision_score(val_plates.masks[:, 1].flatten().numpy(), predict(model, val_plates.images)[:, 1].flatten().numpy())
-    for name, model in (("plain", plain_model), ("sqrt(neg/pos)", sqrt_model), ("neg/pos", weighted_model))
-}
 print(f"green share of validation pixels: {green_share:.4f}")
 print("plain AP within 20 % of the share (a chance ranking):", abs(green_ap["plain"] - green_share) < 0.2 * green_share)
 print("both weighted APs above 10 x the plain AP            :", min(green_ap["sqrt(neg/pos)"], green_ap["neg/pos"]) > 10 * green_ap["plain"])
