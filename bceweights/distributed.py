@@ -37,7 +37,7 @@ from torch import Tensor
 from bceweights.backend import compute_loss
 from bceweights.collectives import all_reduce_sum, world_size
 from bceweights.eager import reduction_denominator
-from bceweights.prepared import Prepared, check_reduction
+from bceweights.prepared import Prepared
 
 __all__ = ["GLOBAL_REDUCTIONS", "global_loss"]
 
@@ -65,8 +65,7 @@ def global_loss(
     Returns:
         a scalar in the input's dtype (``(*)`` for ``"none"``).
     """
-    check_reduction(reduction)
-    if reduction not in GLOBAL_REDUCTIONS:
+    if reduction not in GLOBAL_REDUCTIONS:  # compute_loss checks the name
         return compute_loss(prepared, reduction, gamma=gamma, alpha=alpha, backend=backend)
     local_denominator = reduction_denominator(prepared, reduction).detach()
     global_denominator = all_reduce_sum(local_denominator, process_group)
