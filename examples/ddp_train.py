@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import sys
 
 import torch
@@ -73,6 +74,21 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
+    try:
+        status = train(args.steps, args.check)
+        # DDP's reducer holds the process group and runs C++ threads on it. If the DDP object
+        # outlives destroy_process_group (say, until interpreter exit), tearing those threads down
+        # aborts the process ("terminate called without an active exception"). train() has
+        # returned, so its DDP object is unreachable; collect it, then leave the group together.
+        gc.collect()
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    return status
+
+
+def train(steps: int, check: bool) -> int:
+    """A few DDP steps with a global pos_weight and a global masked mean; 1 if ``check`` fails."""
     rank, world = dist.get_rank(), dist.get_world_size()
     group = dist.group.WORLD
     dataset = make_dataset()
@@ -91,18 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     optimizer = torch.optim.Adam(ddp.parameters(), lr=1e-2)
 
     status = 0
-    for step, (images, masks, index) in zip(range(args.steps), loader):
+    for step, (images, masks, index) in zip(range(steps), loader):
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(ddp, images, masks, index, pos_weight, group)
         loss.backward()  # DDP averages the gradients over the ranks
-        if step == 0 and args.check:
+        if step == 0 and check:
             status = check_first_step(ddp, reference, dataset, images, masks, index, pos_weight)
         optimizer.step()
         logged = loss.detach().clone()
         dist.all_reduce(logged)  # each rank's value is local_sum * W / D; their mean is the global loss
         if rank == 0:
             print(f"step {step}: loss over the global batch {float(logged) / world:.4f}")
-    dist.destroy_process_group()
     return status
 
 
