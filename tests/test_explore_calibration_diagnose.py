@@ -142,6 +142,22 @@ def test_probabilities_passed_as_logits_fail_the_threshold_check():
     assert report.first_failure == "evaluation threshold" and "probabilities" in report.checks[3].detail
 
 
+def test_base_rate_loss_uses_the_training_share_when_given():
+    z, y = _overlap_case()
+    q_val = float(y.mean())
+    q_train = q_val / 4  # a training split with a quarter of the validation share of positives
+    entropy = lambda q: -(q * math.log(q) + (1 - q) * math.log(1 - q))  # noqa: E731
+    losses = [entropy(q_train), 0.99 * entropy(q_train)]  # below the validation base rate only
+    by_val = recall_zero_checklist(z, y, losses=losses, verbose=False)
+    by_train = recall_zero_checklist(z, y, losses=losses, train_share=q_train, verbose=False)
+    assert by_val.numbers["prior_entropy"] == pytest.approx(entropy(q_val))
+    assert by_train.numbers["prior_entropy"] == pytest.approx(entropy(q_train))
+    assert "never went below" not in by_val.checks[2].detail
+    assert "never went below" in by_train.checks[2].detail
+    with pytest.raises(ValueError, match="train_share=float"):
+        recall_zero_checklist(z, y, train_share=1.0, verbose=False)
+
+
 def test_rising_or_non_finite_losses_fail_the_learning_rate_check():
     z, y = _overlap_case()
     assert "rose" in recall_zero_checklist(z, y, losses=[0.1, 0.3], verbose=False).checks[2].detail

@@ -98,6 +98,7 @@ def recall_zero_checklist(
     *,
     threshold: float = 0.5,
     losses: Sequence[float] | None = None,
+    train_share: float | None = None,
     verbose: bool = True,
 ) -> Checklist:
     """Run the four checks of the module docstring on ``logits`` and 0/1 ``targets`` (same shape, any shape).
@@ -109,6 +110,8 @@ def recall_zero_checklist(
             ``None`` skips check 1.
         threshold: the probability threshold your evaluation uses.
         losses: the training loss per epoch (or per step), for check 3.
+        train_share: the positive share of the data ``losses`` were computed on (the training split),
+            for the base-rate loss of check 3; ``None`` uses the share of ``targets``.
         verbose: print each check's line.
     """
     z, y = as_flat_numpy(logits), as_flat_numpy(targets) > 0.5
@@ -116,6 +119,11 @@ def recall_zero_checklist(
         raise ValueError(
             f"logits has {z.size} elements but targets has {y.size}; they pair up element by element.\n"
             "Write instead, e.g.:\n    recall_zero_checklist(model(val_x).squeeze(-1), val_y)"
+        )
+    if train_share is not None and not 0.0 < train_share < 1.0:
+        raise ValueError(
+            f"train_share={train_share!r}, but it is the positive share of the training data, strictly "
+            "between 0 and 1.\nWrite instead, e.g.:\n    train_share=float(train_y.float().mean())"
         )
     report = Checklist()
     positives = int(y.sum())
@@ -177,7 +185,7 @@ def recall_zero_checklist(
         )
     if losses is not None and len(losses) > 0:
         values = [float(v) for v in losses]
-        floor = _entropy(q)
+        floor = _entropy(q if train_share is None else train_share)
         report.numbers["prior_entropy"] = floor
         if not all(math.isfinite(v) for v in values):
             problems.append("the training loss became NaN or infinite")

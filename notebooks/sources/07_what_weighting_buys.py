@@ -354,7 +354,8 @@ calibration_explorer.snapshot()
 # 2. **posterior below 0.5**: does anything reach the threshold, and is the ranking informative (AP
 #    against the positive share, the AP of a ranking that knows nothing)?
 # 3. **learning rate and warmup**: collapsed or non-finite logits, a loss that rose or never beat
-#    always answering the positive share;
+#    always answering the positive share (of the training data: pass `train_share=`, since the losses
+#    were measured there);
 # 4. **evaluation threshold**: probabilities passed as logits, and what a lower threshold would give.
 #
 # A failing model first: PyTorch's default output bias (near 0) and a learning rate far too large
@@ -366,7 +367,10 @@ failing = TinyMLP(seed=SEED)
 failing_as_built = copy.deepcopy(failing)
 failing_losses = fit(failing, fail_splits["train"], METHODS["plain BCE"].loss(p), setup, lr=3.0)
 print("training loss by epoch:", [round(v, 4) for v in failing_losses])
-report = recall_zero_checklist(logits_of(failing, fail_splits["val"]), fail_splits["val"].y, model=failing_as_built, losses=failing_losses)
+report = recall_zero_checklist(
+    logits_of(failing, fail_splits["val"]), fail_splits["val"].y, model=failing_as_built,
+    losses=failing_losses, train_share=float(fail_splits["train"].y.mean()),
+)
 
 # %% [markdown]
 # Checks 1 to 3 fail: the bias started near probability 0.5, the first step threw the network into a state
@@ -379,7 +383,7 @@ report = recall_zero_checklist(logits_of(failing, fail_splits["val"]), fail_spli
 # %%
 q_train = float(splits["train"].y.mean())
 plain_as_built = TinyMLP(output_bias=METHODS["plain BCE"].bias(q_train, p), seed=SEED)
-report = recall_zero_checklist(plain.val_logits, splits["val"].y, model=plain_as_built, losses=plain.losses)
+report = recall_zero_checklist(plain.val_logits, splits["val"].y, model=plain_as_built, losses=plain.losses, train_share=q_train)
 print("first failure:", report.first_failure)
 
 # %% [markdown]
