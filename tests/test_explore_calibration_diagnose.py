@@ -133,6 +133,7 @@ def test_collapsed_model_fails_bias_ranking_and_learning_rate():
     assert report.failures == ["bias init", "posterior below 0.5", "learning rate and warmup"]
     assert report.first_failure == "bias init"
     assert "collapsed" in report.checks[2].detail and "near chance" in report.checks[1].detail
+    assert report.checks[3].status == "ok" and "would not help" in report.checks[3].detail
 
 
 def test_probabilities_passed_as_logits_fail_the_threshold_check():
@@ -142,7 +143,7 @@ def test_probabilities_passed_as_logits_fail_the_threshold_check():
     assert report.first_failure == "evaluation threshold" and "probabilities" in report.checks[3].detail
 
 
-def test_base_rate_loss_uses_the_training_share_when_given():
+def test_bias_and_base_rate_loss_use_the_training_share_when_given():
     z, y = _overlap_case()
     q_val = float(y.mean())
     q_train = q_val / 4  # a training split with a quarter of the validation share of positives
@@ -152,8 +153,14 @@ def test_base_rate_loss_uses_the_training_share_when_given():
     by_train = recall_zero_checklist(z, y, losses=losses, train_share=q_train, verbose=False)
     assert by_val.numbers["prior_entropy"] == pytest.approx(entropy(q_val))
     assert by_train.numbers["prior_entropy"] == pytest.approx(entropy(q_train))
+    assert by_train.numbers["prior_logit"] == pytest.approx(math.log(q_train / (1 - q_train)))
+    assert by_train.numbers["positive_share"] == pytest.approx(q_val)  # checks 2 and 4 stay on the targets
     assert "never went below" not in by_val.checks[2].detail
     assert "never went below" in by_train.checks[2].detail
+    built = TinyMLP(output_bias=math.log(q_train / (1 - q_train)))  # started at the training prior
+    assert recall_zero_checklist(z, y, model=built, verbose=False).checks[0].status == "fail"  # log 4 > 1 away
+    check_1 = recall_zero_checklist(z, y, model=built, train_share=q_train, verbose=False).checks[0]
+    assert check_1.status == "ok" and "on the training data" in check_1.detail
     with pytest.raises(ValueError, match="train_share=float"):
         recall_zero_checklist(z, y, train_share=1.0, verbose=False)
 

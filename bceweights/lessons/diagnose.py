@@ -1,7 +1,8 @@
 """"Recall is 0": four checks, in the order to run them, on your own model's logits.
 
     from bceweights.lessons.diagnose import recall_zero_checklist
-    report = recall_zero_checklist(val_logits, val_targets, model=untrained_model, losses=history.loss)
+    report = recall_zero_checklist(val_logits, val_targets, model=untrained_model, losses=history.loss,
+                                   train_share=float(train_targets.float().mean()))
     report.first_failure          # the name of the first check that failed, or None
 
 1. **bias init**: the output bias against the prior logit ``log(pos / neg)``. A bias near 0 starts
@@ -19,7 +20,9 @@
    ``logits > 0.5``), and, when recall is 0, the threshold of the best F1 and its precision and recall
    (when that precision beats chance).
 
-Each check prints ``[ok]``, ``[FAIL]`` or ``[skip]`` and a sentence; the result is a
+Checks 1 and 3 concern training, so they measure against the training data's positive share when
+``train_share=`` is given (the validation targets' share otherwise); checks 2 and 4 use the validation
+targets. Each check prints ``[ok]``, ``[FAIL]`` or ``[skip]`` and a sentence; the result is a
 :class:`Checklist`. scikit-learn supplies the average precision.
 """
 
@@ -110,8 +113,9 @@ def recall_zero_checklist(
             ``None`` skips check 1.
         threshold: the probability threshold your evaluation uses.
         losses: the training loss per epoch (or per step), for check 3.
-        train_share: the positive share of the data ``losses`` were computed on (the training split),
-            for the base-rate loss of check 3; ``None`` uses the share of ``targets``.
+        train_share: the positive share of the training data, which the output bias (check 1) and the
+            training loss (check 3: the base-rate loss ``H(train_share)``) are measured against;
+            ``None`` uses the share of ``targets``.
         verbose: print each check's line.
     """
     z, y = as_flat_numpy(logits), as_flat_numpy(targets) > 0.5
@@ -131,7 +135,9 @@ def recall_zero_checklist(
     if positives == 0 or positives == y.size:
         report.checks = [Check(name, "skip", "the targets hold one class only: nothing to diagnose") for name in CHECK_NAMES]
         return _finish(report, verbose)
-    prior_logit = math.log(q / (1 - q))
+    train_q = q if train_share is None else float(train_share)
+    prior_logit = math.log(train_q / (1 - train_q))  # the logit of the training data's positive share
+    of_training = "" if train_share is None else " on the training data"
     finite = bool(np.all(np.isfinite(z)))
     p = 0.5 * (1.0 + np.tanh(0.5 * np.where(np.isfinite(z), z, 0.0)))
     ap = float(average_precision_score(y, np.where(np.isfinite(z), z, 0.0)))
@@ -147,12 +153,14 @@ def recall_zero_checklist(
         report.numbers["output_bias"] = bias
         if abs(bias - prior_logit) > BIAS_TOLERANCE:
             report.checks.append(Check(CHECK_NAMES[0], "fail", (
-                f"output bias {bias:.3g}, but log(pos/neg) = {prior_logit:.3g}: every output starts near "
-                f"probability {1 / (1 + math.exp(-bias)):.2g} while {q:.2%} are positive. Start it there: "
+                f"output bias {bias:.3g}, but log(pos/neg){of_training} = {prior_logit:.3g}: every output starts "
+                f"near probability {1 / (1 + math.exp(-bias)):.2g} while {train_q:.2%} are positive. Start it there: "
                 f"model.head.bias.data.fill_({prior_logit:.3g})"
             )))
         else:
-            report.checks.append(Check(CHECK_NAMES[0], "ok", f"output bias {bias:.3g} is near log(pos/neg) = {prior_logit:.3g}"))
+            report.checks.append(Check(
+                CHECK_NAMES[0], "ok", f"output bias {bias:.3g} is near log(pos/neg){of_training} = {prior_logit:.3g}"
+            ))
 
     # 2. posterior below 0.5
     above = int(np.sum(p >= threshold))
@@ -185,7 +193,7 @@ def recall_zero_checklist(
         )
     if losses is not None and len(losses) > 0:
         values = [float(v) for v in losses]
-        floor = _entropy(q if train_share is None else train_share)
+        floor = _entropy(train_q)
         report.numbers["prior_entropy"] = floor
         if not all(math.isfinite(v) for v in values):
             problems.append("the training loss became NaN or infinite")
@@ -222,6 +230,11 @@ def recall_zero_checklist(
             f"recall is 0 at {threshold:g}, but at threshold {t:.3g} (the best F1 on these data) recall is "
             f"{curve.recall[k]:.3g} with precision {curve.precision[k]:.3g}. Choose the threshold on validation "
             "data for the precision you need (calibration.threshold_for_precision), report it on test data"
+        )))
+    elif recall_now == 0.0:
+        report.checks.append(Check(CHECK_NAMES[3], "ok", (
+            f"recall 0 at threshold {threshold:g}, but the best-F1 threshold's precision is not "
+            f"{AP_LIFT:g} x the positive share either: moving the threshold would not help (see the checks above)"
         )))
     else:
         report.checks.append(Check(CHECK_NAMES[3], "ok", f"recall {recall_now:.3g} at threshold {threshold:g}"))

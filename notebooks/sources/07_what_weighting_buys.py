@@ -70,7 +70,9 @@ _ = torch.manual_seed(0)
 # (**overlapping**). The share of positives is the same in both; only the overlap differs.
 #
 # Because the data come from known distributions, the true probability `P(y = 1 | x)` of every sample
-# is known. A model cannot do better than that posterior; its scores are the ceiling of every column below.
+# is known. A model cannot rank or calibrate better than that posterior: its AUROC, AUPRC and Brier score
+# (printed below, on seed 0's test split) are the ceiling for those columns of the tables in section 2.
+# The threshold columns have no such ceiling: with overlap, the posterior itself finds nothing at 0.5.
 #
 # **Predict.** A plain BCE model is trained on each regime and thresholded at 0.5. In which regime will
 # it find positives? Is "2 % positives" the problem?
@@ -176,11 +178,13 @@ print(format_tables(table, "overlapping"))
 #   a trained model (section 3).
 # * **The threshold reaches the same operating points.** At 0.5 the methods differ wildly: with overlap,
 #   recall runs from 0.000 to 0.918. At the threshold tuned on validation for precision 0.15, every
-#   method lands at test precision 0.148 to 0.152 (the target, by construction) and mean recall 0.481
-#   to 0.538. Those differences lie well inside the spread over seeds (±0.15 to ±0.25), so three seeds
+#   method lands at test precision 0.148 to 0.152 (close to the target, which each threshold meets on
+#   validation by construction) and mean recall 0.481 to 0.538. Those differences lie well inside the spread over seeds (±0.15 to ±0.25), so three seeds
 #   cannot tell the methods apart there, as expected when they share one ranking. A method that "raises recall" at 0.5 has mostly moved along its curve, which a threshold
 #   does for free, keeping the probabilities calibrated. (A threshold that predicts nothing has
-#   precision 0 in the table, scikit-learn's `zero_division=0`; the explorer shows 1, the PR curve's end.)
+#   precision 0 in the table, scikit-learn's `zero_division=0`; the explorer shows 1, the PR curve's end.
+#   A precision from a handful of predicted positives means little: the shifted model at 0.5 has recall
+#   0.002 and precision 0.106 ± 0.129, a mean over seeds of a few predictions each.)
 #
 # And imbalance against overlap: with separated classes plain BCE at 0.5 finds most positives, with
 # overlapping classes none. The share is the same; overlap is what makes a rare class hard.
@@ -254,13 +258,13 @@ def plot_calibration():
 png_image(plot_calibration())
 
 # %% [markdown]
-# **Reveal.** The weighted model's probabilities (red) lie along lesson 01's curve (slightly above it:
-# the logits moved 4.17, a little more than `log p = 3.81`), not along the
+# **Reveal.** The weighted model's probabilities (red) lie along lesson 01's curve, not along the
 # diagonal: their mean distance to `optimal_probability(q, p)` is 0.0559, to the true posterior 0.2318.
 # The trained model does what the optimum predicts, to within what 120 Adam steps on about 130 positives
-# allow: its logits sit on average 4.17 above the plain model's, where `log p = 3.81`. Subtracting
-# `log p` (green) puts the points back near the diagonal (mean distance 0.0143), and the Brier score
-# back from 0.1685 to 0.0186 (plain BCE: 0.0178).
+# allow: its logits sit on average 4.17 above the plain model's, a little more than `log p = 3.81`
+# (so the red points run slightly above the curve). Subtracting `log p` (green) puts the points back
+# near the diagonal (mean distance 0.0143), and the Brier score on this seed back from 0.1685 to 0.0186
+# (plain BCE: 0.0178; the table's 0.0184 and 0.0179 are means over three seeds).
 #
 # So, for Q17: to get calibrated probabilities from a model trained with `pos_weight = p`, use
 # `sigmoid(logit − log p)`: the exact inverse of the shift, no refit needed. For focal loss or Dice
@@ -297,7 +301,8 @@ for name in ("plain BCE", "pos_weight = neg/pos", "focal γ=2 α=0.25"):
 
 # %% [markdown]
 # **Reveal.** The three thresholds differ (0.1712, 0.9331, 0.2579: each model has its own probability
-# scale). The test precisions are alike (near the 0.15 target, by construction); the recalls less so, as
+# scale). The test precisions are alike (near the 0.15 target, which each threshold meets on validation
+# by construction); the recalls less so, as
 # the table above prints: near this precision the PR curve is almost flat, so a small difference in
 # validation precision moves the threshold, and the recall, a long way. On this seed the test precision lands a little
 # above the validation's 0.150 (0.168 to 0.172); on another it lands below. The table's tuned columns show
@@ -312,7 +317,7 @@ for name in ("plain BCE", "pos_weight = neg/pos", "focal γ=2 α=0.25"):
 # The explorer holds the test logits of every row on the overlapping regime, seed 0. Pick a method and
 # move the threshold: the red point slides along the method's precision-recall curve, the red line on the
 # reliability diagram marks which bins are predicted positive, and the counts change. **Try:** set
-# `pos_weight` and threshold 0.95, then `plain BCE` and a low threshold; compare the counts.
+# `pos_weight` and threshold 0.88, then `plain BCE` and threshold 0.13; compare the counts.
 
 # %% tags=["nbval-ignore-output"]
 explorer_logits = {}
@@ -341,8 +346,9 @@ calibration_explorer.snapshot()
 # %% [markdown]
 # **Reveal.** The plain model at threshold 0.13 (233 true and 1433 false positives) and the weighted
 # model at 0.88 (244 and 1573) give nearly the same counts: one ranking, two probability scales. Their
-# Brier scores do not agree (0.0178 against 0.1685); the plain model's calibration readouts are near the
-# calibrated values (slope 1.024, intercept −0.3624).
+# Brier scores do not agree (0.0178 against 0.1685). The plain model's calibration slope is near 1
+# (1.024); its intercept, −0.3624 on this seed, is somewhat negative (the table's mean over seeds is
+# −0.13 ± 0.20).
 
 # %% [markdown]
 # ## 6 · "Recall is 0": what to check, in which order (Q20)
@@ -350,12 +356,13 @@ calibration_explorer.snapshot()
 # `recall_zero_checklist(logits, targets, model=...)` runs four checks on your own model's validation
 # logits and prints a verdict for each:
 #
-# 1. **bias init**: the output bias of the model *as built* against `log(pos/neg)` (lesson 04, section 5);
+# 1. **bias init**: the output bias of the model *as built* against `log(pos/neg)` of the training data
+#    (`train_share=`; lesson 04, section 5);
 # 2. **posterior below 0.5**: does anything reach the threshold, and is the ranking informative (AP
 #    against the positive share, the AP of a ranking that knows nothing)?
 # 3. **learning rate and warmup**: collapsed or non-finite logits, a loss that rose or never beat
-#    always answering the positive share (of the training data: pass `train_share=`, since the losses
-#    were measured there);
+#    always answering the positive share of the training data (`train_share=` again: the losses were
+#    measured there);
 # 4. **evaluation threshold**: probabilities passed as logits, and what a lower threshold would give.
 #
 # A failing model first: PyTorch's default output bias (near 0) and a learning rate far too large
@@ -366,17 +373,44 @@ fail_splits = make_splits(REGIMES[REGIME], SEED, setup)
 failing = TinyMLP(seed=SEED)
 failing_as_built = copy.deepcopy(failing)
 failing_losses = fit(failing, fail_splits["train"], METHODS["plain BCE"].loss(p), setup, lr=3.0)
+q_fail = float(fail_splits["train"].y.mean())  # the training split's positive share
 print("training loss by epoch:", [round(v, 4) for v in failing_losses])
 report = recall_zero_checklist(
     logits_of(failing, fail_splits["val"]), fail_splits["val"].y, model=failing_as_built,
-    losses=failing_losses, train_share=float(fail_splits["train"].y.mean()),
+    losses=failing_losses, train_share=q_fail,
 )
 
 # %% [markdown]
-# Checks 1 to 3 fail: the bias started near probability 0.5, the first step threw the network into a state
-# where every output is the same number (dead ReLUs), and the loss never beat the base rate. Fix them in
-# that order: bias at `log(pos/neg)`, a smaller learning rate (or a warmup, e.g.
-# `torch.optim.lr_scheduler.LinearLR` over the first few hundred steps).
+# Checks 1 to 3 fail: the bias started near probability 0.5 (0.47), the first steps threw the network
+# into a state where every output is the same number (dead ReLUs), and the loss never beat the base rate
+# of the training data. Check 2 fails as a consequence (its line says so): a collapsed model has nothing
+# to rank with.
+#
+# The checklist gives the order to *look*; it does not say which failure kept recall at 0. **Predict:**
+# retrain with one fix at a time, the bias at `log(pos/neg)` with the same learning rate 3, or the
+# learning rate 0.02 with the default bias. Which one learns?
+
+# %%
+for label, output_bias, lr in [("bias at log(pos/neg), lr 3", math.log(q_fail / (1 - q_fail)), 3.0), ("default bias, lr 0.02", None, 0.02)]:
+    one_fix = TinyMLP(output_bias=output_bias, seed=SEED)
+    one_fix_as_built = copy.deepcopy(one_fix)
+    one_fix_losses = fit(one_fix, fail_splits["train"], METHODS["plain BCE"].loss(p), setup, lr=lr)
+    one_fix_report = recall_zero_checklist(
+        logits_of(one_fix, fail_splits["val"]), fail_splits["val"].y, model=one_fix_as_built,
+        losses=one_fix_losses, train_share=q_fail, verbose=False,
+    )
+    print(f"{label:<27}: last epoch's loss {one_fix_losses[-1]:.4f}, failing checks {one_fix_report.failures}")
+print(f"base-rate loss of the training data H(q) = {one_fix_report.numbers['prior_entropy']:.4f}")
+
+# %% [markdown]
+# **Reveal.** The learning rate decided it. With the bias fixed and the learning rate still 3, training
+# still fails: its last epoch's loss, 0.1509, stays above the base rate 0.1045 (check 3). With the
+# learning rate 0.02 and the default bias it learns (0.0731). Check 1 still flags its bias, though this
+# model learned without the fix; its other two FAILs, "posterior below 0.5" and "evaluation threshold",
+# are those of a working model on overlapping classes (next cell). So when check 3 fails, fix the
+# learning rate first, or warm it up (e.g. `torch.optim.lr_scheduler.LinearLR` over the first epoch,
+# 12 of the 120 steps here). Set the bias anyway: it costs nothing, and lesson 04 (section 5) shows what
+# it changes on a rarer class.
 #
 # Now the plain BCE model of the experiment, trained properly, on the overlapping regime:
 
@@ -387,9 +421,14 @@ report = recall_zero_checklist(plain.val_logits, splits["val"].y, model=plain_as
 print("first failure:", report.first_failure)
 
 # %% [markdown]
-# Here the model is fine: its ranking is several times better than chance, yet no probability reaches
-# 0.5 because the classes overlap (section 1). Retraining with a weight would only move the operating
-# point, and spoil calibration; the checklist points at the threshold instead.
+# Here the model is fine, and the two FAILs are a diagnosis, not a defect. Its ranking is several times
+# better than chance (AP 6.14 × the positive share), yet no probability reaches 0.5 because the classes
+# overlap (section 1: the true posterior never exceeds 0.247). The model's largest probability, 0.481,
+# is about twice the posterior's largest: a little overconfident at its top end, and only just below
+# 0.5, so "recall 0 at 0.5" is fragile here, and another seed could find a few positives. Either way,
+# retraining with a weight would only move the operating point, and spoil calibration; the checklist
+# points at the threshold instead (check 4: 0.14, or one chosen on validation for a precision target,
+# as in section 4).
 
 # %% [markdown]
 # ## 7 · What this experiment can and cannot show
@@ -400,8 +439,9 @@ print("first failure:", report.first_failure)
 # operating points that three seeds cannot tell apart, and overlap rather than the share deciding what 0.5 finds.
 #
 # **Cannot:** it is not an image benchmark. There are no pixels, no spatial structure and no per-image
-# Dice (here Dice is taken over each batch of samples); the network is tiny, trained for 120 steps on 120
-# positives, so it is not at the optimum and the numbers are noisy in the third decimal (read the ±). A
+# Dice (here Dice is taken over each batch of samples); the network is tiny, trained for 120 steps on about
+# 130 positives, so it is not at the optimum and the numbers are noisy: the tuned recalls vary by ±0.15
+# to ±0.25 over seeds, the AUROCs only in the third decimal (read the ±). A
 # large network that overfits can be miscalibrated under plain BCE too; remedies can change the ranking
 # when capacity or training time is short and the rare class would otherwise not be learned at all
 # (lesson 04's faint green disc). Precision targets far in the tail need far larger validation sets than
