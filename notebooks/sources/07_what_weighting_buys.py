@@ -70,8 +70,9 @@ _ = torch.manual_seed(0)
 # (**overlapping**). The share of positives is the same in both; only the overlap differs.
 #
 # Because the data come from known distributions, the true probability `P(y = 1 | x)` of every sample
-# is known. A model cannot rank or calibrate better than that posterior: its AUROC, AUPRC and Brier score
-# (printed below, on seed 0's test split) are the ceiling for those columns of the tables in section 2.
+# is known. A model cannot rank or calibrate better than that posterior: its AUROC and AUPRC (printed
+# below, on seed 0's test split) are the best values those columns of section 2's tables can expect,
+# and its Brier score the lowest.
 # The threshold columns have no such ceiling: with overlap, the posterior itself finds nothing at 0.5.
 #
 # **Predict.** A plain BCE model is trained on each regime and thresholded at 0.5. In which regime will
@@ -167,7 +168,7 @@ print(format_tables(table, "overlapping"))
 # * **Ranking barely moves.** The AUROC is 0.999 for every method with separated classes, and between
 #   0.912 and 0.918 with overlapping ones; the AUPRCs overlap within their spread over seeds. No remedy
 #   teaches the model to tell positives from negatives better; they all learn about the same ordering,
-#   close to the true posterior's (section 1: AUROC 0.921, AUPRC 0.157 with overlap).
+#   close to the true posterior's (section 1, seed 0: AUROC 0.921, AUPRC 0.157 with overlap).
 # * **Calibration suffers.** Plain BCE is calibrated (slope 0.99, intercept −0.13, Brier 0.0179 and ECE
 #   0.005 with overlap). `pos_weight` and oversampling push every probability up: the intercept falls to
 #   −3.90 and −3.88, about `−log(neg/pos)`, and the Brier score grows about eight times, to 0.1423 and
@@ -179,8 +180,10 @@ print(format_tables(table, "overlapping"))
 # * **The threshold reaches the same operating points.** At 0.5 the methods differ wildly: with overlap,
 #   recall runs from 0.000 to 0.918. At the threshold tuned on validation for precision 0.15, every
 #   method lands at test precision 0.148 to 0.152 (close to the target, which each threshold meets on
-#   validation by construction) and mean recall 0.481 to 0.538. Those differences lie well inside the spread over seeds (±0.15 to ±0.25), so three seeds
-#   cannot tell the methods apart there, as expected when they share one ranking. A method that "raises recall" at 0.5 has mostly moved along its curve, which a threshold
+#   validation by construction) and mean recall 0.481 to 0.538. Those differences are small against
+#   the spread over seeds (±0.15 to ±0.25; much of it moves every method together, since they share
+#   each seed's data), so three seeds cannot rank the methods there, as expected when their rankings
+#   agree. A method that "raises recall" at 0.5 has mostly moved along its curve, which a threshold
 #   does for free, keeping the probabilities calibrated. (A threshold that predicts nothing has
 #   precision 0 in the table, scikit-learn's `zero_division=0`; the explorer shows 1, the PR curve's end.
 #   A precision from a handful of predicted positives means little: the shifted model at 0.5 has recall
@@ -195,8 +198,8 @@ print(format_tables(table, "overlapping"))
 # A model is **calibrated** when, among the samples it gives probability 0.2, about 20 % are positive.
 # The **reliability diagram** plots that: bin the predictions, and draw the observed frequency of
 # positives in each bin (`sklearn.calibration.calibration_curve`) against the mean prediction. The
-# **Brier score** `mean((p̂ − y)²)` (`sklearn.metrics.brier_score_loss`) adds calibration and ranking up in
-# one number. The **calibration slope and intercept** come from refitting `y ~ sigmoid(a + b · logit p̂)`:
+# **Brier score** `mean((p̂ − y)²)` (`sklearn.metrics.brier_score_loss`) adds up calibration and
+# resolution (how far the predictions separate positives from negatives) in one number. The **calibration slope and intercept** come from refitting `y ~ sigmoid(a + b · logit p̂)`:
 # `b = 1`, `a = 0` for a calibrated model.
 #
 # **Predict.** Lesson 01 says a model trained with `pos_weight = p` outputs, near its optimum,
@@ -261,9 +264,8 @@ png_image(plot_calibration())
 # **Reveal.** The weighted model's probabilities (red) lie along lesson 01's curve, not along the
 # diagonal: their mean distance to `optimal_probability(q, p)` is 0.0559, to the true posterior 0.2318.
 # The trained model does what the optimum predicts, to within what 120 Adam steps on about 130 positives
-# allow: its logits sit on average 4.17 above the plain model's, a little more than `log p = 3.81`
-# (so the red points run slightly above the curve). Subtracting `log p` (green) puts the points back
-# near the diagonal (mean distance 0.0143), and the Brier score on this seed back from 0.1685 to 0.0186
+# allow: its logits sit on average 4.17 above the plain model's, a little more than `log p = 3.81`.
+# Subtracting `log p` (green) puts the points back near the diagonal (mean distance 0.0143), and the Brier score on this seed back from 0.1685 to 0.0186
 # (plain BCE: 0.0178; the table's 0.0184 and 0.0179 are means over three seeds).
 #
 # So, for Q17: to get calibrated probabilities from a model trained with `pos_weight = p`, use
@@ -345,7 +347,8 @@ calibration_explorer.snapshot()
 
 # %% [markdown]
 # **Reveal.** The plain model at threshold 0.13 (233 true and 1433 false positives) and the weighted
-# model at 0.88 (244 and 1573) give nearly the same counts: one ranking, two probability scales. Their
+# model at 0.88 (244 and 1573) give nearly the same counts: two near-identical rankings
+# (AUROC 0.917 and 0.916 in the table), two probability scales. Their
 # Brier scores do not agree (0.0178 against 0.1685). The plain model's calibration slope is near 1
 # (1.024); its intercept, −0.3624 on this seed, is somewhat negative (the table's mean over seeds is
 # −0.13 ± 0.20).
@@ -372,7 +375,8 @@ calibration_explorer.snapshot()
 fail_splits = make_splits(REGIMES[REGIME], SEED, setup)
 failing = TinyMLP(seed=SEED)
 failing_as_built = copy.deepcopy(failing)
-failing_losses = fit(failing, fail_splits["train"], METHODS["plain BCE"].loss(p), setup, lr=3.0)
+plain_bce = METHODS["plain BCE"].loss(p)  # plain BCE takes the data set's pos_weight and ignores it
+failing_losses = fit(failing, fail_splits["train"], plain_bce, setup, lr=3.0)
 q_fail = float(fail_splits["train"].y.mean())  # the training split's positive share
 print("training loss by epoch:", [round(v, 4) for v in failing_losses])
 report = recall_zero_checklist(
@@ -381,10 +385,17 @@ report = recall_zero_checklist(
 )
 
 # %% [markdown]
-# Checks 1 to 3 fail: the bias started near probability 0.5 (0.47), the first steps threw the network
-# into a state where every output is the same number (dead ReLUs), and the loss never beat the base rate
-# of the training data. Check 2 fails as a consequence (its line says so): a collapsed model has nothing
-# to rank with.
+# Checks 1 to 3 fail, each for its own reason:
+#
+# * check 1: the bias started near probability 0.5 (0.47) while 2.17 % of the training samples are
+#   positive;
+# * check 3: the first steps (a loss of 23 in the first epoch) left every output at the same number,
+#   most likely through dead ReLUs, and the loss never went below the base rate of the training data;
+# * check 2 fails as a consequence of checks 1 and 3 (its line says so): a collapsed model has nothing
+#   to rank with.
+#
+# Check 4 prints `[ok]` although recall is 0: here it means that moving the threshold would not help,
+# since the ranking is at chance (AP = the positive share, check 2).
 #
 # The checklist gives the order to *look*; it does not say which failure kept recall at 0. **Predict:**
 # retrain with one fix at a time, the bias at `log(pos/neg)` with the same learning rate 3, or the
@@ -394,23 +405,23 @@ report = recall_zero_checklist(
 for label, output_bias, lr in [("bias at log(pos/neg), lr 3", math.log(q_fail / (1 - q_fail)), 3.0), ("default bias, lr 0.02", None, 0.02)]:
     one_fix = TinyMLP(output_bias=output_bias, seed=SEED)
     one_fix_as_built = copy.deepcopy(one_fix)
-    one_fix_losses = fit(one_fix, fail_splits["train"], METHODS["plain BCE"].loss(p), setup, lr=lr)
+    one_fix_losses = fit(one_fix, fail_splits["train"], plain_bce, setup, lr=lr)
     one_fix_report = recall_zero_checklist(
         logits_of(one_fix, fail_splits["val"]), fail_splits["val"].y, model=one_fix_as_built,
         losses=one_fix_losses, train_share=q_fail, verbose=False,
     )
-    print(f"{label:<27}: last epoch's loss {one_fix_losses[-1]:.4f}, failing checks {one_fix_report.failures}")
+    print(f"{label:<27}: lowest epoch loss {min(one_fix_losses):.4f}, failing checks {one_fix_report.failures}")
 print(f"base-rate loss of the training data H(q) = {one_fix_report.numbers['prior_entropy']:.4f}")
 
 # %% [markdown]
-# **Reveal.** The learning rate decided it. With the bias fixed and the learning rate still 3, training
-# still fails: its last epoch's loss, 0.1509, stays above the base rate 0.1045 (check 3). With the
-# learning rate 0.02 and the default bias it learns (0.0731). Check 1 still flags its bias, though this
-# model learned without the fix; its other two FAILs, "posterior below 0.5" and "evaluation threshold",
+# **Reveal.** Here the learning rate decided it. With the bias fixed and the learning rate still 3,
+# training still fails: its lowest epoch loss, 0.1509, stays above the base rate 0.1045 (check 3). With
+# the learning rate 0.02 and the default bias it learns (lowest loss 0.0730). Check 1 still flags its
+# bias, though this model learned without the fix; its other two FAILs, "posterior below 0.5" and "evaluation threshold",
 # are those of a working model on overlapping classes (next cell). So when check 3 fails, fix the
 # learning rate first, or warm it up (e.g. `torch.optim.lr_scheduler.LinearLR` over the first epoch,
 # 12 of the 120 steps here). Set the bias anyway: it costs nothing, and lesson 04 (section 5) shows what
-# it changes on a rarer class.
+# it changes in a short run.
 #
 # Now the plain BCE model of the experiment, trained properly, on the overlapping regime:
 
@@ -419,14 +430,15 @@ q_train = float(splits["train"].y.mean())
 plain_as_built = TinyMLP(output_bias=METHODS["plain BCE"].bias(q_train, p), seed=SEED)
 report = recall_zero_checklist(plain.val_logits, splits["val"].y, model=plain_as_built, losses=plain.losses, train_share=q_train)
 print("first failure:", report.first_failure)
+print(f"largest true posterior on the validation split: {float(splits['val'].posterior.max()):.3f}")
 
 # %% [markdown]
 # Here the model is fine, and the two FAILs are a diagnosis, not a defect. Its ranking is several times
 # better than chance (AP 6.14 × the positive share), yet no probability reaches 0.5 because the classes
-# overlap (section 1: the true posterior never exceeds 0.247). The model's largest probability, 0.481,
-# is about twice the posterior's largest: a little overconfident at its top end, and only just below
-# 0.5, so "recall 0 at 0.5" is fragile here, and another seed could find a few positives. Either way,
-# retraining with a weight would only move the operating point, and spoil calibration; the checklist
+# overlap: on the same validation samples the true posterior never exceeds 0.247. The model's largest
+# probability, 0.481, is about twice that: overconfident at its top end, and only just below 0.5, so
+# "recall 0 at 0.5" holds by a thin margin (on the test splits of all three seeds plain BCE finds no
+# positive at 0.5, as the table shows). Either way, retraining with a weight would only move the operating point, and spoil calibration; the checklist
 # points at the threshold instead (check 4: 0.14, or one chosen on validation for a precision target,
 # as in section 4).
 
@@ -440,8 +452,8 @@ print("first failure:", report.first_failure)
 #
 # **Cannot:** it is not an image benchmark. There are no pixels, no spatial structure and no per-image
 # Dice (here Dice is taken over each batch of samples); the network is tiny, trained for 120 steps on about
-# 130 positives, so it is not at the optimum and the numbers are noisy: the tuned recalls vary by ±0.15
-# to ±0.25 over seeds, the AUROCs only in the third decimal (read the ±). A
+# 130 positives, so it is not at the optimum and the numbers are noisy: with overlap the tuned recalls
+# vary by ±0.15 to ±0.25 over seeds, the AUROCs mostly in the third decimal (Dice: ±0.012; read the ±). A
 # large network that overfits can be miscalibrated under plain BCE too; remedies can change the ranking
 # when capacity or training time is short and the rare class would otherwise not be learned at all
 # (lesson 04's faint green disc). Precision targets far in the tail need far larger validation sets than
