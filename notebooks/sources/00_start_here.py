@@ -134,14 +134,19 @@ print(f"bceweights {ours.item():.4g}   pytorch {pytorch.item():.4g}   equal: {to
 # weights as a plain vector `torch.tensor([6., 30., 1.])` to predictions shaped `(N, C, H, W)`?
 #
 # Broadcasting lines up *trailing* dimensions, so a vector of length 3 pairs with the width `W`, not with
-# the channels. PyTorch raises a size mismatch here (W = 8), and when the width happens to be 3 it runs and
-# weights columns instead of channels. `bceweights` refuses both and tells you the line to write:
+# the channels. PyTorch raises a size mismatch here (W = 8, the first line below), and when the width
+# happens to be 3 it runs and weights columns instead of channels (lesson 02 shows it). `bceweights`
+# refuses both and tells you the line to write:
 
 # %%
 try:
+    F.binary_cross_entropy_with_logits(logits, target, pos_weight=torch.tensor([6.0, 30.0, 1.0]))
+except RuntimeError as error:
+    print("PyTorch:", str(error).splitlines()[0])
+try:
     bw.bce_with_logits(logits, target, pos_weight=torch.tensor([6.0, 30.0, 1.0]))
 except bw.WeightShapeError as error:
-    print(error)
+    print("bceweights:", error)
 
 # %% [markdown]
 # `bw.explain` shows how every operand lines up with the input, before you train on it: which axes it
@@ -164,7 +169,7 @@ print(bw.explain(logits, target, weight=mask.unsqueeze(1), pos_weight=[6.0, 30.0
 # | leave pixels **out entirely** (void, unlabelled) | `ignore=void` | bool, `(N, 1, H, W)` |
 # | a **weighted average** that does not change with the weights' scale | `reduction="weighted_mean"` | — |
 # | a new weight **on every batch** with a module | `bw.BCEWithLogits()(x, y, weight=w)` | as `weight` |
-# | a per-voxel map for 1/95 foreground | `weight=bw.rebalance_map(y, 95)` | same as `y` |
+# | a per-voxel map for 1/95 foreground (ratio neg/pos = 94, counted from `y`) | `weight=bw.rebalance_map(y)` | same as `y` |
 # | focus on **hard** pixels | `bw.focal_bce_with_logits(x, y, gamma=2)` | — |
 #
 # Two mistakes that *run without error* in PyTorch. A 1-D `pos_weight` with one value per channel is

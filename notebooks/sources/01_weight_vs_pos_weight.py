@@ -95,8 +95,8 @@ print("by hand == torch == bceweights:", torch.allclose(by_hand, from_torch) and
 # ## 2 · Predict, then reveal: what each argument scales
 #
 # The explorer below plots one element's loss (left) and its gradient (right) against the logit,
-# for $y = 1$ (blue), $y = 0$ (orange) and a soft target $y$ (green); dashed faint curves are the
-# plain loss ($w = 1$, $p = 1$). A dotted line marks a *probe* logit where the readouts under the
+# for $y = 1$ (blue), $y = 0$ (orange) and a soft target, $y = 0.3$ at the start (green); dashed
+# faint curves are the plain loss ($w = 1$, $p = 1$). A dotted line marks a *probe* logit where the readouts under the
 # plot evaluate everything. It starts at $w = 1$, $p = 1$, probe $x = 0$, where the plain gradients
 # for $y = 1$ and $y = 0$ are $-\tfrac12$ and $+\tfrac12$.
 #
@@ -114,6 +114,7 @@ explorer
 # numbers the explorer shows.
 
 # %%
+explorer.print_readouts("grad_y1", "grad_y0", "grad_y")  # at the start: pos_weight 1
 explorer.set(pos_weight=10.0)
 explorer.print_readouts("positive_scale", "negative_scale", "grad_y1", "grad_y0", "grad_y")
 
@@ -171,8 +172,9 @@ explorer.snapshot()
 # \sigma(x^{\star}) = \frac{p\,y}{p\,y + 1 - y}, \qquad x^{\star} = \log\frac{y}{1-y} + \log p .
 # $$
 #
-# `pos_weight` moves the best logit by $\log p$ everywhere; `weight` does not move it at all (it
-# multiplies both sides of the equation). With $p$ = negatives/positives, a region with exactly the
+# `pos_weight` moves the best logit by $\log p$ everywhere; a `weight` that is the same for every label
+# an input can have does not move it at all (it multiplies both sides of the equation). A weight that
+# depends on the label does: it changes the balance like `pos_weight` (section 6, recipe (c)). With $p$ = negatives/positives, a region with exactly the
 # base rate of positives lands on probability 0.5: thresholding the weighted model at 0.5 is
 # thresholding a calibrated model at $1/(1+p) = 0.1$. That is where the extra recall comes from.
 #
@@ -218,14 +220,21 @@ for name, operands in cases.items():
     print(f"{name}  torch {sig4(float(torch_loss))}  bceweights {sig4(float(bw_loss))}")
 
 # %% [markdown]
-# And the mask without its channel dimension: PyTorch refuses with a broadcasting error; `bceweights`
-# says what it saw and what to write:
+# And the mask without its channel dimension. `(N, H, W)` against `(N, 1, H, W)` lines up `N` with the
+# channel axis, so the two shapes *do* broadcast, to `(N, N, H, W)`: every image's mask would weight
+# every image. PyTorch fails only because it multiplies the loss by the weight in place, and a tensor
+# cannot grow in place (the first line below). With `N = 1` nothing fails and the mask weights the
+# right image by luck (lesson 09 shows that trap). `bceweights` says what it saw and what to write:
 
 # %%
 try:
+    F.binary_cross_entropy_with_logits(seg_logits, seg_target, weight=mask)
+except RuntimeError as error:
+    print("PyTorch:", str(error).splitlines()[0])
+try:
     bw.bce_with_logits(seg_logits, seg_target, weight=mask)
 except bw.WeightShapeError as error:
-    print(error)
+    print("bceweights:", error)
 
 # %% [markdown]
 # `bw.explain` shows how each operand lines up with the input (lesson 02 goes further):
@@ -321,10 +330,10 @@ recipes = {
     "(b) pos_weight = neg / pos": dict(pos_weight=negatives / positives),
     "(c) weight = shares[labels]": dict(weight=per_sample),
 }
-print(f"{'':34}precision  recall")
+print(f"{'':34}precision  recall    bias")
 for name, options in recipes.items():
-    precision, recall, _ = train_and_score(**options)
-    print(f"{name:34}{sig4(precision):>9}{sig4(recall):>8}")
+    precision, recall, bias = train_and_score(**options)
+    print(f"{name:34}{sig4(precision):>9}{sig4(recall):>8}{sig4(bias):>8}")
 
 # %% [markdown]
 # **Reveal, from the formula.** Write out each recipe's loss for a negative and for a positive:
@@ -333,16 +342,17 @@ for name, options in recipes.items():
 #   whatever `pos_weight` value it carries (the positive share, $0.11$) multiplies zero and never
 #   matters. A positive carries `pos_weight` $= 0.89$, the negative share. Recipe (a) is therefore
 #   *exactly* one `pos_weight` of $0.89$ for everybody: positives count slightly **less** than with
-#   no weighting, so recall cannot rise; here it even dropped a little.
+#   no weighting, so recall should not rise; here it even dropped a little, and the bias sits below the
+#   unweighted model's (by about $\log 0.89 = -0.12$ at the optimum).
 # * **(b)** Positives count $8.3\times$: the optimum moves up by $\log 8.3$ (section 3), more
 #   test points cross 0.5, recall rises and precision falls.
 # * **(c)** Negatives $\times 0.11$, positives $\times 0.89$: the positive/negative balance is
 #   $0.89 / 0.11 = 8.3$, the same as (b), times an overall factor $0.11$ (the positive share). The
 #   loss is exactly $0.11 \times$ loss (b), so it has the same minimiser; Adam ignores a constant
-#   gradient scale and lands on the same model. With plain SGD, (c) would take nine times smaller
-#   steps.
+#   gradient scale and lands on the same model. With plain SGD, (c) would take about nine times
+#   smaller steps ($1 / 0.11$).
 #
-# The next cell checks both identities numerically on the untrained model's logits:
+# The next cell checks both identities numerically on random logits:
 
 # %%
 some_logits = torch.randn(len(train_y), 1, generator=generator, dtype=torch.float64)
@@ -354,7 +364,8 @@ loss_c = bw.bce_with_logits(some_logits, train_y, weight=per_sample)
 print("loss (c) == positive share x loss (b):", torch.allclose(loss_c, shares[0] * loss_b))
 
 # %% [markdown]
-# So the recipe in (a) is not a weaker version of (b): it is a different loss. If you want per-sample
+# So the recipe in (a) is not a weaker version of (b): it is one `pos_weight` of 0.89, below 1, so it
+# pushes the opposite way from (b). If you want per-sample
 # class weights, pass them as `weight` (c); if you want to shift the balance of one output, pass one
 # `pos_weight` (b).
 #
@@ -464,7 +475,8 @@ png_image(figure)
 #   scales only the positive term (the balance between positives and negatives).
 # * `pos_weight` moves the optimal logit by $\log p$: a model flexible enough to reach the optimum
 #   (or well specified, like the logistic fit of section 7) outputs $p\,q/(p\,q + 1 - q)$ instead of
-#   $q$. `weight` does not move the optimum.
+#   $q$. A `weight` that does not depend on the label does not move the optimum; one that does (recipe
+#   (c) of section 6) shifts the balance like `pos_weight`.
 # * For `(N, 1, H, W)` outputs: `weight` broadcastable to the input (e.g. `mask.unsqueeze(1)`),
 #   `pos_weight` one value for the channel: `torch.tensor([p])` in PyTorch (Q13), a number in
 #   `bceweights`.
