@@ -54,18 +54,22 @@ def sig4(value: float) -> str:
 # ## 2 · A segmentation step (threads 000 and 002)
 #
 # A batch of 3 images, a model with 3 output channels (multi-label masks, the plates of lesson 05), and a
-# weight mask `(N, H, W)` that says which pixels were annotated; the annotators also marked
-# unsure pixels with the void label 255 in the masks. The step below is how the threads wrote it.
+# weight mask `(N, H, W)` that says which pixels were annotated (an 8 × 8 square, in a different place
+# in each image); the annotators also marked unsure pixels with the void label 255 in the masks. The
+# step below is how the threads wrote it.
 #
 # **Predict.** Does it run? How many things are wrong with the loss line?
 
 # %%
 plates = data.make_plates(3, 16, seed=0)
 images, masks = plates.images.double(), plates.masks.double()
+corners = torch.randint(0, 9, (3, 2), generator=torch.Generator().manual_seed(0))  # each square's top left
 annotated = torch.zeros(3, 16, 16, dtype=torch.float64)
-annotated[:, 4:12, 4:12] = 1.0  # the annotators covered the centre of each image: 64 of 256 pixels
 masks_with_void = masks.clone()
-masks_with_void[:, :, 4:12, 4] = 255.0  # void: one unsure column inside the annotated square
+for n, (row, col) in enumerate(corners.tolist()):
+    annotated[n, row : row + 8, col : col + 8] = 1.0  # image n's annotated square: 64 of 256 pixels
+    masks_with_void[n, :, row : row + 8, col] = 255.0  # void: one unsure column inside that square
+print("annotated squares, top-left corners:", corners.tolist())
 model = TinyUNet(1, 3, seed=0)
 print("logits", tuple(model(images).shape), " masks", tuple(masks_with_void.shape), " weight", tuple(annotated.shape))
 
@@ -88,6 +92,22 @@ print(report)
 # * `diluted-mean`: the weight is 0 on three quarters of the elements, and `reduction="mean"`
 #   still divides by all of them (lesson 03, Q16).
 #
+# The first finding alone changes the loss, and nothing warns. The same call with the mask given its
+# channel axis, and a count of the elements whose weight changes:
+
+# %%
+with torch.no_grad():
+    given = F.binary_cross_entropy_with_logits(logits, masks_with_void, weight=annotated)  # as written
+    meant = F.binary_cross_entropy_with_logits(logits, masks_with_void, weight=annotated.unsqueeze(1))
+wrong = annotated.expand(3, 3, 16, 16) != annotated.unsqueeze(1).expand(3, 3, 16, 16)
+print("loss with weight=annotated", sig4(given.item()), " with annotated.unsqueeze(1)", sig4(meant.item()))
+print("elements whose weight is wrong:", int(wrong.sum()), "of", wrong.numel())
+
+# %% [markdown]
+# Each image's square is somewhere else, so channel n of every image is weighted by image n's square:
+# 600 of the 2304 weights are wrong, and the loss is 0.4431 instead of 0.4597. (Had every image the
+# same square, the mistake would change nothing, which is how it hides in tests with one fixed mask.)
+#
 # Now the same step with the three fixes the report suggests, in plain PyTorch:
 
 # %%
@@ -101,9 +121,17 @@ print("loss", sig4(loss.item()), " kept elements", int(keep.sum()), "of", keep.n
 print(report)
 
 # %% [markdown]
-# Clean. (`bw.bce_with_logits(logits, masks_with_void, ignore=~keep)` computes the same mean in one call, and
-# refuses the `(N, H, W)` mask with the same advice.)
-#
+# Clean. `bw.bce_with_logits(logits, masks_with_void, ignore=~keep)` computes the same mean in one call,
+# and it refuses the `(N, H, W)` mask outright, with the same advice:
+
+# %%
+print("bw.bce_with_logits(..., ignore=~keep):", sig4(bw.bce_with_logits(logits, masks_with_void, ignore=~keep)))
+try:
+    bw.bce_with_logits(logits, masks, weight=annotated)
+except bw.WeightShapeError as error:
+    print("WeightShapeError:", error)
+
+# %% [markdown]
 # ## 3 · A binary classifier (thread 004)
 #
 # One logit per sample, `(N, 1)`, labels drawn with 10 % probability. Thread 004 took class weights `[0.1, 0.9]`,
@@ -140,7 +168,7 @@ print("probabilities the loss scores: min", sig4(scored.min().item()), " max", s
 
 # %% [markdown]
 # The fix: drop the final `nn.Sigmoid()` (apply `torch.sigmoid` only to read probabilities) and give
-# one ratio, negatives over positives, as `pos_weight` (lesson 04 computes it from counts).
+# one ratio, negatives over positives, as `pos_weight`, counted on the labels (lesson 04).
 
 # %%
 logit_model = classifier[:-1]  # the same network without its final sigmoid
@@ -148,8 +176,13 @@ ratio = (labels == 0).sum() / (labels == 1).sum()
 with bw.audit() as report:
     criterion = nn.BCEWithLogitsLoss(pos_weight=ratio.reshape(1))  # tensor([p]) for one output
     loss = criterion(logit_model(features), labels)
-print("pos_weight", sig4(ratio.item()))
+print("negatives", int((labels == 0).sum()), " positives", int(labels.sum()), " pos_weight", sig4(ratio.item()))
 print(report)
+
+# %% [markdown]
+# Why 15 and not the report's 9? The report's `torch.tensor([9.0])` is 0.9 / 0.1, read from the
+# thread's class weights, which match the 10 % the labels were drawn with. Only 4 of the 64 labels
+# came out positive: 60 / 4 = 15. A ratio belongs to the labels you train on, so count them.
 
 # %% [markdown]
 # ## 4 · Sigmoid, then `BCELoss` (Q12)
@@ -251,7 +284,44 @@ except bw.AuditError as error:
     print(type(error).__name__, "-", str(error).splitlines()[0])
 
 # %% [markdown]
-# ## 8 · Summary
+# ## 8 · What stays quiet, and a ratio counted on one batch
+#
+# The audit reports only what is wrong. **Predict**: which of these two calls does it flag? A
+# `(N, 1, H, W)` mask with the weighted mean, and a `(C,)` `pos_weight` on the `(N, C)` logits of a
+# multi-label classifier (6 samples, 3 labels, the third one rare).
+
+# %%
+generator = torch.Generator().manual_seed(1)
+label_logits = torch.randn(6, 3, generator=generator)  # (N, C)
+label_targets = (torch.rand(6, 3, generator=generator) < torch.tensor([0.5, 0.3, 0.05])).float()  # label 2 is rare
+with bw.audit() as report:
+    logits = model(images)
+    weight = annotated.unsqueeze(1)  # (N, 1, H, W): each image's own square, on every channel
+    summed = F.binary_cross_entropy_with_logits(logits, masks, weight=weight, reduction="sum")
+    masked = summed / weight.expand_as(logits).sum()  # the weighted mean
+    per_label = torch.tensor([1.0, 4.0, 9.0])  # (C,): one pos_weight per label
+    labelled = F.binary_cross_entropy_with_logits(label_logits, label_targets, pos_weight=per_label)
+print(report)
+
+# %% [markdown]
+# **Reveal.** Neither: on `(N, C)`, trailing alignment pairs `(C,)` with the channels, as intended.
+# The last rule, `invalid-weight-values`, reads values. A `pos_weight` of `neg / pos` counted on one
+# batch is infinite for a label that batch never shows (lesson 09, section 7):
+
+# %%
+positives = label_targets.sum(dim=0)
+batch_ratio = (label_targets.shape[0] - positives) / positives  # neg / pos per label, on this batch only
+with bw.audit() as report:
+    loss = F.binary_cross_entropy_with_logits(label_logits, label_targets, pos_weight=batch_ratio)
+print("positives per label", positives.long().tolist(), " pos_weight", [sig4(v) for v in batch_ratio.tolist()],
+      " loss", sig4(loss.item()))
+print(report)
+
+# %% [markdown]
+# PyTorch computes the loss without a word, and it is `nan` (the infinite weight times a zero target).
+# Count positives once, over the whole data set, before training (lesson 09, section 7).
+#
+# ## 9 · Summary
 #
 # * `with bw.audit() as report:` around unmodified code reads every PyTorch BCE call, changes
 #   nothing it computes, and lists one finding per line of your code and rule; `print(report)`
@@ -259,13 +329,13 @@ except bw.AuditError as error:
 # * The rules: `misaligned-operand` (lesson 02's trailing-alignment traps, W == C among them),
 #   `per-sample-pos-weight` (Q14), `double-sigmoid` (read from the autograd graph),
 #   `sigmoid-then-bce` (Q12), `target-out-of-range` (void labels), `diluted-mean` (Q16) and
-#   `invalid-weight-values`.
+#   `invalid-weight-values` (a negative, NaN or infinite weight, such as a per-batch `neg / pos`).
 # * `python -m bceweights.audit train.py args…` audits a script and exits 1 on findings;
 #   `bw.audit(strict=True)` stops at the first one.
 # * The correct idioms stay quiet: `(C, 1, 1)` per channel, `(N, 1, H, W)` masks, `tensor([p])` for
-#   one output, `(C,)` on `(N, C)`.
+#   one output, `(C,)` on `(N, C)` (sections 3, 5 and 8).
 #
-# ## 9 · Exercise
+# ## 10 · Exercise
 #
 # Write `my_loss` so that the checker, which runs it under `bw.audit()` on two batches (one 3 pixels
 # wide, one 5), finds nothing and gets the intended value. Stuck? `print(lesson08_solution())` (import

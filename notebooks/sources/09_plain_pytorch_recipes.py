@@ -90,7 +90,7 @@ meant = F.binary_cross_entropy_with_logits(square_logits, square_target, weight=
 print(f"N == C: weight=mask runs: {sig4(float(silent))}; weight=mask.unsqueeze(1): {sig4(float(meant))}; "
       f"equal: {torch.allclose(silent, meant)}")
 wrong_pixels = square_mask.expand(3, 3, H, W) != square_mask.unsqueeze(1).expand(3, 3, H, W)
-print(f"        pixels whose weight is not the intended one: {int(wrong_pixels.sum())} of {wrong_pixels.numel()}")
+print(f"        elements whose weight is wrong: {int(wrong_pixels.sum())} of {wrong_pixels.numel()}")
 try:
     bw.bce_with_logits(square_logits, square_target, weight=square_mask)
 except bw.WeightShapeError as error:
@@ -108,10 +108,12 @@ except RuntimeError as error:
 
 # %% [markdown]
 # **Reveal.** Right-aligned, `(N, H, W)` meets `(C, H, W)`. When `N == C` the sizes match and PyTorch
-# runs: channel `c` of *every* image gets image `c`'s mask, and only the number is wrong. When `N = 1` the
-# mask's size 1 broadcasts over the channels and the value is right by accident, so a test on one image
-# passes; the first batch of 2 then raises, and a batch of 3 goes silently wrong. Always write
-# `mask.unsqueeze(1)`.
+# runs: channel `c` of *every* image gets image `c`'s mask, so 184 of the 720 weights are wrong. The mean
+# hardly moves (0.5706 against 0.5703) only because everything here is random: one image's mask picks
+# pixels as typical as another's. On real masks, drawn where the objects are, the wrong weights land on
+# the wrong pixels, and the loss and its gradient follow them. When `N = 1` the mask's size 1 broadcasts
+# over the channels and the value is right by accident, so a test on one image passes; the first batch
+# of 2 then raises, and a batch of 3 goes silently wrong. Always write `mask.unsqueeze(1)`.
 #
 # ## 3 · Ignore regions (lesson 06)
 #
@@ -192,7 +194,11 @@ print("'weight' in state_dict:", "weight" in criterion.state_dict())
 #
 # For single-label targets, "balanced" class weights are `n_samples / (n_classes * count)`: every class's
 # weighted count becomes `n_samples / n_classes`. scikit-learn's `compute_class_weight("balanced", ...)`
-# is the reference. For BCE's channels, the equivalent is `pos_weight = neg / pos` per channel.
+# is the reference. For BCE's channels, the counterpart is `pos_weight = neg / pos` per channel, but only
+# up to a factor. The balanced weights of a channel of `n` elements, `n / (2 pos)` on positives and
+# `n / (2 neg)` on negatives, are `n / (2 neg)` times `(neg / pos, 1)`. So the balanced loss and its
+# gradient are the `pos_weight` loss times `n / (2 neg)`: the same optimum, but not the same effective
+# learning rate (with `pos_weight` it is `2 neg / n` times larger, close to 2 when positives are rare).
 
 # %%
 class_labels = torch.multinomial(torch.tensor([0.7, 0.2, 0.08, 0.02]), 4000, replacement=True, generator=generator)
@@ -205,11 +211,23 @@ print("plain n / (K count):", [sig4(v) for v in plain.tolist()])
 print("scikit-learn       :", [sig4(v) for v in reference.tolist()])
 print("agree: plain vs sklearn", np.allclose(plain.numpy(), reference), "| bceweights vs sklearn", np.allclose(with_bw.numpy(), reference))
 
+n = target[:, 0].numel()  # elements per channel
 positives = target.sum(dim=(0, 2, 3))  # per channel of (N, C, H, W)
-negatives = target[:, 0].numel() - positives
+negatives = n - positives
 plain_pos_weight = negatives / positives
-print("pos_weight = neg / pos per channel:", agree(plain_pos_weight.sum(), bw.pos_weight_from_targets(target, channel_dim=1).sum()),
-      [sig4(v) for v in plain_pos_weight.tolist()])
+bw_pos_weight = bw.pos_weight_from_targets(target, channel_dim=1)
+print("pos_weight = neg / pos per channel: plain", [sig4(v) for v in plain_pos_weight.tolist()],
+      "| bceweights", [sig4(v) for v in bw_pos_weight.tolist()],
+      "| agree:", torch.allclose(plain_pos_weight, bw_pos_weight))
+
+factor = (n / (2 * negatives)).view(C, 1, 1)
+balanced = torch.where(target > 0, (n / (2 * positives)).view(C, 1, 1), factor)  # n / (2 count) per element
+with_weights = F.binary_cross_entropy_with_logits(logits, target, weight=balanced, reduction="none")
+with_ratio = F.binary_cross_entropy_with_logits(
+    logits, target, pos_weight=plain_pos_weight.view(C, 1, 1), reduction="none"
+)
+print("factor n / (2 neg) per channel:", [sig4(v) for v in factor.flatten().tolist()],
+      "| balanced loss = factor x pos_weight loss:", torch.allclose(with_weights, factor * with_ratio))
 
 # %% [markdown]
 # ## 7 · Per-batch ratios versus the data set's ratio
@@ -297,7 +315,7 @@ print(f"draws per positive sample: {per_positive:.1f}; per negative sample: {per
 # | ignore regions | `l = F.binary_cross_entropy_with_logits(x, y.masked_fill(void, 0), reduction="none")`; `(l * keep).sum() / keep.sum()` | `ignore=void` |
 # | weighted mean | `(l * w).sum() / w.sum()` | `reduction="weighted_mean"` |
 # | a weight per call | `F.binary_cross_entropy_with_logits(..., weight=w)`, or `criterion.weight = w` before the call | `bw.BCEWithLogits()(x, y, weight=w)` |
-# | class weights | `counts.sum() / (K * counts)` (= sklearn's `"balanced"`); `neg / pos` per channel | `bw.balanced_weights`, `bw.pos_weight_from_targets` |
+# | class weights | `counts.sum() / (K * counts)` (= sklearn's `"balanced"`); `neg / pos` per channel (balanced up to `n / (2 neg)`) | `bw.balanced_weights`, `bw.pos_weight_from_targets` |
 #
 # Count over the data set, not per batch; resampling with `1 / count` is weighting in expectation.
 #
