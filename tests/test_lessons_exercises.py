@@ -281,6 +281,7 @@ def test_the_checker_says_no_answer_yet_to_none(key, capsys):
         ("02.2", (torch.tensor([2.0, 1.0, 8.0, 4.0]),), "PyTorch raises"),
         ("02.3", (0,), "expand allocates"),
         ("02.3", (8,), "mask's own memory"),
+        ("02.3", (24,), "all 4 copies"),
         ("02.3", (64,), "8 bytes"),
         ("03.1", (1 / 1.475,), "other way round"),
         ("03.1", (20.0,), "foreground weight"),

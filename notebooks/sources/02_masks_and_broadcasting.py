@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Lesson 02 · Masks, channels and broadcasting
 #
-# Questions answered: Q1, Q2, Q3, Q8
+# Questions answered: Q1, Q2, Q3, Q8 (the shape half; the fix is trained in lesson 04)
 #
 # **Goal.** After this lesson you can line any `weight` or `pos_weight` up with `(N, C, H, W)`
 # predictions: give a `(N, H, W)` mask to every channel without copying it, tell weighting apart from
@@ -143,9 +143,24 @@ print(bw.explain(big_pred, weight=via_bw))
 #
 # > The forum thread behind Q1 (`seeds/000`) gets the `unsqueeze(1).expand_as(prediction)` right but
 # > then passes the result as `target * mask` instead of `weight=`, which is the next section's
-# > mistake. It also warns that weights outside `[0, 1]` "inflate the loss" and that integer masks
-# > misbehave: weights may be any non-negative numbers (a weight of 10 is the point of weighting), and
-# > PyTorch accepts an integer `weight` (it is the *target* that must be floating point).
+# > mistake. It also warns that mask values outside `[0,1]` "might artificially inflate or deflate the
+# > loss gradient" and that "integer masks can lead to unexpected behavior". Weights may be any
+# > non-negative numbers (a weight of 10 is the point of weighting), and PyTorch accepts an integer
+# > `weight`: it is the *target* that must be floating point. The section-2 mask as integers, then an
+# > integer target:
+
+# %%
+int_weight = mask.unsqueeze(1).long()
+as_float = F.binary_cross_entropy_with_logits(pred, target, weight=mask.unsqueeze(1))
+as_int = F.binary_cross_entropy_with_logits(pred, target, weight=int_weight)
+print(f"weight dtype {int_weight.dtype}: loss {sig4(float(as_int))} | same as the float weight: {torch.equal(as_int, as_float)}")
+try:
+    F.binary_cross_entropy_with_logits(pred, target.long(), weight=mask.unsqueeze(1))
+except RuntimeError as error:
+    print(f"target dtype {target.long().dtype} -> RuntimeError:", str(error).splitlines()[0])
+
+# %% [markdown]
+# The integer weight gives the float weight's loss, 0.4912, exactly; only the integer target is refused.
 #
 # ## 3 · Q2: `criterion(pred, target * mask)` is not weighting
 #

@@ -68,13 +68,15 @@ reference_loss, reference_gradient = loss_and_gradient((N, C, H, W))
 for name, shape in {"(N, C, H, W)": (N, C, H, W), "(N, C*H*W)": (N, C * H * W), "(N*C*H*W,)": (-1,),
                     "(N*C*H*W, 1)": (-1, 1), "(1, 1, N*C, H, W)": (1, 1, N * C, H, W)}.items():
     loss, gradient = loss_and_gradient(shape)
-    print(f"{name:<18} loss {sig4(loss)}   max |gradient - gradient in (N, C, H, W)| = "
-          f"{sig4(float((gradient - reference_gradient).abs().max()))}")
+    gradient_difference = float((gradient - reference_gradient).abs().max())
+    print(f"{name:<18} loss {sig4(loss)}   |loss - loss in (N, C, H, W)| = {sig4(abs(loss - reference_loss))}"
+          f"   max |gradient - gradient in (N, C, H, W)| = {sig4(gradient_difference)}")
 
 # %% [markdown]
-# **Reveal.** Identical (the gradients to the last bit, as the zeros show): the loss is elementwise and `mean` divides by the same
-# `N·C·H·W` whatever the shape. Only two things tie an element to "its" weight: the reshapes must
-# keep the elements in the same order (reshape all tensors the same way), and a weight that relied on
+# **Reveal.** Identical, loss and gradients to the last bit, as the zeros show: the loss is elementwise
+# and `mean` divides by the same `N·C·H·W` whatever the shape. Only two things tie an element to "its"
+# weight: the reshapes must keep the elements in the same order (reshape all tensors the same way), and
+# a weight that relied on
 # broadcasting must be expanded *before* flattening. Flatten the predictions but keep `pos_weight` as
 # `(3, 1, 1)`, and it no longer lines up with the channels: right-aligned it would stretch the
 # `(4, 192)` loss to `(3, 4, 192)`, which PyTorch refuses:
@@ -93,23 +95,32 @@ except bw.WeightShapeError as error:
     print("           ", str(error).splitlines()[1])
 
 # %% [markdown]
-# The same holds for a 3-D volume: a `(1, 1, 60, 40, 40)` scan whose voxels are foreground with
-# probability 1/95 (the share this draw prints), and a
-# per-voxel weight that gives background voxels $1/95$, against the same tensors reshaped to
-# `(96000, 1)`, a "batch" of 96 000 single predictions.
+# The same holds for a 3-D volume: a `(1, 1, 60, 40, 40)` scan whose voxels are drawn foreground with
+# probability 1/95 (this draw has 938 foreground voxels, a share of 0.009771), and a per-voxel weight
+# that gives background voxels $1/95$, against the same tensors reshaped to `(96000, 1)`, a "batch" of
+# 96 000 single predictions.
 
 # %%
 volume_logits = torch.randn(1, 1, 60, 40, 40, generator=generator, dtype=torch.float64)
 volume_target = (torch.rand(1, 1, 60, 40, 40, generator=generator, dtype=torch.float64) < 1 / 95).double()
 rebalance = torch.where(volume_target > 0, 1.0, 1.0 / 95.0)  # background voxels count 1/95
-as_volume = F.binary_cross_entropy_with_logits(volume_logits, volume_target, weight=rebalance)
+volume_x = volume_logits.clone().requires_grad_(True)
+column_x = volume_logits.reshape(96000, 1).clone().requires_grad_(True)
+as_volume = F.binary_cross_entropy_with_logits(volume_x, volume_target, weight=rebalance)
 as_column = F.binary_cross_entropy_with_logits(
-    volume_logits.reshape(96000, 1), volume_target.reshape(96000, 1), weight=rebalance.reshape(96000, 1)
+    column_x, volume_target.reshape(96000, 1), weight=rebalance.reshape(96000, 1)
 )
-print(f"foreground share {sig4(float(volume_target.mean()))} | (1, 1, 60, 40, 40): {sig4(float(as_volume))} "
-      f"| (96000, 1): {sig4(float(as_column))} | equal: {torch.equal(as_volume, as_column)}")
+(volume_gradient,) = torch.autograd.grad(as_volume, volume_x)
+(column_gradient,) = torch.autograd.grad(as_column, column_x)
+print(f"foreground voxels {int(volume_target.sum())}, a share of {sig4(float(volume_target.mean()))}")
+print(f"loss (1, 1, 60, 40, 40): {sig4(float(as_volume.detach()))} "
+      f"| (96000, 1): {sig4(float(as_column.detach()))} "
+      f"| equal: {torch.equal(as_volume, as_column)} "
+      f"| gradients equal: {torch.equal(volume_gradient.reshape(96000, 1), column_gradient)}")
 
 # %% [markdown]
+# Loss and gradients are equal to the last bit.
+#
 # > Two slips in the forum answer behind this (`seeds/003`): its "flattened" unweighted loss was
 # > computed from the *unflattened* tensors, so that line just recomputed the unflattened loss; and it
 # > flattened with the in-place `resize_`, which can reallocate and is not meant for this: use
@@ -175,7 +186,8 @@ reduction_explorer
 # %%
 reduction_explorer.set(foreground=0.02, weight_fg=50.0, weight_bg=1.0, side=64)
 reduction_explorer.print_readouts(
-    "weight_sum", "pixels", "loss_mean", "loss_weighted_mean", "lr_factor_mean", "lr_factor_sum", "lr_factor_weighted_mean"
+    "weight_sum", "pixels", "loss_mean", "loss_sum", "loss_weighted_mean",
+    "lr_factor_mean", "lr_factor_sum", "lr_factor_weighted_mean",
 )
 
 # %%
@@ -187,30 +199,38 @@ reduction_explorer.snapshot()
 
 # %%
 reduction_explorer.set(weight_fg=5.0, weight_bg=0.1)
-reduction_explorer.print_readouts("loss_mean", "loss_weighted_mean", "lr_factor_mean", "lr_factor_weighted_mean")
+reduction_explorer.print_readouts(
+    "loss_mean", "loss_sum", "loss_weighted_mean", "lr_factor_mean", "lr_factor_sum", "lr_factor_weighted_mean"
+)
 
 # %% [markdown]
 # And the image twice as wide and high (four times the pixels), weights back to 50 and 1:
 
 # %%
 reduction_explorer.set(weight_fg=50.0, weight_bg=1.0, side=128)
-reduction_explorer.print_readouts("pixels", "loss_mean", "loss_sum", "lr_factor_mean", "lr_factor_sum")
+reduction_explorer.print_readouts(
+    "pixels", "loss_mean", "loss_sum", "loss_weighted_mean", "lr_factor_mean", "lr_factor_sum", "lr_factor_weighted_mean"
+)
 
 # %% [markdown]
 # **Reveal.**
 #
-# * `mean` and `sum` scale with the weights: dividing the weights by 10 divided their loss and their
-#   learning-rate factor by 10. `weighted_mean` did not move: it only sees the weights' *ratio*.
-# * `sum` scales with the number of pixels: four times the pixels, four times the step. `mean` and
-#   `weighted_mean` do not care about the image size.
-# * `weighted_mean`'s factor is still not 1: it keeps the total weight at 1 but gives a larger share of
-#   it to the foreground pixels, whose gradients are larger here ($|\sigma(-1) - 1| = 0.73$ against
-#   $\sigma(-2) = 0.12$). Weights redistribute the step; only `weighted_mean` keeps its overall scale
-#   fixed.
+# * `mean` and `sum` scale with the weights: dividing the weights by 10 divided their loss (1.439 to
+#   0.1439, 5894 to 589.4) and their learning-rate factor (6.456 to 0.6456, 2.644e+04 to 2644) by 10.
+#   `weighted_mean` did not move (loss 0.7264, factor 3.259): it only sees the weights' *ratio*.
+# * `sum` scales with the number of pixels: four times the pixels, four times the loss (5894 to
+#   2.358e+04) and the step (factor 2.644e+04 to 1.058e+05). `mean` and `weighted_mean` do not care
+#   about the image size: loss 1.439 and 0.7264, factor 6.456 and 3.259, as at side 64.
+# * `weighted_mean`'s factor is still not 1 but 3.259: it keeps the total weight at 1 but gives a larger
+#   share of it to the foreground pixels, whose gradients are larger here ($|\sigma(-1) - 1| = 0.73$
+#   against $\sigma(-2) = 0.12$). Weights redistribute the step under every reduction; `weighted_mean`
+#   only takes away the dependence on the weights' overall scale and on the image size.
 #
-# Practical consequence: when you add or change weights under `mean` (or switch to `sum`, or change
-# the crop size under `sum`), retune the learning rate, or use `weighted_mean` (or divide by the mean
-# weight yourself) to keep the step comparable.
+# Practical consequence: adding weights, or changing their ratio, changes the step under any reduction
+# (here a factor 3.259 even under `weighted_mean`, where no weights give 1), so retune the learning
+# rate then. Under `mean`, rescaling the weights changes it too; under `sum`, rescaling them or
+# changing the crop size. Use `weighted_mean` (or divide by the mean weight yourself) to keep the step
+# comparable across those.
 #
 # ## 3 · Q10: a different weight on every call
 #
@@ -267,7 +287,9 @@ stability
 # %%
 stability.set(dtype="float32", target=0.0, logit=20.0)
 stability.print_probe()
-stability.print_readouts("one_minus_sigmoid", "saturation_logit", "wrong_gradients_sigmoid_bce")
+stability.print_readouts(
+    "one_minus_sigmoid", "saturation_logit", "wrong_gradients_sigmoid_bce", "wrong_gradients_logits"
+)
 
 # %%
 stability.snapshot()
@@ -277,13 +299,15 @@ stability.snapshot()
 # 20, and a gradient of exactly **0**: the element is as wrong as it can be and contributes nothing to
 # learning. The by-hand formula is worse: `inf` and `nan`. In the panels: the orange curve jumps to
 # the clamp where the blue one keeps rising linearly, and its gradient drops from 1 to 0.
-# `wrong_gradients_sigmoid_bce` is the share of the plotted logits where that form's gradient is
-# wrong, `inf` or NaN. Now half precision:
+# `wrong_gradients_sigmoid_bce` is the share of the plotted logits (here −21 to 21) where that form's
+# gradient is NaN, infinite, or more than 0.01 away from the exact $\sigma(x) - y$: 0.1049, the logits
+# above the saturation point 16.64. `wrong_gradients_logits`, the same share for the logits form, is 0.
+# Now half precision:
 
 # %%
 stability.set(dtype="float16", logit=10.0)
 stability.print_probe()
-stability.print_readouts("saturation_logit", "wrong_gradients_sigmoid_bce")
+stability.print_readouts("saturation_logit", "wrong_gradients_sigmoid_bce", "wrong_gradients_logits")
 
 # %%
 stability.snapshot()
@@ -294,19 +318,42 @@ stability.snapshot()
 # saturated element gives `1/0 = inf` times sigmoid's zero slope, or `0/0`: NaN either way. The markers
 # along the top edge show every logit where a form returns `inf` or `NaN`. At the other end, below
 # about −17, `sigmoid` underflows to 0 in float16 and even a correctly confident background pixel gets
-# `0/0 = NaN`: the left cluster of markers, and why the wrong share is much larger in float16. On a
-# GPU, PyTorch refuses `F.binary_cross_entropy` under `torch.autocast` for this reason.
+# `0/0 = NaN`: the left cluster of markers, and why the wrong share is much larger in float16 (0.3895;
+# the logits form's is still 0). On a GPU, PyTorch refuses `F.binary_cross_entropy` under
+# `torch.autocast` for this reason.
 #
-# The other side, a positive pixel with a very negative logit, fails more quietly in float32: the loss
-# is right, the gradient has all but vanished:
+# **Predict:** back in float32, a positive pixel (target 1) with logit −40, confidently wrong the other
+# way. `sigmoid(-40)` is tiny but a normal float32, far from saturating. Are loss and gradient right?
 
 # %%
 stability.set(dtype="float32", target=1.0, logit=-40.0)
 stability.print_probe()
+stability.print_readouts("sigmoid", "wrong_gradients_sigmoid_bce", "wrong_gradients_logits")
+print("\nsigmoid + BCELoss, float32, target 1 (exact: loss -x, d loss / d p = -1/p, gradient -1)")
+for x in (-20.0, -27.0, -28.0, -30.0, -40.0, -60.0):
+    one_logit = torch.tensor(x, requires_grad=True)
+    probability = torch.sigmoid(one_logit)
+    probability.retain_grad()
+    F.binary_cross_entropy(probability, torch.tensor(1.0)).backward()
+    p = float(probability.detach())
+    print(f"  x = {x:<5g} p = {sig4(p):<9}  -1/p = {sig4(-1 / p):<10} "
+          f"d loss / d p = {sig4(float(probability.grad)):<10} gradient = {sig4(float(one_logit.grad))}")
 
 # %% [markdown]
-# What a vanished gradient means for training: one bias, every logit equal to it, targets 0, 100 SGD
-# steps from a confidently wrong start.
+# **Reveal.** The loss is right (40), but the gradient is −4.248e-06 instead of −1, and saturation is
+# not the cause: `sigmoid(-40)` = 4.248e-18 is a normal float32, and its log, −40, is far above the
+# clamp. The cause is the guard of the float16 case. `BCELoss`'s backward returns
+# $\partial\ell/\partial p = (p - y)/\max(p(1-p), 10^{-12})$, and sigmoid's backward multiplies that
+# by $p(1-p)$, about $p$ here. While $p(1-p) \ge 10^{-12}$ the two cancel and the gradient is
+# $p - y \approx -1$ (at −20 and −27). Below $x = \log 10^{-12} \approx -27.6$ the guard wins:
+# $\partial\ell/\partial p$ stays at −1e+12 instead of $-1/p$, and the gradient is
+# $(p - 1)\,p(1-p)/10^{-12} \approx -e^{x} \cdot 10^{12}$, a factor $e$ smaller per unit of logit
+# (−0.6914 at −28, −0.09358 at −30, −8.757e-15 at −60). In float32 that is every logit below about
+# −27.6: the 0.3683 share of the plotted range −105 to 105 is about $(105 - 27.6)/210$. The logits
+# form's share is again 0.
+#
+# What a zero gradient means for training, on the saturated side of the first probe: one bias, every
+# logit equal to it, targets 0, 100 SGD steps from a confidently wrong start.
 
 # %%
 def train_bias(form: str, steps: int = 100, learning_rate: float = 0.5) -> float:
@@ -370,12 +417,15 @@ print("logits form,       weight gradient:", [sig4(v) for v in layer.weight.grad
 #   (expand broadcast weights first) (Q5).
 # * `reduction="mean"` divides by the number of elements, not by the sum of the weights, so the weights'
 #   scale is a learning-rate factor; `sum` also scales with the image size; `weighted_mean` divides by
-#   the sum of the weights and keeps the step's scale (Q16).
+#   the sum of the weights, so rescaling them or changing the crop keeps the step; a new weight ratio
+#   still needs the learning rate retuned (Q16).
 # * `nn.BCELoss(weight=...)` fixes the weight at construction; pass it per call to
 #   `F.binary_cross_entropy`, `F.binary_cross_entropy_with_logits` or `bw.BCEWithLogits` (Q10).
 # * `sigmoid` + `BCELoss` rounds $\sigma(x)$ to 1 beyond $x \approx 16.6$ (float32) or 8.3 (float16):
-#   the loss sticks at the clamp (100), the gradient becomes 0 or NaN. The logits form stays accurate
-#   at every logit in every dtype; use it (Q12).
+#   the loss sticks at the clamp (100), the gradient becomes 0 or NaN. Below $x \approx -27.6$ its
+#   backward's $10^{-12}$ guard shrinks a positive pixel's gradient towards 0 although the loss is
+#   right. The logits form's gradient was within 0.01 of $\sigma(x) - y$ at every plotted logit of
+#   every check above (`wrong_gradients_logits = 0`); use it (Q12).
 #
 # ## 6 · Exercises
 #

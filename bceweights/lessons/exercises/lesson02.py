@@ -214,6 +214,11 @@ def check_lesson02_3(answer: float | None) -> bool:
         slips=[
             (0.0, "is what expand allocates: a view with stride 0 along C. repeat copies the mask once per channel."),
             (mask_mib, "is the mask's own memory; repeat(1, 4, 1, 1) makes a new tensor with 4 copies of it."),
+            (
+                right - mask_mib,
+                "counts only the 3 copies beyond the mask; the new tensor holds all 4 copies, "
+                "and the mask keeps its own memory besides.",
+            ),
             (right * 2, "counts 8 bytes per element; float32 takes 4."),
             (right * 8, "counts bits, not bytes."),
             (right * 2**20, "is in bytes; divide by 2**20 for MiB."),

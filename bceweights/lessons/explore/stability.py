@@ -8,7 +8,9 @@ Three ways to compute binary cross-entropy of a logit ``x`` against a 0/1 target
 * ``F.binary_cross_entropy(torch.sigmoid(x), y)`` (``nn.BCELoss`` after a sigmoid): ``sigmoid(x)`` rounds
   to exactly 1 once ``x`` passes a few units (about 17 in float32, 8 in float16), ``log(1 - 1)`` is
   ``-inf``, and PyTorch clamps every log at ``-100``: the loss of a confidently wrong element jumps to
-  100 and its gradient becomes 0 (float32) or NaN (float16: the backward's ``1e-12`` guard underflows);
+  100 and its gradient becomes 0 (float32) or NaN (float16: the backward's ``1e-12`` guard underflows).
+  At the other end the loss stays right, but the backward divides by ``max(p (1 - p), 1e-12)``, so below
+  ``x = log(1e-12)``, about -27.6, a target-1 element's gradient shrinks like ``-exp(x) * 1e12``;
 * by hand, ``-(y log(sigmoid(x)) + (1 - y) log(1 - sigmoid(x)))``: no clamp, so ``inf`` for a
   confidently wrong element and ``0 * -inf = NaN`` for a confidently *right* one.
 
@@ -122,7 +124,7 @@ def saturation_logit(dtype_name: str) -> float:
     """Smallest logit (to 0.01) at which ``torch.sigmoid`` in this dtype returns exactly 1.0.
 
     Beyond it ``1 - sigmoid(x)`` is 0 and ``log(1 - sigmoid(x))`` is ``-inf``: float16 about 8.3,
-    bfloat16 about 5.6, float32 about 16.6, float64 about 36.7.
+    bfloat16 about 6.24, float32 about 16.6, float64 about 36.7.
     """
     grid = torch.arange(0.0, 60.0, 0.01, dtype=torch.float64)
     with one_thread():
