@@ -14,8 +14,8 @@
 #    without and with per-channel `pos_weight` (Q8);
 # 3. compare a voxel weight map with `pos_weight` on a `(1, 1, 60, 40, 40)` volume (Q9);
 # 4. move `pos_weight` and the threshold on a trained model and watch the operating point (Q15);
-# 5. see why recall is 0 after the first epoch, and tell a bias still settling from a posterior below
-#    0.5 (Q15).
+# 5. see why recall is 0 for the first epochs of a short run, and check with the average precision
+#    and a second run that it is a bias still settling, not a posterior below 0.5 (Q15).
 #
 # Every model here trains in a few seconds on a CPU; all data are made by `bceweights.data`.
 
@@ -120,7 +120,10 @@ print("median freq / balanced, per class:", [round(r, 4) for r in (median_freque
 # %% [markdown]
 # ## 2 · A channel that is never learned (Q8)
 #
-# **Goal of this part.** see what a per-channel `pos_weight` changes when a rare class also *overlaps* the background: the green disc is faint (contrast 0.25 against pixel noise 0.35), so many background pixels look like disc pixels. Lesson 05 trains on the same 1 % share with a bright disc, and there plain BCE learns it.
+# **Goal of this part.** see what a per-channel `pos_weight` changes when a rare class also *overlaps*
+# the background: the green disc is faint (drawn 0.25 darker than its surroundings, against pixel noise
+# 0.35), so many background pixels look like disc pixels. Lesson 05 trains on the same 1 % share with a
+# high-contrast disc (0.8 darker, the `make_plates` default), and there plain BCE learns it.
 #
 # **Predict.** We train the same tiny U-Net for 10 epochs on the plates: with plain BCE, with the
 # per-channel `pos_weight = neg/pos` from section 1, and with its square root (a milder dial setting).
@@ -133,8 +136,8 @@ print("median freq / balanced, per class:", [round(r, 4) for r in (median_freque
 
 # %%
 logits_demo = torch.zeros(4, 3, 32, 32)
-masks_demo = torch.zeros(4, 3, 32, 32)
-repeated = torch.tensor([1.0, 30.0, 6.0]).repeat(4, 1)
+masks_demo = torch.ones(4, 3, 32, 32)  # every target 1: at logit 0 each term is pos_weight * log 2
+repeated = torch.tensor([1.0, 30.0, 6.0]).repeat(4, 1)  # the thread's tensor
 try:
     torch.nn.BCEWithLogitsLoss(pos_weight=repeated)(logits_demo, masks_demo)
 except RuntimeError as error:
@@ -143,17 +146,26 @@ try:
     bw.bce_with_logits(logits_demo, masks_demo, pos_weight=repeated)
 except bw.WeightShapeError as error:
     print("bceweights:", error)
-per_channel_loss = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor([1.0, 30.0, 6.0]).view(3, 1, 1))(logits_demo, masks_demo)
-print("PyTorch, .repeat dropped, .view(3, 1, 1):", f"{float(per_channel_loss):.4g}")
+rgb_pos_weight = torch.tensor([6.0, 30.0, 1.0])  # red 6, green 30, blue 1: the mask's order R, G, B
+per_pixel_loss = torch.nn.BCEWithLogitsLoss(pos_weight=rgb_pos_weight.view(3, 1, 1), reduction="none")
+per_pixel = per_pixel_loss(logits_demo, masks_demo)
+print("PyTorch, .repeat dropped, .view(3, 1, 1), mean loss per channel R, G, B:",
+      [float(f"{v:.4g}") for v in per_pixel.mean(dim=(0, 2, 3)).tolist()])
+print("pos_weight * log 2:", [float(f"{w * math.log(2):.4g}") for w in rgb_pos_weight.tolist()])
 
 # %% [markdown]
 # `bceweights` suggests, first, one row of the repeated tensor viewed as `(3, 1, 1)`: the values do not
 # depend on the sample, so the fix is to drop `.repeat` and view the `(3,)` tensor as `(3, 1, 1)` (last
-# line), which works for any batch size. Its second suggestion, `.view(4, 3, 1, 1)`, reads the tensor as
+# lines, with the order put right as below), which works for any batch size. Its second suggestion, `.view(4, 3, 1, 1)`, reads the tensor as
 # one value per sample and channel, and runs only while the batch holds exactly 4 images. Or
-# give the `(3,)` tensor to `bceweights` with `channel_dim=1`. Mind the order too: the thread's comment
-# says "red, blue, green = 6, 1, 30" while its tensor is `[1, 30, 6]`; the weights must follow the channel order of the mask (here R, G, B).
-# Lesson 02 has more on shapes. Now the two trainings:
+# give the `(3,)` tensor to `bceweights` with `channel_dim=1`.
+#
+# Mind the order too. The thread's comment says "red, blue, green = 6, 1, 30", but its tensor
+# `[1, 30, 6]` is blue, green, red: right for a mask stored B, G, R, wrong for an R, G, B mask like this
+# one, where red and blue would swap weights. The weights must follow the mask's channels, here
+# `[6, 30, 1]`. Every target above is 1, so at logit 0 each channel's loss is its `pos_weight` times
+# `log 2`: the printed 4.159, 20.79 and 0.6931 are 6, 30 and 1 times 0.6931, the weights of red, green
+# and blue in that order. Lesson 02 has more on shapes. Now the three trainings:
 
 # %%
 train_plates = plates
@@ -239,8 +251,10 @@ def plot_predictions(index=0):
 png_image(plot_predictions(0))
 
 # %% [markdown]
-# **Reveal.** With plain BCE, blue is learned within five epochs and red from the eighth (the left
-# panel), while green's recall stays at 0 for all ten epochs: the model never says "green" at threshold 0.5. This is more than the 0.5 cut:
+# **Reveal.** With plain BCE (the left panel, and the numbers below), blue's recall is 0.009 and 0
+# after the first two epochs, then 0.324, 0.518 and 0.769 after the fifth; red's stays at 0 for six
+# epochs, is 0.042 after the seventh and 0.745 after the eighth. Green's recall stays at 0 for all ten epochs: the model never says
+# "green" at threshold 0.5. This is more than the 0.5 cut:
 # the plain model's green average precision is at chance (below), so in ten epochs it has not learned
 # to rank disc pixels at all. A faint disc on 1 % of the pixels sends green little gradient beyond
 # "not green everywhere". And even a model that had learned it would seldom reach a calibrated 0.5:
@@ -257,6 +271,9 @@ png_image(plot_predictions(0))
 # (Red loses precision too: with `pos_weight` 15.7 it is over-predicted around the code.)
 
 # %%
+for c in (0, 2):  # red and blue, plain BCE (the left panel)
+    label = f"{RGB[c]} recall by epoch, plain"
+    print(f"{label:<36}:", [round(r, 3) for r in plain_history.series("recall", c)])
 for name, history in (("plain", plain_history), ("sqrt(neg/pos)", sqrt_history), ("neg/pos", weighted_history)):
     print(f"green recall by epoch, {name:<13}:", [round(r, 3) for r in history.series("recall", 1)])
 
@@ -347,10 +364,13 @@ for name, options in rows.items():
 #
 # They differ in scale by the factor `neg/pos` = 90.6 (foreground −0.4945 against −0.005458):
 # `pos_weight` multiplies the foreground up, the map multiplies the background down. With
-# `reduction="mean"` (divide by the number of voxels) that is a 90.6× different gradient, i.e. a
-# 90.6× different effective learning rate. `reduction="weighted_mean"`
-# divides by the sum of the weights instead and puts the map's gradient back on a per-voxel scale.
-# Pick one, then tune the learning rate for it.
+# `reduction="mean"` (divide by the number of voxels) that is a 90.6× different gradient; with plain
+# SGD, whose step is the learning rate times the gradient, it is a 90.6× different effective learning
+# rate. `reduction="weighted_mean"` divides by the sum of the weights instead and puts the map's
+# gradient back on a per-voxel scale. With SGD, pick one, then tune the learning rate for it. With Adam
+# (which the lessons' `train` uses) a constant factor on the loss hardly matters: Adam divides each
+# gradient by a running estimate of its own size, so the factor cancels (all but the small `eps`),
+# and only the ratio of the foreground weight to the background weight, the same in both, is left.
 #
 # (The thread's script passes probabilities to `binary_cross_entropy`; prefer logits and
 # `binary_cross_entropy_with_logits`, lesson 03. It also says a weight cannot change from call to call:
@@ -474,18 +494,20 @@ threshold_explorer.snapshot()
 #   after training, on validation data, for free;
 # * `pos_weight` mostly picks the point *for* you (at 0.5) and changes the curve only a little (the
 #   average precisions above). It earns its keep when the rare class would otherwise not be learned at
-#   all (section 2), or to make training see the positives early.
+#   all (section 2).
 #
 # The thread's model went from precision 90 % / recall 10 % (no weight) to 33 % / 40 % with one
-# `pos_weight`: mostly a move along its curve, which a higher threshold would move back.
+# `pos_weight`. That is consistent with a move along one curve; only its average precision before and
+# after would confirm it.
 
 # %% [markdown]
 # ## 5 · Why recall is 0 after the first epoch (Q15)
 #
 # **Goal of this part.** tell the two causes of zero recall apart: a bias still settling, and a posterior below 0.5.
 #
-# **Predict.** PyTorch initialises the output bias near 0, i.e. every pixel starts at probability
-# 0.5, while only 4 % are positive. What does the first epoch spend its updates on?
+# **Predict.** PyTorch initialises the output bias near 0, and the logits start near 0, i.e. every
+# pixel starts near probability 0.5, while only 4 % are positive. What does the first epoch spend its
+# updates on?
 
 # %% tags=["nbval-ignore-output"]
 default_model, default_history = train_shapes(epochs=5, output_bias=None, progress=True)
@@ -493,6 +515,9 @@ prior_model, prior_history = train_shapes(epochs=5, progress=True)
 
 # %%
 print(f"steps per epoch: {math.ceil(len(shapes_train.images) / 16)} ({len(shapes_train.images)} images, batches of 16)")
+# A model that predicts the share q everywhere, and so ranks nothing, has training loss H(q).
+entropy_q = -(q * math.log(q) + (1 - q) * math.log(1 - q))
+print(f"loss of predicting q = {q:.4g} everywhere: H(q) = {entropy_q:.4g}")
 print("bias at PyTorch's default init:")
 print("  loss by epoch  ", [round(v, 4) for v in default_history.loss])
 print("  recall by epoch", [round(v, 3) for v in default_history.series("recall")])
@@ -500,29 +525,47 @@ print(f"bias at log(pos/neg) = {prior_logit:.4g}:")
 print("  loss by epoch  ", [round(v, 4) for v in prior_history.loss])
 print("  recall by epoch", [round(v, 3) for v in prior_history.series("recall")])
 
+# The ranking after five epochs, on the validation shapes: the average precision of a ranking that knows
+# nothing is their positive share.
+print(f"\nafter 5 epochs, validation shapes (positive share {float(shapes_val.masks.mean()):.4g}):")
+for name, model in (("default bias", default_model), ("bias at log(pos/neg)", prior_model)):
+    logits = predict(model, shapes_val.images)
+    ap = average_precision_score(shapes_val.masks.flatten().numpy(), logits.flatten().numpy())
+    largest = float(torch.sigmoid(logits).max())
+    print(f"  {name:<20}  average precision {ap:.4g}, largest probability {largest:.4g}")
+
 # %% [markdown]
 # **Reveal.** Recall 0 at threshold 0.5 has two causes, and they call for different fixes.
 #
 # 1. **Bias dynamics: too few steps.** From the default start, the fastest way down the loss is to push
-#    *every* output toward "negative": the first updates do just that and leave every probability
-#    below 0.5. Here an epoch is only 12 steps, and recall is 0 for all five epochs (60 steps), with a
-#    loss still above the other run's (0.0896 against 0.0388 after the fifth). Starting the bias at
-#    `log(pos/neg)` begins where that phase would end, and the updates go to telling shapes from
-#    background: recall is 0.448 after the first epoch and rises to 0.767 by the fifth. With a single
-#    output that is one line: `model.head.bias.data.fill_(math.log(pos / neg))`, here
+#    *every* output toward "negative". That phase takes about the first two epochs (24 steps): the loss
+#    falls from 0.3822 to 0.1738, close to H(q) = 0.1696, the loss of a model that predicts the share
+#    everywhere and ranks nothing. From the third epoch on the loss is below it (0.1401, 0.109,
+#    0.0896), which only a model that tells shapes from background can reach, and after five epochs
+#    its average precision is 0.7147, far above the share 0.04053. Yet recall is still 0: no validation
+#    pixel reaches 0.5 (the largest probability is 0.4359). After the bias phase the ranking exists,
+#    but the 0.5 cut still finds nothing. Starting the bias at `log(pos/neg)` begins where that phase
+#    would end, and the updates go to telling shapes from background: recall is 0.448 after the first
+#    epoch and rises to 0.767 by the fifth (average precision 0.8961). With a single output that is one
+#    line: `model.head.bias.data.fill_(math.log(pos / neg))`, here
 #    `TinyUNet(..., output_bias=math.log(q / (1 - q)))`.
 # 2. **The posterior stays below 0.5.** The thread's first epoch had 1,320 steps, 110 times
 #    this one's 12, but at a fine-tuning learning rate (about 3e-5), so a slow bias phase is not ruled
 #    out; after its second epoch the unweighted model reached recall about 10 % at precision about
 #    90 %. The other cause to rule out is the optimum itself: where positives look like negatives, the
 #    calibrated probability of "positive" is below 0.5 for every input, and even a well-trained
-#    unweighted model says "negative" everywhere at 0.5 (lesson 01, section 3). A better start does not help then; a lower
-#    threshold, or `pos_weight` (section 4), does.
+#    unweighted model says "negative" everywhere at 0.5. A better start does not help then; a lower
+#    threshold, or `pos_weight` (section 4), does. This lesson does not show that case: lesson 01
+#    (section 3) derives it, and lesson 07 shows it on a trained model (section 1) with a "recall is
+#    0" checklist (section 6).
 #
-# To tell them apart, look at the ranking rather than at the 0.5 cut: an average precision well above
-# the positive share means the model separates the classes and only the cut is wrong (cause 2, or a
-# run still in cause 1); an average precision at the share means it has learned nothing yet (green
-# with plain BCE in section 2: 0.010 against 0.0101).
+# To tell them apart, look at the ranking rather than at the 0.5 cut. An average precision at the
+# positive share means the model has learned nothing yet (green with plain BCE in section 2: 0.010
+# against 0.0101). One well above the share means the model separates the classes and only the cut is
+# wrong, from either cause; what is left is whether a calibrated model would reach 0.5. Here it would:
+# the default-bias run ranks (0.7147 against 0.04053) but reaches no 0.5, while the same data started
+# at `log(pos/neg)` give recall 0.767 at 0.5. So its recall of 0 is cause 1, a run still behind, not a
+# posterior below 0.5.
 
 # %% [markdown]
 # ## Summary
@@ -532,16 +575,19 @@ print("  recall by epoch", [round(v, 3) for v in prior_history.series("recall")]
 # * On the faint green disc, plain BCE learned nothing in ten epochs (green average precision 0.010,
 #   the chance level 0.0101); a per-channel `pos_weight` made the model learn it, if poorly (0.178 with
 #   the square root, 0.193 with `neg/pos`, at precisions 0.159 and 0.043). Shape it `(C, 1, 1)` or pass
-#   `channel_dim=1`; drop `.repeat(B, 1)`. Where the unweighted model already ranks well (section 4),
-#   `pos_weight` mostly moves the operating point.
+#   `channel_dim=1`, in the mask's channel order; drop `.repeat(B, 1)`. Where the unweighted model
+#   already ranks well (section 4), `pos_weight` mostly moves the operating point.
 # * `pos_weight` and a background-down weight map balance the gradient the same way; they differ in
-#   scale (effective learning rate) by the ratio itself.
+#   scale by the ratio itself. With SGD that is a different effective learning rate; with Adam a
+#   constant scale hardly matters, only the ratio of foreground to background weight does.
 # * Shifting an unweighted model's logits by `log p` *is* thresholding it at `1 / (1 + p)`; a model
 #   retrained with `pos_weight = p` lands near that point (within 0.03 in precision and recall here).
 #   Choose the threshold on validation data for the precision you need.
-# * Recall 0 at 0.5: a short run still in its bias phase (initialise the output bias at
-#   `log(pos / neg)`), or a posterior below 0.5 everywhere (lower the threshold or use `pos_weight`).
-#   The average precision tells the two apart from "not learned at all".
+# * Recall 0 at 0.5: a short run still behind after its bias phase (initialise the output bias at
+#   `log(pos / neg)`), or a posterior below 0.5 everywhere (lower the threshold or use `pos_weight`;
+#   lesson 07). The average precision tells both from "not learned at all": the default-bias run here
+#   had recall 0 after five epochs but average precision 0.7147 (share 0.04053), and a run started at
+#   `log(pos / neg)` reached recall 0.767, so it was the bias start, not the posterior.
 #
 # ## Exercises
 #
