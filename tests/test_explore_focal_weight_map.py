@@ -201,6 +201,23 @@ def test_large_sigma_spreads_the_weight_into_open_background():
     assert explorer.readouts["mean_weight"] > narrow["mean_weight"]
 
 
+def test_gradient_scale_is_the_ratio_of_autograd_gradients_of_the_package_loss():
+    explorer = WeightMapExplorer(w0=10.0, sigma=15.0, class_balance=True, cells=0)
+    scene = cell_scene(0)
+    weights = scene_weights(scene, 10.0, 15.0, True)
+    totals = []
+    for weight in (torch.from_numpy(weights), None):
+        logits = torch.from_numpy(scene.logits).requires_grad_(True)
+        loss = bw.bce_with_logits(logits, torch.from_numpy(scene.target), weight=weight)  # reduction "mean"
+        (gradient,) = torch.autograd.grad(loss, logits)
+        totals.append(float(gradient.abs().sum()))
+    assert explorer.readouts["gradient_scale"] == pytest.approx(totals[0] / totals[1], rel=1e-10)
+    # Not the mean weight: the blurry model's errors are not the same at every pixel.
+    assert abs(explorer.readouts["gradient_scale"] - explorer.readouts["mean_weight"]) > 0.5
+    explorer.set(w0=0.0, class_balance=False)
+    assert explorer.readouts["gradient_scale"] == pytest.approx(1.0)
+
+
 def test_label_images_are_computed_once_per_seed():
     explorer = WeightMapExplorer()
     first = explorer.scene(0)

@@ -35,7 +35,7 @@ from scipy import optimize, special
 
 import bceweights as bw
 from bceweights.lessons.explore import png_image
-from bceweights.lessons.explore.focal import FocalExplorer
+from bceweights.lessons.explore.focal import EASY_FROM, HARD_BELOW, FocalExplorer, focal_curves, focal_sample
 from bceweights.lessons.explore.weight_map import WeightMapExplorer
 from bceweights.weights import unet_weight_map
 
@@ -223,13 +223,28 @@ focal.set(gamma=2.0, use_alpha=True, alpha=0.25)
 focal.print_readouts("loss_ratio_easy", "grad_ratio_easy", "easy_share_focal", "hard_share_focal")
 focal.set(use_alpha=False)
 
+# %%
+# The explorer's sample image: its easy and hard pixels by class, and the negatives' part of each
+# group's focal gradient (gamma = 2, no alpha).
+sample_logits, sample_target = (t.numpy() for t in focal_sample())
+sample_margin = sample_logits * (2 * sample_target - 1)  # the logit signed toward the true class
+sample_prob_true = special.expit(sample_margin)
+_, sample_gradient = focal_curves(sample_margin, 2.0)
+for group, in_group in (("easy", sample_prob_true >= EASY_FROM), ("hard", sample_prob_true < HARD_BELOW)):
+    negative = in_group & (sample_target == 0)
+    print(
+        f"{group}: {int((in_group & (sample_target == 1)).sum())} positive, {int(negative.sum())} negative pixels;"
+        f"   negatives carry {sig4(sample_gradient[negative].sum() / sample_gradient[in_group].sum())} of its gradient"
+    )
+
 # %% [markdown]
 # With α on, the two ratios are those of an easy *positive*, which α weights by 0.25: its loss keeps
 # $0.25 \times 0.1^2 = 0.0025$ of BCE's, its gradient 0.007241, a quarter of the 0.02896 without α. An easy
 # negative would get $1 - \alpha = 0.75$ instead. The image's shares barely move (easy 0.01263 instead of
 # 0.01357, hard 0.7446 instead of 0.7377). α multiplies every positive by 0.25 and every negative by
-# 0.75, and in this image both the easy and the hard pixels are mostly negatives (open background, the
-# false-positive spots), so both groups are scaled by about the same factor, which cancels in a share.
+# 0.75, and in this image both groups are mostly negatives (the cell above: 3479 negatives and 189
+# positives among the easy pixels, the negatives carrying 0.8829 of the group's gradient; all 61 hard
+# pixels negative), so both groups are scaled by about the same factor, which cancels in a share.
 # α moves weight between the classes, not between easy and hard pixels: that is γ's job.
 
 # %% [markdown]
@@ -357,16 +372,24 @@ weight_map
 #   background pixels carry the rest);
 # * `separating_pixels`: the separating pixels' share of all pixels, fixed by the scene;
 # * `separating_mean_weight`: the map's mean weight on the separating pixels;
-# * `max_weight` and `mean_weight`: the largest weight and the mean over the image. With
-#   `reduction="mean"` the mean weight is the factor by which the map scales the loss, and the step.
+# * `max_weight` and `mean_weight`: the largest weight and the mean over the image;
+# * `gradient_scale`: $\sum w\,|g| \,/\, \sum |g|$ with $g = \sigma(x) - y$, the factor by which the map
+#   scales the model's total gradient magnitude on the logits. It equals `mean_weight` only when every
+#   pixel has the same $|g|$ (at initialisation, say). Plain SGD's steps grow with it; Adam divides a
+#   constant factor away.
 
 # %%
 weight_map.set(w0=10.0, sigma=5.0, class_balance=True, cells=0)
 weight_map.print_readouts()
+at_sigma_5 = dict(weight_map.readouts)
 
 # %%
 weight_map.set(sigma=15.0)
-weight_map.print_readouts("separating_share_weighted", "cells_share_weighted", "separating_mean_weight", "mean_weight")
+weight_map.print_readouts(
+    "separating_share_weighted", "cells_share_weighted", "separating_mean_weight", "mean_weight", "gradient_scale"
+)
+growth = {name: weight_map.readouts[name] / at_sigma_5[name] for name in ("mean_weight", "gradient_scale")}
+print("sigma 15 against sigma 5:", "   ".join(f"{name} x {sig4(factor)}" for name, factor in growth.items()))
 # In a one-pixel gap d1 + d2 = 2: the border term's exponential there, for three widths.
 print("exp(-2^2 / (2 sigma^2)):", "   ".join(f"sigma={s:g}: {sig4(math.exp(-4 / (2 * s**2)))}" for s in (2.0, 5.0, 15.0)))
 
@@ -381,9 +404,12 @@ weight_map.snapshot()
 # 0.6065 for $\sigma = 2$, 0.9231 for $\sigma = 5$ and 0.9912 for $\sigma = 15$. For $\sigma$ of a few pixels or more,
 # the gaps are close to the full $w_0$: their mean weight only goes from 9.843 to 11.16 between
 # $\sigma = 5$ and 15. What $\sigma$ sets is how far the weight spreads into open background. At
-# $\sigma = 15$ every background pixel near two cells is heavy, the gaps' share falls to 0.5002, and the
-# mean weight of the whole map (how much it scales your learning rate with `reduction="mean"`) goes
-# from 1.56 to 3.016, about twice as much.
+# $\sigma = 15$ every background pixel near two cells is heavy, and the gaps' share falls to 0.5002. The
+# mean weight of the whole map goes from 1.56 to 3.016 (× 1.933), but that is not what the map does to
+# this model's gradient. `gradient_scale` is 3.706 at $\sigma = 5$, far above the mean weight, because
+# the heavy pixels are the ones the model gets wrong; at $\sigma = 15$ it is 5.271, only × 1.422. (With
+# plain SGD the steps grow with it; Adam divides a constant factor away, so there only how the map
+# shares the gradient out matters.)
 #
 # **Summary.** Compute `unet_weight_map` once per label image and pass it as `weight`. $w_0$ sets how
 # much the gaps count; $\sigma$ sets how far the extra weight reaches. A $\sigma$ between the gap width

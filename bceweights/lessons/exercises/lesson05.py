@@ -83,14 +83,16 @@ register("05.1", LESSON05_1_QUESTION, check_lesson05_1, _solution_05_1, transfer
 
 LESSON05_2_QUESTION = (
     "A pixel is white: red, green and blue all at once. Suppose a softmax head had only the classes none, red, "
-    "green, blue (logits (0, z_red, z_green, z_blue)) and no class for white. What is the lowest cross-entropy it "
-    "can reach on this pixel, if its target spreads evenly over the classes the pixel is in? (And the sigmoid + BCE "
-    "head?)"
+    "green, blue (logits (0, z_red, z_green, z_blue)) and no class for white, and its target spreads evenly over the "
+    "classes the pixel is in. Its cross-entropy on this pixel has a floor: a value it approaches as the logits grow "
+    "but never reaches (an infimum). Enter the softmax head's floor; the verdict then compares it with the sigmoid + "
+    "BCE head's floor."
 )
 
 
 def check_lesson05_2(answer: float | None) -> bool:
-    """Exercise 05.2: the target (0, 1/3, 1/3, 1/3) has entropy ``log 3 = 1.099``: the floor (within 0.005)."""
+    """Exercise 05.2: the softmax head's floor (infimum) is the entropy of the target (0, 1/3, 1/3, 1/3),
+    ``log 3 = 1.099`` (within 0.005). One number: the sigmoid + BCE head's floor, 0, is in the verdict."""
     value = answer_number(answer, "a loss")
     if value is None:
         return False
@@ -98,13 +100,18 @@ def check_lesson05_2(answer: float | None) -> bool:
         value,
         math.log(3.0),
         correct=(
-            f"log 3 = {math.log(3.0):.4g}. The best the softmax can do is q = (0, 1/3, 1/3, 1/3), and the cross-entropy "
-            "with that spread target is its entropy, log 3. The sigmoid + BCE head reaches 0: three yeses at once."
+            f"log 3 = {math.log(3.0):.4g}. As z_red = z_green = z_blue grow together, q approaches (0, 1/3, 1/3, 1/3) "
+            "and the cross-entropy approaches the target's entropy, log 3, without reaching it (q_none > 0 at finite "
+            "logits). The sigmoid + BCE head's floor is 0, approached the same way: three yeses at once."
         ),
         slips=[
             (math.log(2.0), "is log 2, the floor for a pixel in two of these classes. White is in three."),
-            (0.0, "is the sigmoid + BCE head's floor; a softmax must share one unit of probability between three classes."),
-            (math.log(4.0), "is log 4; at the optimum the 'none' class gets nothing, so only three classes share."),
+            (
+                0.0,
+                "is the sigmoid + BCE head's floor; the softmax head must share one unit of probability between "
+                "three classes.",
+            ),
+            (math.log(4.0), "is log 4; in the limit the 'none' class gets nothing, so only three classes share."),
             (1.0 / 3.0, "is the probability each class gets; the loss is -sum(target * log q)."),
         ],
         otherwise="is not it. Find the softmax output closest to the target, then -sum(target * log q).",
@@ -113,9 +120,10 @@ def check_lesson05_2(answer: float | None) -> bool:
 
 def _solution_05_2() -> str:
     return (
-        f"the cross-entropy -sum_k t_k log q_k is smallest at q = t = (0, 1/3, 1/3, 1/3), where it equals the entropy of "
-        f"t: 3 * (1/3) * log 3 = {math.log(3.0):.4g}. It never reaches 0, however large the logits; the multi-label head "
-        "(three sigmoids) goes to 0 as all three logits grow."
+        f"the cross-entropy -sum_k t_k log q_k would be smallest at q = t = (0, 1/3, 1/3, 1/3), where it equals the "
+        f"entropy of t: 3 * (1/3) * log 3 = {math.log(3.0):.4g}. Softmax reaches q_none = 0 only in the limit (the three "
+        "logits growing together), so log 3 is an infimum: approached, never reached, and nowhere near 0. The "
+        "multi-label head (three sigmoids) has floor 0, approached as all three logits grow."
     )
 
 

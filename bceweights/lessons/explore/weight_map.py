@@ -12,7 +12,10 @@ gaps between touching cells come out as foreground and the cells merge. For weig
 with respect to each logit is ``w (sigmoid(x) - y)``; the explorer shows its magnitude per pixel and
 the share of its total carried by the **separating pixels** (background pixels with
 ``d1 + d2 <= 4``: one or two pixels from a cell on each side), by the other background pixels and by
-the cells, without and with the map.
+the cells, without and with the map. ``gradient_scale`` is ``sum w |g| / sum |g|`` with
+``g = sigmoid(x) - y``: the factor by which the map scales the total gradient magnitude on the logits
+(with ``reduction="mean"`` or ``"sum"`` alike). It is the mean weight only where every ``|g|`` is the
+same; plain SGD's step grows with it, while Adam divides a constant factor away.
 
 The distance transforms depend only on the label image; they are computed once per ``cells`` seed
 and cached, so moving ``w0``, ``sigma`` or ``class_balance`` only recombines arrays.
@@ -123,6 +126,10 @@ def region_shares(gradient_magnitude: np.ndarray, regions: dict[str, np.ndarray]
     return {name: float(gradient_magnitude[mask].sum()) / total for name, mask in regions.items()}
 
 
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else 0.0
+
+
 def separating_share(w0: float, sigma: float = 5.0, class_balance: bool = True, seed: int = 0) -> float:
     """Share of the weighted BCE gradient carried by the separating pixels of scene ``seed``."""
     scene = cell_scene(seed)
@@ -139,7 +146,8 @@ class WeightMapExplorer(Explorer):
     Readouts: ``separating_share_plain`` and ``separating_share_weighted`` (share of the total
     gradient magnitude on separating pixels without and with the map), ``cells_share_weighted``,
     ``separating_pixels`` (their share of all pixels), ``separating_mean_weight``, ``max_weight``,
-    ``mean_weight``.
+    ``mean_weight``, ``gradient_scale`` (``sum w |g| / sum |g|``: how much the map scales the total
+    gradient magnitude of this model; equal to ``mean_weight`` only where every ``|g|`` is the same).
 
     Example::
 
@@ -158,6 +166,7 @@ class WeightMapExplorer(Explorer):
         "separating_mean_weight": "mean weight of a separating pixel",
         "max_weight": "largest weight",
         "mean_weight": "mean weight",
+        "gradient_scale": "total |gradient|, with the map / without",
     }
 
     def build_controls(self) -> dict[str, widgets.ValueWidget]:
@@ -254,6 +263,7 @@ class WeightMapExplorer(Explorer):
             "separating_mean_weight": float(weights[separating].mean()) if separating.any() else 0.0,
             "max_weight": float(weights.max()),
             "mean_weight": float(weights.mean()),
+            "gradient_scale": _ratio(float(weighted.sum()), float(scene.error.sum())),
         }
 
     def readout_notes(self, values: dict[str, Any], readouts: dict[str, float]) -> list[str]:
