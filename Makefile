@@ -89,11 +89,15 @@ unit: $(STAMP)
 
 NBVAL_RUN := $(VENV_PYTHON) -m pytest --nbval --nbval-current-env --nbval-sanitize-with $(NBVAL_SANITIZE)
 
+# Each pass keeps its own inductor cache: inductor's on-disk caches do not tell ATEN_CPU_CAPABILITY
+# settings apart, and the two passes run side by side.
+INDUCTOR_CACHE := $${TMPDIR:-/tmp}/bceweights-inductor
+
 nbval: $(STAMP)
-	@$(call run_nbval,$(NOTEBOOK_ENV))
+	@$(call run_nbval,$(NOTEBOOK_ENV) TORCHINDUCTOR_CACHE_DIR=$(INDUCTOR_CACHE)/native)
 
 nbval-capped: $(STAMP)
-	@$(call run_nbval,$(NOTEBOOK_ENV) $(CAPPED_CPU_ENV))
+	@$(call run_nbval,$(NOTEBOOK_ENV) $(CAPPED_CPU_ENV) TORCHINDUCTOR_CACHE_DIR=$(INDUCTOR_CACHE)/capped)
 
 # $(call run_nbval,ENV): strict nbval over notebooks/ with the kernel environment ENV.
 define run_nbval

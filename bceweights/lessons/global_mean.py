@@ -2,9 +2,11 @@
 
 Each rank holds ``(2, 1, 16, 16)`` logits of a two-parameter model, ``logits = images * scale + bias``
 (float64), and an ignore mask: rank 0 keeps :data:`KEPT` ``[0]`` of its 512 pixels, rank 1 keeps
-``KEPT[1]``. :func:`rank_step` is what one rank of a DDP job computes, with a per-rank mean and
-with ``process_group=``; :func:`single_process_step` is the loss over the union of the shards in one
-process, the reference both are compared with. Run the ranks with
+``KEPT[1]``. For ``reduction="weighted_mean"`` each pixel also has a weight, :data:`POSITIVE_WEIGHT` on
+positives and 1 on negatives. :func:`rank_step` is what one rank of a DDP job computes, with a
+per-rank mean and with ``process_group=``, for ``"mean"`` and ``"weighted_mean"``;
+:func:`single_process_step` is the loss over the union of the shards in one process, the reference
+both are compared with. Run the ranks with
 :func:`bceweights.lessons.ranks.run_on_ranks`.
 """
 
@@ -22,16 +24,23 @@ SHAPE = (2, 1, 16, 16)
 KEPT: tuple[int, ...] = (64, 448)
 """Kept (not ignored) pixels on rank 0 and rank 1: 1/8 and 7/8 of each rank's 512."""
 
+POSITIVE_WEIGHT = 3.0
+"""The weight of a positive pixel in the ``"weighted_mean"`` runs (negatives weigh 1)."""
+
+REDUCTIONS: dict[str, str] = {"mean": "", "weighted_mean": "weighted_"}
+"""Each reduction :func:`rank_step` and :func:`single_process_step` run, and the prefix of its keys."""
+
 
 def shard(rank: int) -> dict[str, Tensor]:
-    """Rank ``rank``'s images ``(2, 1, 16, 16)``, 0/1 targets and ignore mask (True = ignored)."""
+    """Rank ``rank``'s images ``(2, 1, 16, 16)``, 0/1 targets, weights and ignore mask (True = ignored)."""
     g = torch.Generator().manual_seed(100 + rank)
     images = torch.randn(SHAPE, generator=g, dtype=torch.float64)
     target = (images + 0.8 * torch.randn(SHAPE, generator=g, dtype=torch.float64) > 0.5).double()
     order = torch.randperm(images.numel(), generator=g)
     ignore = torch.ones(images.numel(), dtype=torch.bool)
     ignore[order[: KEPT[rank]]] = False
-    return {"images": images, "target": target, "ignore": ignore.view(SHAPE)}
+    weight = 1.0 + (POSITIVE_WEIGHT - 1.0) * target
+    return {"images": images, "target": target, "weight": weight, "ignore": ignore.view(SHAPE)}
 
 
 def _parameters() -> tuple[Tensor, Tensor]:
@@ -40,10 +49,21 @@ def _parameters() -> tuple[Tensor, Tensor]:
     return scale, bias
 
 
-def _loss_and_gradient(batch: dict[str, Tensor], process_group=None) -> tuple[float, Tensor]:
+def _kept_weight(batch: dict[str, Tensor]) -> float:
+    """The sum of the weights of the kept pixels: what ``"weighted_mean"`` divides by."""
+    return float(batch["weight"][~batch["ignore"]].sum())
+
+
+def _loss_and_gradient(
+    batch: dict[str, Tensor], process_group=None, reduction: str = "mean"
+) -> tuple[float, Tensor]:
     scale, bias = _parameters()
     logits = batch["images"] * scale + bias
-    loss = bw.bce_with_logits(logits, batch["target"], ignore=batch["ignore"], process_group=process_group)
+    weight = batch["weight"] if reduction == "weighted_mean" else None
+    loss = bw.bce_with_logits(
+        logits, batch["target"], weight, ignore=batch["ignore"], reduction=reduction,
+        process_group=process_group,
+    )
     loss.backward()
     return float(loss.detach()), torch.stack([scale.grad, bias.grad])
 
@@ -51,25 +71,38 @@ def _loss_and_gradient(batch: dict[str, Tensor], process_group=None) -> tuple[fl
 def rank_step(rank: int, world_size: int) -> dict[str, object]:
     """One rank's step, per-rank mean and ``process_group=``; gradients averaged over ranks as DDP does.
 
-    Returns the kept count, the loss this rank would log under each reduction, and the DDP-averaged
-    gradient ``(d/dscale, d/dbias)`` under each.
+    Returns the kept count and kept weight, and for each reduction of :data:`REDUCTIONS` (keys prefixed
+    ``""`` for ``"mean"``, ``"weighted_"`` for ``"weighted_mean"``) the loss this rank would log and the
+    DDP-averaged gradient ``(d/dscale, d/dbias)``, per rank (``..._per_rank``) and with
+    ``process_group=`` (``..._global``).
     """
     batch = shard(rank)
-    result: dict[str, object] = {"rank": rank, "kept": int((~batch["ignore"]).sum())}
-    for name, group in (("per_rank", None), ("global", dist.group.WORLD)):
-        loss, gradient = _loss_and_gradient(batch, group)
-        dist.all_reduce(gradient)
-        result[f"loss_{name}"] = loss
-        result[f"gradient_{name}"] = gradient / world_size
+    result: dict[str, object] = {
+        "rank": rank,
+        "kept": int((~batch["ignore"]).sum()),
+        "kept_weight": _kept_weight(batch),
+    }
+    for reduction, prefix in REDUCTIONS.items():
+        for name, group in (("per_rank", None), ("global", dist.group.WORLD)):
+            loss, gradient = _loss_and_gradient(batch, group, reduction)
+            dist.all_reduce(gradient)
+            result[f"{prefix}loss_{name}"] = loss
+            result[f"{prefix}gradient_{name}"] = gradient / world_size
     return result
 
 
 def single_process_step(world_size: int = 2) -> dict[str, object]:
-    """The loss and gradient of the union of every rank's shard, in one process (the reference)."""
+    """The loss and gradient of the union of every rank's shard, in one process (the reference).
+
+    Keys as :func:`rank_step`'s without the ``_per_rank`` / ``_global`` suffix: ``loss``, ``gradient``,
+    ``weighted_loss``, ``weighted_gradient``, ``kept`` and ``kept_weight``.
+    """
     parts = [shard(rank) for rank in range(world_size)]
     batch = {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
-    loss, gradient = _loss_and_gradient(batch)
-    return {"loss": loss, "gradient": gradient, "kept": int((~batch["ignore"]).sum())}
+    result: dict[str, object] = {"kept": int((~batch["ignore"]).sum()), "kept_weight": _kept_weight(batch)}
+    for reduction, prefix in REDUCTIONS.items():
+        result[f"{prefix}loss"], result[f"{prefix}gradient"] = _loss_and_gradient(batch, None, reduction)
+    return result
 
 
 def rank_pos_weight(rank: int, world_size: int) -> dict[str, Tensor]:
