@@ -2,7 +2,7 @@
 #
 #   make lab         create/update .venv, then JupyterLab on notebooks/ (opens 00_start_here)
 #   make test        create/update .venv, then unit, property and browser tests, then strict nbval
-#                    twice, side by side: natively and with the CPU's vector paths capped (nbval-capped)
+#                    twice, one after the other: natively and with the CPU's vector paths capped (nbval-capped)
 #   make notebooks   re-execute every notebooks/sources/NN_*.py and store the outputs in notebooks/NN_*.ipynb
 #   make screenshots regenerate docs/screenshots/ (each lesson's explorers in JupyterLab; needs chromium)
 #   make lock        rebuild requirements/constraints.txt from a fresh install
@@ -79,10 +79,12 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) | $(VENV_PYTHON)
 lab: $(STAMP)
 	$(VENV_PYTHON) tools/lab.py $(LAB_ARGS)
 
-# The two strict-nbval passes run side by side (each kernel uses one thread; 2 cores do both in the
-# time of one), after the unit tests; each pass's output is printed in one piece when it ends.
+# The two strict-nbval passes run one after the other, after the unit tests. Side by side they took
+# half the time, but once a kernel died at start-up (two passes launch kernels at the same moments),
+# and a test run that fails for no reason in the code costs more than two minutes.
 test: unit
-	$(MAKE) --no-print-directory -j2 --output-sync=target nbval nbval-capped
+	$(MAKE) --no-print-directory nbval
+	$(MAKE) --no-print-directory nbval-capped
 
 unit: $(STAMP)
 	$(VENV_PYTHON) -m pytest $(PYTEST_ARGS)
@@ -90,7 +92,7 @@ unit: $(STAMP)
 NBVAL_RUN := $(VENV_PYTHON) -m pytest --nbval --nbval-current-env --nbval-sanitize-with $(NBVAL_SANITIZE)
 
 # Each pass keeps its own inductor cache: inductor's on-disk caches do not tell ATEN_CPU_CAPABILITY
-# settings apart, and the two passes run side by side.
+# settings apart (lesson 10 compiles with inductor).
 INDUCTOR_CACHE := $${TMPDIR:-/tmp}/bceweights-inductor
 
 nbval: $(STAMP)

@@ -114,7 +114,8 @@ explorer
 # numbers the explorer shows.
 
 # %%
-explorer.print_readouts("grad_y1", "grad_y0", "grad_y")  # at the start: pos_weight 1
+explorer.set(weight=1.0, pos_weight=1.0)  # the start, even if you moved the sliders
+explorer.print_readouts("grad_y1", "grad_y0", "grad_y")
 explorer.set(pos_weight=10.0)
 explorer.print_readouts("positive_scale", "negative_scale", "grad_y1", "grad_y0", "grad_y")
 
@@ -343,7 +344,7 @@ for name, options in recipes.items():
 #   matters. A positive carries `pos_weight` $= 0.89$, the negative share. Recipe (a) is therefore
 #   *exactly* one `pos_weight` of $0.89$ for everybody: positives count slightly **less** than with
 #   no weighting, so recall should not rise; here it even dropped a little, and the bias sits below the
-#   unweighted model's (by about $\log 0.89 = -0.12$ at the optimum).
+#   unweighted model's (by about $\log 0.8928 \approx -0.11$ at the optimum; the table shows −0.111).
 # * **(b)** Positives count $8.3\times$: the optimum moves up by $\log 8.3$ (section 3), more
 #   test points cross 0.5, recall rises and precision falls.
 # * **(c)** Negatives $\times 0.11$, positives $\times 0.89$: the positive/negative balance is

@@ -220,17 +220,19 @@ reduction_explorer.print_readouts(
 #   `weighted_mean` did not move (loss 0.7264, factor 3.259): it only sees the weights' *ratio*.
 # * `sum` scales with the number of pixels: four times the pixels, four times the loss (5894 to
 #   2.358e+04) and the step (factor 2.644e+04 to 1.058e+05). `mean` and `weighted_mean` do not care
-#   about the image size: loss 1.439 and 0.7264, factor 6.456 and 3.259, as at side 64.
+#   about the image size at the same foreground share: loss 1.439 and 0.7264, factor 6.456 and 3.259, as at side 64.
 # * `weighted_mean`'s factor is still not 1 but 3.259: it keeps the total weight at 1 but gives a larger
 #   share of it to the foreground pixels, whose gradients are larger here ($|\sigma(-1) - 1| = 0.73$
 #   against $\sigma(-2) = 0.12$). Weights redistribute the step under every reduction; `weighted_mean`
-#   only takes away the dependence on the weights' overall scale and on the image size.
+#   only takes away the dependence on the weights' overall scale and on the image size (at a fixed
+#   foreground share).
 #
 # Practical consequence: adding weights, or changing their ratio, changes the step under any reduction
-# (here a factor 3.259 even under `weighted_mean`, where no weights give 1), so retune the learning
-# rate then. Under `mean`, rescaling the weights changes it too; under `sum`, rescaling them or
-# changing the crop size. Use `weighted_mean` (or divide by the mean weight yourself) to keep the step
-# comparable across those.
+# (here a factor 3.259 even under `weighted_mean`, whereas training without weights gives 1), so retune
+# the learning rate then. Under `mean`, rescaling the weights changes it too; under `sum`, rescaling
+# them or a larger image. Use `weighted_mean` (or divide by the mean weight yourself) to keep the step
+# comparable across those. A crop that changes the foreground share changes the step under every
+# reduction, since the factor depends on that share.
 #
 # ## 3 · Q10: a different weight on every call
 #
@@ -417,14 +419,14 @@ print("logits form,       weight gradient:", [sig4(v) for v in layer.weight.grad
 #   (expand broadcast weights first) (Q5).
 # * `reduction="mean"` divides by the number of elements, not by the sum of the weights, so the weights'
 #   scale is a learning-rate factor; `sum` also scales with the image size; `weighted_mean` divides by
-#   the sum of the weights, so rescaling them or changing the crop keeps the step; a new weight ratio
-#   still needs the learning rate retuned (Q16).
+#   the sum of the weights, so rescaling them, or a larger image with the same foreground share, keeps
+#   the step; a new weight ratio or foreground share still needs the learning rate retuned (Q16).
 # * `nn.BCELoss(weight=...)` fixes the weight at construction; pass it per call to
 #   `F.binary_cross_entropy`, `F.binary_cross_entropy_with_logits` or `bw.BCEWithLogits` (Q10).
 # * `sigmoid` + `BCELoss` rounds $\sigma(x)$ to 1 beyond $x \approx 16.6$ (float32) or 8.3 (float16):
-#   the loss sticks at the clamp (100), the gradient becomes 0 or NaN. Below $x \approx -27.6$ its
-#   backward's $10^{-12}$ guard shrinks a positive pixel's gradient towards 0 although the loss is
-#   right. The logits form's gradient was within 0.01 of $\sigma(x) - y$ at every plotted logit of
+#   the loss sticks at the clamp (100), the gradient becomes 0 or NaN. In float32, below
+#   $x \approx -27.6$ its backward's $10^{-12}$ guard shrinks a positive pixel's gradient towards 0
+#   although the loss is right (down to $x \approx -100$, where the loss meets the clamp). The logits form's gradient was within 0.01 of $\sigma(x) - y$ at every plotted logit of
 #   every check above (`wrong_gradients_logits = 0`); use it (Q12).
 #
 # ## 6 · Exercises

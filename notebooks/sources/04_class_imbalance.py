@@ -15,7 +15,8 @@
 # 3. compare a voxel weight map with `pos_weight` on a `(1, 1, 60, 40, 40)` volume (Q9);
 # 4. move `pos_weight` and the threshold on a trained model and watch the operating point (Q15);
 # 5. see why recall is 0 for the first epochs of a short run, and check with the average precision
-#    and a second run that it is a bias still settling, not a posterior below 0.5 (Q15).
+#    and a second run that it is a run still behind after a slow bias phase from the default start,
+#    not a posterior below 0.5 (Q15).
 #
 # Every model here trains in a few seconds on a CPU; all data are made by `bceweights.data`.
 
@@ -307,7 +308,7 @@ print("both weighted APs above 10 x the plain AP            :", min(green_ap["sq
 # %% [markdown]
 # ## 3 · About one foreground voxel in 95 (Q9)
 #
-# **Goal of this part.** compare a background-down weight map with `pos_weight` on a volume: the same balance, a different step size.
+# **Goal of this part.** compare a background-down weight map with `pos_weight` on a volume: the same balance, a different gradient scale (a different step under SGD).
 #
 # The thread behind Q9 has outputs and targets of shape `(1, 1, 60, 40, 40)` with 95 times more
 # background than foreground, and asks how to build a per-voxel weight that down-weights the
@@ -503,7 +504,8 @@ threshold_explorer.snapshot()
 # %% [markdown]
 # ## 5 · Why recall is 0 after the first epoch (Q15)
 #
-# **Goal of this part.** tell the two causes of zero recall apart: a bias still settling, and a posterior below 0.5.
+# **Goal of this part.** tell the two causes of zero recall apart: a run still behind after a slow bias
+# phase from the default start, and a posterior below 0.5.
 #
 # **Predict.** PyTorch initialises the output bias near 0, and the logits start near 0, i.e. every
 # pixel starts near probability 0.5, while only 4 % are positive. What does the first epoch spend its

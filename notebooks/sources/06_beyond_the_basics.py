@@ -374,9 +374,10 @@ weight_map
 # * `separating_mean_weight`: the map's mean weight on the separating pixels;
 # * `max_weight` and `mean_weight`: the largest weight and the mean over the image;
 # * `gradient_scale`: $\sum w\,|g| \,/\, \sum |g|$ with $g = \sigma(x) - y$, the factor by which the map
-#   scales the model's total gradient magnitude on the logits. It equals `mean_weight` only when every
-#   pixel has the same $|g|$ (at initialisation, say). Plain SGD's steps grow with it; Adam divides a
-#   constant factor away.
+#   scales the total gradient magnitude on the logits with `reduction="mean"`. It equals `mean_weight`
+#   when every pixel has the same $|g|$ (at initialisation, say); it is larger when the heavy pixels
+#   have the large $|g|$. With plain SGD the step size roughly follows it; Adam divides a constant
+#   factor away.
 
 # %%
 weight_map.set(w0=10.0, sigma=5.0, class_balance=True, cells=0)
@@ -406,9 +407,9 @@ weight_map.snapshot()
 # $\sigma = 5$ and 15. What $\sigma$ sets is how far the weight spreads into open background. At
 # $\sigma = 15$ every background pixel near two cells is heavy, and the gaps' share falls to 0.5002. The
 # mean weight of the whole map goes from 1.56 to 3.016 (× 1.933), but that is not what the map does to
-# this model's gradient. `gradient_scale` is 3.706 at $\sigma = 5$, far above the mean weight, because
+# this model's gradient on the logits. `gradient_scale` is 3.706 at $\sigma = 5$, far above the mean weight, because
 # the heavy pixels are the ones the model gets wrong; at $\sigma = 15$ it is 5.271, only × 1.422. (With
-# plain SGD the steps grow with it; Adam divides a constant factor away, so there only how the map
+# plain SGD the step size roughly follows it; Adam divides a constant factor away, so there only how the map
 # shares the gradient out matters.)
 #
 # **Summary.** Compute `unet_weight_map` once per label image and pass it as `weight`. $w_0$ sets how

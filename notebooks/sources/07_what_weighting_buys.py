@@ -73,7 +73,7 @@ _ = torch.manual_seed(0)
 # is known. A model cannot rank or calibrate better than that posterior: its AUROC and AUPRC (printed
 # below, on seed 0's test split) are the best values those columns of section 2's tables can expect,
 # and its Brier score the lowest.
-# The threshold columns have no such ceiling: with overlap, the posterior itself finds nothing at 0.5.
+# The t = 0.5 columns have no such ceiling: with overlap, the posterior itself finds nothing at 0.5.
 #
 # **Predict.** A plain BCE model is trained on each regime and thresholded at 0.5. In which regime will
 # it find positives? Is "2 % positives" the problem?
@@ -181,8 +181,7 @@ print(format_tables(table, "overlapping"))
 #   recall runs from 0.000 to 0.918. At the threshold tuned on validation for precision 0.15, every
 #   method lands at test precision 0.148 to 0.152 (close to the target, which each threshold meets on
 #   validation by construction) and mean recall 0.481 to 0.538. Those differences are small against
-#   the spread over seeds (±0.15 to ±0.25; much of it moves every method together, since they share
-#   each seed's data), so three seeds cannot rank the methods there, as expected when their rankings
+#   the spread over seeds (±0.15 to ±0.25), so three seeds cannot rank the methods there, as expected when their rankings
 #   agree. A method that "raises recall" at 0.5 has mostly moved along its curve, which a threshold
 #   does for free, keeping the probabilities calibrated. (A threshold that predicts nothing has
 #   precision 0 in the table, scikit-learn's `zero_division=0`; the explorer shows 1, the PR curve's end.
@@ -198,8 +197,10 @@ print(format_tables(table, "overlapping"))
 # A model is **calibrated** when, among the samples it gives probability 0.2, about 20 % are positive.
 # The **reliability diagram** plots that: bin the predictions, and draw the observed frequency of
 # positives in each bin (`sklearn.calibration.calibration_curve`) against the mean prediction. The
-# **Brier score** `mean((p̂ − y)²)` (`sklearn.metrics.brier_score_loss`) adds up calibration and
-# resolution (how far the predictions separate positives from negatives) in one number. The **calibration slope and intercept** come from refitting `y ~ sigmoid(a + b · logit p̂)`:
+# **Brier score** `mean((p̂ − y)²)` (`sklearn.metrics.brier_score_loss`) combines, in one number,
+# the calibration error (added), the resolution (how far the predictions separate positives from
+# negatives, subtracted) and the base rate's own uncertainty. The **calibration slope and intercept**
+# come from refitting `y ~ sigmoid(a + b · logit p̂)`:
 # `b = 1`, `a = 0` for a calibrated model.
 #
 # **Predict.** Lesson 01 says a model trained with `pos_weight = p` outputs, near its optimum,
@@ -348,7 +349,7 @@ calibration_explorer.snapshot()
 # %% [markdown]
 # **Reveal.** The plain model at threshold 0.13 (233 true and 1433 false positives) and the weighted
 # model at 0.88 (244 and 1573) give nearly the same counts: two near-identical rankings
-# (AUROC 0.917 and 0.916 in the table), two probability scales. Their
+# (AUROC 0.917 and 0.916 in the table, means over seeds), two probability scales. Their
 # Brier scores do not agree (0.0178 against 0.1685). The plain model's calibration slope is near 1
 # (1.024); its intercept, −0.3624 on this seed, is somewhat negative (the table's mean over seeds is
 # −0.13 ± 0.20).

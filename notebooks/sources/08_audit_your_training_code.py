@@ -92,7 +92,7 @@ print(report)
 # * `diluted-mean`: the weight is 0 on three quarters of the elements, and `reduction="mean"`
 #   still divides by all of them (lesson 03, Q16).
 #
-# The first finding alone changes the loss, and nothing warns. The same call with the mask given its
+# The first finding by itself already changes the loss, and nothing warns. The same call with the mask given its
 # channel axis, and a count of the elements whose weight changes:
 
 # %%

@@ -197,8 +197,10 @@ print("'weight' in state_dict:", "weight" in criterion.state_dict())
 # is the reference. For BCE's channels, the counterpart is `pos_weight = neg / pos` per channel, but only
 # up to a factor. The balanced weights of a channel of `n` elements, `n / (2 pos)` on positives and
 # `n / (2 neg)` on negatives, are `n / (2 neg)` times `(neg / pos, 1)`. So the balanced loss and its
-# gradient are the `pos_weight` loss times `n / (2 neg)`: the same optimum, but not the same effective
-# learning rate (with `pos_weight` it is `2 neg / n` times larger, close to 2 when positives are rare).
+# gradient are the `pos_weight` loss times `n / (2 neg)`: the same optimum for each channel's logits,
+# but not the same effective learning rate (with `pos_weight` it is `2 neg / n` times larger, close to 2
+# when positives are rare). The factor differs by channel (nearly equal here), so a network shared by
+# the channels also sees the channels re-weighted against each other.
 
 # %%
 class_labels = torch.multinomial(torch.tensor([0.7, 0.2, 0.08, 0.02]), 4000, replacement=True, generator=generator)

@@ -176,8 +176,9 @@ for q in (0.3, 0.05, 0.01):
 # %% [markdown]
 # **Reveal.** Yes. Relative to one process's value, the shards' `pos_weight` spreads by 3.07 % at a
 # positive rate of 0.3, 7.011 % at 0.05 and 14.58 % at 0.01 (there from 67.27 to 131.1 around
-# 94.88). That is about `1/√(n q (1 − q))`, the relative noise of a count of positives: it grows as
-# the positives per shard get fewer. Shards that differ in content (a sampler without shuffling,
+# 94.88). That is about `1/√(n q (1 − q))`, the relative noise of `neg / pos` when the count of
+# positives is binomial (the count's own relative noise, `√((1 − q) / (n q))`, divided by `1 − q`): it
+# grows as the positives per shard get fewer. Shards that differ in content (a sampler without shuffling,
 # per-site data) would add a bias on top; that is not shown here.
 #
 # `examples/ddp_train.py` does both (the counts and the mean) inside `DistributedDataParallel` and
@@ -221,8 +222,8 @@ for dtype in (torch.bfloat16, torch.float16):
 # **Reveal.** Both losses are float32 in both regions, and identical here: the relative difference
 # to PyTorch is 0, for the loss and for its gradient. The logits are bfloat16 or float16 (the
 # convolution ran in that dtype), but the loss reads them into float32 before computing. What moves
-# the loss away from the float32 run (by less than 1e-3) is the logits' own rounding in the layer,
-# not the loss. On a GPU, `torch.autocast("cuda", dtype=torch.float16)` follows the same rule (not
+# the loss away from the float32 run (by less than 0.1 %, relative) must then be the logits' own
+# rounding in the layer, not the loss. On a GPU, `torch.autocast("cuda", dtype=torch.float16)` follows the same rule (not
 # run here); use a `GradScaler` there, as for any float16 training, since small gradients underflow
 # in float16.
 
@@ -284,7 +285,7 @@ except RuntimeError as error:
 # ### The default backend, inductor
 #
 # `torch.compile(fn)` without a `backend=` uses `"inductor"`: it generates C++ for the forward and
-# backward graphs and builds it with the machine's C++ compiler (gcc here). That takes several seconds
+# backward graphs and builds it with the machine's C++ compiler (g++, clang++ or c++ on the `PATH`). That takes several seconds
 # the first time, so this cell compiles only the loss, on logits that need a gradient. Generated code
 # may order floating-point operations differently, so the comparison allows float32 rounding.
 #
@@ -319,8 +320,9 @@ else:
               "check_values=False" in str(error))
 
 # %% [markdown]
-# **Reveal.** Yes to both: inductor's code gives the eager loss and gradient to float32 rounding, and
-# the value check runs inside the generated code.
+# **Reveal.** Yes to both (where the cell found a compiler and ran the comparison): inductor's code
+# gives the eager loss and gradient to float32 rounding, and the value check runs inside the generated
+# code.
 
 # %% [markdown]
 # ## Summary
