@@ -42,6 +42,7 @@ SCREENSHOTS_DIR = REPO_ROOT / "docs" / "screenshots"
 MAX_BYTES = 200_000
 # Lessons 04 and 05 train small models before their explorers.
 RUN_TIMEOUT_S = 420.0
+SCREENSHOT_VIEWPORT = {"width": 1400, "height": 2400}
 DRAW_TIMEOUT_S = 60.0
 MARGIN_PX = 8
 # The list of files a run wrote, kept next to them: the only files a later run may delete.
@@ -90,6 +91,9 @@ def capture_lesson(context, server: LabServer, notebook: Path, out_dir: Path) ->
     written = []
     page = NotebookPage(context, server, notebook)
     try:
+        # Tall enough for the tallest explorer with its readouts: an element taller than the viewport
+        # is captured with JupyterLab's sticky toolbar drawn over its top.
+        page.page.set_viewport_size(SCREENSHOT_VIEWPORT)
         page.open()
         page.clear_outputs()
         for class_name, cell_index in firsts.items():

@@ -194,7 +194,7 @@ class ThresholdExplorer(Explorer):
         self._hist_axes.set_xlabel("shifted logit x + log p", labelpad=1)
         self._hist_axes.set_ylabel("share of the class", labelpad=1)
         self._hist_axes.set_title("logits of each class; right of the line = positive", fontsize=9)
-        self._hist_axes.legend(loc="upper left", fontsize=7, frameon=False)
+        self._hist_axes.legend(loc="upper right", fontsize=7, framealpha=0.9)
 
         # Per-pixel gradient of the weighted loss on fixed log axes: only the positives' curve moves (x p).
         self._grad_x = np.linspace(*self._hist_axes.get_xlim(), GRADIENT_POINTS)

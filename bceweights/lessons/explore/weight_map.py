@@ -185,7 +185,7 @@ class WeightMapExplorer(Explorer):
         self._scene_seed: int | None = None
         shape = (SCENE_SIZE, SCENE_SIZE)
         grid = figure.add_gridspec(
-            1, 4, width_ratios=[1.0, 1.0, 1.0, 1.05], left=0.01, right=0.99, bottom=0.2, top=0.86, wspace=0.32
+            1, 4, width_ratios=[1.0, 1.0, 1.0, 1.05], left=0.01, right=0.99, bottom=0.2, top=0.86, wspace=0.5
         )
         self._label_axes = figure.add_subplot(grid[0])
         self._map_axes = figure.add_subplot(grid[1])
