@@ -217,13 +217,13 @@ def recall_zero_checklist(
     f1 = 2 * curve.precision * curve.recall / np.maximum(curve.precision + curve.recall, 1e-300)
     recall_now = float(np.mean(p[y] >= threshold))
     report.numbers["recall_at_threshold"] = recall_now
+    k = int(np.argmax(f1)) if curve.precision.size else -1  # the best-F1 point of the curve
     if looks_like_probabilities:
         report.checks.append(Check(CHECK_NAMES[3], "fail", (
             "every value lies in [0, 1]: these look like probabilities, not logits. sigmoid(probability) >= 0.5 "
             "holds for every value (logit 0 = probability 0.5): threshold probabilities at 0.5, or logits at 0"
         )))
-    elif recall_now == 0.0 and curve.precision.size and float(curve.precision[int(np.argmax(f1))]) >= AP_LIFT * q:
-        k = int(np.argmax(f1))
+    elif recall_now == 0.0 and k >= 0 and float(curve.precision[k]) >= AP_LIFT * q:
         t = 1.0 / (1.0 + math.exp(-float(curve.thresholds[k])))
         report.numbers["suggested_threshold"] = t
         report.checks.append(Check(CHECK_NAMES[3], "fail", (

@@ -27,7 +27,7 @@ KEPT: tuple[int, ...] = (64, 448)
 POSITIVE_WEIGHT = 3.0
 """The weight of a positive pixel in the ``"weighted_mean"`` runs (negatives weigh 1)."""
 
-REDUCTIONS: dict[str, str] = {"mean": "", "weighted_mean": "weighted_"}
+REDUCTION_KEY_PREFIXES: dict[str, str] = {"mean": "", "weighted_mean": "weighted_"}
 """Each reduction :func:`rank_step` and :func:`single_process_step` run, and the prefix of its keys."""
 
 
@@ -71,7 +71,7 @@ def _loss_and_gradient(
 def rank_step(rank: int, world_size: int) -> dict[str, object]:
     """One rank's step, per-rank mean and ``process_group=``; gradients averaged over ranks as DDP does.
 
-    Returns the kept count and kept weight, and for each reduction of :data:`REDUCTIONS` (keys prefixed
+    Returns the kept count and kept weight, and for each reduction of :data:`REDUCTION_KEY_PREFIXES` (keys prefixed
     ``""`` for ``"mean"``, ``"weighted_"`` for ``"weighted_mean"``) the loss this rank would log and the
     DDP-averaged gradient ``(d/dscale, d/dbias)``, per rank (``..._per_rank``) and with
     ``process_group=`` (``..._global``).
@@ -82,7 +82,7 @@ def rank_step(rank: int, world_size: int) -> dict[str, object]:
         "kept": int((~batch["ignore"]).sum()),
         "kept_weight": _kept_weight(batch),
     }
-    for reduction, prefix in REDUCTIONS.items():
+    for reduction, prefix in REDUCTION_KEY_PREFIXES.items():
         for name, group in (("per_rank", None), ("global", dist.group.WORLD)):
             loss, gradient = _loss_and_gradient(batch, group, reduction)
             dist.all_reduce(gradient)
@@ -100,7 +100,7 @@ def single_process_step(world_size: int = 2) -> dict[str, object]:
     parts = [shard(rank) for rank in range(world_size)]
     batch = {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
     result: dict[str, object] = {"kept": int((~batch["ignore"]).sum()), "kept_weight": _kept_weight(batch)}
-    for reduction, prefix in REDUCTIONS.items():
+    for reduction, prefix in REDUCTION_KEY_PREFIXES.items():
         result[f"{prefix}loss"], result[f"{prefix}gradient"] = _loss_and_gradient(batch, None, reduction)
     return result
 

@@ -64,7 +64,7 @@ kept = [r["kept"] for r in ranks]
 kept_weight = [r["kept_weight"] for r in ranks]
 print(f"{'reduction':<13}  {'rank':<25}  {'denominator':>11}  {'logged: per-rank mean':>21}"
       f"  {'with process_group':>18}")
-for reduction, prefix in global_mean.REDUCTIONS.items():
+for reduction, prefix in global_mean.REDUCTION_KEY_PREFIXES.items():
     count = "kept_weight" if prefix else "kept"           # k_r for "mean", S_r for "weighted_mean"
     for r in ranks:
         print(f"{reduction:<13}  {r['rank']:<25}  {sig4(r[count]):>11}  {sig4(r[prefix + 'loss_per_rank']):>21}"
@@ -101,7 +101,7 @@ def pair(gradient):
 
 
 print(f"{'reduction':<13}  {'gradient':<25}  {'(d/dscale, d/dbias)':<20}  equals one process's within 1e-12")
-for reduction, prefix in global_mean.REDUCTIONS.items():
+for reduction, prefix in global_mean.REDUCTION_KEY_PREFIXES.items():
     reference = single[f"{prefix}gradient"]
     print(f"{reduction:<13}  {'one process':<25}  {pair(reference)}")
     for name, label in (("per_rank", "per-rank, DDP-averaged"), ("global", "process_group, averaged")):

@@ -15,7 +15,7 @@ the share of its total carried by the **separating pixels** (background pixels w
 the cells, without and with the map. ``gradient_scale`` is ``sum w |g| / sum |g|`` with
 ``g = sigmoid(x) - y``: the factor by which the map scales the total gradient magnitude on the logits
 (with ``reduction="mean"`` or ``"sum"`` alike). It is the mean weight only where every ``|g|`` is the
-same; plain SGD's step grows with it, while Adam divides a constant factor away.
+same; plain SGD's step size roughly follows it, while Adam divides a constant factor away.
 
 The distance transforms depend only on the label image; they are computed once per ``cells`` seed
 and cached, so moving ``w0``, ``sigma`` or ``class_balance`` only recombines arrays.
@@ -124,10 +124,6 @@ def region_shares(gradient_magnitude: np.ndarray, regions: dict[str, np.ndarray]
     if total == 0.0:
         return {name: 0.0 for name in regions}
     return {name: float(gradient_magnitude[mask].sum()) / total for name, mask in regions.items()}
-
-
-def _ratio(numerator: float, denominator: float) -> float:
-    return numerator / denominator if denominator > 0 else 0.0
 
 
 def separating_share(w0: float, sigma: float = 5.0, class_balance: bool = True, seed: int = 0) -> float:
@@ -255,6 +251,7 @@ class WeightMapExplorer(Explorer):
             bar.set_height(shares[region])
 
         separating = scene.regions["separating"]
+        error_total = float(scene.error.sum())
         return {
             "separating_share_plain": self._plain_shares["separating"],
             "separating_share_weighted": shares["separating"],
@@ -263,7 +260,7 @@ class WeightMapExplorer(Explorer):
             "separating_mean_weight": float(weights[separating].mean()) if separating.any() else 0.0,
             "max_weight": float(weights.max()),
             "mean_weight": float(weights.mean()),
-            "gradient_scale": _ratio(float(weighted.sum()), float(scene.error.sum())),
+            "gradient_scale": float(weighted.sum()) / error_total if error_total > 0 else 0.0,
         }
 
     def readout_notes(self, values: dict[str, Any], readouts: dict[str, float]) -> list[str]:
