@@ -44,11 +44,11 @@ def digest(*tensors):
 plates = data.make_plates(64, 32, fractions=(0.06, 0.01, 0.25), green_contrast=0.25, seed=0)
 shapes = data.make_shapes(32, 32, 0.04, objects=2, noise=0.8, seed=1)
 volume = data.make_volume((8, 16, 16), seed=2)
-model = TinyUNet(1, 3, seed=0)
+model = TinyUNet(1, 3, seed=0, dtype=torch.float64)
 init = digest(*model.parameters())
 history = train(model, plates.images, plates.masks, epochs=3, batch_size=16, progress=False)
 labels = data.rgb_to_labels(plates.masks)
-single = TinyUNet(1, 4, seed=1)
+single = TinyUNet(1, 4, seed=1, dtype=torch.float64)
 single_history = train(single, plates.images, labels, epochs=2, batch_size=16, progress=False)
 print(json.dumps({
     "data": digest(plates.images, plates.masks, shapes.images, shapes.masks, volume.images, volume.masks),

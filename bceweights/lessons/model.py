@@ -9,10 +9,11 @@ at ``width=8``: enough to segment the synthetic shapes of :mod:`bceweights.lesso
 initial weights come from its own seed, the batch order from a ``torch.Generator``, and training
 runs with deterministic algorithms on a fixed number of CPU threads (both restored afterwards).
 
-Runs are also the same on every CPU, to about 1e-12: the model computes in float64 and its initial
-weights are drawn with plain IEEE arithmetic (see :class:`TinyUNet`), and the images of
-:mod:`bceweights.lessons.data` are CPU-independent too. In float32 the vectorised kernels of AVX-512, AVX2,
-NEON and scalar code round differently, and training amplifies that into the printed digits.
+The initial weights are drawn with plain IEEE arithmetic (the same bits on every CPU, see
+:class:`TinyUNet`), and the images of :mod:`bceweights.lessons.data` are CPU-independent too. Training
+itself runs in float32 by default, where the vectorised kernels of AVX-512, AVX2, NEON and scalar code
+round differently in the last bit; a few hundred Adam steps can amplify that. So a single run is a
+trajectory, not a finding: the lessons report figures over seeds (:mod:`bceweights.lessons.seeds`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from bceweights.lessons.metrics import ChannelMetrics, channel_metrics, one_hot_prediction, one_hot_target
+from bceweights.lessons.perturb import jitter_
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -56,10 +58,12 @@ class TinyUNet(nn.Module):
             ``log(pos / neg)`` so that the untrained model already predicts the positive rate);
             ``None`` keeps PyTorch's default initialisation.
         seed: seeds the initial weights (the global RNG is left as it was).
-        dtype: the parameters' dtype. The default, float64, makes training reproduce to about 1e-12
-            on any CPU: in float32, AVX-512, AVX2, NEON and scalar kernels round differently in the
-            last bit and a few hundred Adam steps amplify that into the third printed digit.
-            Inputs are cast to this dtype, so float32 images can be passed as they are.
+        dtype: the parameters' dtype; inputs are cast to it. The default, float32, trains about 2.5
+            times faster than float64 on a CPU. In float32, AVX-512, AVX2, NEON and scalar kernels
+            round differently in the last bit and a few hundred Adam steps can amplify that into the
+            printed digits, so the lessons report figures over several seeds (:mod:`bceweights.lessons.seeds`)
+            and check them with training perturbed (:mod:`bceweights.lessons.perturb`). float64
+            reproduces a single run to about 1e-12 on any CPU, but not its sensitivity to the start.
 
     The initial weights are PyTorch's default distribution for ``nn.Conv2d``, uniform in
     ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]`` for weights and biases alike, but drawn in float64 from a
@@ -75,7 +79,7 @@ class TinyUNet(nn.Module):
         *,
         output_bias: float | Sequence[float] | Tensor | None = None,
         seed: int = 0,
-        dtype: torch.dtype = torch.float64,
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
         # nn.Conv2d draws its default initialisation from the global RNG; leave that RNG as it was.
@@ -88,6 +92,8 @@ class TinyUNet(nn.Module):
         self.to(dtype)
         if output_bias is not None:
             set_output_bias(self, output_bias)
+        # Off unless BCEWEIGHTS_PERTURB is set: make nbval-perturbed checks the lessons' figures with it.
+        jitter_(list(self.parameters()), seed)
 
     def forward(self, images: Tensor) -> Tensor:
         if images.shape[-1] % 2 or images.shape[-2] % 2:

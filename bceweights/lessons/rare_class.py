@@ -33,6 +33,7 @@ from torch.utils.data import RandomSampler, WeightedRandomSampler
 import bceweights as bw
 from bceweights.lessons.dice import bce_dice_with_logits, soft_dice_with_logits
 from bceweights.lessons.model import reproducible
+from bceweights.lessons.perturb import jitter_
 
 POSITIVE_SHARE = 0.02
 SPREAD = 0.6
@@ -111,6 +112,8 @@ class TinyMLP(nn.Module):
                     parameter.copy_((draw * 2.0 - 1.0) * bound)
             if output_bias is not None:
                 self.head.bias.fill_(float(output_bias))
+        # Off unless BCEWEIGHTS_PERTURB is set: make nbval-perturbed checks the lessons' figures with it.
+        jitter_(list(self.parameters()), seed)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.body(x.to(torch.float64))).squeeze(-1)
