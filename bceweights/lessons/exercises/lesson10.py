@@ -191,8 +191,9 @@ def _solution_10_4() -> str:
 register("10.4", LESSON10_4_QUESTION, check_lesson10_4, _solution_10_4)
 
 
-#: 10.5: gradient accumulation over micro-batches with these kept counts.
-LESSON10_5_KEPT = (100, 300, 50, 350)
+#: 10.5: gradient accumulation over micro-batches with these kept counts (the lesson showed 100, 300, 50, 350;
+#: here one micro-batch is all void).
+LESSON10_5_KEPT = (120, 40, 200, 0, 240)
 LESSON10_5_QUESTION = (
     f"You accumulate gradients over {len(LESSON10_5_KEPT)} micro-batches (one backward each, one optimizer step) "
     f"that keep {', '.join(str(k) for k in LESSON10_5_KEPT)} pixels under an ignore mask. Each micro-batch computes "
@@ -217,9 +218,9 @@ def check_lesson10_5(answer: float | None) -> bool:
             f"{total}. Count it before the first backward."
         ),
         slips=[
-            (steps, f"divides by the number of micro-batches: that is right only after a per-micro-batch mean, and "
-                    "then each micro-batch's pixels weigh 1 / (4 k_m), unequal across micro-batches."),
-            (total / steps, "is the mean kept count: dividing by it gives a gradient 4 times too large."),
+            (steps, f"divides by the number of micro-batches: that is the usual recipe after a per-micro-batch mean, "
+                    f"and then micro-batch m's pixels weigh 1 / ({steps} k_m), unequal across micro-batches."),
+            (total / steps, f"is the mean kept count: dividing by it gives a gradient {steps} times too large."),
             (1.0, "keeps the plain sum: the step then grows with the number of kept pixels."),
         ],
         otherwise="is not it. Write the big batch's loss, sum over all kept pixels / their count, as a sum over micro-batches.",
@@ -229,15 +230,17 @@ def check_lesson10_5(answer: float | None) -> bool:
 
 def _solution_10_5() -> str:
     total = sum(LESSON10_5_KEPT)
+    kept = sorted(k for k in LESSON10_5_KEPT if k)
     return (
         f"The big batch's ignore mean is (sum of all kept losses) / {total}; split the sum by micro-batch and each "
-        f"part is that micro-batch's reduction='sum' loss / {total}. So D = {total} for every micro-batch. The usual "
-        "loss / accumulation_steps after a per-micro-batch mean gives micro-batch m's pixels the weight "
-        f"1 / (4 k_m): a pixel of the 50-pixel micro-batch would count 7 times one of the 350-pixel one."
+        f"part is that micro-batch's reduction='sum' loss / {total}. So D = {total} for every micro-batch, the "
+        "all-void one included (its sum is 0). The usual loss / accumulation_steps after a per-micro-batch mean "
+        f"gives micro-batch m's pixels the weight 1 / ({len(LESSON10_5_KEPT)} k_m): a pixel of the {kept[0]}-pixel "
+        f"micro-batch would count {kept[-1] / kept[0]:g} times one of the {kept[-1]}-pixel one."
     )
 
 
-register("10.5", LESSON10_5_QUESTION, check_lesson10_5, _solution_10_5)
+register("10.5", LESSON10_5_QUESTION, check_lesson10_5, _solution_10_5, transfer=True)
 
 
 #: Lesson 10's questionnaire: (question, answer).
