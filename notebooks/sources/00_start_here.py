@@ -19,19 +19,19 @@
 #
 # | lesson | what it answers | questions | time |
 # |---|---|---|---|
-# | [01 · weight vs pos_weight](01_weight_vs_pos_weight.ipynb) | the formula term by term; what each argument scales in the loss and the gradient; `pos_weight=10` errors; why per-sample weights passed as `pos_weight` do not raise recall; the optimum that `pos_weight` shifts | Q4, Q13, Q14 | 35 min |
-# | [02 · masks and broadcasting](02_masks_and_broadcasting.ipynb) | a `(N, H, W)` mask on `(N, C, H, W)` predictions; `expand` vs `repeat`; `target * mask` is not weighting; per-channel weights and masks; why `pos_weight.repeat(B, 1)` crashes | Q1, Q2, Q3, Q8 | 35 min |
-# | [03 · flattening and reduction](03_flattening_and_reduction.ipynb) | batch, channel and pixel are all the same to the loss; what `mean` divides by; weights per call; why logits beat `sigmoid` + `BCELoss` | Q5, Q10, Q12, Q16 | 30 min |
+# | [01 · weight vs pos_weight](01_weight_vs_pos_weight.ipynb) | the formula term by term; what each argument scales in the loss and the gradient; `pos_weight=10` errors; why per-sample weights passed as `pos_weight` do not raise recall; the optimum that `pos_weight` shifts | Q4, Q13, Q14 | 45 min |
+# | [02 · masks and broadcasting](02_masks_and_broadcasting.ipynb) | a `(N, H, W)` mask on `(N, C, H, W)` predictions; `expand` vs `repeat`; `target * mask` is not weighting; per-channel weights and masks; why `pos_weight.repeat(B, 1)` crashes | Q1, Q2, Q3, Q8 | 45 min |
+# | [03 · flattening and reduction](03_flattening_and_reduction.ipynb) | batch, channel and pixel are all the same to the loss; what `mean` divides by; weights per call; why logits beat `sigmoid` + `BCELoss` | Q5, Q10, Q12, Q16 | 40 min |
 # | [04 · class imbalance](04_class_imbalance.ipynb) | class weights from counts and datasets; a channel that is never learned; about 1/95 foreground in a volume; thresholds vs `pos_weight`; why recall is 0 | Q6, Q8, Q9, Q15 | 50 min |
 # | [05 · multi-label vs multi-class](05_multilabel_vs_multiclass.ipynb) | sigmoid + BCE or softmax + cross-entropy; one logit or two | Q7, Q11 | 25 min |
 # | [06 · beyond the basics](06_beyond_the_basics.ipynb) | ignore regions, focal loss, boundary weight maps, label smoothing | beyond the threads | 60 min |
 # | [07 · what weighting buys](07_what_weighting_buys.ipynb) | ranking vs calibration under `pos_weight`, oversampling, focal loss, Dice and BCE + Dice; undoing `pos_weight` with −log p; a threshold for a precision target, chosen on validation and reported on test; the recall-is-0 checklist | Q17, Q18, Q19, Q20 | 70 min |
 # | [08 · audit your training code](08_audit_your_training_code.ipynb) | `bw.audit()` around unmodified PyTorch code: misaligned and per-sample `pos_weight`, sigmoid applied twice, void labels as targets, diluted means; the fixes, and the report clean | Q23 | 25 min |
-# | [09 · plain PyTorch recipes](09_plain_pytorch_recipes.ipynb) | every `bceweights` call as plain PyTorch: per-channel `pos_weight`, mask weights and the N == C / N = 1 trap, ignore regions, weighted mean, a weight per call, class weights checked against scikit-learn, per-batch vs data-set ratios, resampling | Q24 | 15 min |
-# | [10 · beyond one process](10_beyond_one_process.ipynb) | a masked mean over DDP ranks and `process_group=`; class weights over every shard; the loss under `torch.autocast` and `torch.compile` | Q21, Q22 | 25 min |
+# | [09 · plain PyTorch recipes](09_plain_pytorch_recipes.ipynb) | every `bceweights` call as plain PyTorch: per-channel `pos_weight`, mask weights and the N == C / N = 1 trap, ignore regions, weighted mean, a weight per call, class weights checked against scikit-learn, per-batch vs data-set ratios, resampling | Q24 | 25 min |
+# | [10 · beyond one process](10_beyond_one_process.ipynb) | a masked mean over DDP ranks and `process_group=`; every rank calls the loss; gradient accumulation; `DistributedSampler` padding; class weights over every shard; the loss under `torch.autocast` (float16's range) and `torch.compile` | Q21, Q22 | 40 min |
 #
-# The times are for reading, predicting and running every cell once, with the exercises; this page takes
-# about 10 minutes.
+# The times are for reading, predicting and running every cell once, with the exercises and the
+# questionnaires; this page takes about 10 minutes.
 #
 # **The formula, once.** For one element with logit $x$, target $y \in [0, 1]$, `weight` $w$ and
 # `pos_weight` $p$, every lesson is about this line:

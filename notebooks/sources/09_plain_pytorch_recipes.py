@@ -6,12 +6,14 @@
 # **Goal.** After this appendix you can do each thing the lessons do with `bceweights` using PyTorch
 # alone, with nothing to install: a per-channel `pos_weight`, a mask as `weight`, ignore regions, the
 # weighted mean, a different weight on every call, and class weights from counts (checked against
-# scikit-learn). You also know two traps the recipes do not protect you from, a `(N, H, W)` mask when
-# `N == C` or `N = 1` and a `pos_weight` computed per batch, and one alternative to weighting, resampling.
+# scikit-learn). You also know the traps the recipes do not protect you from: a `(N, H, W)` mask when
+# `N == C` or `N = 1`, an ignore mean on a batch that is all void, a per-batch weight stored in a
+# module's `state_dict`, and a `pos_weight` computed per batch; and one alternative to weighting,
+# resampling.
 #
 # **How to read it.** Each recipe is one cell: the plain-PyTorch line, the `bceweights` call it replaces,
 # and a check that they agree (`torch.allclose`). Before each trap, predict what the cell will print.
-# About 10 minutes; it runs in a few seconds.
+# About 25 minutes with the exercises; it runs in a few seconds.
 
 # %%
 import numpy as np

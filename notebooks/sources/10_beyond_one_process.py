@@ -6,8 +6,10 @@
 # **Goal.** After this lesson you know what a masked or weighted mean means when the batch is split
 # over several processes, why the per-rank mean that `DistributedDataParallel` gives you by default
 # is a different loss when the ranks keep different numbers of pixels, how `process_group=` makes the
-# mean global, how to count class weights over a data set that no process sees whole, and what to
-# expect from the loss under `torch.autocast` and `torch.compile`.
+# mean global, why every rank must call it, what the same denominator means for gradient
+# accumulation, how `DistributedSampler`'s padding skews counts, how to count class weights over a data
+# set that no process sees whole, and what to expect from the loss under `torch.autocast` (float16's
+# range included) and `torch.compile`.
 #
 # **How to read it.** Predict before each reveal. Section 1 starts two real processes on this
 # machine (PyTorch's `gloo` backend on 127.0.0.1), as `torchrun --nproc-per-node 2` would; it takes a
