@@ -257,7 +257,8 @@ except RuntimeError as error:
 # **Reveal.** The fresh model has no `criterion.weight` entry (a buffer that is `None` is not saved), the
 # trained one has, so a strict `load_state_dict` refuses the checkpoint with "Unexpected key(s)". And what
 # it stored is no class weight: it is the last batch's `(3, 1, 8, 10)` weight map, which means nothing for
-# the next run (and, loaded with `strict=False`, would be used by the first call that forgets to set it).
+# the next run. `load_state_dict(..., strict=False)` passes by dropping the entry, which hides the symptom
+# and would also hide a key you do need.
 # Keep per-batch weights out of modules: the functional form, or `bw.BCEWithLogits`, whose `weight=` per
 # call is not stored. A weight that belongs to the model (a per-channel `pos_weight` fixed for the whole
 # run) is the one thing a buffer should hold.

@@ -362,8 +362,8 @@ for dtype in (torch.bfloat16, torch.float16):
 # `nn.BCELoss`: PyTorch raises a `RuntimeError` whose message begins "torch.nn.functional.binary_cross_entropy
 # and torch.nn.BCELoss are unsafe to autocast" and suggests the logits form (PyTorch's
 # automatic-mixed-precision documentation says the same: prefer `binary_cross_entropy_with_logits`). The
-# reason is lesson 03's: the probabilities come out of `sigmoid` in float16, where they saturate from
-# logit 8.3. This lesson runs on the CPU, where CPU autocast treats the op differently; the next cell
+# documented reason is the backward pass, which can produce gradients float16 cannot represent; lesson 03
+# showed its `1 / (p(1 − p))` and the saturation of a float16 `sigmoid` from logit 8.3. This lesson runs on the CPU, where CPU autocast treats the op differently; the next cell
 # shows what the CPU does, not what CUDA does.
 
 # %%
