@@ -332,12 +332,13 @@ stability.snapshot()
 # about −17, `sigmoid` underflows to 0 in float16 and even a correctly confident background pixel gets
 # `0/0 = NaN`: the left cluster of markers, and why the wrong share is much larger in float16 (0.3895;
 # the logits form's is still 0). On a GPU, PyTorch refuses `F.binary_cross_entropy` under
-# `torch.autocast` for this reason.
+# `torch.autocast` for this reason (lesson 10 quotes its message).
 #
 # ### Optional deep dive: a wrong gradient without saturation
 #
 # This part explains one more failure of `sigmoid` + `BCELoss`, down to PyTorch's backward formula;
-# skip to the training demonstration below if you are short of time. Nothing later depends on it.
+# skip to the training demonstration below if you are short of time. Only the summary's line on
+# $x \approx -27.6$, the logit −40 of exercise 03.4 and question 7 of the questionnaire come back to it.
 #
 # **Predict:** back in float32, a positive pixel (target 1) with logit −40, confidently wrong the other
 # way. `sigmoid(-40)` is tiny but a normal float32, far from saturating. Are loss and gradient right?
