@@ -204,16 +204,43 @@ def right_08_1(logits, masks):
     return (losses * keep).sum() / keep.sum()
 
 
+def right_03_4(logits, target):
+    """The repair of sigmoid + BCELoss, written here as the logits form by hand: softplus, no sigmoid."""
+    return (target * F.softplus(-logits) + (1 - target) * F.softplus(logits)).mean()
+
+
+def right_09_5(per_pixel, keep):
+    """The ignore mean that gives 0 on an all-void batch: the sum over kept pixels over at least 1."""
+    return torch.where(keep > 0, per_pixel, torch.zeros_like(per_pixel)).sum() / torch.clamp(keep.sum(), min=1.0)
+
+
+def right_10_5() -> float:
+    """The denominator D found by autograd: the accumulated gradient of sum / D equals the big batch's ignore mean's."""
+    generator = torch.Generator().manual_seed(5)
+    kept = (120, 40, 200, 0, 240)
+    logits = torch.randn(sum(kept), dtype=torch.float64, generator=generator)
+    target = (torch.rand(sum(kept), generator=generator) < 0.3).double()
+    leaf = logits.clone().requires_grad_(True)
+    F.binary_cross_entropy_with_logits(leaf, target).backward()  # one big batch, every pixel kept
+    accumulated = logits.clone().requires_grad_(True)
+    for part, t in zip(accumulated.split(kept), target.split(kept)):
+        F.binary_cross_entropy_with_logits(part, t, reduction="sum").backward()  # D = 1
+    return float(accumulated.grad.norm() / leaf.grad.norm())
+
+
 RIGHT_ANSWERS = {
     "01.1": lambda: (right_01_1(),),
     "01.2": lambda: (autograd_gradient(1.0, 0.25, 2.0, 3.0),),
     "01.3": lambda: (right_01_3(),),
+    "01.4": lambda: ("c",),
     "02.1": lambda: (right_02_1(),),
     "02.2": lambda: (torch.tensor([2.0, 1.0, 8.0, 4.0]).view(4, 1, 1, 1),),
     "02.3": lambda: (torch.zeros(8, 512, 512).unsqueeze(1).repeat(1, 4, 1, 1).untyped_storage().nbytes() / 2**20,),
+    "02.4": lambda: ("(B)",),
     "03.1": lambda: (right_03_1(),),
     "03.2": lambda: (torch.tensor([0.5, 2.0, 3.0, 8.0]).view(4, 1, 1).expand(4, 5, 6).reshape(-1),),
     "03.3": lambda: (right_03_3(),),
+    "03.4": lambda: (right_03_4,),
     "04.1": lambda: (float(torch.sigmoid(torch.tensor(-math.log(9.0)))),),
     "04.2": lambda: (right_04_2(),),
     "04.3": lambda: (right_04_3(),),
@@ -232,9 +259,12 @@ RIGHT_ANSWERS = {
     "10.1": lambda: (800 / 100,),
     "10.2": lambda: (30.0 * 4 / 1200,),
     "10.3": lambda: (right_10_3(),),
+    "10.4": lambda: ("b",),
+    "10.5": lambda: (right_10_5(),),
     "09.2": lambda: (right_09_2(),),
     "09.3": lambda: (right_09_3(),),
     "09.4": lambda: (right_09_4(),),
+    "09.5": lambda: (right_09_5,),
 }
 
 
@@ -335,6 +365,27 @@ def test_the_checker_says_no_answer_yet_to_none(key, capsys):
         ("10.3", (torch.bfloat16,), "runs this loss in float32"),
         ("10.3", (torch.float64,), "never widens"),
         ("10.3", ("fp32",), "Expected a torch dtype"),
+        ("01.4", ("a",), "one pos_weight of 0.9"),
+        ("01.4", ("b",), "does not move"),
+        ("01.4", ("d",), "Expected one letter"),
+        ("02.4", ("a",), "(a) is right"),
+        ("02.4", ("c",), "(c) is right"),
+        ("02.4", (2,), "Expected one letter"),
+        ("03.3", (math.log(2**8 - 1),), "7 stored bits"),
+        ("03.4", (lambda x, y: F.binary_cross_entropy(torch.sigmoid(x), y),), "NaN"),
+        ("03.4", (lambda x, y: F.binary_cross_entropy(torch.sigmoid(x.float()), y.float()),), "finite but wrong"),
+        ("03.4", (lambda x, y: F.binary_cross_entropy_with_logits(x, y, reduction="sum"),), "finite but wrong"),
+        ("03.4", (lambda x, y: 1 / 0,), "ZeroDivisionError"),
+        ("03.4", (8.32,), "Expected a function"),
+        ("09.5", (lambda l, k: (l * k).sum() / k.sum(),), "returns NaN"),
+        ("09.5", (lambda l, k: l[k > 0].mean(),), "returns NaN"),
+        ("09.5", (lambda l, k: (l * k).mean(),), "void pixels stay in the denominator"),
+        ("09.5", (lambda l, k: l.mean(),), "keep is not applied"),
+        ("10.4", ("a",), "all_reduce"),
+        ("10.4", ("c",), "adds nothing"),
+        ("10.5", (5,), "number of micro-batches"),
+        ("10.5", (120,), "mean kept count"),
+        ("10.5", (1,), "plain sum"),
     ],
 )
 def test_the_checker_names_the_usual_wrong_answer(key, answers, phrase, capsys):
@@ -347,6 +398,10 @@ def test_the_checker_names_the_usual_wrong_answer(key, answers, phrase, capsys):
 def test_an_unrelated_number_gets_a_generic_hint(key, capsys):
     if key in ("02.1", "02.2", "03.2", "09.1"):
         answers = (torch.full((1,), 123.0),)
+    elif key in ("03.4", "09.5"):
+        answers = (lambda *tensors: torch.tensor(0.4321, requires_grad=True),)
+    elif key in ("01.4", "02.4", "10.4"):
+        answers = ("z",)
     elif key == "05.1":
         answers = (0.123, 45.6)
     else:
@@ -378,6 +433,52 @@ def test_show_solution_prints_a_worked_solution(key, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"Solution {key}: ")
     assert len(out) > 60
+
+
+#: The concept exercises (an idea or a repair, not a number), by lesson: issue 21 asks for one per lesson from 01.
+CONCEPT_EXERCISES = {"01": ("01.4",), "02": ("02.4",), "03": ("03.4",), "09": ("09.5",), "10": ("10.4", "10.5")}
+QUESTIONNAIRE_LESSONS = ("01", "02", "03", "09", "10")
+
+
+@pytest.mark.parametrize("lesson, keys", sorted(CONCEPT_EXERCISES.items()))
+def test_the_concept_exercises_are_registered_in_their_lessons(lesson, keys):
+    assert set(keys) <= {exercise.key for exercise in lesson_exercises(lesson)}
+
+
+@pytest.mark.parametrize("lesson", QUESTIONNAIRE_LESSONS)
+def test_the_questionnaire_prints_its_questions_and_show_solution_its_answers(lesson, capsys):
+    items = exercises.QUESTIONNAIRES[lesson]
+    assert 5 <= len(items) <= 10
+    exercises.print_questionnaire(lesson)
+    questions = capsys.readouterr().out
+    show_solution(f"{lesson}.Q")
+    answers = capsys.readouterr().out
+    assert answers.startswith(f"Solution {lesson}.Q: ")
+    for number, (question, answer) in enumerate(items, start=1):
+        assert f"{number}. {question}" in questions
+        assert f"{number}. {answer}" in answers
+        assert answer not in questions
+
+
+@pytest.mark.parametrize("lesson", QUESTIONNAIRE_LESSONS)
+def test_the_notebook_prints_its_questionnaire_and_names_show_solution(lesson):
+    cells = json.loads(notebook_for(lesson).read_text(encoding="utf-8"))["cells"]
+    printing = [cell for cell in cells if cell["cell_type"] == "code" and f'print_questionnaire("{lesson}")' in "".join(cell["source"])]
+    assert len(printing) == 1
+    assert stored_text(printing[0]).startswith("1. ")
+    markdown = "".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown")
+    assert f'show_solution("{lesson}.Q")' in markdown
+
+
+def test_a_questionnaire_has_five_to_ten_questions_and_one_per_lesson():
+    from bceweights.lessons.exercises.registry import register_questionnaire
+
+    with pytest.raises(ValueError, match="5 to 10"):
+        register_questionnaire("99", (("q", "a"),) * 4)
+    with pytest.raises(ValueError, match="twice"):
+        register_questionnaire("01", (("q", "a"),) * 5)
+    with pytest.raises(KeyError, match="no questionnaire"):
+        exercises.print_questionnaire("98")
 
 
 def test_show_solution_of_an_unknown_key_lists_the_keys():

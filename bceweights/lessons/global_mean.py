@@ -116,3 +116,42 @@ def rank_pos_weight(rank: int, world_size: int) -> dict[str, Tensor]:
         "local": bw.pos_weight_from_targets(target, channel_dim=1),
         "global": bw.pos_weight_from_targets(target, channel_dim=1, process_group=dist.group.WORLD),
     }
+
+
+def rank_all_void_step(rank: int, world_size: int) -> dict[str, object]:
+    """The safe pattern when a rank's batch is all void: every rank calls the loss anyway.
+
+    Two steps with ``process_group=`` and ``reduction="mean"``: in the first, the last rank's batch is all
+    void (every other rank keeps its shard's pixels); in the second, every rank's batch is all void. A rank that
+    skipped the call would leave the others waiting in the denominator's all-reduce, so none does.
+    Returns, per step (keys ``one_void_...`` and ``all_void_...``), this rank's loss and the gradient
+    ``(d/dscale, d/dbias)`` averaged over the ranks as DDP does.
+    """
+    batch = shard(rank)
+    result: dict[str, object] = {"rank": rank}
+    for step, void_ranks in (("one_void", {world_size - 1}), ("all_void", set(range(world_size)))):
+        step_batch = dict(batch)
+        if rank in void_ranks:
+            step_batch["ignore"] = torch.ones_like(batch["ignore"])
+        loss, gradient = _loss_and_gradient(step_batch, dist.group.WORLD, "mean")
+        dist.all_reduce(gradient)
+        result[f"{step}_kept"] = int((~step_batch["ignore"]).sum())
+        result[f"{step}_loss"] = loss
+        result[f"{step}_gradient"] = gradient / world_size
+    return result
+
+
+def single_process_void_reference(world_size: int = 2) -> dict[str, object]:
+    """One process's loss and gradient over the shards :func:`rank_all_void_step` keeps in its first step."""
+    parts = [shard(rank) for rank in range(world_size - 1)]
+    batch = {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+    loss, gradient = _loss_and_gradient(batch, None, "mean")
+    return {"loss": loss, "gradient": gradient}
+
+
+def rank_steps(rank: int, world_size: int) -> dict[str, dict[str, object]]:
+    """:func:`rank_step` and :func:`rank_all_void_step` in one launch (each launch starts fresh processes).
+
+    Returns ``{"step": rank_step(...), "void": rank_all_void_step(...)}`` for this rank.
+    """
+    return {"step": rank_step(rank, world_size), "void": rank_all_void_step(rank, world_size)}

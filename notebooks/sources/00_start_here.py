@@ -5,8 +5,11 @@
 # lessons are built around, and gives the cheat sheet *"which argument do I need?"*.
 #
 # Every lesson is a runnable notebook: read the question, **predict** what will happen, then run the
-# cell and drag the sliders to see whether you were right. Numbers printed under the plots are checked by
-# the test suite, so what you read is what the code does today.
+# cell and drag the sliders to see whether you were right. The numbers printed under the plots are
+# stored in the notebooks, and the test suite re-runs every lesson and compares them (strict nbval),
+# twice: natively and with the CPU's vector paths capped (another CPU emulated on this one). That
+# proves the code still prints them; a figure that comes from a training run is what that run gave,
+# with its seed, and the lessons say where a claim rests on one run.
 #
 # **Before you start.** You need Python and a little PyTorch: making tensors, reading their shapes,
 # calling a loss and `.backward()`. You should know that a *logit* $x$ is turned into a probability by
@@ -16,19 +19,19 @@
 #
 # | lesson | what it answers | questions | time |
 # |---|---|---|---|
-# | [01 · weight vs pos_weight](01_weight_vs_pos_weight.ipynb) | the formula term by term; what each argument scales in the loss and the gradient; `pos_weight=10` errors; why per-sample weights passed as `pos_weight` do not raise recall; the optimum that `pos_weight` shifts | Q4, Q13, Q14 | 35 min |
-# | [02 · masks and broadcasting](02_masks_and_broadcasting.ipynb) | a `(N, H, W)` mask on `(N, C, H, W)` predictions; `expand` vs `repeat`; `target * mask` is not weighting; per-channel weights and masks; why `pos_weight.repeat(B, 1)` crashes | Q1, Q2, Q3, Q8 | 35 min |
-# | [03 · flattening and reduction](03_flattening_and_reduction.ipynb) | batch, channel and pixel are all the same to the loss; what `mean` divides by; weights per call; why logits beat `sigmoid` + `BCELoss` | Q5, Q10, Q12, Q16 | 30 min |
+# | [01 · weight vs pos_weight](01_weight_vs_pos_weight.ipynb) | the formula term by term; what each argument scales in the loss and the gradient; `pos_weight=10` errors; why per-sample weights passed as `pos_weight` do not raise recall; the optimum that `pos_weight` shifts | Q4, Q13, Q14 | 45 min |
+# | [02 · masks and broadcasting](02_masks_and_broadcasting.ipynb) | a `(N, H, W)` mask on `(N, C, H, W)` predictions; `expand` vs `repeat`; `target * mask` is not weighting; per-channel weights and masks; why `pos_weight.repeat(B, 1)` crashes | Q1, Q2, Q3, Q8 | 45 min |
+# | [03 · flattening and reduction](03_flattening_and_reduction.ipynb) | batch, channel and pixel are all the same to the loss; what `mean` divides by; weights per call; why logits beat `sigmoid` + `BCELoss` | Q5, Q10, Q12, Q16 | 40 min |
 # | [04 · class imbalance](04_class_imbalance.ipynb) | class weights from counts and datasets; a channel that is never learned; about 1/95 foreground in a volume; thresholds vs `pos_weight`; why recall is 0 | Q6, Q8, Q9, Q15 | 50 min |
 # | [05 · multi-label vs multi-class](05_multilabel_vs_multiclass.ipynb) | sigmoid + BCE or softmax + cross-entropy; one logit or two | Q7, Q11 | 25 min |
-# | [06 · beyond the basics](06_beyond_the_basics.ipynb) | ignore regions, focal loss, boundary weight maps, label smoothing | beyond the threads | 45 min |
-# | [07 · what weighting buys](07_what_weighting_buys.ipynb) | ranking vs calibration under `pos_weight`, oversampling, focal loss, Dice and BCE + Dice; undoing `pos_weight` with −log p; a threshold for a precision target, chosen on validation and reported on test; the recall-is-0 checklist | Q17, Q18, Q19, Q20 | 40 min |
+# | [06 · beyond the basics](06_beyond_the_basics.ipynb) | ignore regions, focal loss, boundary weight maps, label smoothing | beyond the threads | 60 min |
+# | [07 · what weighting buys](07_what_weighting_buys.ipynb) | ranking vs calibration under `pos_weight`, oversampling, focal loss, Dice and BCE + Dice; undoing `pos_weight` with −log p; a threshold for a precision target, chosen on validation and reported on test; the recall-is-0 checklist | Q17, Q18, Q19, Q20 | 70 min |
 # | [08 · audit your training code](08_audit_your_training_code.ipynb) | `bw.audit()` around unmodified PyTorch code: misaligned and per-sample `pos_weight`, sigmoid applied twice, void labels as targets, diluted means; the fixes, and the report clean | Q23 | 25 min |
-# | [09 · plain PyTorch recipes](09_plain_pytorch_recipes.ipynb) | every `bceweights` call as plain PyTorch: per-channel `pos_weight`, mask weights and the N == C / N = 1 trap, ignore regions, weighted mean, a weight per call, class weights checked against scikit-learn, per-batch vs data-set ratios, resampling | Q24 | 15 min |
-# | [10 · beyond one process](10_beyond_one_process.ipynb) | a masked mean over DDP ranks and `process_group=`; class weights over every shard; the loss under `torch.autocast` and `torch.compile` | Q21, Q22 | 25 min |
+# | [09 · plain PyTorch recipes](09_plain_pytorch_recipes.ipynb) | every `bceweights` call as plain PyTorch: per-channel `pos_weight`, mask weights and the N == C / N = 1 trap, ignore regions, weighted mean, a weight per call, class weights checked against scikit-learn, per-batch vs data-set ratios, resampling | Q24 | 25 min |
+# | [10 · beyond one process](10_beyond_one_process.ipynb) | a masked mean over DDP ranks and `process_group=`; every rank calls the loss; gradient accumulation; `DistributedSampler` padding; class weights over every shard; the loss under `torch.autocast` (float16's range) and `torch.compile` | Q21, Q22 | 40 min |
 #
-# The times are for reading, predicting and running every cell once, with the exercises; this page takes
-# about 10 minutes.
+# The times are for reading, predicting and running every cell once, with the exercises and the
+# questionnaires; this page takes about 10 minutes.
 #
 # **The formula, once.** For one element with logit $x$, target $y \in [0, 1]$, `weight` $w$ and
 # `pos_weight` $p$, every lesson is about this line:
@@ -40,8 +43,9 @@
 # `weight` scales the whole element; `pos_weight` scales only the positive term. `reduction="mean"` then
 # averages $\ell$ over all elements (lesson 03 says what that divides by).
 #
-# **Which lesson answers which question.** The learners' questions Q1–Q24 are listed in
-# `QUESTIONS.md` beside the project; each is answered with a runnable demonstration:
+# **Which lesson answers which question.** The collection grew out of 24 questions practitioners keep
+# asking on forums (Q1–Q24, the same numbers as in the README); each is answered with a runnable
+# demonstration:
 #
 # | question | where |
 # |---|---|
@@ -164,13 +168,15 @@ print(bw.explain(logits, target, weight=mask.unsqueeze(1), pos_weight=[6.0, 30.0
 #
 # | you want to… | write | shape of the extra tensor |
 # |---|---|---|
-# | count rare **positives** more (class imbalance) | `pos_weight=p` | number, `(C, 1, 1)`, or `[..], channel_dim=1` |
+# | count rare **positives** more (class imbalance) | `pos_weight=torch.tensor([p])`; per channel `pos_weight=pw.view(C, 1, 1)`. `bceweights` also takes `pos_weight=p` or `pos_weight=[..], channel_dim=1` | a `(1,)` or `(C, 1, 1)` tensor; a bare number or a list only in `bceweights` (PyTorch raises a `TypeError`, lesson 01) |
 # | scale **whole elements** (both terms): masks, per-channel, per-sample | `weight=w` | `(N, 1, H, W)` mask, `(C, 1, 1)`, `(N, 1, 1, 1)` |
 # | leave pixels **out entirely** (void, unlabelled) | `ignore=void` | bool, `(N, 1, H, W)` |
 # | a **weighted average** that does not change with the weights' scale | `reduction="weighted_mean"` | — |
 # | a new weight **on every batch** with a module | `bw.BCEWithLogits()(x, y, weight=w)` | as `weight` |
 # | a per-voxel map for 1/95 foreground (ratio neg/pos = 94, counted from `y`) | `weight=bw.rebalance_map(y)` | same as `y` |
 # | focus on **hard** pixels | `bw.focal_bce_with_logits(x, y, gamma=2)` | — |
+# | a masked or weighted mean over all **DDP ranks** (and class counts over every shard) | `process_group=dist.group.WORLD` | — (lesson 10) |
+# | check **existing PyTorch code** for silent weighting mistakes, unchanged | `with bw.audit() as report:` around your training step | — (lesson 08) |
 #
 # Two mistakes that *run without error* in PyTorch. A 1-D `pos_weight` with one value per channel is
 # refused here when the width happens to equal the channel count, because PyTorch would silently pair
@@ -179,8 +185,9 @@ print(bw.explain(logits, target, weight=mask.unsqueeze(1), pos_weight=[6.0, 30.0
 # 02 shows what that does to the gradient; write `weight=mask` instead.
 
 # %% [markdown]
-# Each row in action except the per-voxel map (lesson 04 builds it), on the same batch; every call
-# prints one loss value:
+# Each row in action, on the same batch, except the per-voxel map (lesson 04 builds it), `process_group=`
+# (it needs several processes: lesson 10 starts two) and `bw.audit()` (lesson 08 runs it on training
+# code); every call prints one loss value:
 
 # %%
 void = torch.zeros(4, 1, 8, 8, dtype=torch.bool)

@@ -497,9 +497,12 @@ from bceweights.lessons.exercises import (
     LESSON01_1_QUESTION,
     LESSON01_2_QUESTION,
     LESSON01_3_QUESTION,
+    LESSON01_4_QUESTION,
     check_lesson01_1,
     check_lesson01_2,
     check_lesson01_3,
+    check_lesson01_4,
+    print_questionnaire,
     show_solution,
 )
 
@@ -526,3 +529,20 @@ _ = check_lesson01_2(my_gradient)
 print(LESSON01_3_QUESTION)
 my_frequency = None
 _ = check_lesson01_3(my_frequency)
+
+# %% [markdown]
+# **01.4** A concept: which setting moves the optimum? Answer from the formula of sections 1 and 3, without training anything.
+
+# %%
+print(LESSON01_4_QUESTION)
+my_choice = None
+_ = check_lesson01_4(my_choice)
+
+# %% [markdown]
+# ## 10 · Questionnaire
+#
+# Short questions on the whole lesson. Answer each in a sentence or two, from memory first, then check
+# with the cells above. When you have tried, `show_solution("01.Q")` prints the answers.
+
+# %%
+print_questionnaire("01")

@@ -99,9 +99,43 @@ for name, weight in [("mask.unsqueeze(1)", unsqueezed), ("...expand(N, C, H, W)"
           f"bytes {storage_bytes(weight)}  loss {sig4(float(loss))}")
 
 # %% [markdown]
-# **Reveal.** `weight=mask` fails: right-aligned, `(N, H, W) = (2, 4, 5)` puts `N = 2` against
+# **Reveal.** Here `weight=mask` fails: right-aligned, `(N, H, W) = (2, 4, 5)` puts `N = 2` against
 # `C = 3`. After `unsqueeze(1)` the mask is `(2, 1, 4, 5)` and broadcasting repeats it over the
 # channels by itself, so you never need to materialise `(N, C, H, W)`.
+#
+# It fails only because `N` and `C` differ. **Predict:** with three images of three channels, a
+# `(3, 4, 5)` mask, does `weight=mask` raise? And with a single image, a `(1, 4, 5)` mask?
+
+# %%
+square_generator = torch.Generator().manual_seed(21)  # its own generator: the later cells draw as before
+square_pred = torch.randn(3, 3, H, W, generator=square_generator)  # N == C == 3
+square_target = (torch.rand(3, 3, H, W, generator=square_generator) < 0.3).float()
+square_mask = (torch.rand(3, H, W, generator=square_generator) < 0.6).float()
+silent = F.binary_cross_entropy_with_logits(square_pred, square_target, weight=square_mask)
+meant = F.binary_cross_entropy_with_logits(square_pred, square_target, weight=square_mask.unsqueeze(1))
+wrong = square_mask.expand(3, 3, H, W) != square_mask.unsqueeze(1).expand(3, 3, H, W)
+print(f"N == C == 3: weight=mask runs, loss {sig4(float(silent))}; weight=mask.unsqueeze(1) gives {sig4(float(meant))}; "
+      f"{int(wrong.sum())} of {wrong.numel()} weights differ")
+print("    weight=mask gives image 0's channels the maps of images:", [
+    next(k for k in range(3) if torch.equal(square_mask.expand(3, 3, H, W)[0, c], square_mask[k])) for c in range(3)
+])
+single = F.binary_cross_entropy_with_logits(square_pred[:1], square_target[:1], weight=square_mask[:1])
+single_meant = F.binary_cross_entropy_with_logits(square_pred[:1], square_target[:1], weight=square_mask[:1].unsqueeze(1))
+print(f"N = 1:       weight=mask runs, loss {sig4(float(single))}; weight=mask.unsqueeze(1) gives {sig4(float(single_meant))}; "
+      f"equal: {torch.equal(single, single_meant)}")
+try:
+    bw.bce_with_logits(square_pred, square_target, weight=square_mask)
+except bw.WeightShapeError as error:
+    print("bceweights refuses N == C:", str(error).splitlines()[0])
+
+# %% [markdown]
+# **Reveal.** With `N == C` the right-aligned sizes match, `(3, 4, 5)` against `(C, H, W)`, so PyTorch
+# runs without a word: channel `c` of *every* image gets image `c`'s map (image 0's three channels
+# got the maps of images 0, 1 and 2), 52 of the 180 weights are wrong, and the loss is 0.4155 where
+# `mask.unsqueeze(1)` gives 0.3924. With `N = 1` the mask's
+# size 1 sits under `C` and broadcasts over the channels, which happens to be right: a test on one
+# image passes, and the first batch of 2 raises (or, with 3 channels, a batch of 3 is silently wrong).
+# `mask.unsqueeze(1)` is right for every `N`. (Lesson 09 shows the same trap in plain PyTorch.)
 #
 # If you do want the full shape, `expand` gives it as a *view*: stride `0` along `C` means "the
 # same memory for every channel", and its data pointer is the mask's own (160 bytes: 40 floats).
@@ -141,7 +175,7 @@ print(bw.explain(big_pred, weight=via_bw))
 # `C`. The second: the expanded weight has the full shape, but stride 0 along `C`; it takes 2 MiB,
 # the mask's own memory (shared), where a materialised copy would take 6 MiB.
 #
-# > The forum thread behind Q1 (`seeds/000`) gets the `unsqueeze(1).expand_as(prediction)` right but
+# > A widely read answer to Q1 on a forum gets the `unsqueeze(1).expand_as(prediction)` right but
 # > then passes the result as `target * mask` instead of `weight=`, which is the next section's
 # > mistake. It also warns that mask values outside `[0,1]` "might artificially inflate or deflate the
 # > loss gradient" and that "integer masks can lead to unexpected behavior". Weights may be any
@@ -268,8 +302,9 @@ print("torch", sig4(float(with_torch)), "| bceweights", sig4(float(with_bw)), "|
 #
 # A *different mask for each channel* has real values along `C`, so there is nothing to broadcast:
 # stack the masks on the channel dimension (a copy, and it must be one). One call then does what a
-# loop over the channels would do: no per-channel loop is needed (the OP of `seeds/002` expected to
-# need one with BCE).
+# loop over the channels would do: no per-channel loop is needed. (A forum question about U-Net
+# losses assumed that with BCE one must "individually find the loss for each output channel, per
+# image, and sum them together".)
 
 # %%
 mask_c0 = (torch.rand(N, H, W, generator=generator) < 0.5).float()
@@ -430,6 +465,8 @@ explorer.print_readouts("bceweights_accepts", "operand_elements", "elements_if_m
 #   batch, channel or pixel.
 # * A `(N, H, W)` mask becomes a weight with `mask.unsqueeze(1)`, shape `(N, 1, H, W)`; `expand` (or
 #   `bw.expand_mask`) gives the full shape as a zero-copy view (stride 0), `repeat` copies (Q1).
+#   `weight=mask` raises when `N != C`, runs silently on the wrong axis when `N == C`, and is right by
+#   luck when `N = 1`.
 # * `target * mask` relabels pixels and trains the model on the new labels; `weight=mask` makes
 #   pixels count less or not at all (Q2).
 # * Per channel: `w.view(C, 1, 1)` (or `bw.per_channel`, or `channel_dim=1` in `bceweights`); times
@@ -450,9 +487,12 @@ from bceweights.lessons.exercises import (
     LESSON02_1_QUESTION,
     LESSON02_2_QUESTION,
     LESSON02_3_QUESTION,
+    LESSON02_4_QUESTION,
     check_lesson02_1,
     check_lesson02_2,
     check_lesson02_3,
+    check_lesson02_4,
+    print_questionnaire,
     show_solution,
 )
 
@@ -479,3 +519,20 @@ _ = check_lesson02_2(my_volume_pos_weight)
 print(LESSON02_3_QUESTION)
 my_mib = None
 _ = check_lesson02_3(my_mib)
+
+# %% [markdown]
+# **02.4** A concept: section 2's trap as a multiple choice. All three calls run; predict before you try them.
+
+# %%
+print(LESSON02_4_QUESTION)
+my_choice = None
+_ = check_lesson02_4(my_choice)
+
+# %% [markdown]
+# ## 9 · Questionnaire
+#
+# Short questions on the whole lesson. Answer each in a sentence or two, from memory first, then check
+# with the cells above. When you have tried, `show_solution("02.Q")` prints the answers.
+
+# %%
+print_questionnaire("02")

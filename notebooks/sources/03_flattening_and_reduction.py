@@ -96,14 +96,18 @@ except bw.WeightShapeError as error:
 
 # %% [markdown]
 # The same holds for a 3-D volume: a `(1, 1, 60, 40, 40)` scan whose voxels are drawn foreground with
-# probability 1/95 (this draw has 938 foreground voxels, a share of 0.009771), and a per-voxel weight
-# that gives background voxels $1/95$, against the same tensors reshaped to `(96000, 1)`, a "batch" of
-# 96 000 single predictions.
+# probability 1/95, and a per-voxel weight that gives background voxels $1/r$, with $r$ = negatives /
+# positives counted from this draw's target (the forum thread behind Q9 describes "95 times more background
+# pixels than foreground" and gives background voxels 1/95; an exact foreground share of 1/95 gives
+# $r = 94$, lesson 00's figure). The volume, against the same tensors reshaped to `(96000, 1)`, a
+# "batch" of 96 000 single predictions:
 
 # %%
 volume_logits = torch.randn(1, 1, 60, 40, 40, generator=generator, dtype=torch.float64)
 volume_target = (torch.rand(1, 1, 60, 40, 40, generator=generator, dtype=torch.float64) < 1 / 95).double()
-rebalance = torch.where(volume_target > 0, 1.0, 1.0 / 95.0)  # background voxels count 1/95
+foreground = int(volume_target.sum())
+ratio = (volume_target.numel() - foreground) / foreground  # negatives / positives, counted from the target
+rebalance = torch.where(volume_target > 0, 1.0, 1.0 / ratio)  # background voxels count 1 / ratio
 volume_x = volume_logits.clone().requires_grad_(True)
 column_x = volume_logits.reshape(96000, 1).clone().requires_grad_(True)
 as_volume = F.binary_cross_entropy_with_logits(volume_x, volume_target, weight=rebalance)
@@ -112,16 +116,20 @@ as_column = F.binary_cross_entropy_with_logits(
 )
 (volume_gradient,) = torch.autograd.grad(as_volume, volume_x)
 (column_gradient,) = torch.autograd.grad(as_column, column_x)
-print(f"foreground voxels {int(volume_target.sum())}, a share of {sig4(float(volume_target.mean()))}")
+print(f"foreground voxels {foreground}, a share of {sig4(float(volume_target.mean()))}; "
+      f"negatives / positives = {sig4(ratio)}")
 print(f"loss (1, 1, 60, 40, 40): {sig4(float(as_volume.detach()))} "
       f"| (96000, 1): {sig4(float(as_column.detach()))} "
       f"| equal: {torch.equal(as_volume, as_column)} "
       f"| gradients equal: {torch.equal(volume_gradient.reshape(96000, 1), column_gradient)}")
 
 # %% [markdown]
-# Loss and gradients are equal to the last bit.
+# Loss and gradients are equal to the last bit. This draw has 938 foreground voxels, a share of
+# 0.009771, so the ratio counted from it is 101.3, not 94: a random draw of 96 000 voxels does not hit
+# 1/95 exactly, which is why a weight is counted from the data and not from the rate you meant.
 #
-# > Two slips in the forum answer behind this (`seeds/003`): its "flattened" unweighted loss was
+# > Two slips in the forum answer behind Q9 and Q10, which otherwise explains per-voxel weights well: its
+# > "flattened" unweighted loss was
 # > computed from the *unflattened* tensors, so that line just recomputed the unflattened loss; and it
 # > flattened with the in-place `resize_`, which can reallocate and is not meant for this: use
 # > `reshape` (or `view`). The conclusion holds, as the cells above show with every tensor reshaped.
@@ -265,8 +273,10 @@ print("bw.BCEWithLogits()(..., weight=)           ", sig4(float(per_call_module)
 # %% [markdown]
 # **Reveal.** The modules of `torch.nn` take their weight in the constructor only; `forward` has no
 # `weight` argument, and the stored tensor must broadcast against every later batch. The functional
-# forms take a weight per call (the forum answer in `seeds/003` is right about that, and the question's
-# belief that PyTorch allows only one weight for the whole batch is not). `bw.BCEWithLogits` is a
+# forms take a weight per call. On the forum, a learner believed PyTorch "only supports the same weight
+# for all instances in a batch which has to be provided when the loss is declared/initialized"; that
+# holds for the module, and the answer pointed to `binary_cross_entropy`, to which "you can pass in a
+# batch of weights ... every time the loss is called". `bw.BCEWithLogits` is a
 # module whose `forward` takes `weight=` per call, multiplied by any weight given at construction
 # (lesson 02 used that for "per channel × this batch's mask"). Use the logits form, for the reason of
 # the next section.
@@ -322,7 +332,13 @@ stability.snapshot()
 # about −17, `sigmoid` underflows to 0 in float16 and even a correctly confident background pixel gets
 # `0/0 = NaN`: the left cluster of markers, and why the wrong share is much larger in float16 (0.3895;
 # the logits form's is still 0). On a GPU, PyTorch refuses `F.binary_cross_entropy` under
-# `torch.autocast` for this reason.
+# `torch.autocast` for this reason (lesson 10 quotes its message).
+#
+# ### Optional deep dive: a wrong gradient without saturation
+#
+# This part explains one more failure of `sigmoid` + `BCELoss`, down to PyTorch's backward formula;
+# skip to the training demonstration below if you are short of time. Only the summary's line on
+# $x \approx -27.6$, the logit −40 of exercise 03.4 and question 7 of the questionnaire come back to it.
 #
 # **Predict:** back in float32, a positive pixel (target 1) with logit −40, confidently wrong the other
 # way. `sigmoid(-40)` is tiny but a normal float32, far from saturating. Are loss and gradient right?
@@ -353,6 +369,8 @@ for x in (-20.0, -27.0, -28.0, -30.0, -40.0, -60.0):
 # (−0.6914 at −28, −0.09358 at −30, −8.757e-15 at −60). In float32 that is every logit below about
 # −27.6: the 0.3683 share of the plotted range −105 to 105 is about $(105 - 27.6)/210$. The logits
 # form's share is again 0.
+#
+# ### Back to the main line: what a zero gradient does to training
 #
 # What a zero gradient means for training, on the saturated side of the first probe: one bias, every
 # logit equal to it, targets 0, 100 SGD steps from a confidently wrong start.
@@ -441,9 +459,12 @@ from bceweights.lessons.exercises import (
     LESSON03_1_QUESTION,
     LESSON03_2_QUESTION,
     LESSON03_3_QUESTION,
+    LESSON03_4_QUESTION,
     check_lesson03_1,
     check_lesson03_2,
     check_lesson03_3,
+    check_lesson03_4,
+    print_questionnaire,
     show_solution,
 )
 
@@ -470,3 +491,20 @@ _ = check_lesson03_2(my_flat_pos_weight)
 print(LESSON03_3_QUESTION)
 my_logit = None
 _ = check_lesson03_3(my_logit)
+
+# %% [markdown]
+# **03.4** A repair: section 4's failure in a float16 model. Write the function; the checker runs it, with its backward, on logits on both sides of the saturation points.
+
+# %%
+print(LESSON03_4_QUESTION)
+my_loss = None
+_ = check_lesson03_4(my_loss)
+
+# %% [markdown]
+# ## 7 · Questionnaire
+#
+# Short questions on the whole lesson. Answer each in a sentence or two, from memory first, then check
+# with the cells above. When you have tried, `show_solution("03.Q")` prints the answers.
+
+# %%
+print_questionnaire("03")

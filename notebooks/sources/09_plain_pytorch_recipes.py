@@ -6,12 +6,14 @@
 # **Goal.** After this appendix you can do each thing the lessons do with `bceweights` using PyTorch
 # alone, with nothing to install: a per-channel `pos_weight`, a mask as `weight`, ignore regions, the
 # weighted mean, a different weight on every call, and class weights from counts (checked against
-# scikit-learn). You also know two traps the recipes do not protect you from, a `(N, H, W)` mask when
-# `N == C` or `N = 1` and a `pos_weight` computed per batch, and one alternative to weighting, resampling.
+# scikit-learn). You also know the traps the recipes do not protect you from: a `(N, H, W)` mask when
+# `N == C` or `N = 1`, an ignore mean on a batch that is all void, a per-batch weight stored in a
+# module's `state_dict`, and a `pos_weight` computed per batch; and one alternative to weighting,
+# resampling.
 #
 # **How to read it.** Each recipe is one cell: the plain-PyTorch line, the `bceweights` call it replaces,
 # and a check that they agree (`torch.allclose`). Before each trap, predict what the cell will print.
-# About 10 minutes; it runs in a few seconds.
+# About 25 minutes with the exercises; it runs in a few seconds.
 
 # %%
 import numpy as np
@@ -119,7 +121,8 @@ except RuntimeError as error:
 #
 # Pixels with no label (void, 255) must add nothing and leave the mean's denominator. In plain PyTorch:
 # replace the void targets by any valid value, take `reduction="none"`, zero the void pixels and divide
-# by the number of **kept** pixels, `keep.sum()`, not by all pixels.
+# by the number of **kept** pixels, `keep.sum()`, not by all pixels; `.clamp_min(1)` on the count keeps
+# a batch with no kept pixel at 0 instead of 0 / 0 (shown after the next cell).
 
 # %%
 labels = (torch.rand(N, 1, H, W, generator=generator) < 0.3).float()
@@ -132,12 +135,12 @@ keep = (~void).float()
 
 leaf = one_channel.clone().requires_grad_(True)
 per_pixel = F.binary_cross_entropy_with_logits(leaf, labels.masked_fill(void, 0.0), reduction="none")
-plain = (per_pixel * keep).sum() / keep.sum()
+plain = (per_pixel * keep).sum() / keep.sum().clamp_min(1)
 plain.backward()
-plain_indexed = per_pixel[~void].mean()  # the same: boolean indexing keeps the kept pixels only
+plain_indexed = per_pixel[~void].sum() / keep.sum().clamp_min(1)  # the same: boolean indexing keeps the kept pixels only
 with_bw = bw.bce_with_logits(one_channel, labels, ignore=void)
-print("(l * keep).sum() / keep.sum():", agree(plain, with_bw))
-print("l[~void].mean()             :", agree(plain_indexed, with_bw))
+print("(l * keep).sum() / keep.sum().clamp_min(1):", agree(plain, with_bw))
+print("l[~void].sum() / keep.sum().clamp_min(1)  :", agree(plain_indexed, with_bw))
 print("gradient on void pixels, largest |value|:", float(leaf.grad[void].abs().max()))
 trap = (per_pixel * keep).mean().detach()
 print(f"(l * keep).mean(), the trap: {sig4(float(trap))}; kept share {sig4(float(keep.mean()))} x the ignore mean: "
@@ -146,6 +149,34 @@ print(f"(l * keep).mean(), the trap: {sig4(float(trap))}; kept share {sig4(float
 # %% [markdown]
 # `(l * keep).mean()` keeps the void pixels in the denominator: its gradient is the ignore mean's times the
 # annotated share of the batch, which changes from batch to batch (lesson 06, section 1).
+#
+# **Predict.** A batch in which every pixel is void (an image not annotated at all, or a crop of an
+# unannotated region). What do `(l * keep).sum() / keep.sum()` and `l[~void].mean()` return, without the
+# clamp?
+
+# %%
+all_void = torch.ones(N, 1, H, W, dtype=torch.bool)
+none_kept = (~all_void).float()
+leaf = one_channel.clone().requires_grad_(True)
+per_pixel = F.binary_cross_entropy_with_logits(leaf, labels.masked_fill(all_void, 0.0), reduction="none")
+forms = {
+    "(l * keep).sum() / keep.sum()": (per_pixel * none_kept).sum() / none_kept.sum(),
+    "l[~void].mean()": per_pixel[~all_void].mean(),
+    "(l * keep).sum() / keep.sum().clamp_min(1)": (per_pixel * none_kept).sum() / none_kept.sum().clamp_min(1),
+    "bw.bce_with_logits(..., ignore=void)": bw.bce_with_logits(leaf, labels.masked_fill(all_void, 255.0), ignore=all_void),
+}
+for name, value in forms.items():
+    (gradient,) = torch.autograd.grad(value, leaf, retain_graph=True)
+    print(f"{name:<44} {float(value.detach()):<6g} gradient finite: {bool(torch.isfinite(gradient).all())}")
+
+# %% [markdown]
+# **Reveal.** Both unclamped forms return NaN: 0 / 0, and `mean()` of an empty selection. The first
+# one's gradient is NaN as well: backward spreads it into every weight's gradient, and one optimizer step
+# with it ruins the model. The second's gradient happens to be 0 (an empty selection passes nothing
+# back), but its NaN value still poisons whatever it is added to: another loss term, the epoch's logged
+# mean. With `.clamp_min(1)` the count is at least 1 and the sum is 0, so the loss is 0 with a zero
+# gradient: the batch teaches nothing, which is right. `bw.bce_with_logits(..., ignore=void)` does the
+# same. When some pixel is kept, the count is already at least 1 and the clamp changes nothing.
 #
 # ## 4 · The weighted mean (lesson 03, Q16)
 #
@@ -168,7 +199,8 @@ print(f"PyTorch's 'mean' {sig4(float(torch_mean))} = weighted mean x mean weight
 # `nn.BCEWithLogitsLoss(weight=w)` fixes `w` at construction, and `forward` takes no weight. Two plain
 # ways: the functional form with `weight=` on every call, or the module with its `weight` buffer replaced
 # before each call. `weight` (and `pos_weight`) are registered buffers, even when built as `None`, so
-# assigning a tensor updates the buffer: it moves with `.to(device)` and is saved in `state_dict`.
+# assigning a tensor updates the buffer: it moves with `.to(device)`, and it is saved in `state_dict`,
+# which is a trap rather than a benefit (after the next cell).
 
 # %%
 criterion = nn.BCEWithLogitsLoss()
@@ -189,6 +221,47 @@ print("'weight' in state_dict:", "weight" in criterion.state_dict())
 # %% [markdown]
 # The buffer keeps the last weight: a call that forgets to set it uses the previous batch's map (an
 # error if the sizes differ, a silently wrong loss if they match). The functional form cannot forget.
+#
+# **Predict.** A model keeps its criterion as a submodule, as many training scripts do, and the buffer
+# trick sets `criterion.weight` on each batch. You save `model.state_dict()` and load it into a freshly
+# built model. What happens, and what did the checkpoint store?
+
+# %%
+class Segmenter(nn.Module):
+    """A one-layer model that keeps its loss as a submodule (as many training scripts do)."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Conv2d(1, 1, 3, padding=1)
+        self.criterion = nn.BCEWithLogitsLoss()  # weight is None when the model is built
+
+
+model = Segmenter()
+print("keys of a freshly built model:", list(model.state_dict()))
+batch_generator = torch.Generator().manual_seed(59)  # its own generator: the later sections draw as before
+for batch_size in (2, 3):  # two training batches, the buffer trick on each
+    batch_images = torch.randn(batch_size, 1, H, W, generator=batch_generator)
+    batch_target = (torch.rand(batch_size, 1, H, W, generator=batch_generator) < 0.2).float()
+    model.criterion.weight = torch.where(batch_target > 0, 4.0, 1.0)
+    model.criterion(model.head(batch_images), batch_target).backward()
+checkpoint = model.state_dict()
+print("keys of the checkpoint       :", list(checkpoint))
+print("criterion.weight in the checkpoint: shape", tuple(checkpoint["criterion.weight"].shape),
+      "| equal to the last batch's map:", torch.equal(checkpoint["criterion.weight"], model.criterion.weight))
+try:
+    Segmenter().load_state_dict(checkpoint)
+except RuntimeError as error:
+    print("loading into a fresh model -> RuntimeError:", " ".join(str(error).split()))
+
+# %% [markdown]
+# **Reveal.** The fresh model has no `criterion.weight` entry (a buffer that is `None` is not saved), the
+# trained one has, so a strict `load_state_dict` refuses the checkpoint with "Unexpected key(s)". And what
+# it stored is no class weight: it is the last batch's `(3, 1, 8, 10)` weight map, which means nothing for
+# the next run. `load_state_dict(..., strict=False)` passes by dropping the entry, which hides the symptom
+# and would also hide a key you do need.
+# Keep per-batch weights out of modules: the functional form, or `bw.BCEWithLogits`, whose `weight=` per
+# call is not stored. A weight that belongs to the model (a per-channel `pos_weight` fixed for the whole
+# run) is the one thing a buffer should hold.
 #
 # ## 6 · Class weights from counts (lesson 04, Q6), checked against scikit-learn
 #
@@ -314,9 +387,9 @@ print(f"draws per positive sample: {per_positive:.1f}; per negative sample: {per
 # |---|---|---|
 # | per-channel `pos_weight` | `pos_weight=pw.view(C, 1, 1)` | `pos_weight=pw, channel_dim=1` |
 # | a `(N, H, W)` mask | `weight=mask.unsqueeze(1)` (or `.expand_as(logits)`); never `weight=mask` | `weight=bw.expand_mask(mask, logits)` |
-# | ignore regions | `l = F.binary_cross_entropy_with_logits(x, y.masked_fill(void, 0), reduction="none")`; `(l * keep).sum() / keep.sum()` | `ignore=void` |
+# | ignore regions | `l = F.binary_cross_entropy_with_logits(x, y.masked_fill(void, 0), reduction="none")`; `(l * keep).sum() / keep.sum().clamp_min(1)` | `ignore=void` |
 # | weighted mean | `(l * w).sum() / w.sum()` | `reduction="weighted_mean"` |
-# | a weight per call | `F.binary_cross_entropy_with_logits(..., weight=w)`, or `criterion.weight = w` before the call | `bw.BCEWithLogits()(x, y, weight=w)` |
+# | a weight per call | `F.binary_cross_entropy_with_logits(..., weight=w)` (`criterion.weight = w` works, but lands in `state_dict`) | `bw.BCEWithLogits()(x, y, weight=w)` |
 # | class weights | `counts.sum() / (K * counts)` (= sklearn's `"balanced"`); `neg / pos` per channel (balanced up to `n / (2 neg)`) | `bw.balanced_weights`, `bw.pos_weight_from_targets` |
 #
 # Count over the data set, not per batch; resampling with `1 / count` is weighting in expectation.
@@ -334,11 +407,14 @@ from bceweights.lessons.exercises import (
     LESSON09_2_QUESTION,
     LESSON09_3_QUESTION,
     LESSON09_4_QUESTION,
+    LESSON09_5_QUESTION,
     check_lesson09_1,
     check_lesson09_2,
     check_lesson09_3,
     check_lesson09_4,
+    check_lesson09_5,
     lesson09_1_mask,
+    print_questionnaire,
     show_solution,
 )
 
@@ -374,3 +450,20 @@ _ = check_lesson09_3(my_pos_weight)
 print(LESSON09_4_QUESTION)
 my_sample_weight = None
 _ = check_lesson09_4(my_sample_weight)
+
+# %% [markdown]
+# **09.5** A repair: section 3's ignore mean on an all-void batch. Write the function; the checker runs it, with its backward, on three batches.
+
+# %%
+print(LESSON09_5_QUESTION)
+my_masked_mean = None
+_ = check_lesson09_5(my_masked_mean)
+
+# %% [markdown]
+# ## 11 · Questionnaire
+#
+# Short questions on the whole lesson. Answer each in a sentence or two, from memory first, then check
+# with the cells above. When you have tried, `show_solution("09.Q")` prints the answers.
+
+# %%
+print_questionnaire("09")

@@ -6,8 +6,10 @@
 # **Goal.** After this lesson you know what a masked or weighted mean means when the batch is split
 # over several processes, why the per-rank mean that `DistributedDataParallel` gives you by default
 # is a different loss when the ranks keep different numbers of pixels, how `process_group=` makes the
-# mean global, how to count class weights over a data set that no process sees whole, and what to
-# expect from the loss under `torch.autocast` and `torch.compile`.
+# mean global, why every rank must call it, what the same denominator means for gradient
+# accumulation, how `DistributedSampler`'s padding skews counts, how to count class weights over a data
+# set that no process sees whole, and what to expect from the loss under `torch.autocast` (float16's
+# range included) and `torch.compile`.
 #
 # **How to read it.** Predict before each reveal. Section 1 starts two real processes on this
 # machine (PyTorch's `gloo` backend on 127.0.0.1), as `torchrun --nproc-per-node 2` would; it takes a
@@ -55,8 +57,10 @@ def sig4(value: float) -> str:
 # %%
 # rank_step averages the gradients with dist.all_reduce(...) / W, which is what DDP does after backward
 # (examples/ddp_train.py uses DistributedDataParallel itself). One launch runs both reductions; the keys
-# of "weighted_mean" start with "weighted_".
-ranks = run_on_ranks(global_mean.rank_step, world_size=2)
+# of "weighted_mean" start with "weighted_". The same launch also runs the all-void steps shown later
+# in this section (starting processes takes seconds).
+launched = run_on_ranks(global_mean.rank_steps, world_size=2)
+ranks = [result["step"] for result in launched]
 single = global_mean.single_process_step(world_size=2)
 
 world = len(ranks)
@@ -183,6 +187,130 @@ for q in (0.3, 0.05, 0.01):
 #
 # `examples/ddp_train.py` does both (the counts and the mean) inside `DistributedDataParallel` and
 # checks its first step against one process; `tests/test_distributed.py` checks every reduction.
+#
+# ### Every rank calls the loss, every step
+#
+# With `process_group=`, the loss itself calls `dist.all_reduce` on the denominator. An all-reduce is a
+# *collective*: every rank of the group must call it, the same number of times, in the same order. A
+# rank that skips the loss on some step, say with `if keep.any(): loss = ...` to save time on a batch
+# that is all void, never joins it, and the other ranks wait for it until the process group's timeout
+# (`init_process_group(timeout=...)`; 30 minutes by default for `gloo`) or for ever. DDP's own gradient
+# all-reduce in `backward` has the same rule. This lesson does not run that hang; it runs the safe pattern: the rank with the
+# all-void batch calls the loss like the others. Its kept count is 0, so it adds 0 to the sum and 0 to
+# the denominator.
+#
+# **Predict.** Rank 1's batch is all void and rank 0 keeps its 64 pixels. What does rank 1's loss
+# return, and is the averaged gradient the gradient of one process over rank 0's pixels? And when
+# every rank's batch is all void?
+
+# %%
+void_ranks = [result["void"] for result in launched]  # global_mean.rank_all_void_step, run in section 1's launch
+void_reference = global_mean.single_process_void_reference(world_size=2)
+for step, label in (("one_void", "rank 1 all void"), ("all_void", "every rank all void")):
+    losses = [sig4(r[f"{step}_loss"]) for r in void_ranks]
+    gradient = void_ranks[0][f"{step}_gradient"]
+    print(f"{label:<20}  kept per rank {[r[f'{step}_kept'] for r in void_ranks]}  loss per rank {losses}"
+          f"  mean of the logged values {sig4(sum(r[f'{step}_loss'] for r in void_ranks) / 2)}"
+          f"  averaged gradient {pair(gradient)}")
+print(f"one process, rank 0's pixels only: loss {sig4(void_reference['loss'])}, gradient {pair(void_reference['gradient'])}"
+      f" | equal to the 'rank 1 all void' step within 1e-12:"
+      f" {float((void_ranks[0]['one_void_gradient'] - void_reference['gradient']).abs().max()) < 1e-12}")
+
+# %% [markdown]
+# **Reveal.** Rank 1 returns 0 and contributes a zero gradient; rank 0 returns twice its pixels' mean
+# (`local_sum · W / D` with `D = 64`), and the mean of the logged values, 0.4184, is one process's loss
+# over rank 0's pixels, with the same gradient. When no rank keeps a pixel, the global count is 0 and
+# the loss is 0 with a zero gradient on every rank (no 0 / 0). So: call the loss unconditionally; if you
+# must skip work, skip it *after* the collective calls, on every rank alike.
+#
+# ### Gradient accumulation: the denominator spans the micro-batches
+#
+# Accumulating gradients over micro-batches (several `backward` calls, one `optimizer.step`) is the
+# same problem as DDP, in time instead of across processes. The usual recipe divides each
+# micro-batch's mean by the number of micro-batches; with an ignore mask each micro-batch's mean has
+# its own denominator, so a kept pixel of a sparse micro-batch counts more, exactly as on a rank with
+# few kept pixels.
+#
+# **Predict.** Four micro-batches keep 100, 300, 50 and 350 pixels. How far is `loss / 4` of each
+# micro-batch's ignore mean from the gradient of one big batch? And dividing each micro-batch's *sum*
+# by the big batch's kept count, 800?
+
+# %%
+accumulation = torch.Generator().manual_seed(10)
+kept_counts = (100, 300, 50, 350)
+scale = torch.tensor(1.2, dtype=torch.float64, requires_grad=True)
+bias = torch.tensor(-0.4, dtype=torch.float64, requires_grad=True)
+micro = []
+for count in kept_counts:  # each micro-batch: 512 pixels, `count` of them kept
+    features = torch.randn(512, dtype=torch.float64, generator=accumulation)
+    labels = (features + 0.8 * torch.randn(512, dtype=torch.float64, generator=accumulation) > 0.5).double()
+    ignore = torch.ones(512, dtype=torch.bool)
+    ignore[torch.randperm(512, generator=accumulation)[:count]] = False
+    micro.append((features, labels, ignore))
+
+
+def gradient_of(losses) -> torch.Tensor:
+    """d/dscale and d/dbias of the sum of the given losses (one backward each, as accumulation does)."""
+    scale.grad = bias.grad = None
+    for loss in losses:
+        loss.backward()
+    return torch.stack([scale.grad, bias.grad])
+
+
+def micro_loss(features, labels, ignore, **options):
+    return bw.bce_with_logits(features * scale + bias, labels, ignore=ignore, **options)
+
+
+big = gradient_of([micro_loss(*(torch.cat(parts) for parts in zip(*micro)))])  # one batch, every micro-batch
+mean_over_steps = gradient_of([micro_loss(*m) / len(micro) for m in micro])
+sum_over_total = gradient_of([micro_loss(*m, reduction="sum") / sum(kept_counts) for m in micro])
+for name, gradient in (("one big batch (reference)", big), ("mean / 4 per micro-batch", mean_over_steps),
+                       ("sum / 800 per micro-batch", sum_over_total)):
+    off = 100 * float(((gradient - big) / big).abs().max())
+    print(f"{name:<27} gradient {pair(gradient)}   largest difference to the big batch "
+          + (f"{sig4(off)} %" if off > 1e-10 else "below 1e-10 %"))
+
+# %% [markdown]
+# **Reveal.** `mean / 4` gives every micro-batch the same say whatever it keeps: a kept pixel of the
+# 50-pixel micro-batch counts 7 times one of the 350-pixel one, and the gradient is off, here by 10.7 %
+# in its larger component. Dividing each micro-batch's sum by the total kept count gives the big batch's
+# gradient exactly. Count the kept pixels (or the kept weight, for `"weighted_mean"`) of the whole
+# accumulated batch before the first backward; under DDP, all-reduce that count too.
+#
+# ### `DistributedSampler` pads the data set
+#
+# `DistributedSampler` gives every rank the same number of samples. When the data set's length is not
+# divisible by the number of ranks, it **pads** by repeating samples from the start (unless
+# `drop_last=True`, which drops the tail instead). Counts made from what the ranks see then count some
+# samples twice.
+#
+# **Predict.** Ten samples over four ranks: how many indices do the ranks see in total, and which?
+
+# %%
+from torch.utils.data import DistributedSampler
+
+labels_10 = torch.tensor([1, 0, 0, 1, 0, 0, 0, 1, 0, 0])  # a data set of 10 samples, 3 positives
+seen = []
+for rank in range(4):
+    indices = list(DistributedSampler(range(10), num_replicas=4, rank=rank, shuffle=False))
+    seen += indices
+    print(f"rank {rank}: indices {indices}")
+counted = labels_10[seen]
+print(f"indices seen over the ranks: {len(seen)} for 10 samples; seen twice: "
+      f"{sorted(i for i in set(seen) if seen.count(i) > 1)}")
+print(f"positives counted over the ranks {int(counted.sum())} of {len(seen)} "
+      f"(neg/pos {sig4(float((counted == 0).sum() / counted.sum()))}); in the data set {int(labels_10.sum())} of 10 "
+      f"(neg/pos {sig4(float((labels_10 == 0).sum() / labels_10.sum()))})")
+dropped = sum(len(list(DistributedSampler(range(10), num_replicas=4, rank=r, shuffle=False, drop_last=True))) for r in range(4))
+print(f"with drop_last=True the ranks see {dropped} indices: the rest are left out")
+
+# %% [markdown]
+# **Reveal.** The four ranks see 12 indices: 0 and 1 twice, so the positive sample 0 is counted twice and
+# `neg/pos` over the ranks is 2 instead of the data set's 2.333. With shuffling the repeated samples are others, but
+# there are still `W · ceil(n / W) − n` of them per epoch. On a large data set the error is small, but it
+# is there in every count and every per-epoch mean made from what the ranks see. Count class weights from
+# the data set itself (each sample once, e.g. each rank counting a disjoint slice and `process_group=`
+# summing), or make the counting pass with `drop_last=True` when leaving a few samples out is acceptable.
 
 # %% [markdown]
 # ## 2 · Q22: mixed precision
@@ -192,9 +320,12 @@ for q in (0.3, 0.05, 0.01):
 # or float16 (11 bits, 10 stored) would lose most of its digits. `bw.bce_with_logits` follows the same
 # rule.
 #
-# **Predict.** In a bfloat16 and in a float16 autocast region, with logits of that dtype from a layer,
-# what dtype does the loss have? How far is it from PyTorch's, and from the same layer's loss without
-# autocast?
+# To see that it is autocast's rule, and not type promotion, every input must have the low dtype: with
+# float32 targets or a float32 `pos_weight`, PyTorch's type promotion alone would already compute in
+# float32. So here logits, targets *and* `pos_weight` are all bfloat16, or all float16.
+#
+# **Predict.** Outside autocast, with all inputs in bfloat16, what dtype does the loss have? Inside a
+# bfloat16 autocast region? The same for float16.
 
 # %%
 g = torch.Generator().manual_seed(0)
@@ -202,30 +333,103 @@ layer = nn.Conv2d(1, 3, 3, padding=1)
 images = torch.randn(4, 1, 16, 16, generator=g)
 masks = (torch.rand(4, 3, 16, 16, generator=g) < 0.2).float()
 pos_weight = torch.tensor([4.0, 9.0, 1.5]).view(3, 1, 1)
-float32_loss = float(bw.bce_with_logits(layer(images), masks, pos_weight=pos_weight).detach())  # no autocast
+float32_loss = float(bw.bce_with_logits(layer(images), masks, pos_weight=pos_weight).detach())  # float32 throughout
+print(f"{'inputs':<9}  {'where':<16}  {'logits':<14}  {'loss: bceweights':<16}  {'PyTorch':<14}  rel. difference"
+      "  within 0.5 % of the float32 run")
 for dtype in (torch.bfloat16, torch.float16):
-    with torch.autocast("cpu", dtype=dtype):
-        logits = layer(images)
-        ours = bw.bce_with_logits(logits, masks, pos_weight=pos_weight)
-        theirs = F.binary_cross_entropy_with_logits(logits, masks, pos_weight=pos_weight)
-    print(f"autocast to {dtype}: logits {logits.dtype} | loss dtype: bceweights {ours.dtype},"
-          f" PyTorch {theirs.dtype}")
-    our_gradient = torch.autograd.grad(ours, layer.weight, retain_graph=True)[0]
-    their_gradient = torch.autograd.grad(theirs, layer.weight)[0]
-    gradient_difference = float((our_gradient - their_gradient).abs().max() / their_gradient.abs().max())
-    ours, theirs = float(ours.detach()), float(theirs.detach())
-    print(f"    relative difference to PyTorch: loss {sig4(abs(ours - theirs) / abs(theirs))},"
-          f" weight gradient {sig4(gradient_difference)}"
-          f" | within 1e-3 of the loss without autocast: {abs(ours - float32_loss) <= 1e-3 * float32_loss}")
+    low_masks, low_pos_weight = masks.to(dtype), pos_weight.to(dtype)  # targets and pos_weight in the low dtype too
+    for where in ("outside autocast", "inside autocast"):
+        with torch.autocast("cpu", dtype=dtype, enabled=where == "inside autocast"):
+            # Inside, the convolution runs in the low dtype; outside, the float32 layer's logits are cast down.
+            logits = layer(images) if where == "inside autocast" else layer(images).to(dtype)
+            ours = bw.bce_with_logits(logits, low_masks, pos_weight=low_pos_weight)
+            theirs = F.binary_cross_entropy_with_logits(logits, low_masks, pos_weight=low_pos_weight)
+        difference = abs(float(ours.detach()) - float(theirs.detach())) / abs(float(theirs.detach()))
+        off = abs(float(ours.detach()) - float32_loss) / float32_loss
+        print(f"{str(dtype).removeprefix('torch.'):<9}  {where:<16}  {str(logits.dtype):<14}  {str(ours.dtype):<16}"
+              f"  {str(theirs.dtype):<14}  {sig4(difference):<15}  {off <= 5e-3}")
 
 # %% [markdown]
-# **Reveal.** Both losses are float32 in both regions, and identical here: the relative difference
-# to PyTorch is 0, for the loss and for its gradient. The logits are bfloat16 or float16 (the
-# convolution ran in that dtype), but the loss reads them into float32 before computing. What moves
-# the loss away from the float32 run (by less than 0.1 %, relative) must then be the logits' own
-# rounding in the layer, not the loss. On a GPU, `torch.autocast("cuda", dtype=torch.float16)` follows the same rule (not
-# run here); use a `GradScaler` there, as for any float16 training, since small gradients underflow
-# in float16.
+# **Reveal.** Outside autocast, all-bfloat16 inputs give a bfloat16 loss and all-float16 inputs a
+# float16 loss, from PyTorch and from `bceweights` alike: nothing promotes them. Inside autocast the
+# same low-dtype inputs give a **float32** loss: that is autocast's policy for this op, not promotion.
+# The two libraries agree exactly in every row (relative difference 0). Every row stays within 0.5 % of
+# the run in float32 throughout; what separates them from it is rounding: of the logits in the layer,
+# and, outside autocast, of the loss's own arithmetic in bfloat16 or float16 (half a unit in the last
+# place is 0.2 % in bfloat16, whose 8 significant bits are why autocast keeps the loss in float32).
+#
+# **`nn.BCELoss` on probabilities.** On CUDA, autocast refuses `F.binary_cross_entropy` and
+# `nn.BCELoss`: PyTorch raises a `RuntimeError` whose message begins "torch.nn.functional.binary_cross_entropy
+# and torch.nn.BCELoss are unsafe to autocast" and suggests the logits form (PyTorch's
+# automatic-mixed-precision documentation says the same: prefer `binary_cross_entropy_with_logits`). The
+# documented reason is the backward pass, which can produce gradients float16 cannot represent; lesson 03
+# showed its `1 / (p(1 − p))` and the saturation of a float16 `sigmoid` from logit 8.3. This lesson runs on the CPU, where CPU autocast treats the op differently; the next cell
+# shows what the CPU does, not what CUDA does.
+
+# %%
+for dtype in (torch.bfloat16, torch.float16):
+    with torch.autocast("cpu", dtype=dtype):
+        probabilities = torch.sigmoid(layer(images))
+        try:
+            value = nn.BCELoss()(probabilities, masks)
+            print(f"CPU autocast {str(dtype).removeprefix('torch.')}: probabilities {probabilities.dtype},"
+                  f" nn.BCELoss runs and returns {value.dtype}")
+        except RuntimeError as error:
+            print(f"CPU autocast {str(dtype).removeprefix('torch.')}: RuntimeError:", str(error).splitlines()[0])
+
+# %% [markdown]
+# On this CPU build `nn.BCELoss` runs under autocast and returns float32, but its input was already
+# rounded: the probabilities are bfloat16 or float16, with the saturation of lesson 03. Write the logits
+# form, which is safe on both devices.
+#
+# **float16's range.** float16's largest finite value is 65504. Autocast protects the loss's arithmetic,
+# not your choice of weights: with a large `pos_weight` an element's loss `p · softplus(−x)` passes that
+# limit. And on the way back, the gradient reaching float16 logits is `(σ(x) − y) / n` for a mean over
+# `n` elements: small enough, on a large batch, to fall among float16's subnormal numbers (below
+# 6.1e-05), which carry fewer significant bits.
+#
+# **Predict.** `pos_weight = 2000` and a positive pixel at logit −40: what is its loss in float16
+# without autocast, and with it?
+
+# %%
+x16 = torch.tensor([-40.0, -10.0, 0.0, 5.0]).half()
+y16 = torch.tensor([1.0, 1.0, 0.0, 1.0]).half()
+for value in (100.0, 2000.0):
+    big_pos_weight = torch.tensor([value]).half()
+    plain = bw.bce_with_logits(x16, y16, pos_weight=big_pos_weight, reduction="none")
+    with torch.autocast("cpu", dtype=torch.float16):
+        cast = bw.bce_with_logits(x16, y16, pos_weight=big_pos_weight, reduction="none")
+    print(f"pos_weight {value:g}: all float16 {[sig4(v) for v in plain.tolist()]} ({plain.dtype}) | "
+          f"under autocast {[sig4(v) for v in cast.tolist()]} ({cast.dtype})")
+
+big_images = torch.randn(8, 1, 128, 128, generator=g)
+big_masks = (torch.rand(8, 3, 128, 128, generator=g) < 0.2).float()
+print(f"\nmean over n = {big_masks.numel()} elements; gradient of the float16 logits under autocast:")
+for loss_scale in (1.0, 1024.0):
+    with torch.autocast("cpu", dtype=torch.float16):
+        logits = layer(big_images)
+        logits.retain_grad()
+        loss = bw.bce_with_logits(logits, big_masks)
+    (loss * loss_scale).backward()
+    exact = (torch.sigmoid(logits.detach().double()) - big_masks.double()) / big_masks.numel()
+    received = logits.grad.double() / loss_scale
+    subnormal = float((logits.grad.abs() < 2.0**-14).double().mean())
+    error = float(((received - exact).abs() / exact.abs()).max())
+    print(f"  loss x {loss_scale:<6g} share of gradient entries below 6.1e-05 (subnormal): {sig4(subnormal)};"
+          f" largest relative error after dividing back: {sig4(error)}")
+    layer.zero_grad()
+
+# %% [markdown]
+# **Reveal.** At `pos_weight = 100` the largest element, 4000, fits; at 2000 the element at logit −40,
+# 2000 × 40 = 80 000, is `inf` in float16, and every mean or sum that contains it is `inf`. Under
+# autocast the loss is float32 and stays finite. The backward side is the other end of the range: the
+# gradient of a mean over 393 216 elements is at most 1/393 216 ≈ 2.5e-06 per entry, so every entry
+# lands among the subnormals, where float16 keeps fewer bits: the largest relative error is 0.1115.
+# Multiplying the loss by 1024 before `backward` and dividing afterwards moves every entry back into
+# the normal range, and the error drops to 0.0004862. That is what
+# `torch.amp.GradScaler` does automatically, with a scale it lowers whenever a gradient overflows.
+# Keep `pos_weight` and focal or boundary weights to sizes whose products with a loss of a few tens stay
+# far below 65504, or keep the loss in float32 (autocast does), and use a `GradScaler` with float16.
 
 # %% [markdown]
 # ## 3 · Q22: `torch.compile`
@@ -334,13 +538,21 @@ else:
 #   6.782 % with the weight map).
 # * `process_group=group` divides by the global count (or kept weight): each rank returns
 #   `local_sum · W / D`, DDP's average is then the single-process gradient, and the mean of the logged
-#   values is the global loss.
+#   values is the global loss. Every rank must call the loss on every step (the denominator is an
+#   all-reduce); a rank with an all-void batch returns 0 and adds nothing.
+# * Gradient accumulation has the same denominator problem over time: divide each micro-batch's
+#   `reduction="sum"` loss by the kept count of the whole accumulated batch (here `mean / 4` was 10.7 %
+#   off). `DistributedSampler` pads to a multiple of the world size, so counts made from what the ranks
+#   see count some samples twice; count from the data set.
 # * The builders (`count_positives`, `pos_weight_from_targets`, `median_frequency_weights`) take
 #   `process_group=` too and return the whole data set's weights on every rank. A shard's own
 #   `pos_weight` is noisy, the more so the rarer the positives (a 14.58 % spread over shards of 4096
 #   pixels at a positive rate of 0.01).
 # * Under `torch.autocast` (bfloat16 and float16 here) the loss runs in float32, as PyTorch's, and
-#   was identical to it. Under `torch.compile`, also with `fullgraph=True`, it traces whole (with
+#   was identical to it; with all inputs in the low dtype and no autocast it stays in that dtype, so the
+#   float32 is autocast's policy. On CUDA, autocast refuses `nn.BCELoss` ("unsafe to autocast"). float16
+#   still limits what you feed it: an element's loss above 65504 is `inf`, and a mean's gradient over a
+#   large batch is subnormal in float16 (use a `GradScaler`). Under `torch.compile`, also with `fullgraph=True`, it traces whole (with
 #   `aot_eager` and with inductor); value checks become asserts in the graph, and
 #   `check_values=False` (or `bw.set_value_checks(False)`) leaves them out.
 #
@@ -355,9 +567,14 @@ from bceweights.lessons.exercises import (
     LESSON10_1_QUESTION,
     LESSON10_2_QUESTION,
     LESSON10_3_QUESTION,
+    LESSON10_4_QUESTION,
+    LESSON10_5_QUESTION,
     check_lesson10_1,
     check_lesson10_2,
     check_lesson10_3,
+    check_lesson10_4,
+    check_lesson10_5,
+    print_questionnaire,
     show_solution,
 )
 
@@ -384,3 +601,28 @@ _ = check_lesson10_2(my_loss_value)
 print(LESSON10_3_QUESTION)
 my_dtype = None
 _ = check_lesson10_3(my_dtype)
+
+# %% [markdown]
+# **10.4** A concept: the safe pattern of section 1, as a multiple choice.
+
+# %%
+print(LESSON10_4_QUESTION)
+my_choice = None
+_ = check_lesson10_4(my_choice)
+
+# %% [markdown]
+# **10.5** Transfer: section 1's gradient accumulation, with other counts and one all-void micro-batch.
+
+# %%
+print(LESSON10_5_QUESTION)
+my_denominator = None
+_ = check_lesson10_5(my_denominator)
+
+# %% [markdown]
+# ## Questionnaire
+#
+# Short questions on the whole lesson. Answer each in a sentence or two, from memory first, then check
+# with the cells above. When you have tried, `show_solution("10.Q")` prints the answers.
+
+# %%
+print_questionnaire("10")

@@ -10,6 +10,7 @@ with the one helper in :mod:`~bceweights.lessons.exercises.answers`::
     print(LESSON04_2_QUESTION)
     _ = check_lesson04_2(None)      # "No answer yet: ..."
     show_solution("04.2")           # only when you ask
+    print_questionnaire("04")       # the end-of-lesson questions; show_solution("04.Q") prints the answers
 
 The first names stay: ``check_lessonNN`` / ``LESSONNN_QUESTION`` are exercise ``NN.1`` (01 to 05), and
 ``check_lesson06_focal`` / ``check_lesson06_weight_map`` are 06.1 and 06.2.
@@ -20,36 +21,42 @@ but the notebooks and the tests.
 
 from __future__ import annotations
 
-from bceweights.lessons.exercises.answers import answer_number, judge_number, no_answer_yet
+from bceweights.lessons.exercises.answers import answer_choice, answer_number, judge_number, no_answer_yet
 from bceweights.lessons.exercises.lesson01 import (
     LESSON01_1_QUESTION,
     LESSON01_2_QUESTION,
     LESSON01_3_QUESTION,
+    LESSON01_4_QUESTION,
     LESSON01_QUESTION,
     check_lesson01,
     check_lesson01_1,
     check_lesson01_2,
     check_lesson01_3,
+    check_lesson01_4,
 )
 from bceweights.lessons.exercises.lesson02 import (
     LESSON02_1_QUESTION,
     LESSON02_2_QUESTION,
     LESSON02_3_QUESTION,
+    LESSON02_4_QUESTION,
     LESSON02_QUESTION,
     check_lesson02,
     check_lesson02_1,
     check_lesson02_2,
     check_lesson02_3,
+    check_lesson02_4,
 )
 from bceweights.lessons.exercises.lesson03 import (
     LESSON03_1_QUESTION,
     LESSON03_2_QUESTION,
     LESSON03_3_QUESTION,
+    LESSON03_4_QUESTION,
     LESSON03_QUESTION,
     check_lesson03,
     check_lesson03_1,
     check_lesson03_2,
     check_lesson03_3,
+    check_lesson03_4,
 )
 from bceweights.lessons.exercises.lesson04 import (
     LESSON04_1_QUESTION,
@@ -90,10 +97,12 @@ from bceweights.lessons.exercises.lesson09 import (
     LESSON09_2_QUESTION,
     LESSON09_3_QUESTION,
     LESSON09_4_QUESTION,
+    LESSON09_5_QUESTION,
     check_lesson09_1,
     check_lesson09_2,
     check_lesson09_3,
     check_lesson09_4,
+    check_lesson09_5,
     lesson09_1_mask,
 )
 from bceweights.lessons.exercises.lesson07 import (
@@ -118,15 +127,29 @@ from bceweights.lessons.exercises.lesson10 import (
     LESSON10_1_QUESTION,
     LESSON10_2_QUESTION,
     LESSON10_3_QUESTION,
+    LESSON10_4_QUESTION,
+    LESSON10_5_QUESTION,
     check_lesson10_1,
     check_lesson10_2,
     check_lesson10_3,
+    check_lesson10_4,
+    check_lesson10_5,
 )
-from bceweights.lessons.exercises.registry import EXERCISES, Exercise, get_exercise, lesson_exercises, show_solution
+from bceweights.lessons.exercises.registry import (
+    EXERCISES,
+    QUESTIONNAIRES,
+    Exercise,
+    get_exercise,
+    lesson_exercises,
+    print_questionnaire,
+    show_solution,
+)
 
 __all__ = [
     "EXERCISES",
+    "QUESTIONNAIRES",
     "Exercise",
+    "answer_choice",
     "answer_number",
     "get_exercise",
     "judge_number",
@@ -136,6 +159,7 @@ __all__ = [
     "lesson09_1_mask",
     "lesson_exercises",
     "no_answer_yet",
+    "print_questionnaire",
     "show_lesson07_solution",
     "show_solution",
 ]

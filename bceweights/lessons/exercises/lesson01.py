@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 
-from bceweights.lessons.exercises.answers import answer_number, judge_number
-from bceweights.lessons.exercises.registry import register
+from bceweights.lessons.exercises.answers import answer_choice, answer_number, judge_number
+from bceweights.lessons.exercises.registry import register, register_questionnaire
 from bceweights.weights import optimal_probability
 
 #: Lesson 01: a model trained with ``weight=3`` and ``pos_weight=4``, on inputs where a fraction
@@ -212,3 +212,82 @@ def _solution_01_3() -> str:
 
 
 register("01.3", LESSON01_3_QUESTION, check_lesson01_3, _solution_01_3, transfer=True)
+
+
+#: 01.4 (a concept): which of three loss settings raises recall; the three are lesson 01's section 6 in other dress.
+LESSON01_4_CHOICES = ("a", "b", "c")
+LESSON01_4_QUESTION = (
+    "A single-output classifier, outputs (N, 1), about 10 % positives, trained to the optimum and thresholded "
+    "at 0.5. Which one of these three losses raises its recall compared with no weighting?\n"
+    "  (a) pos_weight = torch.where(y > 0, 0.9, 0.1)   (each sample gets the share of the other class)\n"
+    "  (b) weight = torch.full_like(y, 9.0)\n"
+    "  (c) pos_weight = torch.tensor([9.0])\n"
+    'Answer with one letter in quotes, e.g. "a".'
+)
+
+_LESSON01_4_VERDICTS = {
+    "a": (
+        "a negative's pos_weight multiplies its positive term, which is 0 for y = 0, so only the positives' value "
+        "0.9 ever acts: (a) is one pos_weight of 0.9 < 1. Positives count slightly less and recall does not rise "
+        "(section 6, recipe (a))."
+    ),
+    "b": (
+        "a weight that is the same for both labels multiplies both terms: the optimum does not move, only the "
+        "gradient's scale (like a 9x learning rate under SGD). Recall stays where it was."
+    ),
+}
+
+
+def check_lesson01_4(answer: object) -> bool:
+    """Exercise 01.4: only (c), one ``pos_weight`` above 1, moves the optimum up (by ``log 9``) and raises recall."""
+    letter = answer_choice(answer, LESSON01_4_CHOICES)
+    if letter is None:
+        return False
+    if letter == "c":
+        print(
+            "Correct: pos_weight=9 multiplies every positive's term, so the optimal logit moves up by log 9 and more "
+            "inputs cross 0.5. (a) reduces to one pos_weight of 0.9 (negatives ignore theirs) and (b) scales both "
+            "terms alike, so neither moves the optimum up."
+        )
+        return True
+    print(f"Not yet: ({letter}) does not raise recall: {_LESSON01_4_VERDICTS[letter]}")
+    return False
+
+
+def _solution_01_4() -> str:
+    return (
+        "(c). Write each loss for a negative and a positive. (a): the negative's pos_weight 0.1 multiplies y = 0, so "
+        "only the positives' 0.9 acts, one pos_weight of 0.9, which lowers the optimum by log(1/0.9). (b): weight 9 "
+        "multiplies both terms, so the gradient is zero at the same logit as without weights. (c): the positive "
+        "term counts 9 times, the optimal logit rises by log 9, and thresholding at 0.5 finds more positives."
+    )
+
+
+register("01.4", LESSON01_4_QUESTION, check_lesson01_4, _solution_01_4)
+
+
+#: Lesson 01's questionnaire: (question, answer).
+LESSON01_QUESTIONNAIRE = (
+    ("Which term of the per-element loss does pos_weight multiply, and which does weight multiply?",
+     "pos_weight multiplies only the positive term, y * softplus(-x); weight multiplies the whole element, both terms."),
+    ("An element has target y = 0. What does pos_weight change for it?",
+     "Nothing: its positive term is y * softplus(-x) = 0, so pos_weight multiplies zero."),
+    ("Where is the optimal logit for a soft target y with pos_weight p?",
+     "x* = log(y / (1 - y)) + log p, i.e. probability p*y / (p*y + 1 - y): pos_weight shifts it by log p."),
+    ("Does a weight that is the same for both labels move the optimum? What does it change?",
+     "No; it multiplies both terms and cancels where the gradient is zero. It scales the gradient, like a "
+     "larger learning rate under SGD."),
+    ("What type and shape of pos_weight does PyTorch need for a single-output model with outputs (N, 1)?",
+     "A tensor, torch.tensor([p]) of shape (1,) (or (1, 1, 1) for (N, 1, H, W)); a plain number raises a "
+     "TypeError. bceweights also takes the number."),
+    ("Why does a (N, H, W) mask passed as weight to (N, 1, H, W) outputs fail in PyTorch, and what do you write?",
+     "Right-aligned, N meets the channel axis, so it would broadcast to (N, N, H, W), which the in-place multiply "
+     "cannot produce. Write weight=mask.unsqueeze(1)."),
+    ("Per-sample class shares indexed by label and passed as pos_weight: what do they reduce to?",
+     "One pos_weight, the value the positives carry (the negative share, below 1): negatives' values multiply "
+     "y = 0. Pass per-sample class weights as weight instead."),
+    ("A model trained with pos_weight p outputs probability s. How do you read it as a frequency?",
+     "Subtract log p from its logit: q = sigmoid(logit(s) - log p) (exact at the optimum of a well-specified "
+     "model, an approximation otherwise)."),
+)
+register_questionnaire("01", LESSON01_QUESTIONNAIRE)

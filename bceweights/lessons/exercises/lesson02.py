@@ -14,8 +14,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bceweights.lessons.exercises.answers import answer_number, judge_number, no_answer_yet
-from bceweights.lessons.exercises.registry import register
+from bceweights.lessons.exercises.answers import answer_choice, answer_number, judge_number, no_answer_yet
+from bceweights.lessons.exercises.registry import register, register_questionnaire
 from bceweights.lessons.explore.comparison import read_operand
 from bceweights.shapes import shape_str
 
@@ -237,3 +237,72 @@ def _solution_02_3() -> str:
 
 
 register("02.3", LESSON02_3_QUESTION, check_lesson02_3, _solution_02_3, transfer=True)
+
+
+#: 02.4 (a concept): three calls that all run on (3, 3, 4, 5) logits with a (3, 4, 5) mask; one weights the wrong axis.
+LESSON02_4_CHOICES = ("a", "b", "c")
+LESSON02_4_QUESTION = (
+    "logits and target have shape (3, 3, 4, 5): three images, three channels. mask has shape (3, 4, 5), one map "
+    "per image. All three calls below run without an error. Which one weights the wrong axis?\n"
+    "  (a) F.binary_cross_entropy_with_logits(logits, target, weight=mask.unsqueeze(1))\n"
+    "  (b) F.binary_cross_entropy_with_logits(logits, target, weight=mask)\n"
+    "  (c) F.binary_cross_entropy_with_logits(logits, target, weight=mask[:, None].expand_as(logits))\n"
+    'Answer with one letter in quotes, e.g. "a".'
+)
+
+
+def check_lesson02_4(answer: object) -> bool:
+    """Exercise 02.4: (b); right-aligned, ``(N, H, W)`` meets ``(C, H, W)``, and with ``N == C`` it runs."""
+    letter = answer_choice(answer, LESSON02_4_CHOICES)
+    if letter is None:
+        return False
+    if letter == "b":
+        print(
+            "Correct: right-aligned, the mask's (3, 4, 5) meets (C, H, W), and since N == C == 3 the sizes match: "
+            "channel c of every image gets image c's map. (a) and (c) put the mask's N under the batch axis."
+        )
+        return True
+    print(
+        f"Not yet: ({letter}) is right. The mask gets a size-1 channel axis, (3, 1, 4, 5), so N meets N and the map is "
+        "shared by the channels. Look for the call whose mask keeps its (N, H, W) shape: right-aligned, which axis "
+        "does its N meet?"
+    )
+    return False
+
+
+def _solution_02_4() -> str:
+    return (
+        "(b). Broadcasting aligns shapes from the right: (3, 4, 5) under (3, 3, 4, 5) puts the mask's image axis "
+        "under the channels. With N == C the sizes agree, so PyTorch runs and gives channel c of every image the "
+        "map of image c. (a) unsqueeze(1) and (c) [:, None].expand_as(logits) both make (3, 1, 4, 5) first, the "
+        "right pairing; (c) is a zero-copy view of (a)."
+    )
+
+
+register("02.4", LESSON02_4_QUESTION, check_lesson02_4, _solution_02_4)
+
+
+#: Lesson 02's questionnaire: (question, answer).
+LESSON02_QUESTIONNAIRE = (
+    ("How does broadcasting pair an operand's dimensions with the input's?",
+     "From the right (trailing dimensions first); each pair of sizes must be equal or one of them 1; missing "
+     "leading dimensions count as 1. Meaning (batch, channel, pixel) plays no part."),
+    ("What shape does a (N, H, W) mask need as weight for (N, C, H, W) predictions, and why?",
+     "(N, 1, H, W), via mask.unsqueeze(1): the size-1 channel axis is broadcast over the C channels."),
+    ("When does weight=mask with a (N, H, W) mask run without an error, and what does it do then?",
+     "When N == C it pairs image c's map with channel c of every image (silently wrong); when N = 1 it "
+     "broadcasts and happens to be right. Any other N raises."),
+    ("What is the difference between expand and repeat?",
+     "expand returns a view with stride 0 along the new size (no memory); repeat copies the data that many times."),
+    ("Why is target * mask not a way to weight the loss?",
+     "It changes the labels: masked-out positives become negatives and are pushed down. weight=mask leaves the "
+     "labels alone and gives masked pixels a zero gradient."),
+    ("How do you give each of C channels its own weight, and each its own mask?",
+     "A weight per channel: w.view(C, 1, 1) (times mask.unsqueeze(1) for a shared mask). A mask per channel: "
+     "torch.stack(masks, dim=1), shape (N, C, H, W)."),
+    ("Why does pos_weight=torch.tensor([1, 30, 6]).repeat(B, 1) fail on (B, 3, 256, 256), and what is the fix?",
+     "Right-aligned, (B, 3) meets (H, W) = (256, 256). Drop repeat and write .view(3, 1, 1), which meets C."),
+    ("On (4, 3, 8, 3) predictions, what does pos_weight=torch.tensor([1., 30., 6.]) do in PyTorch?",
+     "It runs and weights the three columns (W = 3) instead of the channels; bceweights refuses it."),
+)
+register_questionnaire("02", LESSON02_QUESTIONNAIRE)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from bceweights.lessons.exercises.answers import answer_number, judge_number, no_answer_yet
-from bceweights.lessons.exercises.registry import register
+from bceweights.lessons.exercises.registry import register, register_questionnaire
 from bceweights.lessons.explore.stability import saturation_logit
 
 #: 03.1: 5 % foreground, weights 20 and 0.5 (the lesson's explorer demonstrated 2 %, 50 and 1).
@@ -193,9 +193,16 @@ def check_lesson03_3(answer: float | None) -> bool:
             "bfloat16 trades precision for float32's range."
         ),
         slips=[
-            (saturation_logit("float16"), "is float16's saturation logit. bfloat16 has fewer significant bits (8 vs 11)."),
+            (
+                saturation_logit("float16"),
+                "is float16's saturation logit, log(2**12 - 1) = 8.318 (11 significant bits). bfloat16 keeps 8.",
+            ),
             (saturation_logit("float32"), "is float32's saturation logit."),
-            (math.log(2.0**11 - 1.0), "is log(2**11 - 1), float16's bits; bfloat16 keeps 8 significant bits."),
+            (
+                math.log(2.0**8 - 1.0),
+                "is log(2**8 - 1): it counts bfloat16's 7 stored bits. With the implicit leading bit it keeps 8 "
+                "significant bits, so sigmoid rounds to 1 once 1 - sigmoid(x) < 2**-9.",
+            ),
             (88.72, "is where exp overflows in float32 and bfloat16 (same range); saturation comes much earlier."),
         ],
         otherwise=(
@@ -216,3 +223,111 @@ def _solution_03_3() -> str:
 
 
 register("03.3", LESSON03_3_QUESTION, check_lesson03_3, _solution_03_3, transfer=True)
+
+
+#: 03.4 (a repair): the loss of a float16 model written as sigmoid + BCELoss; the learner writes the fix.
+LESSON03_4_LOGITS = (-40.0, -3.0, 0.5, 9.0, 14.0, 20.0)
+LESSON03_4_TARGETS = (1.0, 0.0, 1.0, 0.0, 1.0, 0.0)
+LESSON03_4_QUESTION = (
+    "A model trained in float16 computes its loss as\n"
+    "    loss = F.binary_cross_entropy(torch.sigmoid(logits), target)\n"
+    "and its gradients turn NaN. Repair it: write a function fixed_loss(logits, target) that returns the same "
+    "loss (mean over elements) with a finite, correct gradient. The checker calls it on float16 logits "
+    f"{list(LESSON03_4_LOGITS)} with targets {list(LESSON03_4_TARGETS)}, and compares loss and gradient with the "
+    "exact values. Answer with the function itself, e.g. my_loss = fixed_loss."
+)
+
+
+def lesson03_4_reference() -> tuple[float, torch.Tensor]:
+    """The exact mean loss and its gradient for the exercise's logits (float64, ``sigmoid(x) - y`` over n)."""
+    x = torch.tensor(LESSON03_4_LOGITS, dtype=torch.float64)
+    y = torch.tensor(LESSON03_4_TARGETS, dtype=torch.float64)
+    loss = (y * F.softplus(-x) + (1 - y) * F.softplus(x)).mean()
+    return float(loss), (torch.sigmoid(x) - y) / len(x)
+
+
+def check_lesson03_4(fixed_loss: Any) -> bool:
+    """Exercise 03.4: the learner's function must give the exact loss (0.5 %) and gradient (0.002) on float16 logits."""
+    if fixed_loss is None:
+        no_answer_yet("your function, e.g. fixed_loss (no parentheses)")
+        return False
+    if not callable(fixed_loss):
+        print(f"Expected a function taking (logits, target), got {fixed_loss!r}.")
+        return False
+    logits = torch.tensor(LESSON03_4_LOGITS, dtype=torch.float16, requires_grad=True)
+    target = torch.tensor(LESSON03_4_TARGETS, dtype=torch.float16)
+    try:
+        loss = fixed_loss(logits, target)
+        (gradient,) = torch.autograd.grad(loss, logits)
+    except Exception as error:  # any failure of the learner's code is reported, not raised
+        print(f"Not yet: calling fixed_loss(logits, target) and its backward raised {type(error).__name__}: {error}")
+        return False
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        print("Not yet: fixed_loss should return one number, the mean loss, as a tensor (reduction='mean').")
+        return False
+    right_loss, right_gradient = lesson03_4_reference()
+    value, gradient = float(loss.detach()), gradient.detach().double()
+    if not torch.isfinite(gradient).all():
+        print(
+            f"Not yet: the gradient has NaN at logits {[x for x, g in zip(LESSON03_4_LOGITS, gradient.tolist()) if g != g]}."
+            " sigmoid still rounds to exactly 0 or 1 there, and BCELoss's backward divides by p(1 - p) = 0: "
+            "do not build sigmoid(x) at all."
+        )
+        return False
+    wrong = [x for x, g, r in zip(LESSON03_4_LOGITS, gradient.tolist(), right_gradient.tolist()) if abs(g - r) > 2e-3]
+    if wrong:
+        print(
+            f"Not yet: the gradient is finite but wrong at logits {wrong} (exact: (sigmoid(x) - y) / {len(LESSON03_4_LOGITS)})."
+            " Casting to float32 moves the saturation to 16.6 and the 1e-12 guard to -27.6, but does not remove them:"
+            " use the logits form."
+        )
+        return False
+    if abs(value - right_loss) > 5e-3 * right_loss:
+        print(f"Not yet: the gradient is right but the loss is {value:.4g}, the exact mean is {right_loss:.4g}.")
+        return False
+    print(
+        f"Correct: loss {value:.4g} (exact {right_loss:.4g}) and every gradient within 0.002 of (sigmoid(x) - y) / 6. "
+        "The logits form computes log sigmoid(x) as -softplus(-x) and never rounds sigmoid(x) to 0 or 1."
+    )
+    return True
+
+
+def _solution_03_4() -> str:
+    return (
+        "def fixed_loss(logits, target): return F.binary_cross_entropy_with_logits(logits, target). It takes the "
+        "logits, computes -log sigmoid(x) as softplus(-x), and its gradient is (sigmoid(x) - y) / n at every logit, "
+        "in float16 too. F.binary_cross_entropy(torch.sigmoid(logits.float()), target.float()) is not enough: float32 "
+        "still saturates at 16.6 (the logit 20) and its 1e-12 guard shrinks the gradient below -27.6 (the logit -40)."
+    )
+
+
+register("03.4", LESSON03_4_QUESTION, check_lesson03_4, _solution_03_4)
+
+
+#: Lesson 03's questionnaire: (question, answer).
+LESSON03_QUESTIONNAIRE = (
+    ("Does reshaping (N, C, H, W) logits to (N*C*H*W, 1) change the loss or its gradient?",
+     "No, as long as targets and weights are reshaped the same way (and broadcast weights are expanded first): "
+     "the loss is elementwise and 'mean' divides by the same number of elements."),
+    ("What does reduction='mean' divide the weighted sum by?",
+     "The number of elements, not the sum of the weights; so the weights' overall scale multiplies the loss and "
+     "every gradient."),
+    ("You multiply every weight by 10 and train with plain SGD. What changes under 'mean', 'sum' and 'weighted_mean'?",
+     "'mean' and 'sum': the loss and every gradient grow 10 times, like a 10 times larger learning rate. "
+     "'weighted_mean': nothing."),
+    ("Which reduction's step grows with the image size at a fixed foreground share?",
+     "'sum'; 'mean' and 'weighted_mean' do not change with the number of pixels."),
+    ("Why can't you pass a new weight to nn.BCELoss on every call? What do you use instead?",
+     "Its forward has no weight argument: the weight is fixed when the module is built. Use "
+     "F.binary_cross_entropy_with_logits(..., weight=w) or bw.BCEWithLogits()(x, y, weight=w)."),
+    ("From which logit does sigmoid round to exactly 1 in float32, and in float16?",
+     "About 16.6 in float32 and 8.3 in float16 (log(2**12 - 1) = 8.318); beyond it sigmoid + BCELoss sticks at "
+     "the clamp with a zero (float32) or NaN (float16) gradient."),
+    ("Why does sigmoid + BCELoss give a wrong gradient at logit -40 with target 1 in float32, although "
+     "sigmoid(-40) is a normal float?",
+     "BCELoss's backward divides by max(p(1 - p), 1e-12); below about -27.6 the guard wins and the gradient "
+     "shrinks like e**x * 1e12 instead of staying near -1."),
+    ("Why does one saturated element in float16 make a layer's whole weight gradient NaN?",
+     "A weight's gradient sums over all elements, and one NaN in a sum makes the sum NaN."),
+)
+register_questionnaire("03", LESSON03_QUESTIONNAIRE)

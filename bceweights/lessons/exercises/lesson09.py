@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from bceweights.lessons.exercises.answers import answer_number, judge_number, no_answer_yet
-from bceweights.lessons.exercises.registry import register
+from bceweights.lessons.exercises.registry import register, register_questionnaire
 
 #: 09.1: four images, four channels: N == C, where weight=mask runs and pairs the wrong axes.
 LESSON09_1_SHAPE = (4, 4, 6, 7)
@@ -236,3 +236,112 @@ def _solution_09_4() -> str:
 
 
 register("09.4", LESSON09_4_QUESTION, check_lesson09_4, _solution_09_4, transfer=True)
+
+
+#: 09.5 (a repair): the ignore mean of section 3 returns NaN on a batch where every pixel is void.
+LESSON09_5_QUESTION = (
+    "Section 3's ignore mean, (l * keep).sum() / keep.sum(), returns NaN on a batch where every pixel is void, and "
+    "one NaN loss ruins the weights at the next step. Repair it: write a function masked_mean(per_pixel, keep) "
+    "(per_pixel: the losses with reduction='none'; keep: 1.0 where a pixel counts, 0.0 where it is void) that "
+    "returns the mean over the kept pixels, and 0 with a zero gradient when no pixel is kept. "
+    "Answer with the function itself, e.g. my_masked_mean = masked_mean."
+)
+
+
+def lesson09_5_cases() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """The checker's batches: (name, per-pixel losses (2, 1, 4, 4), keep (2, 1, 4, 4)); the last is all void."""
+    generator = torch.Generator().manual_seed(95)
+    losses = torch.rand(3, 2, 1, 4, 4, generator=generator, dtype=torch.float64) * 2
+    some = (torch.rand(2, 1, 4, 4, generator=generator) < 0.6).double()
+    return [
+        ("a batch with some void pixels", losses[0], some),
+        ("a batch with no void pixel", losses[1], torch.ones(2, 1, 4, 4, dtype=torch.float64)),
+        ("a batch where every pixel is void", losses[2], torch.zeros(2, 1, 4, 4, dtype=torch.float64)),
+    ]
+
+
+def check_lesson09_5(masked_mean: Any) -> bool:
+    """Exercise 09.5: the mean over kept pixels on ordinary batches, and 0 (finite, zero gradient) on an all-void one."""
+    if masked_mean is None:
+        no_answer_yet("your function, e.g. masked_mean (no parentheses)")
+        return False
+    if not callable(masked_mean):
+        print(f"Expected a function taking (per_pixel, keep), got {masked_mean!r}.")
+        return False
+    for name, losses, keep in lesson09_5_cases():
+        leaf = losses.clone().requires_grad_(True)
+        try:
+            value = masked_mean(leaf, keep)
+            (gradient,) = torch.autograd.grad(value, leaf, allow_unused=True)
+        except Exception as error:  # any failure of the learner's code is reported, not raised
+            print(f"Not yet: on {name}, masked_mean and its backward raised {type(error).__name__}: {error}")
+            return False
+        gradient = torch.zeros_like(losses) if gradient is None else gradient
+        value = float(value.detach())
+        kept = float(keep.sum())
+        right = float((losses * keep).sum() / kept) if kept else 0.0
+        if value != value:
+            print(
+                f"Not yet: on {name} it returns NaN: keep.sum() is 0 there, and 0 / 0 is NaN. Divide by "
+                "keep.sum().clamp_min(1): with no kept pixel the sum is 0, and 0 / 1 = 0."
+            )
+            return False
+        if abs(value - right) > 1e-9 * max(1.0, abs(right)):
+            if kept and abs(value - float((losses * keep).mean())) < 1e-9:
+                hint = "that is (l * keep).mean(): void pixels stay in the denominator. Divide by the kept count."
+            elif kept and abs(value - float(losses.mean())) < 1e-9:
+                hint = "that is the mean over all pixels: keep is not applied."
+            else:
+                hint = f"the mean over the kept pixels is {right:.4g}."
+            print(f"Not yet: on {name} it returns {value:.4g}; {hint}")
+            return False
+        if not torch.isfinite(gradient).all() or float(gradient[keep == 0].abs().sum()) != 0.0:
+            print(f"Not yet: on {name} the void pixels get a nonzero or NaN gradient; they must get exactly 0.")
+            return False
+    print(
+        "Correct: the mean over kept pixels where there are some, and 0 with a zero gradient on an all-void batch, "
+        "what bw.bce_with_logits(..., ignore=void) returns. E.g. (per_pixel * keep).sum() / keep.sum().clamp_min(1)."
+    )
+    return True
+
+
+def _solution_09_5() -> str:
+    return (
+        "def masked_mean(per_pixel, keep): return (per_pixel * keep).sum() / keep.sum().clamp_min(1). With kept pixels "
+        "clamp_min(1) changes nothing (the count is at least 1); with none the sum is 0 and 0 / 1 = 0, gradient 0. "
+        "Boolean indexing works the same way: per_pixel[keep > 0].sum() / keep.sum().clamp_min(1) (the .mean() of an "
+        "empty selection is NaN). Make sure per_pixel is finite on void pixels (targets 255 replaced before the loss): "
+        "NaN * 0 is still NaN."
+    )
+
+
+register("09.5", LESSON09_5_QUESTION, check_lesson09_5, _solution_09_5)
+
+
+#: Lesson 09's questionnaire: (question, answer).
+LESSON09_QUESTIONNAIRE = (
+    ("How do you give PyTorch one pos_weight per channel of (N, C, H, W) predictions?",
+     "pos_weight=pw.view(C, 1, 1): two trailing 1s put the C values under the channel axis."),
+    ("What goes wrong with weight=mask for a (N, H, W) mask when N == C, and when N = 1?",
+     "N == C: it runs, and channel c of every image gets image c's map. N = 1: it is right by luck, and the "
+     "first batch of 2 raises. Always write mask.unsqueeze(1)."),
+    ("How do you leave void pixels out of the mean in plain PyTorch, so that an all-void batch gives 0?",
+     "Replace the void targets by a valid value, take reduction='none', and divide (l * keep).sum() by "
+     "keep.sum().clamp_min(1)."),
+    ("Why is (l * keep).mean() not an ignore mean?",
+     "It divides by all pixels, void ones included: the loss and gradient shrink by the kept share, which changes "
+     "from batch to batch."),
+    ("What does PyTorch's reduction='mean' equal, in terms of the weighted mean?",
+     "The weighted mean times the mean weight: (l * w).sum() / n = (l * w).sum() / w.sum() * w.mean()."),
+    ("You assign criterion.weight = w before each call of an nn.BCEWithLogitsLoss() built without a weight. "
+     "What can go wrong with its state_dict?",
+     "The buffer was None when the module was built, so a fresh criterion has no 'weight' entry: loading the "
+     "saved state_dict raises 'Unexpected key(s)' (strict load). And it saves the last batch's weight map."),
+    ("Why is pos_weight counted per batch a bad estimate?",
+     "It jumps from batch to batch and is infinite when a batch has no positive; a mean of per-batch ratios is "
+     "not the data set's ratio. Count over the data set once."),
+    ("What does WeightedRandomSampler with w_i = 1 / count[y_i] train on, on average?",
+     "The same loss as weighting by 1 / count, i.e. pos_weight = neg / pos up to a constant; it shows the few "
+     "positives many times instead of weighting them."),
+)
+register_questionnaire("09", LESSON09_QUESTIONNAIRE)

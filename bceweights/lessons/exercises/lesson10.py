@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from bceweights.lessons.exercises.answers import answer_number, judge_number, no_answer_yet
-from bceweights.lessons.exercises.registry import register
+from bceweights.lessons.exercises.answers import answer_choice, answer_number, judge_number, no_answer_yet
+from bceweights.lessons.exercises.registry import register, register_questionnaire
 
 #: 10.1: three ranks keep these numbers of pixels (of 1,024 each) under an ignore mask.
 LESSON10_1_KEPT = (100, 300, 800)
@@ -137,3 +137,138 @@ def _solution_10_3() -> str:
 
 
 register("10.3", LESSON10_3_QUESTION, check_lesson10_3, _solution_10_3)
+
+
+#: 10.4 (a concept): a rank that skips the loss call under process_group=.
+LESSON10_4_CHOICES = ("a", "b", "c")
+LESSON10_4_QUESTION = (
+    "Training with DDP on 2 ranks, the loss is bw.bce_with_logits(logits, y, ignore=void, "
+    "process_group=dist.group.WORLD). To save time, a rank whose batch is all void skips the call:\n"
+    "    if keep.any():\n"
+    "        loss = bw.bce_with_logits(...)\n"
+    "What happens on a step where rank 1's batch is all void and rank 0's is not?\n"
+    "  (a) rank 1 contributes a zero gradient and the step is right\n"
+    "  (b) rank 0 waits in the all-reduce of the denominator for a partner that never calls it: the job hangs\n"
+    "  (c) rank 0's loss is NaN, because the global kept count lacks rank 1's zero\n"
+    'Answer with one letter in quotes, e.g. "a".'
+)
+
+
+def check_lesson10_4(answer: object) -> bool:
+    """Exercise 10.4: (b); a collective must be called by every rank of the group, the same number of times."""
+    letter = answer_choice(answer, LESSON10_4_CHOICES)
+    if letter is None:
+        return False
+    if letter == "b":
+        print(
+            "Correct: the denominator is an all_reduce, a collective that every rank of the group must call, in the "
+            "same order. Rank 0 waits for rank 1's contribution forever (or until the backend's timeout). Call the "
+            "loss on every rank, every step: an all-void batch then adds 0 to the sum and 0 to the count."
+        )
+        return True
+    if letter == "a":
+        print(
+            "Not yet: that would hold without process_group (and DDP's own gradient all-reduce would still need "
+            "rank 1 to run backward). With process_group= the loss itself calls an all_reduce, on every rank."
+        )
+    else:
+        print(
+            "Not yet: the count is summed by an all_reduce; a rank that never calls it does not add a wrong number, it "
+            "adds nothing, and the other rank cannot finish the call."
+        )
+    return False
+
+
+def _solution_10_4() -> str:
+    return (
+        "(b). With process_group= the loss all-reduces its denominator (and DDP all-reduces the gradients): "
+        "collectives that every rank must call, the same number of times, in the same order. A rank that skips the "
+        "call leaves the others blocked. Call the loss on every rank every step; an all-void batch contributes 0 "
+        "to the sum and 0 to the kept count, and the global count is positive as long as some rank keeps a pixel."
+    )
+
+
+register("10.4", LESSON10_4_QUESTION, check_lesson10_4, _solution_10_4)
+
+
+#: 10.5: gradient accumulation over micro-batches with these kept counts (the lesson showed 100, 300, 50, 350;
+#: here one micro-batch is all void).
+LESSON10_5_KEPT = (120, 40, 200, 0, 240)
+LESSON10_5_QUESTION = (
+    f"You accumulate gradients over {len(LESSON10_5_KEPT)} micro-batches (one backward each, one optimizer step) "
+    f"that keep {', '.join(str(k) for k in LESSON10_5_KEPT)} pixels under an ignore mask. Each micro-batch computes "
+    "its loss with reduction='sum' and divides it by one number D before backward. Which D makes the accumulated "
+    "gradient equal to the gradient of the ignore mean over all kept pixels of the big batch?"
+)
+
+
+def check_lesson10_5(answer: float | None) -> bool:
+    """Exercise 10.5: ``D = sum of the kept counts = 800``, the same for every micro-batch."""
+    value = answer_number(answer, "a number (the denominator)")
+    if value is None:
+        return False
+    total = sum(LESSON10_5_KEPT)
+    steps = len(LESSON10_5_KEPT)
+    return judge_number(
+        value,
+        total,
+        correct=(
+            f"D = {' + '.join(str(k) for k in LESSON10_5_KEPT)} = {total}, the kept count of the whole big batch, the "
+            "same for every micro-batch: the accumulated gradient is then the sum of all kept pixels' gradients over "
+            f"{total}. Count it before the first backward."
+        ),
+        slips=[
+            (steps, f"divides by the number of micro-batches: that is the usual recipe after a per-micro-batch mean, "
+                    f"and then micro-batch m's pixels weigh 1 / ({steps} k_m), unequal across micro-batches."),
+            (total / steps, f"is the mean kept count: dividing by it gives a gradient {steps} times too large."),
+            (1.0, "keeps the plain sum: the step then grows with the number of kept pixels."),
+        ],
+        otherwise="is not it. Write the big batch's loss, sum over all kept pixels / their count, as a sum over micro-batches.",
+        abs_tol=0.5,
+    )
+
+
+def _solution_10_5() -> str:
+    total = sum(LESSON10_5_KEPT)
+    kept = sorted(k for k in LESSON10_5_KEPT if k)
+    return (
+        f"The big batch's ignore mean is (sum of all kept losses) / {total}; split the sum by micro-batch and each "
+        f"part is that micro-batch's reduction='sum' loss / {total}. So D = {total} for every micro-batch, the "
+        "all-void one included (its sum is 0). The usual loss / accumulation_steps after a per-micro-batch mean "
+        f"gives micro-batch m's pixels the weight 1 / ({len(LESSON10_5_KEPT)} k_m): a pixel of the {kept[0]}-pixel "
+        f"micro-batch would count {kept[-1] / kept[0]:g} times one of the {kept[-1]}-pixel one."
+    )
+
+
+register("10.5", LESSON10_5_QUESTION, check_lesson10_5, _solution_10_5, transfer=True)
+
+
+#: Lesson 10's questionnaire: (question, answer).
+LESSON10_QUESTIONNAIRE = (
+    ("Under DDP with reduction='mean' and an ignore mask, what weight does one kept pixel of rank r get in the "
+     "averaged gradient?",
+     "1 / (W * k_r), with W ranks and k_r the rank's kept count: ranks with few kept pixels get more say."),
+    ("What does process_group= change, and what does each rank return then?",
+     "The denominator is all-reduced over the group: rank r returns local_sum_r * W / D, with D the global kept "
+     "count (or kept weight), so DDP's average is the single-process gradient."),
+    ("Why must every rank call the loss on every step when process_group= is set?",
+     "The loss calls an all_reduce, a collective that every rank of the group must join; a rank that skips it "
+     "leaves the others waiting forever."),
+    ("How do you get one data set's pos_weight on every rank when each rank sees one shard?",
+     "Count positives and elements on each shard and sum the counts over the ranks: "
+     "bw.pos_weight_from_targets(loader, channel_dim=1, process_group=group)."),
+    ("DistributedSampler pads a data set whose length is not divisible by the world size. What does that do to "
+     "counts?",
+     "It repeats the first samples so that every rank gets the same number: those samples are counted twice in "
+     "class counts and in per-epoch means. Count from the data set itself, or pass drop_last=True (which drops "
+     "samples instead)."),
+    ("With gradient accumulation over micro-batches, what should each micro-batch's summed masked loss be divided by?",
+     "The kept count of the whole accumulated batch, the same number for every micro-batch."),
+    ("In which dtype does binary_cross_entropy_with_logits run under torch.autocast, and how do you see that it "
+     "is autocast's doing and not type promotion?",
+     "float32. Give it inputs that are all bfloat16 or all float16 (logits, targets, pos_weight): outside autocast "
+     "the loss then comes back in that dtype, inside it comes back float32."),
+    ("What does PyTorch say to F.binary_cross_entropy (on probabilities) under CUDA autocast?",
+     "It raises a RuntimeError: binary_cross_entropy is unsafe to autocast; use the logits form."),
+)
+register_questionnaire("10", LESSON10_QUESTIONNAIRE)
