@@ -214,6 +214,13 @@ def right_09_5(per_pixel, keep):
     return torch.where(keep > 0, per_pixel, torch.zeros_like(per_pixel)).sum() / torch.clamp(keep.sum(), min=1.0)
 
 
+def right_04_5(masks):
+    """The repaired pos_weight: neg / pos per channel of (N, C, H, W) masks, viewed (C, 1, 1)."""
+    positives = masks.flatten(2).sum(dim=(0, 2))
+    negatives = masks.shape[0] * masks[0, 0].numel() - positives
+    return (negatives / positives).reshape(-1, 1, 1)
+
+
 def right_10_5() -> float:
     """The denominator D found by autograd: the accumulated gradient of sum / D equals the big batch's ignore mean's."""
     generator = torch.Generator().manual_seed(5)
@@ -244,6 +251,8 @@ RIGHT_ANSWERS = {
     "04.1": lambda: (float(torch.sigmoid(torch.tensor(-math.log(9.0)))),),
     "04.2": lambda: (right_04_2(),),
     "04.3": lambda: (right_04_3(),),
+    "04.4": lambda: ("B",),
+    "04.5": lambda: (right_04_5,),
     "05.1": lambda: (2.0, 5.0 / 2.0),
     "05.2": lambda: (right_05_2(),),
     "05.3": lambda: (right_05_3(),),
@@ -377,6 +386,13 @@ def test_the_checker_says_no_answer_yet_to_none(key, capsys):
         ("03.4", (lambda x, y: F.binary_cross_entropy_with_logits(x, y, reduction="sum"),), "finite but wrong"),
         ("03.4", (lambda x, y: 1 / 0,), "ZeroDivisionError"),
         ("03.4", (8.32,), "Expected a function"),
+        ("04.4", ("a",), "35 times"),
+        ("04.4", ("c",), "Nothing here points at the labels"),
+        ("04.5", (lambda m: right_04_5(m).flatten(),), "lines up with the last dimension"),
+        ("04.5", (lambda m: right_04_5(m).flatten().repeat(4, 1),), "lines up with the width"),
+        ("04.5", (lambda m: right_04_5(m).flip(0),), "B, G, R order"),
+        ("04.5", (lambda m: 1 / right_04_5(m),), "pos / neg"),
+        ("04.5", (lambda m: torch.tensor([6.0, 30.0, 1.0]).view(3, 1, 1),), "not neg / pos"),
         ("09.5", (lambda l, k: (l * k).sum() / k.sum(),), "returns NaN"),
         ("09.5", (lambda l, k: l[k > 0].mean(),), "returns NaN"),
         ("09.5", (lambda l, k: (l * k).mean(),), "void pixels stay in the denominator"),
@@ -400,7 +416,9 @@ def test_an_unrelated_number_gets_a_generic_hint(key, capsys):
         answers = (torch.full((1,), 123.0),)
     elif key in ("03.4", "09.5"):
         answers = (lambda *tensors: torch.tensor(0.4321, requires_grad=True),)
-    elif key in ("01.4", "02.4", "10.4"):
+    elif key == "04.5":
+        answers = (lambda masks: torch.full((3, 1, 1), 0.4321),)
+    elif key in ("01.4", "02.4", "04.4", "10.4"):
         answers = ("z",)
     elif key == "05.1":
         answers = (0.123, 45.6)
@@ -436,8 +454,8 @@ def test_show_solution_prints_a_worked_solution(key, capsys):
 
 
 #: The concept exercises (an idea or a repair, not a number), by lesson: issue 21 asks for one per lesson from 01.
-CONCEPT_EXERCISES = {"01": ("01.4",), "02": ("02.4",), "03": ("03.4",), "09": ("09.5",), "10": ("10.4", "10.5")}
-QUESTIONNAIRE_LESSONS = ("01", "02", "03", "09", "10")
+CONCEPT_EXERCISES = {"01": ("01.4",), "02": ("02.4",), "03": ("03.4",), "04": ("04.4", "04.5"), "09": ("09.5",), "10": ("10.4", "10.5")}
+QUESTIONNAIRE_LESSONS = ("01", "02", "03", "04", "09", "10")
 
 
 @pytest.mark.parametrize("lesson, keys", sorted(CONCEPT_EXERCISES.items()))

@@ -62,11 +62,15 @@ from bceweights.lessons.exercises.lesson04 import (
     LESSON04_1_QUESTION,
     LESSON04_2_QUESTION,
     LESSON04_3_QUESTION,
+    LESSON04_4_QUESTION,
+    LESSON04_5_QUESTION,
     LESSON04_QUESTION,
     check_lesson04,
     check_lesson04_1,
     check_lesson04_2,
     check_lesson04_3,
+    check_lesson04_4,
+    check_lesson04_5,
 )
 from bceweights.lessons.exercises.lesson05 import (
     LESSON05_1_QUESTION,

@@ -1,5 +1,6 @@
 """Lesson 04's exercises: the threshold that matches ``pos_weight=9``, balanced class weights from counts,
-and the output bias to start training at.
+the output bias to start training at, what a recall of 0 with a good average precision calls for (a
+concept), a repair of the thread's ``pos_weight.repeat(B, 1)``, and the end-of-lesson questionnaire.
 
 ``check_lesson04`` and ``LESSON04_QUESTION`` are exercise 04.1 under its first name.
 """
@@ -8,8 +9,12 @@ from __future__ import annotations
 
 import math
 
-from bceweights.lessons.exercises.answers import answer_number, judge_number
-from bceweights.lessons.exercises.registry import register
+from typing import Any
+
+import torch
+
+from bceweights.lessons.exercises.answers import answer_choice, answer_number, judge_number, no_answer_yet
+from bceweights.lessons.exercises.registry import register, register_questionnaire
 from bceweights.lessons.explore.threshold import matching_threshold
 from bceweights.weights import optimal_logit
 
@@ -172,8 +177,167 @@ def _solution_04_3() -> str:
     return (
         f"an empty model outputs one logit everywhere; its optimum is x* = log(q / (1 - q)) + log p = "
         f"log({q:g}/{1 - q:g}) + log {p:g} = {float(optimal_logit(q, p)):.4g}. In code: "
-        "model.head.bias.data.fill_(math.log(q / (1 - q)) + math.log(p)), or bw.optimal_logit(q, p)."
+        "with torch.no_grad(): model.head.bias.fill_(math.log(q / (1 - q)) + math.log(p)), or bw.optimal_logit(q, p)."
     )
 
 
 register("04.3", LESSON04_3_QUESTION, check_lesson04_3, _solution_04_3, transfer=True)
+
+
+#: 04.4 (a concept): recall 0 at 0.5 but an average precision far above the share.
+LESSON04_4_CHOICES = ("a", "b", "c")
+LESSON04_4_QUESTION = (
+    "After 5 epochs your multi-label model's green channel has recall 0 at threshold 0.5. Green covers 1 % of "
+    "the validation pixels, and green's validation average precision is 0.35. Which next step fits the evidence? "
+    "(a) the model has learned nothing about green: raise pos_weight and retrain; "
+    "(b) the model ranks green pixels well above chance, only the 0.5 cut finds none: choose green's threshold on "
+    "validation data (or start the bias at log(pos/neg), or train longer) and look again; "
+    "(c) the labels must be broken: an average precision above the share is impossible with recall 0. "
+    "Answer with one letter in quotes."
+)
+_LESSON04_4_VERDICTS = {
+    "a": "an AP of 0.35 is 35 times the 0.01 that a ranking which knows nothing scores: the model has learned green's "
+    "ranking. Retraining with a larger pos_weight would mostly move the operating point, which a threshold does for free.",
+    "c": "the AP scores the ranking over every threshold; recall at one cut can be 0 while low thresholds find "
+    "positives. Nothing here points at the labels.",
+}
+
+
+def check_lesson04_4(answer: object) -> bool:
+    """Exercise 04.4: (b): a ranking well above chance with nothing above 0.5 is a cut problem, not a learning one."""
+    letter = answer_choice(answer, LESSON04_4_CHOICES)
+    if letter is None:
+        return False
+    if letter == "b":
+        print(
+            "Correct: the AP (0.35 against the share 0.01) says the model separates green from the rest; recall 0 says "
+            "only that no pixel reaches 0.5 yet. A threshold chosen on validation data uses the ranking as it is; a start "
+            "bias at log(pos/neg) or more epochs gets a run past its bias phase (sections 5 and 6)."
+        )
+        return True
+    print(f"Not yet: ({letter}) does not fit: {_LESSON04_4_VERDICTS[letter]}")
+    return False
+
+
+def _solution_04_4() -> str:
+    return (
+        "(b). Read the ranking before the cut. An average precision at the positive share (about 0.01 here) means "
+        "nothing is learned yet; 0.35 is far above it, so the model ranks green pixels, and recall 0 at 0.5 means only "
+        "that no probability reaches 0.5. Choose green's threshold on validation data (section 6), or start the bias at "
+        "log(pos/neg) and train longer (section 5); then report on test data."
+    )
+
+
+register("04.4", LESSON04_4_QUESTION, check_lesson04_4, _solution_04_4)
+
+
+#: 04.5 (a repair): the thread's pos_weight, repeated over the batch and in B, G, R order.
+LESSON04_5_QUESTION = (
+    "The thread behind Q8 wrote pos_weight=torch.Tensor([1, 30, 6]).repeat(BATCH_SIZE, 1) for (N, 3, H, W) logits "
+    "and R, G, B masks, with hand-typed values in B, G, R order. Repair it: write a function "
+    "plates_pos_weight(masks) that counts from masks (N, 3, H, W) of 0/1 and returns the pos_weight to pass to "
+    "torch.nn.BCEWithLogitsLoss, one neg/pos per channel in the masks' order, shaped to work for any batch size. "
+    "Answer with the function itself, e.g. my_pos_weight = plates_pos_weight."
+)
+
+
+def lesson04_5_masks() -> torch.Tensor:
+    """The checker's masks: (6, 3, 8, 8) with channel shares of about 0.06, 0.01 and 0.25 (R, G, B), all present."""
+    generator = torch.Generator().manual_seed(45)
+    shares = torch.tensor([0.06, 0.02, 0.25]).view(1, 3, 1, 1)
+    masks = (torch.rand(6, 3, 8, 8, generator=generator) < shares).float()
+    masks[0, :, 0, 0] = 1.0  # every channel has a positive
+    return masks
+
+
+def check_lesson04_5(plates_pos_weight: Any) -> bool:
+    """Exercise 04.5: ``(neg / pos).view(3, 1, 1)`` counted per channel, R, G, B; any batch size works."""
+    if plates_pos_weight is None:
+        no_answer_yet("your function, e.g. plates_pos_weight (no parentheses)")
+        return False
+    if not callable(plates_pos_weight):
+        print(f"Expected a function taking masks (N, 3, H, W), got {plates_pos_weight!r}.")
+        return False
+    masks = lesson04_5_masks()
+    pos = masks.sum(dim=(0, 2, 3))
+    right = (masks.numel() / 3 - pos) / pos
+    try:
+        value = torch.as_tensor(plates_pos_weight(masks)).detach().float()
+    except Exception as error:  # the learner's code is reported, not raised
+        print(f"Not yet: plates_pos_weight(masks) raised {type(error).__name__}: {error}")
+        return False
+    flat = value.flatten()
+    if value.ndim >= 2 and value.shape[-1] != 1:
+        print(
+            f"Not yet: shape {tuple(value.shape)} ends in {value.shape[-1]}, which broadcasting lines up with the width W "
+            "of (N, 3, H, W). One value per channel must sit in dimension 1: shape (3, 1, 1)."
+        )
+        return False
+    if tuple(value.shape) == (3,):
+        print(
+            "Not yet: a (3,) tensor lines up with the last dimension, the width W, not with the channels: "
+            "PyTorch refuses it unless W == 3, and then it silently weights columns. View it as (3, 1, 1)."
+        )
+        return False
+    if flat.numel() != 3:
+        print(f"Not yet: expected one value per channel (3 in all), got {flat.numel()} values of shape {tuple(value.shape)}.")
+        return False
+    if torch.allclose(flat, right.flip(0), rtol=1e-4):
+        print("Not yet: the values are in B, G, R order, the thread's; the masks are R, G, B, so red and blue swap weights.")
+        return False
+    if torch.allclose(flat, 1 / right, rtol=1e-4):
+        print("Not yet: that is pos / neg; pos_weight multiplies the positives up, so it is neg / pos.")
+        return False
+    if not torch.allclose(flat, right, rtol=1e-4):
+        print(f"Not yet: the values {[round(v, 4) for v in flat.tolist()]} are not neg / pos per channel, {[round(v, 4) for v in right.tolist()]}.")
+        return False
+    for batch in (1, 4):
+        logits = torch.zeros(batch, 3, 8, 8)
+        try:
+            torch.nn.BCEWithLogitsLoss(pos_weight=value)(logits, masks[:batch])
+        except RuntimeError as error:
+            print(f"Not yet: with a batch of {batch}, nn.BCEWithLogitsLoss refuses it: {error}")
+            return False
+    print(
+        "Correct: counted per channel in the masks' order, neg / pos, shaped (3, 1, 1) so that it lines up with "
+        "dimension 1 of (N, 3, H, W) for any batch size, as section 6's loop does."
+    )
+    return True
+
+
+def _solution_04_5() -> str:
+    return (
+        "pos = masks.sum(dim=(0, 2, 3)); neg = masks.numel() / masks.shape[1] - pos; return (neg / pos).view(3, 1, 1). "
+        "Counting replaces the hand-typed values (and their B, G, R order); .view(3, 1, 1) replaces .repeat(BATCH_SIZE, 1), "
+        "so the tensor lines up with the channels and works for the last, smaller batch too. Add .to(device) for a GPU."
+    )
+
+
+register("04.5", LESSON04_5_QUESTION, check_lesson04_5, _solution_04_5)
+
+
+#: Lesson 04's questionnaire: (question, answer).
+LESSON04_QUESTIONNAIRE = (
+    ("What pos_weight does PyTorch's documentation give for 100 positives and 300 negatives, and what balances then?",
+     "300 / 100 = 3. The weighted counts balance (100 x 3 = 300 against 300), not the sums of loss terms."),
+    ("Why does pos_weight.repeat(B, 1) fail on (B, 3, H, W) logits, and what is the fix?",
+     "Broadcasting lines up trailing dimensions, so the 3 meets the width. Drop .repeat and view the (3,) tensor as "
+     "(3, 1, 1), in the mask's channel order."),
+    ("With pos_weight = neg/pos, where should the output bias start, and why?",
+     "At 0: the empty-model optimum is log(pos/neg) + log(pos_weight) = log(pos/neg) + log(neg/pos) = 0."),
+    ("A channel has recall 0 at 0.5. What number tells you whether it was learned at all?",
+     "Its average precision against the positive share: at the share it ranks like chance; well above, it ranks "
+     "and only the cut is wrong."),
+    ("pos_weight = p and the threshold: which unweighted threshold matches a model retrained with p at 0.5?",
+     "1 / (1 + p): shifting the logits by log p and cutting at 0 is the cut x >= -log p."),
+    ("What does pos_weight change on a model that already ranks well, and what on a faint, rare class in a short run?",
+     "On the former it moves the operating point and leaves the average precision about where it was; on the latter "
+     "it also made the ranking reliably learned across seeds (lesson 04, section 2)."),
+    ("pos_weight = neg/pos and a background-down weight map balance the gradient alike. How do they differ?",
+     "In scale, by the ratio neg/pos: under SGD that is a different effective learning rate; Adam mostly cancels a "
+     "constant factor."),
+    ("Why does this lesson train every arm from five seeds and print checks instead of one run's digits?",
+     "A tiny model trained for a few hundred steps is one trajectory: another seed or one float32 rounding step can "
+     "move its figures in the second digit. A finding must hold on every seed."),
+)
+register_questionnaire("04", LESSON04_QUESTIONNAIRE)
