@@ -282,7 +282,7 @@ LESSON01_QUESTIONNAIRE = (
      "TypeError. bceweights also takes the number."),
     ("Why does a (N, H, W) mask passed as weight to (N, 1, H, W) outputs fail in PyTorch, and what do you write?",
      "Right-aligned, N meets the channel axis, so it would broadcast to (N, N, H, W), which the in-place multiply "
-     "cannot produce. Write weight=mask.unsqueeze(1)."),
+     "cannot produce (with N = 1 it runs, right by luck). Write weight=mask.unsqueeze(1)."),
     ("Per-sample class shares indexed by label and passed as pos_weight: what do they reduce to?",
      "One pos_weight, the value the positives carry (the negative share, below 1): negatives' values multiply "
      "y = 0. Pass per-sample class weights as weight instead."),

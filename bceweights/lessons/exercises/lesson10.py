@@ -259,7 +259,8 @@ LESSON10_QUESTIONNAIRE = (
      "bw.pos_weight_from_targets(loader, channel_dim=1, process_group=group)."),
     ("DistributedSampler pads a data set whose length is not divisible by the world size. What does that do to "
      "counts?",
-     "It repeats the first samples so that every rank gets the same number: those samples are counted twice in "
+     "It repeats the first indices of its (shuffled or not) order so that every rank gets the same number: those "
+     "samples are counted twice in "
      "class counts and in per-epoch means. Count from the data set itself, or pass drop_last=True (which drops "
      "samples instead)."),
     ("With gradient accumulation over micro-batches, what should each micro-batch's summed masked loss be divided by?",
