@@ -9,8 +9,8 @@
 #
 # You will:
 #
-# 1. train both kinds of model on the four-colour plates, where magenta = red + blue, and compare
-#    what each predicts for magenta (Q7);
+# 1. train both kinds of model on the four-colour plates, where magenta = red + blue, from five
+#    network seeds each, and compare what each predicts for magenta (Q7);
 # 2. move one pixel's logits and watch both heads' probabilities, losses and gradients;
 # 3. check that one logit with BCE and two logits with cross-entropy give identical losses and
 #    gradients, and translate cross-entropy class weights into `weight` and `pos_weight` (Q11).
@@ -20,6 +20,7 @@
 
 # %%
 import math
+import time
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,7 @@ from bceweights.lessons import data
 from bceweights.lessons.explore import png_image
 from bceweights.lessons.explore.two_heads import TwoHeadsExplorer
 from bceweights.lessons.model import TinyUNet, predict, train
+from bceweights.lessons.seeds import check_every_seed, check_pairs, over_seeds
 
 # Small problems run faster on one thread, and then give the same numbers on every machine.
 torch.set_num_threads(1)
@@ -50,7 +52,7 @@ COLOURS = tuple(data.PLATE_CLASSES)  # black, green, blue, magenta
 #   Magenta is a class of its own, and "blue" means "plate, but not under the code".
 
 # %%
-plates = data.make_plates(256, 32, seed=0)
+plates = data.make_plates(96, 32, seed=0)
 val = data.make_plates(96, 32, seed=1)
 labels, val_labels = data.rgb_to_labels(plates.masks), data.rgb_to_labels(val.masks)
 print("multi-label masks ", tuple(plates.masks.shape), plates.masks.dtype)
@@ -63,67 +65,139 @@ print("pixel shares, training plates:", [round(v, 4) for v in class_shares.tolis
 # softmax + cross-entropy on the class maps (same network, `TinyUNet`, only the number of outputs
 # differs). On magenta pixels, what will each output? And if you ask each model "where is the plate?",
 # which one answers directly?
-
-# %% tags=["nbval-ignore-output"]
-# Seed 1 for both networks. Tiny models are seed-sensitive: with some seeds (seed 0 among them) this
-# learning rate leaves channels of the multi-label model unlearned after 10 epochs.
-multi_label = TinyUNet(1, 3, seed=1)
-multi_history = train(
-    multi_label, plates.images, plates.masks, epochs=10, eval_images=val.images, eval_targets=val.masks,
-    description="multi-label, sigmoid + BCE",
-)
-single_label = TinyUNet(1, 4, seed=1)
-single_history = train(
-    single_label, plates.images, labels, epochs=10, eval_images=val.images, eval_targets=val_labels,
-    description="single-label, softmax + CE",
-)
-print(f"seconds: {multi_history.seconds:.1f}, {single_history.seconds:.1f}")
+#
+# A tiny network trained for 96 steps is one trajectory among many: another seed, or a weight moved by
+# one float32 rounding step, can change its figures in the second digit. So each kind of model is
+# trained from five network seeds (0 to 4, all of them kept), the tables give every seed's figures, and
+# the lesson states only what the checks after them confirm on every seed (or, where a check says so, on
+# at least 3 of 5). Both start where their loss is lowest for a model that knows
+# nothing (lesson 04): the sigmoid head's bias at `log(pos/neg)` of each channel, the softmax head's
+# at `log(share)` of each class, so that `softmax` gives the class shares.
 
 # %%
-# Measured on the validation plates (val: 96 images, seed 1), after the last epoch.
-print("validation plates: multi-label model, per channel (threshold 0.5)")
-print(multi_history.final.table(RGB))
-print("\nvalidation plates: single-label model, per class (argmax)")
-print(single_history.final.table(COLOURS))
+SEEDS = range(5)
+channel_shares = plates.masks.mean(dim=(0, 2, 3))  # (3,) red, green, blue
+MULTI_LABEL_BIAS = torch.log(channel_shares / (1 - channel_shares))  # sigmoid(bias) = share of each channel
+SINGLE_LABEL_BIAS = torch.log(class_shares)  # softmax(bias) = share of each class
+print("multi-label start, sigmoid(bias) :", [round(v, 4) for v in torch.sigmoid(MULTI_LABEL_BIAS).tolist()])
+print("single-label start, softmax(bias):", [round(v, 4) for v in SINGLE_LABEL_BIAS.softmax(dim=0).tolist()])
 
-# %%
-multi_probability = torch.sigmoid(predict(multi_label, val.images))  # (N, 3, H, W)
-single_probability = predict(single_label, val.images).softmax(dim=1)  # (N, 4, H, W)
-magenta = val_labels == 3
-plate = val.masks[:, 2] > 0.5
+
+def train_head(images, targets, bias, seed):
+    """TinyUNet with len(bias) outputs, 4 epochs of 24 Adam steps (4 plates each, lr 1e-2).
+
+    BCE for masks (N, 3, H, W), cross-entropy for class maps (N, H, W): train's default loss.
+    train() measures the model after every epoch; on 8 of the training plates that costs little,
+    and the figures below measure the final model on all 96 validation plates.
+    """
+    model = TinyUNet(1, len(bias), seed=seed, output_bias=bias)
+    train(model, images, targets, epochs=4, batch_size=4, eval_images=images[:8], eval_targets=targets[:8], progress=False)
+    return model
 
 
 def iou(prediction, truth):
     return float((prediction & truth).sum() / (prediction | truth).sum())
 
 
-print("on the validation plates' magenta pixels, mean probabilities")
-print("  multi-label  red, green, blue          :", [round(float(p[magenta].mean()), 3) for p in multi_probability.unbind(1)])
-print("  single-label black, green, blue, magenta:", [round(float(p[magenta].mean()), 3) for p in single_probability.unbind(1)])
-single_class = single_probability.argmax(dim=1)
-print("plate IoU, multi-label blue channel          :", round(iou(multi_probability[:, 2] > 0.5, plate), 3))
-print("plate IoU, single-label class blue alone      :", round(iou(single_class == 2, plate), 3))
-print("plate IoU, single-label blue or magenta       :", round(iou((single_class == 2) | (single_class == 3), plate), 3))
+magenta = val_labels == 3  # (N, H, W)
+plate = val.masks[:, 2] > 0.5  # the blue mask: plate, code or no code
 # Magenta pixels on the code's edge (a non-magenta pixel among their 8 neighbours) and inside it.
 next_to_other = F.max_pool2d((~magenta).float().unsqueeze(1), 3, stride=1, padding=1).squeeze(1) > 0
-for name, where in (("edge    ", magenta & next_to_other), ("interior", magenta & ~next_to_other)):
-    print(
-        f"magenta {name} ({int(where.sum())} pixels): mean q_blue {float(single_probability[:, 2][where].mean()):.4g},"
-        f" argmax blue on {float((single_class[where] == 2).float().mean()):.4g} of them"
-    )
+edge, interior = magenta & next_to_other, magenta & ~next_to_other
+
+
+def multi_label_figures(model):
+    probability = torch.sigmoid(predict(model, val.images))  # (N, 3, H, W)
+    found = probability > 0.5
+    figures = {f"{name} IoU": iou(found[:, c], val.masks[:, c] > 0.5) for c, name in enumerate(RGB)}
+    figures |= {f"p_{name} on magenta": float(probability[:, c][magenta].mean()) for c, name in enumerate(RGB)}
+    figures["p_red + p_blue on magenta"] = figures["p_red on magenta"] + figures["p_blue on magenta"]
+    return figures
+
+
+def single_label_figures(model):
+    probability = predict(model, val.images).softmax(dim=1)  # (N, 4, H, W)
+    chosen = probability.argmax(dim=1)  # (N, H, W)
+    figures = {f"{name} IoU": iou(chosen == k, val_labels == k) for k, name in enumerate(COLOURS)}
+    figures |= {f"q_{name} on magenta": float(probability[:, k][magenta].mean()) for k, name in enumerate(COLOURS)}
+    figures["q_black + q_green on magenta"] = figures["q_black on magenta"] + figures["q_green on magenta"]
+    figures["plate IoU, blue alone"] = iou(chosen == 2, plate)
+    figures["plate IoU, blue or magenta"] = iou((chosen == 2) | (chosen == 3), plate)
+    for name, where in (("edge", edge), ("interior", interior)):
+        figures[f"q_blue, magenta {name}"] = float(probability[:, 2][where].mean())
+        figures[f"argmax blue, magenta {name}"] = float((chosen[where] == 2).float().mean())
+    return figures
+
+
+def print_over_seeds(results):
+    for name, spread in results.items():
+        print(f"  {name:<28} {spread}   per seed {[round(v, 3) for v in spread.values]}")
+
+
+print(f"magenta pixels of the validation plates: {int(edge.sum())} on the code's edge, {int(interior.sum())} inside")
+
+# %% tags=["nbval-ignore-output"]
+# 2 heads x 5 network seeds, 96 Adam steps each. All models are kept; seed 0's are pictured below.
+models = {}
+
+
+def run_multi_label(seed):
+    models["multi-label", seed] = train_head(plates.images, plates.masks, MULTI_LABEL_BIAS, seed)
+    return multi_label_figures(models["multi-label", seed])
+
+
+def run_single_label(seed):
+    models["single-label", seed] = train_head(plates.images, labels, SINGLE_LABEL_BIAS, seed)
+    return single_label_figures(models["single-label", seed])
+
+
+start = time.perf_counter()
+multi = over_seeds(run_multi_label, SEEDS)
+single = over_seeds(run_single_label, SEEDS)
+print(f"{2 * len(SEEDS)} models in {time.perf_counter() - start:.0f} s")
+print("validation plates, mean ± sd (lowest–highest) over network seeds 0-4")
+print("multi-label, sigmoid + BCE (threshold 0.5):")
+print_over_seeds(multi)
+print("single-label, softmax + cross-entropy (argmax):")
+print_over_seeds(single)
+
+# %%
+for check in (
+    check_every_seed("multi-label: red IoU above 0.5 (red is magenta here)", multi["red IoU"], above=0.5),
+    check_every_seed("single-label: magenta IoU above 0.5", single["magenta IoU"], above=0.5),
+    check_every_seed("multi-label, on magenta: mean p_blue above 0.9", multi["p_blue on magenta"], above=0.9),
+    check_every_seed("multi-label, on magenta: p_red + p_blue above 1.4 (no single unit shared)", multi["p_red + p_blue on magenta"], above=1.4),
+    check_every_seed("single-label, on magenta: mean q_magenta above 0.5", single["q_magenta on magenta"], above=0.5),
+    check_every_seed("single-label, on magenta: mean q_blue above 0.05", single["q_blue on magenta"], above=0.05),
+    check_every_seed("single-label, on magenta: q_black + q_green below 0.05", single["q_black + q_green on magenta"], below=0.05),
+    check_every_seed("plate IoU, multi-label blue channel above 0.85", multi["blue IoU"], above=0.85),
+    check_every_seed("plate IoU, single-label blue alone below 0.8", single["plate IoU, blue alone"], below=0.8),
+    check_every_seed("plate IoU, single-label blue or magenta above 0.85", single["plate IoU, blue or magenta"], above=0.85),
+    check_pairs("plate IoU: multi-label blue channel above single-label blue alone by 0.1, seed by seed",
+                multi["blue IoU"], single["plate IoU, blue alone"], margin=0.1),
+    check_pairs("single-label: mean q_blue on the code's edge above inside it by 0.1",
+                single["q_blue, magenta edge"], single["q_blue, magenta interior"], margin=0.1),
+    check_pairs("single-label: argmax blue on the edge's pixels more often than inside, by 0.1",
+                single["argmax blue, magenta edge"], single["argmax blue, magenta interior"], margin=0.1),
+    check_every_seed("single-label: argmax blue on less than 0.1 of the code's interior", single["argmax blue, magenta interior"], below=0.1),
+):
+    print(check)
 
 
 # %%
-def plot_two_readings(index=0):
-    figure = Figure(figsize=(9.6, 2.4), layout="constrained")
+def plot_two_readings(index=0, seed=0):
+    multi_probability = torch.sigmoid(predict(models["multi-label", seed], val.images[index : index + 1]))[0]
+    single_class = predict(models["single-label", seed], val.images[index : index + 1])[0].argmax(dim=0)
+    figure = Figure(figsize=(9.6, 2.6), layout="constrained")
+    figure.suptitle(f"network seed {seed}, one run, shown for its picture", fontsize=9)
     axes = figure.subplots(1, 5)
     palette = torch.tensor(list(data.PLATE_CLASSES.values()), dtype=torch.float32)
     panels = [
         (val.images[index, 0], "input image", "gray"),
         (val.masks[index].permute(1, 2, 0), "target (RGB)", None),
-        ((multi_probability[index] > 0.5).float().permute(1, 2, 0), "multi-label: R, G, B", None),
-        (palette[single_class[index]], "single-label: class colour", None),
-        ((multi_probability[index, 2] > 0.5).float(), "multi-label blue alone", "Blues"),
+        ((multi_probability > 0.5).float().permute(1, 2, 0), "multi-label: R, G, B", None),
+        (palette[single_class], "single-label: class colour", None),
+        ((multi_probability[2] > 0.5).float(), "multi-label blue alone", "Blues"),
     ]
     for ax, (picture, title, cmap) in zip(axes, panels):
         ax.imshow(picture.numpy(), cmap=cmap, interpolation="nearest", vmin=0 if cmap == "Blues" else None)
@@ -135,46 +209,94 @@ def plot_two_readings(index=0):
 png_image(plot_two_readings(0))
 
 # %% [markdown]
-# **Reveal.** Both models get magenta mostly right, in their own language: the multi-label model says
-# "red: yes, blue: yes" (two high probabilities at once: they do not have to share), the single-label
-# model says "class magenta", and sometimes "blue". The two classes compete at the code's edge: there the
-# mean `q_blue` is 0.3293 and argmax says blue on 0.2658 of the pixels, inside the code 0.03942 and 0.01318.
+# **Reveal.** Both models get magenta mostly right, each in its own language, on every seed (IoU above
+# 0.5 for the single-label class magenta and for the multi-label red channel, which is magenta here).
+# The multi-label model says "red: yes, blue: yes", two high probabilities at once: on the magenta
+# pixels the mean `p_blue` is above 0.9 and the sum `p_red + p_blue` above 1.4 (about 1.57–1.87 over
+# the five seeds, with `p_red` alone about 0.57–0.87); the channels do not have to share one unit. The
+# single-label model says "class magenta" (mean `q_magenta` above 0.5) and gives the rest of its one
+# unit of probability to "blue" (mean `q_blue` about 0.14–0.30), almost none to black or green. The two
+# classes compete at the code's edge: there the mean `q_blue` (about 0.27–0.51) is above its value
+# inside the code (about 0.03–0.14) on every seed, and argmax says blue on about 0.19–0.51 of the
+# edge's pixels, against less than 0.1 inside.
+#
 # The difference is in what the outputs *mean*:
 #
-# * the multi-label blue channel is the whole plate, code or no code; its IoU with the plate is read
-#   straight off one channel (right panel). This is what the thread's author wanted: "blue plate
-#   pixels under the QR code";
-# * the single-label "blue" class has a code-shaped hole; to get the plate you add classes
-#   (blue or magenta), which works only because you know which colours contain blue.
+# * the multi-label blue channel is the whole plate, code or no code; its IoU with the plate (above
+#   0.85 on every seed) is read straight off one channel (right panel). This is what the thread's author
+#   wanted: "blue plate pixels under the QR code";
+# * the single-label "blue" class has a code-shaped hole (its IoU with the plate stays below 0.8); to get
+#   the plate you add classes (blue or magenta: above 0.85 again), which works only because you know which
+#   colours contain blue.
 #
-# Both models also learn green, the disc that covers 1 % of the training plates' pixels (validation
-# green IoU 0.647 multi-label, 0.742 single-label), without any weight. Lesson 04 trains on plates with
-# the same 1 % share, where plain BCE does not find green in ten epochs. Two things differ there: its
-# disc is faint (0.25 darker than the background, against pixel noise 0.35; here it is 0.8 darker, the
-# `make_plates` default), and its network starts from seed 0, not 1.
+# Green, the disc that covers 1 % of the training plates' pixels, is the hard case. With these 96
+# steps and no weight, each head learns it (validation green IoU above 0.3) on at least 3 of the 5
+# seeds, not on all of them. In the stored tables, network seed 0 ends with green IoU 0 in both heads
+# (the picture shows that seed: no green in either reading) and seed 3's single-label model with 0.28,
+# while the other seeds reach about 0.6–0.75. That is what tiny models trained briefly do. For a
+# practitioner: one run that misses a rare class does not show that the class cannot be learned; train
+# from several seeds, or longer, before concluding, and compare the seeds' figures, not one run's.
 #
-# **Predict.** Keep this lesson's network seed and make only the disc as faint as lesson 04's (its
-# plates exactly). Does the multi-label model still learn green in ten epochs?
+# Lesson 04 trains on plates with the same 1 % share, where plain BCE does not find green in its short
+# runs. There the disc is faint: 0.25 darker than the background, against pixel noise 0.35; here it is
+# 0.8 darker, the `make_plates` default.
+#
+# **Predict.** Keep everything else (seeds, steps, start) and make only the disc as faint as lesson 04's.
+# Does the multi-label model still learn green?
 
 # %%
-faint = data.make_plates(256, 32, green_contrast=0.25, seed=0)
+faint = data.make_plates(96, 32, green_contrast=0.25, seed=0)
 faint_val = data.make_plates(96, 32, green_contrast=0.25, seed=1)
-faint_model = TinyUNet(1, 3, seed=1)
-faint_history = train(
-    faint_model, faint.images, faint.masks, epochs=10, eval_images=faint_val.images, eval_targets=faint_val.masks,
-    progress=False,
-)
-print("faint disc (lesson 04's plates), network seed 1, validation plates, threshold 0.5")
-print(faint_history.final.table(RGB))
+# The same seeds draw the same plates, codes and discs: only the image's disc is fainter.
+print("same masks as section 1's plates:", torch.equal(faint.masks, plates.masks) and torch.equal(faint_val.masks, val.masks))
+
+
+def faint_figures(model):
+    found = predict(model, faint_val.images) > 0  # logit 0: probability 0.5
+    truth = faint_val.masks > 0.5
+    return {
+        "faint: green recall": float((found[:, 1] & truth[:, 1]).sum() / truth[:, 1].sum()),
+        "faint: green IoU": iou(found[:, 1], truth[:, 1]),
+        "faint: red IoU": iou(found[:, 0], truth[:, 0]),
+        "faint: blue IoU": iou(found[:, 2], truth[:, 2]),
+    }
+
+
+# %% tags=["nbval-ignore-output"]
+def run_faint(seed):
+    return faint_figures(train_head(faint.images, faint.masks, MULTI_LABEL_BIAS, seed))
+
+
+start = time.perf_counter()
+faint_results = over_seeds(run_faint, SEEDS)
+print(f"{len(SEEDS)} models in {time.perf_counter() - start:.0f} s")
+print("faint disc (lesson 04's plates), multi-label, validation plates, threshold 0.5, network seeds 0-4:")
+print_over_seeds(faint_results)
+print("bright disc (section 1's models), for comparison:")
+print_over_seeds({"green IoU, multi-label": multi["green IoU"], "green IoU, single-label": single["green IoU"]})
+
+# %%
+for check in (
+    check_every_seed("bright disc, multi-label: green IoU above 0.3", multi["green IoU"], above=0.3, at_least=3),
+    check_every_seed("bright disc, single-label: green IoU above 0.3", single["green IoU"], above=0.3, at_least=3),
+    check_every_seed("faint disc, multi-label: green recall below 0.05", faint_results["faint: green recall"], below=0.05),
+    check_every_seed("faint disc, multi-label: red IoU above 0.5", faint_results["faint: red IoU"], above=0.5),
+    check_every_seed("faint disc, multi-label: blue IoU above 0.8", faint_results["faint: blue IoU"], above=0.8),
+    check_every_seed("green IoU of the same seed, bright disc minus faint disc, above 0.3",
+                     multi["green IoU"].minus(faint_results["faint: green IoU"]), above=0.3, at_least=3),
+):
+    print(check)
 
 # %% [markdown]
-# **Reveal.** Green's recall falls to 0: at the same 1 % share and the same seed, the bright disc is
-# learned in ten epochs and the faint one is not. These runs suggest that rarity alone does not make
-# a class unlearnable; rarity *and* overlap with the background (a disc darker by less than the
-# noise's standard deviation) does. One seed each way is a hint, not a proof: tiny models are seed-sensitive (see the comment in
-# the training cell). When a class is missed, cross-entropy has the same remedy as BCE: a class
-# `weight=` for `F.cross_entropy` (e.g. `bw.balanced_weights`), as lesson 04 does with `pos_weight`
-# for BCE.
+# **Reveal.** With the faint disc, green's recall stays below 0.05 on all five seeds (it is 0 on each in
+# the stored run), while red and blue are learned as with the bright disc (red IoU above 0.5, blue above
+# 0.8). With the bright disc, the same seeds, steps and start learn green on at least 3 of 5. In these
+# short runs, then, rarity alone did not stop green from being learned on most seeds; rarity *and*
+# overlap with the background (a disc darker by less than the noise's standard deviation) stopped it on
+# all five. Five seeds and one training length support no more than that: whether longer training
+# finds the faint disc is not tested here. When a class is missed, cross-entropy has the same remedy as
+# BCE: a class `weight=` for `F.cross_entropy` (e.g. `bw.balanced_weights`), as lesson 04 does with
+# `pos_weight` for BCE.
 #
 # When is each right?
 #
@@ -334,6 +456,9 @@ print(f"BCE weighted_mean with a weight map: {float(bce_weighted_mean):.4f}")
 # * Binary: one logit with BCE and two logits `(0, x)` with cross-entropy have identical losses and
 #   gradients; class weights `(w_neg, w_pos)` are `weight = w_neg`, `pos_weight = w_pos / w_neg`, and the
 #   means differ unless you use a weight map with `reduction="weighted_mean"`.
+# * A short run of a tiny model is one trajectory: a rare class learned from one seed can stay unlearned
+#   from the next. State what holds over several seeds, and before concluding that a class cannot be
+#   learned, try several seeds or train longer.
 #
 # ## Exercises
 #
