@@ -5,6 +5,8 @@
 #                    twice, one after the other: natively and with the CPU's vector paths capped (nbval-capped)
 #   make notebooks   re-execute every notebooks/sources/NN_*.py and store the outputs in notebooks/NN_*.ipynb
 #   make screenshots regenerate docs/screenshots/ (each lesson's explorers in JupyterLab; needs chromium)
+#   make site        the lessons (stored outputs, not executed) and the API reference as a static website:
+#                    build/site/index.html; make site-screenshots photographs it into docs/screenshots/
 #   make lock        rebuild requirements/constraints.txt from a fresh install
 #   make clean       remove caches and checkpoints; make distclean also removes .venv
 
@@ -24,7 +26,7 @@ TORCH_VERSION := 2.13.0
 # constraints also resolve where pip picks torch's CUDA build.
 TRITON_VERSION := 3.7.1
 # The lessons extra is the lessons' stack (matplotlib, ipywidgets, ipympl, tqdm, scipy, scikit-learn); the core needs none.
-EXTRAS := lessons,notebooks,test
+EXTRAS := lessons,notebooks,test,docs
 
 # pip warns once per package about every configured index or find-links location that does not
 # exist on this machine; drop those lines and keep every other message.
@@ -58,7 +60,7 @@ PYTEST_ARGS ?=
 NB ?=
 LAB_ARGS ?=
 
-.PHONY: help env lab test unit nbval nbval-capped notebooks screenshots lock clean distclean
+.PHONY: help env lab test unit nbval nbval-capped notebooks screenshots site site-screenshots lock clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -117,6 +119,20 @@ notebooks: $(STAMP)
 # Headless Chromium (/usr/bin/chromium: apt-get install -y chromium) drives JupyterLab.
 screenshots: $(STAMP)
 	$(VENV_PYTHON) tools/screenshots.py
+
+# The website: Sphinx + myst-nb render notebooks/NN_*.ipynb with their stored outputs (nothing is
+# executed) and the API reference from the docstrings. Warnings are errors (nitpicky references, bad
+# docstring markup, missing images) and every local link of the built pages is checked; nothing is
+# downloaded. Open build/site/index.html, or `python docs/site_tools.py serve`.
+site: $(STAMP)
+	$(VENV_PYTHON) docs/site_tools.py build
+
+# Landing page and one lesson at 1400 px: docs/screenshots/site_landing.png, site_lesson.png (needs chromium).
+site-screenshots: site
+	$(VENV_PYTHON) docs/site_tools.py screenshots
+
+# make test builds the site too (tests/browser/test_site.py reads it in Chromium).
+test: site
 
 # The lock: install the library ranges into a fresh venv with only torch pinned, then freeze.
 LOCK_VENV := .venv-lock
