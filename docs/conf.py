@@ -88,6 +88,7 @@ html_title = "bceweights"
 html_math_renderer = "mathml"
 html_static_path = ["_static"]
 html_css_files = ["bw_site.css"]
+html_js_files = ["bw_search.js"]
 html_show_sourcelink = False
 html_copy_source = False
 html_last_updated_fmt = None

@@ -13,7 +13,8 @@ network closed. On each page opened:
   line saying that the explorer is live in JupyterLab, with the command;
 - the API reference: every name of ``bceweights.__all__`` with a one-line summary, and links that land on
   the documented object;
-- the search page: searching ``pos_weight`` lists lesson pages and API pages.
+- the search page: searching ``pos_weight`` lists lesson pages and API pages, with the matching text; opened
+  from the files (``file://``, no server), it lists them by title.
 
 The first tests need no browser: the pieces of ``docs/_ext/bw_site.py`` that decide what the site shows.
 """
@@ -159,7 +160,7 @@ def offline(browser: Any, base_url: str) -> list[str]:
 
     def route(request_route: Any) -> None:
         url = request_route.request.url
-        if url.startswith((base_url, "data:", "blob:")):
+        if url.startswith((base_url, "file:", "data:", "blob:")):
             request_route.continue_()
         else:
             refused.append(url)
@@ -179,7 +180,7 @@ class SitePage:
         self.page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
         self.page.on("requestfailed", lambda request: self.errors.append(f"request failed: {request.url}"))
         self.page.set_default_timeout(PAGE_TIMEOUT_MS)
-        self.page.goto(base_url + path, wait_until="load")
+        self.page.goto(path if "://" in path else base_url + path, wait_until="load")
 
     def images(self) -> list[dict[str, Any]]:
         return self.page.evaluate(WAIT_FOR_IMAGES)
@@ -280,16 +281,30 @@ def test_api_reference_lists_every_public_name_with_a_summary(open_page: Any, of
     rules.check_clean(offline)
 
 
-def test_search_for_pos_weight_finds_lessons_and_api_pages(open_page: Any, offline: list[str]) -> None:
-    search = open_page("search.html?q=pos_weight")
+def search_results(search: SitePage) -> list[str]:
+    """The result links of a search page once the search has finished."""
     results = search.page.locator("#search-results ul.search li")
     results.first.wait_for()
     search.page.wait_for_function(
         "() => (document.querySelector('#search-results p.search-summary') || {}).textContent?.includes('found')"
     )
-    hrefs = [results.nth(k).locator("a").first.get_attribute("href") for k in range(results.count())]
+    return [results.nth(k).locator("a").first.get_attribute("href") for k in range(results.count())]
+
+
+def test_search_for_pos_weight_finds_lessons_and_api_pages(open_page: Any, offline: list[str]) -> None:
+    search = open_page("search.html?q=pos_weight")
+    hrefs = search_results(search)
     assert any(href.startswith("lessons/") for href in hrefs), hrefs
     assert any(href.startswith("api/") for href in hrefs), hrefs
+    assert search.page.locator("#search-results ul.search li p.context").count() > 0, "no matching text shown"
+    search.check_clean(offline)
+
+
+def test_search_works_from_the_files_themselves(open_page: Any, site: Path, offline: list[str]) -> None:
+    """Opened as file:// (no server), search lists the pages by title, without a console error."""
+    search = open_page((site / "search.html").as_uri() + "?q=pos_weight")
+    hrefs = search_results(search)
+    assert any(href.startswith("lessons/") for href in hrefs), hrefs
     search.check_clean(offline)
 
 
