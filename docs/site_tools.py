@@ -8,7 +8,7 @@ Usage::
 
 The build is Sphinx's, incremental: only pages whose sources changed are rewritten. ``-W --keep-going -n``
 turn every warning into a failure after listing them all, nitpicky references included; the site's
-extension (``docs/_ext/bw_site.py``) adds a check of every local link of the built pages.
+extension (``docs/_ext/bw_site/``) adds a check of every local link of the built pages.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ network closed. On each page opened:
 - the search page: searching ``pos_weight`` lists lesson pages and API pages, with the matching text; opened
   from the files (``file://``, no server), it lists them by title.
 
-The first tests need no browser: the pieces of ``docs/_ext/bw_site.py`` that decide what the site shows.
+The first tests need no browser: the pieces of the site's extension (``docs/_ext/bw_site/``) that decide
+what the site shows.
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO_ROOT / "docs"), str(REPO_ROOT / "docs" / "_ext")]
 
-import bw_site  # noqa: E402  (docs/_ext is put on sys.path above)
-import site_tools  # noqa: E402
+import site_tools  # noqa: E402  (docs/ and docs/_ext are put on sys.path above)
+from bw_site import linkcheck, mathml  # noqa: E402
+from bw_site.docstrings import literal_examples  # noqa: E402
+from bw_site.lessons import LESSON_GLOB, WIDGET_VIEW, live_note, site_notebook  # noqa: E402
+from bw_site.questions import readme_questions  # noqa: E402
 
-NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob(bw_site.LESSON_GLOB))
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob(LESSON_GLOB))
 README = REPO_ROOT / "README.md"
 PAGE_TIMEOUT_MS = 30_000
 
@@ -67,12 +71,12 @@ def test_lessons_are_found() -> None:
 
 def test_site_notebook_drops_widgets_and_notes_each_explorer() -> None:
     notebook = json.loads((REPO_ROOT / "notebooks" / "01_weight_vs_pos_weight.ipynb").read_text(encoding="utf-8"))
-    shown = bw_site.site_notebook(notebook, "01_weight_vs_pos_weight.ipynb")
+    shown = site_notebook(notebook, "01_weight_vs_pos_weight.ipynb")
     assert "widgets" not in shown["metadata"]
     outputs = [o for c in shown["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
-    assert not [o for o in outputs if bw_site.WIDGET_VIEW in o.get("data", {})]
+    assert not [o for o in outputs if WIDGET_VIEW in o.get("data", {})]
     notes = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
-    assert notes == [bw_site.live_note("LossCurveExplorer", "01_weight_vs_pos_weight.ipynb")]
+    assert notes == [live_note("LossCurveExplorer", "01_weight_vs_pos_weight.ipynb")]
     assert "make lab" in notes[0]
     # the stored notebook itself is left as it was
     assert "widgets" in notebook["metadata"]
@@ -98,7 +102,7 @@ def test_code_after_a_paragraph_becomes_a_literal_block_and_napoleon_sections_st
         "",
         "   its continuation",
     ]
-    assert bw_site.literal_examples(lines) == [
+    assert literal_examples(lines) == [
         "Summary.", "", "::", "", "    import bceweights as bw", "    bw.audit()", "",
         "The formula::", "", "    loss = w * x", "",
         "Args:", "    x: the logits.", "", "        More about x.", "",
@@ -107,7 +111,7 @@ def test_code_after_a_paragraph_becomes_a_literal_block_and_napoleon_sections_st
 
 
 def test_readme_questions_are_read_with_their_lessons() -> None:
-    rows = bw_site.readme_questions(README)
+    rows = readme_questions(README)
     assert [question for question, _, _ in rows] == [f"Q{k}" for k in range(1, len(rows) + 1)]
     assert len(rows) >= 24
     assert all(lessons for _, _, lessons in rows)
@@ -122,7 +126,7 @@ def test_link_check_reports_missing_files_ids_and_network_loads(tmp_path: Path) 
         encoding="utf-8",
     )
     (tmp_path / "b.html").write_text('<h1 id="there">b</h1>', encoding="utf-8")
-    problems = bw_site.check_site_links(tmp_path)
+    problems = linkcheck.check_site_links(tmp_path)
     assert len(problems) == 3, problems
     assert any("'nowhere'" in p for p in problems)
     assert any("gone.png" in p and "missing file" in p for p in problems)
@@ -130,7 +134,7 @@ def test_link_check_reports_missing_files_ids_and_network_loads(tmp_path: Path) 
 
 
 def test_mathml_aligned_rows_become_a_table() -> None:
-    html = bw_site.mathml(r"\begin{aligned} a &= b \\ &= c \end{aligned}", display=True)
+    html = mathml.mathml(r"\begin{aligned} a &= b \\ &= c \end{aligned}", display=True)
     assert html.count("<mtr>") == 2 and html.count("<mtd") == 4 and 'display="block"' in html
     assert "<mi>&</mi>" not in html
 
@@ -210,7 +214,7 @@ def test_landing_page_links_every_question_to_its_lesson_section(open_page: Any,
     text = landing.page.locator("article").inner_text()
     assert "make lab" in text and "make test" in text
     rows = landing.page.locator(".bw-questions tbody tr")
-    questions = bw_site.readme_questions(README)
+    questions = readme_questions(README)
     assert rows.count() == len(questions)
     for index, (question, _, lessons) in enumerate(questions):
         row = rows.nth(index)
@@ -237,7 +241,7 @@ def test_lesson_page_shows_every_stored_figure(notebook: Path, open_page: Any, o
     explorers = [
         "".join(output["data"]["text/plain"]).split("(")[0]
         for output in outputs
-        if bw_site.WIDGET_VIEW in output.get("data", {}) and "image/png" in output.get("data", {})
+        if WIDGET_VIEW in output.get("data", {}) and "image/png" in output.get("data", {})
     ]
     lesson = open_page(f"lessons/{notebook.stem}.html")
     shown = lesson.page.locator("article div.cell_output img")
