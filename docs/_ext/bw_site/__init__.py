@@ -33,6 +33,7 @@ def on_config_inited(app: Sphinx, config: Any) -> None:
 
 
 def on_doctree_read(app: Sphinx, doctree: nodes.document) -> None:
+    api.trim_long_values(doctree)
     if app.env.docname.startswith(f"{lessons.LESSONS_DIR}/"):
         questions.record_question_sections(app.env, doctree)
         api.link_public_names(doctree)
@@ -58,4 +59,4 @@ def setup(app: Sphinx) -> dict[str, Any]:
 
     app.add_html_math_renderer("mathml", (mathml.visit_math_mathml, None), (mathml.visit_displaymath_mathml, None))
     app.connect("build-finished", linkcheck.on_build_finished)
-    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True, "env_version": 1}
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True, "env_version": 2}

@@ -171,3 +171,20 @@ def link_public_names(doctree: nodes.document) -> None:
         )
         literal.replace_self(xref)
         xref += literal
+
+
+#: A documented constant whose value is longer than this is shown without its value (a registry of every
+#: exercise, a table's rows): the docstring says what it holds, and a screenful of repr says nothing more.
+MAX_VALUE_CHARS = 120
+
+
+def trim_long_values(doctree: nodes.document) -> None:
+    """Drop the ``= value`` of a documented module constant or attribute whose value is too long to read."""
+    for signature in doctree.findall(addnodes.desc_signature):
+        for annotation in list(signature.findall(addnodes.desc_annotation)):
+            is_value = any(
+                isinstance(child, addnodes.desc_sig_punctuation) and child.astext() == "=" for child in annotation.children
+            )
+            if is_value and len(annotation.astext()) > MAX_VALUE_CHARS:
+                annotation.parent.remove(annotation)
+
