@@ -6,6 +6,8 @@
 #                    (nbval-capped) and with training perturbed by 1e-7 (nbval-perturbed)
 #   make notebooks   re-execute every notebooks/sources/NN_*.py and store the outputs in notebooks/NN_*.ipynb
 #   make screenshots regenerate docs/screenshots/ (each lesson's explorers in JupyterLab; needs chromium)
+#   make site        the lessons (stored outputs, not executed) and the API reference as a static website:
+#                    build/site/index.html; make site-screenshots photographs it into docs/screenshots/
 #   make lock        rebuild requirements/constraints.txt from a fresh install
 #   make clean       remove caches and checkpoints; make distclean also removes .venv
 
@@ -25,7 +27,7 @@ TORCH_VERSION := 2.13.0
 # constraints also resolve where pip picks torch's CUDA build.
 TRITON_VERSION := 3.7.1
 # The lessons extra is the lessons' stack (matplotlib, ipywidgets, ipympl, tqdm, scipy, scikit-learn); the core needs none.
-EXTRAS := lessons,notebooks,test
+EXTRAS := lessons,notebooks,test,docs
 
 # pip warns once per package about every configured index or find-links location that does not
 # exist on this machine; drop those lines and keep every other message.
@@ -68,7 +70,7 @@ NB ?=
 NBVAL_PATHS ?= notebooks/
 LAB_ARGS ?=
 
-.PHONY: help env lab test unit nbval nbval-capped nbval-perturbed notebooks screenshots lock clean distclean
+.PHONY: help env lab test unit nbval nbval-capped nbval-perturbed notebooks screenshots site site-screenshots lock clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -89,8 +91,8 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) | $(VENV_PYTHON)
 lab: $(STAMP)
 	$(VENV_PYTHON) tools/lab.py $(LAB_ARGS)
 
-# The two strict-nbval passes run one after the other, after the unit tests. Side by side they took
-# half the time, but once a kernel died at start-up (two passes launch kernels at the same moments),
+# The three strict-nbval passes run one after the other, after the unit tests. Side by side they took
+# less time, but once a kernel died at start-up (two passes launch kernels at the same moments),
 # and a test run that fails for no reason in the code costs more than two minutes.
 test: unit
 	$(MAKE) --no-print-directory nbval
@@ -131,6 +133,20 @@ notebooks: $(STAMP)
 # Headless Chromium (/usr/bin/chromium: apt-get install -y chromium) drives JupyterLab.
 screenshots: $(STAMP)
 	$(VENV_PYTHON) tools/screenshots.py
+
+# The website: Sphinx + myst-nb render notebooks/NN_*.ipynb with their stored outputs (nothing is
+# executed) and the API reference from the docstrings. Warnings are errors (nitpicky references, bad
+# docstring markup, missing images) and every local link of the built pages is checked; nothing is
+# downloaded. Open build/site/index.html, or `python docs/site_tools.py serve`.
+site: $(STAMP)
+	$(VENV_PYTHON) docs/site_tools.py build
+
+# Landing page and one lesson at 1400 px: docs/screenshots/site_landing.png, site_lesson.png (needs chromium).
+site-screenshots: site
+	$(VENV_PYTHON) docs/site_tools.py screenshots
+
+# make test builds the site too (tests/browser/test_site.py reads it in Chromium).
+test: site
 
 # The lock: install the library ranges into a fresh venv with only torch pinned, then freeze.
 LOCK_VENV := .venv-lock

@@ -37,6 +37,7 @@ __all__ = [
     "resolve_backend",
 ]
 
+#: The values ``backend=`` accepts.
 BACKENDS: tuple[str, ...] = ("auto", "torch", "fused")
 
 AUTO_MIN_NUMEL: int = 1 << 16

@@ -152,7 +152,8 @@ def focal_bce_with_logits(
     Args:
         gamma: focusing exponent ``>= 0``; larger values down-weight easy, well-classified elements.
         alpha: balance in ``[0, 1]`` for positives (torchvision's default is 0.25), or ``None``.
-        Other arguments (``backend`` and ``process_group`` included) and shapes: as :func:`bce_with_logits`.
+
+    Other arguments (``backend`` and ``process_group`` included) and shapes: as :func:`bce_with_logits`.
     """
     check_focal(gamma, alpha)  # before prepare: a wrong option is reported before a wrong operand
     prepared = prepare(input, target, weight, pos_weight, ignore, channel_dim, check_values, label_smoothing)

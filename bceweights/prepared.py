@@ -32,6 +32,7 @@ from bceweights.messages import error_message
 from bceweights.shapes import align, as_tensor_like, shape_str
 
 Reduction = Literal["mean", "sum", "none", "weighted_mean"]
+#: The values ``reduction=`` accepts.
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none", "weighted_mean")
 Operand = Union[Tensor, np.ndarray, float, int, list, tuple, None]
 

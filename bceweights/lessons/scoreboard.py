@@ -37,6 +37,7 @@ class Row:
     tuned: bool = False
 
 
+#: The table's rows, in the order printed.
 ROWS: tuple[Row, ...] = (
     Row("plain BCE, t = 0.5", "plain BCE"),
     Row("plain BCE, tuned t", "plain BCE", tuned=True),
@@ -49,6 +50,7 @@ ROWS: tuple[Row, ...] = (
     Row("BCE + Dice", "BCE + Dice"),
 )
 
+#: The numbers of one row, in the order printed.
 COLUMNS = ("auroc", "auprc", "brier", "slope", "intercept", "ece", "t", "precision", "recall", "tuned_t", "tuned_precision", "tuned_recall")
 
 

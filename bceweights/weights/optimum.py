@@ -15,6 +15,7 @@ import torch
 
 from bceweights.messages import error_message
 
+#: A float, a numpy array or a tensor: each function returns the kind it is given.
 ArrayLike = TypeVar("ArrayLike", float, np.ndarray, torch.Tensor)
 
 

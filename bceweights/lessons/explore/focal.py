@@ -35,7 +35,7 @@ from bceweights.lessons.explore.display import format_number
 #: q_t at or above this is an *easy* pixel; below HARD_BELOW a *hard* (misclassified) one.
 EASY_FROM = 0.9
 HARD_BELOW = 0.5
-#: Top of the gradient panel: above the largest |dl/dx| for any gamma in [0, 5] (about 1.31).
+#: Top of the gradient panel: above the largest ``|dl/dx|`` for any gamma in [0, 5] (about 1.31).
 GRADIENT_TOP = 1.4
 #: Probabilities of the true class at which the curves are drawn.
 CURVE_POINTS = 500

@@ -41,7 +41,7 @@ LOGIT_LIMIT = 20.0
 GRID_POINTS = 801
 #: The panels show at least this x-range; they widen to keep the probe logit in view.
 VISIBLE_LIMIT = 10.0
-#: The loss panel's height is chosen so the soft-target curve fits inside |x| <= this.
+#: The loss panel's height is chosen so the soft-target curve fits inside ``|x| <= this``.
 LOSS_FIT_LIMIT = 5.0
 _MANTISSAS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.5)
 _COLORS = {"y1": "tab:blue", "y0": "tab:orange", "y": "tab:green"}

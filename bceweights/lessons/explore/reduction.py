@@ -42,6 +42,7 @@ from bceweights.loss import bce_with_logits
 
 #: The fixed model: logits on foreground and background pixels (predicted probabilities 0.27, 0.12).
 FOREGROUND_LOGIT = -1.0
+#: The fixed model's logit on background pixels (see :data:`FOREGROUND_LOGIT`).
 BACKGROUND_LOGIT = -2.0
 REDUCTIONS = ("mean", "sum", "weighted_mean")
 WEIGHT_RANGE = (0.01, 100.0)

@@ -46,7 +46,7 @@ from bceweights.lessons.metrics import PRCurve, precision_recall_curve
 from bceweights.messages import error_message
 
 HISTOGRAM_BINS = 60
-#: The gradient panel's log scale: |dl/dx| from this to above the largest pos_weight (100).
+#: The gradient panel's log scale: ``|dl/dx|`` from this to above the largest pos_weight (100).
 GRADIENT_RANGE = (1e-3, 300.0)
 GRADIENT_POINTS = 200
 _NEG_COLOR, _POS_COLOR = "tab:orange", "tab:blue"

@@ -58,7 +58,7 @@ class CellScene:
 
     Arrays are ``(H, W)``: ``labels`` int64, ``distance_sum`` = d1 + d2 (inf without a second cell),
     ``class_weights`` = w_c, ``logits`` of the blurry model, ``target`` = labels > 0 as float,
-    ``error`` = |sigmoid(logits) - target| (the unweighted gradient magnitude), and bool masks of the
+    ``error`` = ``|sigmoid(logits) - target|`` (the unweighted gradient magnitude), and bool masks of the
     three regions.
     """
 
