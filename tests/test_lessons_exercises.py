@@ -256,6 +256,7 @@ RIGHT_ANSWERS = {
     "05.1": lambda: (2.0, 5.0 / 2.0),
     "05.2": lambda: (right_05_2(),),
     "05.3": lambda: (right_05_3(),),
+    "05.4": lambda: ("b",),
     "06.1": lambda: (exercises.lesson06.lesson06_focal_answer(),),
     "06.2": lambda: (exercises.lesson06.lesson06_weight_map_answer(),),
     "06.3": lambda: (right_06_3(),),
@@ -387,6 +388,8 @@ def test_the_checker_says_no_answer_yet_to_none(key, capsys):
         ("03.4", (lambda x, y: 1 / 0,), "ZeroDivisionError"),
         ("03.4", (8.32,), "Expected a function"),
         ("04.4", ("a",), "35 times"),
+        ("05.4", ("a",), "compete"),
+        ("05.4", ("c",), "fourth"),
         ("04.4", ("c",), "Nothing here points at the labels"),
         ("04.5", (lambda m: right_04_5(m).flatten(),), "lines up with the last dimension"),
         ("04.5", (lambda m: right_04_5(m).flatten().repeat(4, 1),), "lines up with the width"),
@@ -418,7 +421,7 @@ def test_an_unrelated_number_gets_a_generic_hint(key, capsys):
         answers = (lambda *tensors: torch.tensor(0.4321, requires_grad=True),)
     elif key == "04.5":
         answers = (lambda masks: torch.full((3, 1, 1), 0.4321),)
-    elif key in ("01.4", "02.4", "04.4", "10.4"):
+    elif key in ("01.4", "02.4", "04.4", "05.4", "10.4"):
         answers = ("z",)
     elif key == "05.1":
         answers = (0.123, 45.6)
@@ -454,8 +457,8 @@ def test_show_solution_prints_a_worked_solution(key, capsys):
 
 
 #: The concept exercises (an idea or a repair, not a number), by lesson: issue 21 asks for one per lesson from 01.
-CONCEPT_EXERCISES = {"01": ("01.4",), "02": ("02.4",), "03": ("03.4",), "04": ("04.4", "04.5"), "09": ("09.5",), "10": ("10.4", "10.5")}
-QUESTIONNAIRE_LESSONS = ("01", "02", "03", "04", "09", "10")
+CONCEPT_EXERCISES = {"01": ("01.4",), "02": ("02.4",), "03": ("03.4",), "04": ("04.4", "04.5"), "05": ("05.4",), "09": ("09.5",), "10": ("10.4", "10.5")}
+QUESTIONNAIRE_LESSONS = ("01", "02", "03", "04", "05", "09", "10")
 
 
 @pytest.mark.parametrize("lesson, keys", sorted(CONCEPT_EXERCISES.items()))

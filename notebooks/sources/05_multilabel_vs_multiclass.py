@@ -472,9 +472,12 @@ from bceweights.lessons.exercises import (
     LESSON05_1_QUESTION,
     LESSON05_2_QUESTION,
     LESSON05_3_QUESTION,
+    LESSON05_4_QUESTION,
     check_lesson05_1,
     check_lesson05_2,
     check_lesson05_3,
+    check_lesson05_4,
+    print_questionnaire,
     show_solution,
 )
 
@@ -502,3 +505,20 @@ _ = check_lesson05_2(my_floor)
 print(LESSON05_3_QUESTION)
 my_ratio = None
 _ = check_lesson05_3(my_ratio)
+
+# %% [markdown]
+# **05.4** A concept: which head fits labels that overlap? Answer from section 1, without training anything.
+
+# %%
+print(LESSON05_4_QUESTION)
+my_choice = None  # "a", "b" or "c"
+_ = check_lesson05_4(my_choice)
+
+# %% [markdown]
+# ## Questionnaire
+#
+# Short questions on the whole lesson. Answer each in a sentence or two, in your head or in a cell, before you
+# compare with the answers: `show_solution("05.Q")` prints them.
+
+# %%
+print_questionnaire("05")

@@ -76,11 +76,13 @@ from bceweights.lessons.exercises.lesson05 import (
     LESSON05_1_QUESTION,
     LESSON05_2_QUESTION,
     LESSON05_3_QUESTION,
+    LESSON05_4_QUESTION,
     LESSON05_QUESTION,
     check_lesson05,
     check_lesson05_1,
     check_lesson05_2,
     check_lesson05_3,
+    check_lesson05_4,
 )
 from bceweights.lessons.exercises.lesson06 import (
     LESSON06_1_QUESTION,

@@ -1,5 +1,6 @@
 """Lesson 05's exercises: two-logit cross-entropy class weights as ``weight`` and ``pos_weight``, the
-lowest loss a softmax head can reach on a pixel in three channels, and why the two means differ.
+lowest loss a softmax head can reach on a pixel in three channels, why the two means differ, which head
+fits labels that overlap (a concept), and the end-of-lesson questionnaire.
 
 ``check_lesson05`` and ``LESSON05_QUESTION`` are exercise 05.1 under its first name.
 """
@@ -8,8 +9,8 @@ from __future__ import annotations
 
 import math
 
-from bceweights.lessons.exercises.answers import answer_number, judge_number
-from bceweights.lessons.exercises.registry import register
+from bceweights.lessons.exercises.answers import answer_choice, answer_number, judge_number
+from bceweights.lessons.exercises.registry import register, register_questionnaire
 from bceweights.lessons.explore.two_heads import class_weights_as_bce
 
 
@@ -178,3 +179,71 @@ def _solution_05_3() -> str:
 
 
 register("05.3", LESSON05_3_QUESTION, check_lesson05_3, _solution_05_3, transfer=True)
+
+
+#: 05.4 (a concept): labels that overlap need one independent yes/no per label.
+LESSON05_4_CHOICES = ("a", "b", "c")
+LESSON05_4_QUESTION = (
+    "A scan is labelled per pixel with 'tumour' and 'oedema', and a pixel can be both (oedema around a tumour "
+    "overlaps it). Which model and loss fit these labels? "
+    "(a) 2 output channels, softmax over them, F.cross_entropy with class indices (N, H, W); "
+    "(b) 2 output channels, one sigmoid each, BCE with logits on 0/1 masks (N, 2, H, W); "
+    "(c) 3 output channels (background, tumour, oedema), softmax, F.cross_entropy with class indices. "
+    "Answer with one letter in quotes."
+)
+_LESSON05_4_VERDICTS = {
+    "a": "softmax makes the two labels compete: their probabilities add up to 1, so a pixel that is both cannot get "
+    "both near 1, and class indices cannot even write 'both' down. It also has no 'neither'.",
+    "c": "a background class gives 'neither', but one index per pixel still cannot say 'both': you would need a fourth "
+    "class 'tumour and oedema', as lesson 05 needs magenta for red and blue at once.",
+}
+
+
+def check_lesson05_4(answer: object) -> bool:
+    """Exercise 05.4: (b): overlapping labels are independent yes/no questions, sigmoid + BCE per channel."""
+    letter = answer_choice(answer, LESSON05_4_CHOICES)
+    if letter is None:
+        return False
+    if letter == "b":
+        print(
+            "Correct: each label is its own yes/no question, so each channel gets its own sigmoid and BCE term; a pixel "
+            "can be tumour, oedema, both or neither, as a plate pixel under the code is red and blue in section 1."
+        )
+        return True
+    print(f"Not yet: ({letter}) does not fit: {_LESSON05_4_VERDICTS[letter]}")
+    return False
+
+
+def _solution_05_4() -> str:
+    return (
+        "(b). Ask what a pixel is: if it can carry several labels at once, the labels are independent yes/no "
+        "questions: one logit per label, a sigmoid each, BCE on (N, 2, H, W) masks of 0/1 (with a per-channel "
+        "pos_weight if a label is rare). Softmax heads, (a) and (c), give each pixel exactly one class; they fit only "
+        "if 'both' is made a class of its own."
+    )
+
+
+register("05.4", LESSON05_4_QUESTION, check_lesson05_4, _solution_05_4)
+
+
+#: Lesson 05's questionnaire: (question, answer).
+LESSON05_QUESTIONNAIRE = (
+    ("What question decides between sigmoid + BCE and softmax + cross-entropy?",
+     "What a pixel is: several properties at once (multi-label: sigmoid + BCE per channel) or exactly one class "
+     "(single-label: softmax + cross-entropy, background included)."),
+    ("Why is softmax over the R, G, B channels wrong for the plates' masks?",
+     "Its three probabilities add up to 1, so it can say neither 'no colour' (black, 0) nor 'two colours' "
+     "(magenta, 2)."),
+    ("How do you get 'the whole plate' from each model of section 1?",
+     "Multi-label: read the blue channel. Single-label: add the classes that contain blue, blue or magenta."),
+    ("For two classes, what is the relation between one logit with BCE and two logits with cross-entropy?",
+     "The same model: sigmoid(a) equals the softmax probability of class 1 when a is the difference of the two "
+     "logits, and the losses and gradients with respect to that difference agree."),
+    ("Cross-entropy class weights (w0, w1) on two logits: which weight and pos_weight give the same per-pixel "
+     "losses with one logit?",
+     "weight = w0 on every pixel and pos_weight = w1 / w0."),
+    ("In lesson 05's short runs, was a rare class learned on every seed? What should a practitioner do?",
+     "No: the bright green disc was learned on at least 3 of 5 seeds, the faint one on none. Try several seeds or "
+     "train longer before concluding, and read the ranking (AP) as well as the 0.5 cut."),
+)
+register_questionnaire("05", LESSON05_QUESTIONNAIRE)
