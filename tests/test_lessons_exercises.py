@@ -402,6 +402,7 @@ def test_the_checker_says_no_answer_yet_to_none(key, capsys):
         ("09.5", (lambda l, k: l.mean(),), "keep is not applied"),
         ("09.5", (lambda l, k: (l * k).sum() / k.sum() if k.sum() > 0 else torch.zeros(()),), "connected to per_pixel"),
         ("10.4", ("a",), "all_reduce"),
+        ("10.4", ("a",), "skips backward too"),
         ("10.4", ("c",), "adds nothing"),
         ("10.5", (5,), "number of micro-batches"),
         ("10.5", (120,), "mean kept count"),
