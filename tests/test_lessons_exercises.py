@@ -168,7 +168,7 @@ def right_09_2() -> float:
 def right_09_3() -> float:
     """bw.pos_weight_from_targets over a loader of the four batches."""
     batches = []
-    for positives in (2, 0, 10, 4):
+    for positives in (2, 0, 10, 5):
         target = torch.zeros(1000, 1)  # 1000 pixels, one channel
         target[:positives] = 1.0
         batches.append(target)
@@ -362,10 +362,13 @@ def test_the_checker_says_no_answer_yet_to_none(key, capsys):
         ("09.2", (5.5 / 5,), "unweighted mean"),
         ("09.2", (3.7 / 4,), "nonzero weights"),
         ("09.3", (float("inf"),), "no positive"),
-        ("09.3", ((499 + 99 + 249) / 3,), "mean of ratios"),
-        ("09.3", (250.0,), "n / pos"),
+        ("09.3", ((499 + 99 + 199) / 3,), "mean of ratios"),
+        ("09.3", (4000 / 17,), "n / pos"),
+        ("09.3", (199.0,), "one batch's own"),
+        ("09.3", (499.0,), "one batch's own"),
         ("09.4", (19.0,), "half of the draws"),
-        ("09.4", (5.0,), "own weight"),
+        ("09.4", (4.75,), "own weight"),
+        ("09.4", (5.0,), "divides by the 2000 samples"),
         ("10.1", (1 / 8,), "inverse"),
         ("10.1", (1.0,), "with process_group"),
         ("10.1", (3.0,), "number of ranks"),
@@ -400,7 +403,9 @@ def test_the_checker_says_no_answer_yet_to_none(key, capsys):
         ("09.5", (lambda l, k: l[k > 0].mean(),), "returns NaN"),
         ("09.5", (lambda l, k: (l * k).mean(),), "void pixels stay in the denominator"),
         ("09.5", (lambda l, k: l.mean(),), "keep is not applied"),
+        ("09.5", (lambda l, k: (l * k).sum() / k.sum() if k.sum() > 0 else torch.zeros(()),), "connected to per_pixel"),
         ("10.4", ("a",), "all_reduce"),
+        ("10.4", ("a",), "skips backward too"),
         ("10.4", ("c",), "adds nothing"),
         ("10.5", (5,), "number of micro-batches"),
         ("10.5", (120,), "mean kept count"),

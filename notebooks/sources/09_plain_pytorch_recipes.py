@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 import bceweights as bw
 
-# Small problems run faster on one thread, and then give the same numbers on every machine.
+# Small problems run faster on one thread, and one thread gives reproducible numbers on this machine.
 torch.set_num_threads(1)
 torch.manual_seed(0)
 
@@ -114,8 +114,8 @@ except RuntimeError as error:
 # hardly moves (0.5706 against 0.5703) only because everything here is random: one image's mask picks
 # pixels as typical as another's. On real masks, drawn where the objects are, the wrong weights land on
 # the wrong pixels, and the loss and its gradient follow them. When `N = 1` the mask's size 1 broadcasts
-# over the channels and the value is right by accident, so a test on one image passes; the first batch
-# of 2 then raises, and a batch of 3 goes silently wrong. Always write `mask.unsqueeze(1)`.
+# over the channels and the value is right by accident, so a test on one image passes; later the first
+# batch with `1 < N ≠ C` raises, and one with `N == C` goes silently wrong. Always write `mask.unsqueeze(1)`.
 #
 # ## 3 · Ignore regions (lesson 06)
 #
@@ -181,19 +181,44 @@ for name, value in forms.items():
 # ## 4 · The weighted mean (lesson 03, Q16)
 #
 # `reduction="mean"` divides the weighted sum by the number of elements. The weighted mean divides by the
-# sum of the weights: `reduction="none"`, then `(l * w).sum() / w.sum()`.
+# sum of the weights: `reduction="none"`, then `(l * w).sum() / w.sum()`. Guard the division: the weight
+# below contains the mask, so a batch in which every pixel is masked has `w.sum() == 0`, and 0 / 0 is NaN.
+# Divide by `torch.where(w_sum > 0, w_sum, torch.ones_like(w_sum))` instead. `.clamp_min(1)`, right for
+# the kept *count* of section 3, is wrong here: soft weights can sum to less than 1 on a batch that does
+# keep pixels, and the clamp would then shrink the mean.
 
 # %%
 weight = torch.where(target > 0, 5.0, 1.0) * mask.unsqueeze(1)  # a weight map: positives x5, masked pixels 0
 l = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-plain = (l * weight).sum() / weight.sum()
+
+
+def guarded_weighted_mean(l: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """(l * w).sum() / w.sum(), and 0 when every weight is 0 (the division by 1 keeps the gradient finite)."""
+    w_sum = w.sum()
+    return (l * w).sum() / torch.where(w_sum > 0, w_sum, torch.ones_like(w_sum))
+
+
+plain = guarded_weighted_mean(l, weight)
 with_bw = bw.bce_with_logits(logits, target, weight=weight, reduction="weighted_mean")
 torch_mean = F.binary_cross_entropy_with_logits(logits, target, weight=weight)
-print("(l * w).sum() / w.sum():", agree(plain, with_bw))
+print("(l * w).sum() / w.sum(), guarded:", agree(plain, with_bw))
 print(f"PyTorch's 'mean' {sig4(float(torch_mean))} = weighted mean x mean weight "
       f"{sig4(float(weight.mean()))}: {torch.allclose(torch_mean, plain * weight.mean())}")
 
+no_weight = torch.zeros_like(weight)  # an all-masked batch: every weight is 0
+print(f"every weight 0: (l * w).sum() / w.sum() {float((l * no_weight).sum() / no_weight.sum())}; guarded "
+      f"{float(guarded_weighted_mean(l, no_weight))}; bceweights "
+      f"{float(bw.bce_with_logits(logits, target, weight=no_weight, reduction='weighted_mean'))}")
+soft = torch.full_like(weight, 0.001)  # soft weights that sum to less than 1
+print(f"weights 0.001 each (sum {sig4(float(soft.sum()))}): with .clamp_min(1) "
+      f"{sig4(float((l * soft).sum() / soft.sum().clamp_min(1)))}; the weighted mean (guarded) "
+      f"{sig4(float(guarded_weighted_mean(l, soft)))}")
+
 # %% [markdown]
+# On a batch whose weights are all 0, the plain ratio is NaN, while the guarded one and `bceweights` give
+# 0. With weights of 0.001 each (sum 0.48) `.clamp_min(1)` divides by 1 instead of 0.48
+# and returns 0.3935, not the weighted mean 0.8198.
+#
 # ## 5 · A different weight on every call (lesson 03, Q10)
 #
 # `nn.BCEWithLogitsLoss(weight=w)` fixes `w` at construction, and `forward` takes no weight. Two plain
@@ -335,10 +360,11 @@ print(f"batches without a positive: {len(per_batch) - len(finite)} of {len(per_b
 # %% [markdown]
 # **Reveal.** Per batch, the ratio jumps from batch to batch, and it is infinite whenever a batch has no
 # positive; the mean of per-batch ratios is not the data set's ratio either (a ratio of
-# sums is not a mean of ratios). Here the data set's 209.1 is above every finite batch ratio: the batches
-# without a positive add only negatives. Count positives and pixels over the whole data set once, before
-# training, and divide once: that is what `bw.pos_weight_from_targets(loader)` does without holding the
-# data in memory.
+# sums is not a mean of ratios). Here (with this draw) the data set's 209.1 is above every finite batch
+# ratio, because the batches without a positive add only negatives; with another draw it can fall
+# inside their range. Either way no batch's ratio is the data set's. Count positives and pixels over the whole
+# data set once, before training, and divide once: that is what `bw.pos_weight_from_targets(loader)` does
+# without holding the data in memory.
 #
 # ## 8 · Resampling instead of weighting
 #
@@ -373,7 +399,8 @@ print(f"draws per positive sample: {per_positive:.1f}; per negative sample: {per
 
 # %% [markdown]
 # **Reveal.** On average, a balanced sampler trains on the same loss as weighting with `1 / count`, which
-# is `pos_weight = neg / pos` up to a constant: the same optimum, shifted by `log(neg / pos)` (lesson 01).
+# is `pos_weight = neg / pos` up to a constant, so it has the same optimum as `pos_weight = neg / pos`:
+# the unweighted optimum's logit plus `log(neg / pos)` (lesson 01).
 # What differs is how the batches get there: over these 20 000 draws (ten passes' worth) the sampler shows
 # each positive 18.5 times as often as each negative: the same few positives over and over, with a
 # risk of overfitting them, while weighting shows every sample once per epoch and puts the rare class's
@@ -388,7 +415,7 @@ print(f"draws per positive sample: {per_positive:.1f}; per negative sample: {per
 # | per-channel `pos_weight` | `pos_weight=pw.view(C, 1, 1)` | `pos_weight=pw, channel_dim=1` |
 # | a `(N, H, W)` mask | `weight=mask.unsqueeze(1)` (or `.expand_as(logits)`); never `weight=mask` | `weight=bw.expand_mask(mask, logits)` |
 # | ignore regions | `l = F.binary_cross_entropy_with_logits(x, y.masked_fill(void, 0), reduction="none")`; `(l * keep).sum() / keep.sum().clamp_min(1)` | `ignore=void` |
-# | weighted mean | `(l * w).sum() / w.sum()` | `reduction="weighted_mean"` |
+# | weighted mean | `w_sum = w.sum()`; `(l * w).sum() / torch.where(w_sum > 0, w_sum, torch.ones_like(w_sum))` (not `.clamp_min(1)`, which is right only for counts) | `reduction="weighted_mean"` |
 # | a weight per call | `F.binary_cross_entropy_with_logits(..., weight=w)` (`criterion.weight = w` works, but lands in `state_dict`) | `bw.BCEWithLogits()(x, y, weight=w)` |
 # | class weights | `counts.sum() / (K * counts)` (= sklearn's `"balanced"`); `neg / pos` per channel (balanced up to `n / (2 neg)`) | `bw.balanced_weights`, `bw.pos_weight_from_targets` |
 #

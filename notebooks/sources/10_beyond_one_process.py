@@ -144,7 +144,8 @@ print(f"weighted_mean, a kept pixel of weight w: rank 0 w/{sig4(world * kept_wei
 # one rank gives that shard's `pos_weight`, and the ranks disagree. The builders take the same keyword
 # and sum their counts over the group: `bw.pos_weight_from_targets(loader, channel_dim=1,
 # process_group=group)`, `bw.count_positives(...)` and `bw.median_frequency_weights(...)` return on
-# every rank what one process returns on the union of the shards:
+# every rank what one process returns on the union of the shards, as long as the shards are disjoint
+# (`DistributedSampler` pads, see below):
 
 # %%
 weights = run_on_ranks(global_mean.rank_pos_weight, world_size=2)
@@ -182,22 +183,33 @@ for q in (0.3, 0.05, 0.01):
 # positive rate of 0.3, 7.011 % at 0.05 and 14.58 % at 0.01 (there from 67.27 to 131.1 around
 # 94.88). That is about `1/√(n q (1 − q))`, the relative noise of `neg / pos` when the count of
 # positives is binomial (the count's own relative noise, `√((1 − q) / (n q))`, divided by `1 − q`): it
-# grows as the positives per shard get fewer. Shards that differ in content (a sampler without shuffling,
-# per-site data) would add a bias on top; that is not shown here.
+# grows as the positives per shard get fewer. The formula assumes independent pixels. Real positives
+# come in objects: with objects of about `s` pixels, what varies from shard to shard is the number of
+# objects, and the relative noise is about `√s` times larger, `√(s / (n q (1 − q)))`. So count objects,
+# not pixels, when you judge whether a shard holds enough positives. Shards that differ in content (a
+# sampler without shuffling, per-site data) would add a bias on top; that is not shown here.
 #
 # `examples/ddp_train.py` does both (the counts and the mean) inside `DistributedDataParallel` and
-# checks its first step against one process; `tests/test_distributed.py` checks every reduction.
+# checks its first step against one process; `tests/test_distributed.py` checks every reduction. Its
+# counts come from its `DistributedSampler` loaders, which is exact there only because its 32 images
+# split evenly over the 2 ranks it runs on (`32 % W == 0`: the sampler pads nothing).
 #
 # ### Every rank calls the loss, every step
 #
 # With `process_group=`, the loss itself calls `dist.all_reduce` on the denominator. An all-reduce is a
-# *collective*: every rank of the group must call it, the same number of times, in the same order. A
-# rank that skips the loss on some step, say with `if keep.any(): loss = ...` to save time on a batch
-# that is all void, never joins it, and the other ranks wait for it until the process group's timeout
-# (`init_process_group(timeout=...)`; 30 minutes by default for `gloo`) or for ever. DDP's own gradient
-# all-reduce in `backward` has the same rule. This lesson does not run that hang; it runs the safe pattern: the rank with the
-# all-void batch calls the loss like the others. Its kept count is 0, so it adds 0 to the sum and 0 to
-# the denominator.
+# *collective*: every rank of the group must call it, the same number of times, in the same order,
+# because the backend pairs the ranks' calls by their order, not by step. A rank that skips the loss
+# on some step, say with `if keep.any(): loss = ...` to save time on a batch that is all void, does not
+# make the others wait at that step: their all-reduce pairs with the skipping rank's *next* one. In a
+# two-rank `gloo` run made while writing this lesson (not run in this notebook), rank 1 skipped step 0:
+# rank 0's step-0 denominator came back as its own step-0 count plus rank 1's step-1 count, both ranks
+# ran on with counts mixed across steps, and the error came only at the end, when rank 1 finished and
+# rank 0's last call found no partner ("Connection closed by peer"). Where the calls that meet differ in
+# size or kind (the loss's one-number count against DDP's gradient buckets), the job fails sooner, with
+# an error or a wait until the process group's timeout (`init_process_group(timeout=...)`). DDP's own
+# gradient all-reduce in `backward` has the same rule, and a rank that skips the loss skips its backward
+# too. This lesson runs the safe pattern: the rank with the all-void batch calls the loss like the
+# others. Its kept count is 0, so it adds 0 to the sum and 0 to the denominator.
 #
 # **Predict.** Rank 1's batch is all void and rank 0 keeps its 64 pixels. What does rank 1's loss
 # return, and is the averaged gradient the gradient of one process over rank 0's pixels? And when
@@ -275,7 +287,15 @@ for name, gradient in (("one big batch (reference)", big), ("mean / 4 per micro-
 # 50-pixel micro-batch counts 7 times one of the 350-pixel one, and the gradient is off, here by 10.7 %
 # in its larger component. Dividing each micro-batch's sum by the total kept count gives the big batch's
 # gradient exactly. Count the kept pixels (or the kept weight, for `"weighted_mean"`) of the whole
-# accumulated batch before the first backward; under DDP, all-reduce that count too.
+# accumulated batch before the first backward.
+#
+# Under DDP the two problems add up: DDP averages over the `W` ranks, so each micro-batch's loss must
+# be `local_sum · W / D_total`, with `D_total` the kept count over every rank *and* every micro-batch.
+# `process_group=` all-reduces only the current call's denominator, one micro-batch's, so it does not
+# give that. Take `reduction="sum"`, all-reduce the total count yourself (`dist.all_reduce` once, before
+# the first backward), divide each micro-batch's sum by it and multiply by `W`, and run every
+# micro-batch but the last inside `model.no_sync()` (`model` the `DistributedDataParallel` wrapper), so
+# that DDP all-reduces the accumulated gradients once, after the last backward.
 #
 # ### `DistributedSampler` pads the data set
 #
@@ -316,13 +336,15 @@ print(f"with drop_last=True the ranks see {dropped} indices: the rest are left o
 # ## 2 · Q22: mixed precision
 #
 # Under `torch.autocast`, PyTorch runs `binary_cross_entropy_with_logits` in **float32** whatever the
-# autocast dtype: a loss summed over many elements in bfloat16 (8 significant bits, 7 of them stored)
-# or float16 (11 bits, 10 stored) would lose most of its digits. `bw.bce_with_logits` follows the same
-# rule.
+# autocast dtype: in bfloat16 (8 significant bits, 7 of them stored) or float16 (11 bits, 10 stored)
+# every element's loss and the result would be rounded to those few bits. (PyTorch accumulates sums of
+# low-precision tensors in float32, so a mean keeps more digits than its dtype suggests; the rounding of
+# each element and of the result remains.) `bw.bce_with_logits` follows the same rule.
 #
 # To see that it is autocast's rule, and not type promotion, every input must have the low dtype: with
-# float32 targets or a float32 `pos_weight`, PyTorch's type promotion alone would already compute in
-# float32. So here logits, targets *and* `pos_weight` are all bfloat16, or all float16.
+# float32 targets, PyTorch's type promotion alone would give float32 (`bceweights` casts the targets to
+# the logits' dtype instead). A float32 `pos_weight` or `weight` does not promote in either: the loss
+# stays in the logits' dtype. So here logits, targets *and* `pos_weight` are all bfloat16, or all float16.
 #
 # **Predict.** Outside autocast, with all inputs in bfloat16, what dtype does the loss have? Inside a
 # bfloat16 autocast region? The same for float16.
@@ -356,7 +378,7 @@ for dtype in (torch.bfloat16, torch.float16):
 # The two libraries agree exactly in every row (relative difference 0). Every row stays within 0.5 % of
 # the run in float32 throughout; what separates them from it is rounding: of the logits in the layer,
 # and, outside autocast, of the loss's own arithmetic in bfloat16 or float16 (half a unit in the last
-# place is 0.2 % in bfloat16, whose 8 significant bits are why autocast keeps the loss in float32).
+# place is 0.2 to 0.4 % in bfloat16, whose 8 significant bits are why autocast keeps the loss in float32).
 #
 # **`nn.BCELoss` on probabilities.** On CUDA, autocast refuses `F.binary_cross_entropy` and
 # `nn.BCELoss`: PyTorch raises a `RuntimeError` whose message begins "torch.nn.functional.binary_cross_entropy
@@ -382,11 +404,12 @@ for dtype in (torch.bfloat16, torch.float16):
 # rounded: the probabilities are bfloat16 or float16, with the saturation of lesson 03. Write the logits
 # form, which is safe on both devices.
 #
-# **float16's range.** float16's largest finite value is 65504. Autocast protects the loss's arithmetic,
-# not your choice of weights: with a large `pos_weight` an element's loss `p · softplus(−x)` passes that
-# limit. And on the way back, the gradient reaching float16 logits is `(σ(x) − y) / n` for a mean over
-# `n` elements: small enough, on a large batch, to fall among float16's subnormal numbers (below
-# 6.1e-05), which carry fewer significant bits.
+# **float16's range.** float16's largest finite value is 65504. Autocast keeps this loss in float32.
+# Code that runs the loss in float16 itself (a `.half()` model, or float16 logits passed to the loss
+# outside the autocast region) is not protected: with a large `pos_weight` an element's loss
+# `p · softplus(−x)` passes that limit. And on the way back, even under autocast, the gradient reaching
+# float16 logits is `(σ(x) − y) / n` for a mean over `n` elements: small enough, on a large batch, to
+# fall among float16's subnormal numbers (below 6.1e-05), which carry fewer significant bits.
 #
 # **Predict.** `pos_weight = 2000` and a positive pixel at logit −40: what is its loss in float16
 # without autocast, and with it?
@@ -437,9 +460,11 @@ for loss_scale in (1.0, 1024.0):
 # `torch.compile` traces a function into a graph. The loss is ordinary tensor code and traces
 # completely, value checks included: inside a graph, the check that targets lie in `[0, 1]` and that
 # weights are finite and `>= 0` becomes an assert that runs with the graph (no graph break, no wait
-# for the device). A bad value then raises a `RuntimeError` that names the way out,
-# `check_values=False`. (On a GPU a failed assert ends the CUDA context, so once the data is known
-# good, compile with `check_values=False`.)
+# for the device). On the CPU, as here, a bad value then raises a `RuntimeError` that names the way
+# out, `check_values=False`. On CUDA (documented behaviour, not run here) the assert is a device-side
+# assert: it fails asynchronously, the error surfaces at a later synchronisation as a generic
+# "device-side assert triggered" without that message, and the CUDA context is unusable afterwards. So
+# once the data is known good, compile with `check_values=False` on a GPU.
 #
 # **Predict.** Compile the forward pass and loss of a training step with `fullgraph=True` (the whole
 # function must become one graph). Are loss and gradients the same as in eager mode? What happens when
@@ -539,20 +564,24 @@ else:
 # * `process_group=group` divides by the global count (or kept weight): each rank returns
 #   `local_sum · W / D`, DDP's average is then the single-process gradient, and the mean of the logged
 #   values is the global loss. Every rank must call the loss on every step (the denominator is an
-#   all-reduce); a rank with an all-void batch returns 0 and adds nothing.
+#   all-reduce, and collectives pair by call order: a skipped call mixes steps silently and fails
+#   later); a rank with an all-void batch returns 0 and adds nothing.
 # * Gradient accumulation has the same denominator problem over time: divide each micro-batch's
 #   `reduction="sum"` loss by the kept count of the whole accumulated batch (here `mean / 4` was 10.7 %
-#   off). `DistributedSampler` pads to a multiple of the world size, so counts made from what the ranks
-#   see count some samples twice; count from the data set.
+#   off). Under DDP, all-reduce that total over the ranks yourself and multiply by `W` (`process_group=`
+#   covers one call only), with `model.no_sync()` on all but the last micro-batch. `DistributedSampler`
+#   pads to a multiple of the world size, so counts made from what the ranks see count some samples
+#   twice; count from the data set.
 # * The builders (`count_positives`, `pos_weight_from_targets`, `median_frequency_weights`) take
 #   `process_group=` too and return the whole data set's weights on every rank. A shard's own
 #   `pos_weight` is noisy, the more so the rarer the positives (a 14.58 % spread over shards of 4096
 #   pixels at a positive rate of 0.01).
 # * Under `torch.autocast` (bfloat16 and float16 here) the loss runs in float32, as PyTorch's, and
 #   was identical to it; with all inputs in the low dtype and no autocast it stays in that dtype, so the
-#   float32 is autocast's policy. On CUDA, autocast refuses `nn.BCELoss` ("unsafe to autocast"). float16
-#   still limits what you feed it: an element's loss above 65504 is `inf`, and a mean's gradient over a
-#   large batch is subnormal in float16 (use a `GradScaler`). Under `torch.compile`, also with `fullgraph=True`, it traces whole (with
+#   float32 is autocast's policy. On CUDA, autocast refuses `nn.BCELoss` ("unsafe to autocast"). A loss
+#   run in float16 itself (a `.half()` model, float16 logits outside autocast) is not protected: an
+#   element's loss above 65504 is `inf` there. Even under autocast, a mean's gradient over a large batch
+#   is subnormal in the float16 logits (use a `GradScaler`). Under `torch.compile`, also with `fullgraph=True`, it traces whole (with
 #   `aot_eager` and with inductor); value checks become asserts in the graph, and
 #   `check_values=False` (or `bw.set_value_checks(False)`) leaves them out.
 #

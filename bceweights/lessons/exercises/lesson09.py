@@ -129,7 +129,7 @@ register("09.2", LESSON09_2_QUESTION, check_lesson09_2, _solution_09_2, transfer
 
 #: 09.3: four batches of 1,000 pixels with these positives each.
 LESSON09_3_BATCH_PIXELS = 1000
-LESSON09_3_POSITIVES = (2, 0, 10, 4)
+LESSON09_3_POSITIVES = (2, 0, 10, 5)
 LESSON09_3_QUESTION = (
     f"A data set is read in four batches of {LESSON09_3_BATCH_PIXELS} pixels with {list(LESSON09_3_POSITIVES)} "
     "positive pixels. What pos_weight = neg / pos does the whole data set give?"
@@ -137,13 +137,13 @@ LESSON09_3_QUESTION = (
 
 
 def lesson09_3_answer() -> float:
-    """Add the counts over the batches, then divide: ``(4000 - 16) / 16``."""
+    """Add the counts over the batches, then divide: ``(4000 - 17) / 17``."""
     positives = sum(LESSON09_3_POSITIVES)
     return (LESSON09_3_BATCH_PIXELS * len(LESSON09_3_POSITIVES) - positives) / positives
 
 
 def check_lesson09_3(answer: float | None) -> bool:
-    """Exercise 09.3: ``3984 / 16 = 249`` (within 0.1 %)."""
+    """Exercise 09.3: ``3983 / 17 = 234.3`` (within 0.1 %); no single batch's ratio is it."""
     if isinstance(answer, float) and math.isinf(answer):
         print(
             "Not yet: inf is the ratio of the batch with no positive. Count over the whole data set first, then "
@@ -168,6 +168,10 @@ def check_lesson09_3(answer: float | None) -> bool:
             (sum(finite) / len(finite), "averages the per-batch ratios of the batches with positives; a ratio of sums is not a mean of ratios."),
             (total / positives, "is n / pos; pos_weight is neg / pos: subtract the positives first."),
             (positives / (total - positives), "is pos / neg, the other way round."),
+            *(
+                (ratio, "is one batch's own neg / pos; the data set's ratio adds the counts of all four batches first.")
+                for ratio in finite
+            ),
         ],
         otherwise="is not it. Add the positives of all batches and the negatives of all batches, then divide.",
     )
@@ -176,10 +180,12 @@ def check_lesson09_3(answer: float | None) -> bool:
 def _solution_09_3() -> str:
     positives = sum(LESSON09_3_POSITIVES)
     total = LESSON09_3_BATCH_PIXELS * len(LESSON09_3_POSITIVES)
+    n = LESSON09_3_BATCH_PIXELS
+    per_batch = ", ".join(f"{(n - p) / p:.4g}" if p else "inf" for p in LESSON09_3_POSITIVES)
     return (
         f"pos = {positives}, neg = {total} - {positives} = {total - positives}, pos_weight = {lesson09_3_answer():.4g}. "
-        "Per batch the ratios are 499, inf, 99 and 249: a per-batch pos_weight jumps with every batch, and is infinite "
-        "when a batch has no positive."
+        f"Per batch the ratios are {per_batch}: a per-batch pos_weight jumps with every batch, is infinite when a "
+        "batch has no positive, and none of them is the data set's."
     )
 
 
@@ -220,7 +226,8 @@ def check_lesson09_4(answer: float | None) -> bool:
         ),
         slips=[
             (negatives / LESSON09_4_POSITIVES, "is neg / pos: it makes positives half of the draws, not a quarter."),
-            (LESSON09_4_SHARE * LESSON09_4_SAMPLES / LESSON09_4_POSITIVES, "forgets that the positives' own weight is in the denominator: solve pos*w / (pos*w + neg) = share."),
+            (LESSON09_4_SHARE * negatives / LESSON09_4_POSITIVES, "forgets that the positives' own weight is in the denominator: solve pos*w / (pos*w + neg) = share."),
+            (LESSON09_4_SHARE * LESSON09_4_SAMPLES / LESSON09_4_POSITIVES, f"divides by the {LESSON09_4_SAMPLES} samples; the sampler divides by the total weight pos*w + neg."),
         ],
         otherwise="is not it. The sampler draws sample i with probability w_i / sum(w); write that for all positives together.",
     )
@@ -272,9 +279,19 @@ def check_lesson09_5(masked_mean: Any) -> bool:
         leaf = losses.clone().requires_grad_(True)
         try:
             value = masked_mean(leaf, keep)
+        except Exception as error:  # any failure of the learner's code is reported, not raised
+            print(f"Not yet: on {name}, masked_mean raised {type(error).__name__}: {error}")
+            return False
+        if not isinstance(value, torch.Tensor) or not value.requires_grad:
+            print(
+                f"Not yet: on {name} masked_mean returns {value!r}, which is not connected to per_pixel: loss.backward() "
+                "would raise. Return a value connected to per_pixel, e.g. per_pixel.sum() * 0 when no pixel is kept."
+            )
+            return False
+        try:
             (gradient,) = torch.autograd.grad(value, leaf, allow_unused=True)
         except Exception as error:  # any failure of the learner's code is reported, not raised
-            print(f"Not yet: on {name}, masked_mean and its backward raised {type(error).__name__}: {error}")
+            print(f"Not yet: on {name}, the backward of masked_mean raised {type(error).__name__}: {error}")
             return False
         gradient = torch.zeros_like(losses) if gradient is None else gradient
         value = float(value.detach())
@@ -310,8 +327,8 @@ def _solution_09_5() -> str:
         "def masked_mean(per_pixel, keep): return (per_pixel * keep).sum() / keep.sum().clamp_min(1). With kept pixels "
         "clamp_min(1) changes nothing (the count is at least 1); with none the sum is 0 and 0 / 1 = 0, gradient 0. "
         "Boolean indexing works the same way: per_pixel[keep > 0].sum() / keep.sum().clamp_min(1) (the .mean() of an "
-        "empty selection is NaN). Make sure per_pixel is finite on void pixels (targets 255 replaced before the loss): "
-        "NaN * 0 is still NaN."
+        "empty selection is NaN). Replace targets 255 before the loss: they give large negative (finite) losses that "
+        "any unmasked reduction or logged value picks up; and keep per_pixel finite, since inf * 0 and NaN * 0 are NaN."
     )
 
 
@@ -323,8 +340,8 @@ LESSON09_QUESTIONNAIRE = (
     ("How do you give PyTorch one pos_weight per channel of (N, C, H, W) predictions?",
      "pos_weight=pw.view(C, 1, 1): two trailing 1s put the C values under the channel axis."),
     ("What goes wrong with weight=mask for a (N, H, W) mask when N == C, and when N = 1?",
-     "N == C: it runs, and channel c of every image gets image c's map. N = 1: it is right by luck, and the "
-     "first batch of 2 raises. Always write mask.unsqueeze(1)."),
+     "N == C: it runs, and channel c of every image gets image c's map. N = 1: it is right by luck; later the "
+     "first batch with 1 < N != C raises, and one with N == C goes silently wrong. Always write mask.unsqueeze(1)."),
     ("How do you leave void pixels out of the mean in plain PyTorch, so that an all-void batch gives 0?",
      "Replace the void targets by a valid value, take reduction='none', and divide (l * keep).sum() by "
      "keep.sum().clamp_min(1)."),

@@ -148,33 +148,38 @@ LESSON10_4_QUESTION = (
     "        loss = bw.bce_with_logits(...)\n"
     "What happens on a step where rank 1's batch is all void and rank 0's is not?\n"
     "  (a) rank 1 contributes a zero gradient and the step is right\n"
-    "  (b) rank 0 waits in the all-reduce of the denominator for a partner that never calls it: the job hangs\n"
+    "  (b) rank 0's all-reduce of the denominator pairs with rank 1's next collective call: counts of different steps\n"
+    "      get mixed without a word, and the job fails or hangs later, when the ranks' calls no longer match\n"
     "  (c) rank 0's loss is NaN, because the global kept count lacks rank 1's zero\n"
     'Answer with one letter in quotes, e.g. "a".'
 )
 
 
 def check_lesson10_4(answer: object) -> bool:
-    """Exercise 10.4: (b); a collective must be called by every rank of the group, the same number of times."""
+    """Exercise 10.4: (b); collectives pair by call order, so a skipped one shifts every later one."""
     letter = answer_choice(answer, LESSON10_4_CHOICES)
     if letter is None:
         return False
     if letter == "b":
         print(
             "Correct: the denominator is an all_reduce, a collective that every rank of the group must call, in the "
-            "same order. Rank 0 waits for rank 1's contribution forever (or until the backend's timeout). Call the "
+            "same order: the backend pairs the ranks' calls by their order, not by step. Rank 0's call of this step "
+            "meets rank 1's next one, so rank 0 divides by a count mixed from two steps, and every later collective "
+            "is one call out of step. Nothing says so at once: the job raises (e.g. gloo's 'Connection closed by "
+            "peer' when one rank finishes) or waits until the timeout, often long after the skipped step. Call the "
             "loss on every rank, every step: an all-void batch then adds 0 to the sum and 0 to the count."
         )
         return True
     if letter == "a":
         print(
-            "Not yet: that would hold without process_group (and DDP's own gradient all-reduce would still need "
-            "rank 1 to run backward). With process_group= the loss itself calls an all_reduce, on every rank."
+            "Not yet: rank 1 skips the loss, so it skips backward too, and DDP's gradient all-reduce loses its "
+            "partner as well: even without process_group the step would not be right. With process_group= the loss "
+            "itself also calls an all_reduce, which rank 0 makes and rank 1 does not."
         )
     else:
         print(
-            "Not yet: the count is summed by an all_reduce; a rank that never calls it does not add a wrong number, it "
-            "adds nothing, and the other rank cannot finish the call."
+            "Not yet: the count is summed by an all_reduce, and rank 1 adds nothing at this step; rank 0's call pairs "
+            "with rank 1's next collective call instead, so it gets a count from another step, not a NaN."
         )
     return False
 
@@ -182,9 +187,12 @@ def check_lesson10_4(answer: object) -> bool:
 def _solution_10_4() -> str:
     return (
         "(b). With process_group= the loss all-reduces its denominator (and DDP all-reduces the gradients): "
-        "collectives that every rank must call, the same number of times, in the same order. A rank that skips the "
-        "call leaves the others blocked. Call the loss on every rank every step; an all-void batch contributes 0 "
-        "to the sum and 0 to the kept count, and the global count is positive as long as some rank keeps a pixel."
+        "collectives that every rank must call, the same number of times, in the same order, because the backend "
+        "pairs them by order. A rank that skips the call shifts every later collective by one: rank 0's denominator "
+        "mixes two steps' counts, and the job raises or hangs only later, when the calls that meet no longer match "
+        "(at the latest when one rank finishes). Call the loss on every rank every step; an all-void batch "
+        "contributes 0 to the sum and 0 to the kept count, and the global count is positive as long as some rank "
+        "keeps a pixel."
     )
 
 
@@ -252,8 +260,10 @@ LESSON10_QUESTIONNAIRE = (
      "The denominator is all-reduced over the group: rank r returns local_sum_r * W / D, with D the global kept "
      "count (or kept weight), so DDP's average is the single-process gradient."),
     ("Why must every rank call the loss on every step when process_group= is set?",
-     "The loss calls an all_reduce, a collective that every rank of the group must join; a rank that skips it "
-     "leaves the others waiting forever."),
+     "The loss calls an all_reduce, a collective that every rank of the group must join, in the same order. The "
+     "backend pairs the calls by their order, so the others' call pairs with the skipping rank's next one: counts "
+     "of different steps get mixed without a word, and the job raises or hangs later, when the calls no longer "
+     "match."),
     ("How do you get one data set's pos_weight on every rank when each rank sees one shard?",
      "Count positives and elements on each shard and sum the counts over the ranks: "
      "bw.pos_weight_from_targets(loader, channel_dim=1, process_group=group)."),
@@ -264,7 +274,8 @@ LESSON10_QUESTIONNAIRE = (
      "class counts and in per-epoch means. Count from the data set itself, or pass drop_last=True (which drops "
      "samples instead)."),
     ("With gradient accumulation over micro-batches, what should each micro-batch's summed masked loss be divided by?",
-     "The kept count of the whole accumulated batch, the same number for every micro-batch."),
+     "The kept count of the whole accumulated batch, the same number for every micro-batch. Under DDP: the count "
+     "over every rank and micro-batch, all-reduced by hand, and the loss multiplied by W (DDP averages)."),
     ("In which dtype does binary_cross_entropy_with_logits run under torch.autocast, and how do you see that it "
      "is autocast's doing and not type promotion?",
      "float32. Give it inputs that are all bfloat16 or all float16 (logits, targets, pos_weight): outside autocast "
