@@ -752,7 +752,7 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 # Dice (here Dice is taken over each batch of samples); the network is tiny, trained for 120 steps on about
 # 120 positives, so it is not at the optimum and the numbers are noisy: a perturbation of the initial
 # weights by one part in ten million moves them in the second digit, and with overlap the tuned recalls
-# vary by about ±0.05 to ±0.1 over seeds. That is why the lesson prints its tables as spreads and
+# vary by about ±0.04 to ±0.1 over seeds. That is why the lesson prints its tables as spreads and
 # states its findings as checks with a margin: the tables show the size of each effect, the checks
 # what every seed agrees on. Five seeds show a direction, not a precise size, and cannot rank methods
 # whose differences are smaller than their spread. A large network that overfits can be miscalibrated
