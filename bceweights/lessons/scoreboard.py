@@ -97,12 +97,13 @@ def score_row(
     val_p, test_p = torch.sigmoid(val_logits), torch.sigmoid(test_logits)
     target = MIN_PRECISION[regime] if min_precision is None else min_precision
     key = (row.method, row.shift_back, regime, seed, target)
-    if cache is None or key not in cache:
+    if cache is not None and key in cache:
+        tuned, scores = cache[key]
+    else:
         tuned = threshold_for_precision(val_p, splits["val"].y, target, confidence=CONFIDENCE).threshold
-        computed = (tuned, probability_metrics(test_logits, splits["test"].y))
+        scores = probability_metrics(test_logits, splits["test"].y)
         if cache is not None:
-            cache[key] = computed
-    tuned, scores = computed if cache is None or key not in cache else cache[key]
+            cache[key] = (tuned, scores)
     threshold = tuned if row.tuned else 0.5
     used = operating_point(test_p, splits["test"].y, threshold)
     at_tuned = operating_point(test_p, splits["test"].y, tuned)
