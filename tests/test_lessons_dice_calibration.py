@@ -169,3 +169,47 @@ def test_threshold_for_precision_reports_an_unreachable_target_and_refuses_nonse
     assert not choice.reached and choice.precision == pytest.approx(0.5)
     with pytest.raises(ValueError, match="not a precision"):
         threshold_for_precision(scores, y, 1.5)
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (3, 10), (10, 10), (45, 300), (1, 1), (0, 0)])
+def test_wilson_lower_bound_is_the_lower_end_of_seeds_wilson_interval(k, n):
+    from bceweights.lessons.calibration import wilson_lower_bound
+    from bceweights.lessons.seeds import wilson_interval
+
+    assert float(wilson_lower_bound(k, n)) == pytest.approx(wilson_interval(k, n)[0], abs=1e-12)
+    assert float(wilson_lower_bound(k, n, 0.8)) == pytest.approx(wilson_interval(k, n, 0.8)[0], abs=1e-12)
+
+
+def test_crossings_counts_the_passages_across_a_level():
+    from bceweights.lessons.calibration import crossings
+
+    assert crossings([0.1, 0.2, 0.1, 0.3, 0.3, 0.05], 0.15) == 4
+    assert crossings([0.5, 0.6], 0.15) == 0 and crossings([], 0.5) == 0
+    assert crossings([0.15, 0.1], 0.15) == 1  # at the level counts as above it
+
+
+@pytest.mark.parametrize("target", [0.2, 0.4, 0.6])
+def test_threshold_for_precision_with_confidence_is_the_lowest_threshold_whose_wilson_bound_meets_the_target(target):
+    from bceweights.lessons.calibration import wilson_lower_bound
+
+    scores, y = _scores(2000, 6)
+    choice = threshold_for_precision(scores, y, target, confidence=0.95)
+    plain = threshold_for_precision(scores, y, target)
+    assert choice.reached
+    point = operating_point(scores, y, choice.threshold)
+    assert choice.predicted == point.tp + point.fp
+    assert choice.lower == pytest.approx(float(wilson_lower_bound(point.tp, point.tp + point.fp)))
+    assert choice.lower >= target and point.precision >= target
+    # Asking for confidence can only raise the threshold (fewer, surer predictions).
+    assert choice.threshold >= plain.threshold and choice.recall <= plain.recall
+    # Brute force: no lower threshold's Wilson bound meets the target.
+    lower_ones = np.unique(scores[scores < choice.threshold])[::5]
+    for t in lower_ones:
+        below = operating_point(scores, y, t)
+        assert float(wilson_lower_bound(below.tp, below.tp + below.fp)) < target
+
+
+def test_threshold_for_precision_refuses_a_confidence_outside_zero_one():
+    scores, y = _scores(100, 7)
+    with pytest.raises(ValueError, match="not a coverage"):
+        threshold_for_precision(scores, y, 0.3, confidence=1.5)

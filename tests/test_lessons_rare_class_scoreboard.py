@@ -22,11 +22,15 @@ from bceweights.lessons.rare_class import (
     TinyMLP,
     TrainingSetup,
     batch_indices,
+    fit,
+    fit_together,
+    logits_of,
     make_features,
     run_experiment,
     true_logit,
 )
-from bceweights.lessons.scoreboard import COLUMNS, ROWS, format_tables, mean_spread, score_experiment
+from bceweights.lessons.scoreboard import COLUMNS, ROWS, format_tables, regime_rows, score_experiment
+from bceweights.lessons.seeds import Spread
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SMALL = TrainingSetup(n_train=2000, n_val=2000, n_test=3000, epochs=3, batch_size=250, lr=2e-2)
@@ -65,6 +69,49 @@ def test_the_weighted_sampler_balances_the_classes_and_the_plain_one_visits_each
     plain = torch.cat(batch_indices(train, 500, False, 0))
     assert torch.equal(plain.sort().values, torch.arange(len(train)))
     assert all(len(b) == 500 for b in batch_indices(train, 500, False, 0))
+
+
+@pytest.mark.parametrize("balanced", [False, True])
+def test_batch_indices_are_the_samplers_own_draws(balanced):
+    from torch.utils.data import RandomSampler, WeightedRandomSampler
+
+    train = make_features(3000, REGIMES["overlapping"], 2)
+    generator = torch.Generator().manual_seed(11)
+    if balanced:
+        positives = float(train.y.sum())
+        weights = torch.where(train.y > 0.5, 0.5 / positives, 0.5 / (len(train) - positives))
+        sampler = WeightedRandomSampler(weights, num_samples=len(train), replacement=True, generator=generator)
+    else:
+        sampler = RandomSampler(range(len(train)), generator=generator)
+    assert torch.equal(torch.cat(batch_indices(train, 400, balanced, 11)), torch.tensor(list(sampler)))
+
+
+@pytest.mark.parametrize("method", ["plain BCE", "oversampling", "Dice"])
+def test_fit_together_takes_the_steps_each_model_takes_alone(method):
+    setup = TrainingSetup(n_train=1500, epochs=3, batch_size=250)
+    seeds = (0, 3)
+    trains = [make_features(setup.n_train, REGIMES["overlapping"], 10 + s) for s in seeds]
+    test = make_features(2000, REGIMES["overlapping"], 99)
+    spec = METHODS[method]
+    alone, together = [TinyMLP(output_bias=-2.0, seed=s) for s in seeds], [TinyMLP(output_bias=-2.0, seed=s) for s in seeds]
+    alone_losses = [fit(m, t, spec.loss(40.0), setup, balanced=spec.balanced, seed=s) for m, t, s in zip(alone, trains, seeds)]
+    together_losses = fit_together(together, trains, [spec.loss(40.0)] * 2, setup, seeds=seeds, balanced=spec.balanced)
+    for a, b, la, lb in zip(alone, together, alone_losses, together_losses):
+        # The same arithmetic up to the order of float64 sums: agreement far below any printed digit.
+        torch.testing.assert_close(logits_of(a, test), logits_of(b, test), rtol=1e-7, atol=1e-7)
+        assert la == pytest.approx(lb, rel=1e-9)
+    # The two seeds' models differ: each kept its own weights.
+    assert not torch.allclose(logits_of(together[0], test), logits_of(together[1], test))
+
+
+def test_fit_together_refuses_mismatched_inputs():
+    setup = TrainingSetup(n_train=500, epochs=1, batch_size=250)
+    train = make_features(500, REGIMES["overlapping"], 0)
+    loss = METHODS["plain BCE"].loss(1.0)
+    with pytest.raises(ValueError, match="one training split, loss and seed per model"):
+        fit_together([TinyMLP(seed=0)], [train, train], [loss], setup, seeds=(0,))
+    with pytest.raises(ValueError, match="differ in size"):
+        fit_together([TinyMLP(seed=0), TinyMLP(seed=1)], [train, make_features(600, REGIMES["overlapping"], 1)], [loss, loss], setup, seeds=(0, 1))
 
 
 def test_tiny_mlp_is_seeded_float64_and_takes_an_output_bias():
@@ -106,25 +153,42 @@ def test_scoreboard_rows_and_table(small_experiment):
     assert labels == [row.label for row in ROWS if row.method in METHODS and row.method in {"plain BCE", "pos_weight = neg/pos", "oversampling"}]
     values = table[("overlapping", "pos_weight, logit - log p")]
     unshifted = table[("overlapping", "pos_weight = neg/pos")]
-    assert values.shape == (2, len(COLUMNS))
-    index = {c: i for i, c in enumerate(COLUMNS)}
+    assert list(values) == list(COLUMNS)
+    assert all(isinstance(spread, Spread) and spread.seeds == (0, 1) for spread in values.values())
     # Shifting every logit keeps the ranking and the tuned operating point, changes the calibration.
-    for column in ("auroc", "auprc", "tuned_precision", "tuned_recall"):
-        np.testing.assert_allclose(values[:, index[column]], unshifted[:, index[column]])
-    assert np.all(values[:, index["brier"]] < unshifted[:, index["brier"]])
+    for column in ("auroc", "auprc", "tuned_precision", "tuned_recall", "tuned_predicted"):
+        np.testing.assert_allclose(values[column].values, unshifted[column].values)
+    assert all(a < b for a, b in zip(values["brier"].values, unshifted["brier"].values))
     tuned = table[("overlapping", "plain BCE, tuned t")]
-    np.testing.assert_allclose(tuned[:, index["t"]], tuned[:, index["tuned_t"]])
+    np.testing.assert_allclose(tuned["t"].values, tuned["tuned_t"].values)
+    # The counts behind each precision: predicted positives and the true ones among them.
+    for spread_tp, spread_predicted, spread_precision in zip(values["tp"].values, values["predicted"].values, values["precision"].values):
+        assert 0 <= spread_tp <= spread_predicted
+        assert spread_precision == pytest.approx(spread_tp / spread_predicted if spread_predicted else 0.0)
+    assert regime_rows(table, "overlapping")["plain BCE, t = 0.5"] is table[("overlapping", "plain BCE, t = 0.5")]
     text = format_tables(table, "overlapping")
-    assert "mean ± sd over 2 seeds" in text and "pos_weight, logit - log p" in text and "±" in text
+    assert "mean ± sd (lowest–highest) over 2 seeds" in text and "pos_weight, logit - log p" in text
+    assert "at 95% confidence" in text and "predicted +" in text
+    # Each cell is the Spread's own format, to the digits its spread supports.
+    assert values["brier"].format() in text
     with pytest.raises(KeyError, match="no rows"):
         format_tables(table, "separated")
 
 
-def test_mean_spread_uses_the_sample_standard_deviation():
-    mean, spread = mean_spread(np.array([[1.0, 2.0], [3.0, 2.0], [5.0, 2.0]]))
-    np.testing.assert_allclose(mean, [3.0, 2.0])
-    np.testing.assert_allclose(spread, [2.0, 0.0])
-    assert mean_spread(np.array([[4.0]]))[1].tolist() == [0.0]
+def test_the_tuned_threshold_meets_the_target_with_confidence_on_validation(small_experiment):
+    from bceweights.lessons.calibration import operating_point, threshold_for_precision, wilson_lower_bound
+    from bceweights.lessons.scoreboard import CONFIDENCE
+
+    target = 0.1
+    table = score_experiment(small_experiment, min_precision=target)
+    for i, seed in enumerate(small_experiment.seeds()):
+        run = small_experiment.run("plain BCE", "overlapping", seed)
+        val = small_experiment.splits[("overlapping", seed)]["val"]
+        t = table[("overlapping", "plain BCE, tuned t")]["t"].values[i]
+        choice = threshold_for_precision(torch.sigmoid(run.val_logits), val.y, target, confidence=CONFIDENCE)
+        assert choice.reached and t == choice.threshold
+        point = operating_point(torch.sigmoid(run.val_logits), val.y, t)
+        assert float(wilson_lower_bound(point.tp, point.tp + point.fp, CONFIDENCE)) >= target
 
 
 SCRIPT = r"""

@@ -10,7 +10,8 @@ For probabilities ``p̂`` and 0/1 targets ``y`` (any shape, flattened):
   calibrated model (``b < 1``: too extreme, ``a < 0``: too high on the whole); the expected
   calibration error ``ECE = Σ_bins (n_b / n) |mean(p̂) - mean(y)|`` over equal-width bins;
 * operating points: precision and recall of ``p̂ >= t``, and the threshold that reaches a precision
-  of at least ``X`` with the most recall (:func:`threshold_for_precision`), chosen on validation data.
+  of at least ``X`` with the most recall (:func:`threshold_for_precision`), chosen on validation data,
+  optionally asking the Wilson lower bound of that precision to reach ``X`` (a steadier choice).
 
 scikit-learn has no recalibration fit and no ECE; those two are written here (numpy, float64).
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 from sklearn import metrics as sk_metrics
@@ -155,10 +157,13 @@ class OperatingPoint:
 
 
 def operating_point(scores, target, threshold: float) -> OperatingPoint:
-    """Confusion counts of ``scores >= threshold`` (``sklearn.metrics.confusion_matrix``)."""
+    """Confusion counts of ``scores >= threshold`` (the cells of ``sklearn.metrics.confusion_matrix``, counted with numpy)."""
     s, y = _pair(scores, target)
-    tn, fp, fn, tp = sk_metrics.confusion_matrix(y, (s >= threshold).astype(np.int64), labels=[0, 1]).ravel()
-    return OperatingPoint(float(threshold), int(tp), int(fp), int(fn), int(tn))
+    predicted, positive = s >= threshold, y == 1
+    tp = int(np.count_nonzero(predicted & positive))
+    fp = int(np.count_nonzero(predicted)) - tp
+    fn = int(np.count_nonzero(positive)) - tp
+    return OperatingPoint(float(threshold), tp, fp, fn, int(s.size) - tp - fp - fn)
 
 
 @dataclass(frozen=True)
@@ -166,36 +171,82 @@ class ThresholdChoice:
     """The threshold :func:`threshold_for_precision` chose, with its precision and recall on the data it was chosen on.
 
     ``reached`` is False when no threshold reaches the precision asked for; the threshold is then the
-    one with the highest precision (and, among those, the most recall).
+    one with the highest precision (and, among those, the most recall). ``predicted`` is the number
+    of samples at or above the threshold; ``lower`` the Wilson lower bound of the precision from
+    those predictions (at the ``confidence`` asked for; ``nan`` when none was).
     """
 
     threshold: float
     precision: float
     recall: float
     reached: bool
+    predicted: int = 0
+    lower: float = math.nan
 
 
-def threshold_for_precision(scores, target, min_precision: float) -> ThresholdChoice:
-    """The lowest threshold ``t`` with ``precision(scores >= t) >= min_precision``: the most recall at that precision.
+def wilson_lower_bound(successes, n, confidence: float = 0.95) -> np.ndarray:
+    """Lower end of the Wilson score interval of ``successes / n``, element by element (numpy).
+
+    ``(p + z²/2n - z sqrt(p(1 - p)/n + z²/4n²)) / (1 + z²/n)``, ``z`` the normal quantile of
+    ``0.5 + confidence / 2``: the same bound as :func:`bceweights.lessons.seeds.wilson_interval`, for
+    a whole precision-recall curve at once. 0 where ``successes`` or ``n`` is 0.
+    """
+    k, n = np.asarray(successes, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    safe_n = np.maximum(n, 1.0)
+    p = k / safe_n
+    centre = p + z * z / (2 * safe_n)
+    half = z * np.sqrt(np.maximum(p * (1 - p), 0.0) / safe_n + z * z / (4 * safe_n * safe_n))
+    return np.where((k > 0) & (n > 0), np.maximum(0.0, (centre - half) / (1 + z * z / safe_n)), 0.0)
+
+
+def crossings(values, level: float) -> int:
+    """How many times ``values`` (a curve, in order) passes from ``>= level`` to ``< level`` or back."""
+    above = np.asarray(values, dtype=np.float64) >= level
+    return int(np.count_nonzero(above[1:] != above[:-1]))
+
+
+def threshold_for_precision(scores, target, min_precision: float, *, confidence: float | None = None) -> ThresholdChoice:
+    """The lowest threshold ``t`` whose precision on these data meets ``min_precision``: the most recall at that precision.
+
+    ``confidence=None``: the precision of ``scores >= t`` itself must be ``>= min_precision``. Near the
+    target the precision of a noisy curve goes up and down across it many times, and the lowest
+    crossing is a matter of a few samples. ``confidence=0.95``: the *Wilson lower bound* of that
+    precision (``TP`` successes out of ``TP + FP`` predictions, :func:`wilson_lower_bound`) must meet
+    it, so a threshold is taken only when its predictions are numerous enough to show the target:
+    a steadier choice, and a test precision that falls below the target only rarely.
 
     Choose it on validation data, then report precision and recall at ``t`` on a test split that played
-    no part in the choice (:func:`operating_point`): the validation precision is ``>= min_precision`` by
-    construction, the test precision is the honest number and may fall below it.
-    Built on ``sklearn.metrics.precision_recall_curve``.
+    no part in the choice (:func:`operating_point`). Built on ``sklearn.metrics.precision_recall_curve``.
     """
     if not 0.0 <= min_precision <= 1.0:
         raise ValueError(
             f"min_precision={min_precision!r} is not a precision; expected a number in [0, 1].\n"
             "Write instead, e.g.:\n    threshold_for_precision(val_scores, val_target, 0.8)"
         )
+    if confidence is not None and not 0.0 < confidence < 1.0:
+        raise ValueError(
+            f"confidence={confidence!r} is not a coverage; expected a number in (0, 1), or None.\n"
+            "Write instead, e.g.:\n    threshold_for_precision(val_scores, val_target, 0.8, confidence=0.95)"
+        )
     curve = precision_recall_curve(scores, target)
     if curve.thresholds.size == 0:
         return ThresholdChoice(math.inf, 1.0, 0.0, False)
-    meets = curve.precision >= min_precision
+    tp = np.rint(curve.recall * curve.positives)
+    predicted = np.where(tp > 0, np.rint(tp / np.maximum(curve.precision, 1e-300)), 0.0)
+    if confidence is None:
+        lower = np.full(curve.precision.shape, math.nan)
+        meets = curve.precision >= min_precision
+    else:
+        lower = wilson_lower_bound(tp, predicted, confidence)
+        meets = lower >= min_precision
     if meets.any():
         # recall grows as the threshold falls (index grows); the last index meeting the bound has the most recall.
         k = int(np.flatnonzero(meets)[-1])
-        return ThresholdChoice(float(curve.thresholds[k]), float(curve.precision[k]), float(curve.recall[k]), True)
-    best = np.flatnonzero(curve.precision == curve.precision.max())
-    k = int(best[-1])
-    return ThresholdChoice(float(curve.thresholds[k]), float(curve.precision[k]), float(curve.recall[k]), False)
+        reached = True
+    else:
+        k = int(np.flatnonzero(curve.precision == curve.precision.max())[-1])
+        reached = False
+    return ThresholdChoice(
+        float(curve.thresholds[k]), float(curve.precision[k]), float(curve.recall[k]), reached, int(predicted[k]), float(lower[k]),
+    )

@@ -4,10 +4,15 @@ A row is a trained method read one way (:data:`ROWS`): its logits as they are or
 ``-log p`` (lesson 01's optimum shift undone), thresholded at 0.5 or at a threshold tuned on the
 validation split for a precision target (:func:`~bceweights.lessons.calibration.threshold_for_precision`).
 Columns: AUROC, AUPRC, Brier, calibration slope and intercept, ECE; the threshold used with its test
-precision and recall; and the tuned threshold with its test precision and recall.
+precision, recall and number of predicted positives; and the tuned threshold with its test precision
+and recall. The tuned threshold is the lowest whose validation precision meets the target with 95 %
+confidence (its Wilson lower bound does): a threshold where the precision merely touches the target
+moves from seed to seed, and under a perturbation of one rounding step, among many crossings.
 
-Spread is the standard deviation over seeds (``ddof=1``), printed after ``±``. A threshold that predicts
-nothing positive has precision 0 here (scikit-learn's ``zero_division=0``) and recall 0.
+Each cell is a :class:`~bceweights.lessons.seeds.Spread` over the seeds: printed as
+``mean ± sd (lowest–highest)`` to the digits the spread supports. A threshold that predicts nothing
+positive has precision 0 here (scikit-learn's ``zero_division=0``) and recall 0; a precision from few
+predicted positives deserves an interval (``wilson_interval(tp, predicted)``), not a mean.
 """
 
 from __future__ import annotations
@@ -15,11 +20,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from bceweights.lessons.calibration import operating_point, probability_metrics, threshold_for_precision
 from bceweights.lessons.rare_class import Experiment, Run
+from bceweights.lessons.seeds import Spread, format_table
 
 #: The precision each regime's tuned threshold must reach on validation: a target every trained
 #: model reaches there on every seed (with overlapping classes, the trained models' validation
@@ -51,7 +56,23 @@ ROWS: tuple[Row, ...] = (
 )
 
 #: The numbers of one row, in the order printed.
-COLUMNS = ("auroc", "auprc", "brier", "slope", "intercept", "ece", "t", "precision", "recall", "tuned_t", "tuned_precision", "tuned_recall")
+COLUMNS = (
+    "auroc", "auprc", "brier", "slope", "intercept", "ece",
+    "t", "precision", "recall", "predicted", "tp",
+    "tuned_t", "tuned_precision", "tuned_recall", "tuned_predicted",
+)
+
+#: The tuned threshold asks the Wilson lower bound of its validation precision, at this confidence,
+#: to meet the target (:func:`~bceweights.lessons.calibration.threshold_for_precision`).
+CONFIDENCE = 0.95
+
+#: The printed tables: a title and the columns (with their printed names) of each.
+TABLES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("ranking", (("auroc", "AUROC"), ("auprc", "AUPRC"), ("brier", "Brier"))),
+    ("calibration", (("slope", "cal. slope"), ("intercept", "cal. intercept"), ("ece", "ECE"))),
+    ("at the row's threshold t", (("t", "t"), ("precision", "precision"), ("recall", "recall"), ("predicted", "predicted +"))),
+    ("at the threshold tuned on validation", (("tuned_t", "tuned t"), ("tuned_precision", "precision"), ("tuned_recall", "recall"))),
+)
 
 
 def row_logits(run: Run, row: Row) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,83 +81,85 @@ def row_logits(run: Run, row: Row) -> tuple[torch.Tensor, torch.Tensor]:
     return run.val_logits - shift, run.test_logits - shift
 
 
-def score_row(experiment: Experiment, row: Row, regime: str, seed: int, min_precision: float | None = None) -> dict[str, float]:
-    """The columns of :data:`COLUMNS` for one row, regime and seed (on the test split)."""
+def score_row(
+    experiment: Experiment, row: Row, regime: str, seed: int, min_precision: float | None = None,
+    cache: dict | None = None,
+) -> dict[str, float]:
+    """The columns of :data:`COLUMNS` for one row, regime and seed (on the test split).
+
+    The tuned threshold is the lowest whose validation precision has a Wilson lower bound
+    (:data:`CONFIDENCE`) at the regime's target :data:`MIN_PRECISION`; ``predicted`` and ``tp`` count
+    the test samples predicted positive at the row's threshold, and the true ones among them.
+    ``cache`` (a dict, filled here) lets rows that read the same logits share the scores and the
+    tuned threshold that do not depend on the row's threshold.
+    """
     run = experiment.run(row.method, regime, seed)
     splits = experiment.splits[(regime, seed)]
     val_logits, test_logits = row_logits(run, row)
     val_p, test_p = torch.sigmoid(val_logits), torch.sigmoid(test_logits)
     target = MIN_PRECISION[regime] if min_precision is None else min_precision
-    tuned = threshold_for_precision(val_p, splits["val"].y, target).threshold
+    key = (row.method, row.shift_back, regime, seed, target)
+    if cache is not None and key in cache:
+        tuned, scores = cache[key]
+    else:
+        tuned = threshold_for_precision(val_p, splits["val"].y, target, confidence=CONFIDENCE).threshold
+        scores = probability_metrics(test_logits, splits["test"].y)
+        if cache is not None:
+            cache[key] = (tuned, scores)
     threshold = tuned if row.tuned else 0.5
     used = operating_point(test_p, splits["test"].y, threshold)
     at_tuned = operating_point(test_p, splits["test"].y, tuned)
-    scores = probability_metrics(test_logits, splits["test"].y)
     # Precision with scikit-learn's zero_division=0: a threshold that predicts nothing scores 0, not 1.
     precision = lambda point: point.tp / (point.tp + point.fp) if point.tp + point.fp else 0.0  # noqa: E731
     return {
         **{key: scores[key] for key in ("auroc", "auprc", "brier", "slope", "intercept", "ece")},
-        "t": threshold, "precision": precision(used), "recall": used.recall,
+        "t": threshold, "precision": precision(used), "recall": used.recall, "predicted": used.tp + used.fp, "tp": used.tp,
         "tuned_t": tuned, "tuned_precision": precision(at_tuned), "tuned_recall": at_tuned.recall,
+        "tuned_predicted": at_tuned.tp + at_tuned.fp,
     }
 
 
-def score_experiment(experiment: Experiment, min_precision: float | None = None) -> dict[tuple[str, str], np.ndarray]:
-    """``{(regime, row label): (seeds, len(COLUMNS)) array}`` for every row of :data:`ROWS`."""
+Table = dict[tuple[str, str], dict[str, Spread]]
+
+
+def score_experiment(experiment: Experiment, min_precision: float | None = None) -> Table:
+    """``{(regime, row label): {column: Spread over the seeds}}`` for every row of :data:`ROWS`."""
     regimes = list(dict.fromkeys(run.regime for run in experiment.runs))  # in the order they were run
     methods = {run.method for run in experiment.runs}
-    table: dict[tuple[str, str], np.ndarray] = {}
+    seeds = experiment.seeds()
+    table: Table = {}
+    cache: dict = {}
     for regime in regimes:
         for row in ROWS:
             if row.method not in methods:
                 continue
-            per_seed = [score_row(experiment, row, regime, seed, min_precision) for seed in experiment.seeds()]
-            table[(regime, row.label)] = np.array([[s[c] for c in COLUMNS] for s in per_seed], dtype=np.float64)
+            per_seed = [score_row(experiment, row, regime, seed, min_precision, cache) for seed in seeds]
+            table[(regime, row.label)] = {c: Spread(tuple(float(s[c]) for s in per_seed), tuple(seeds)) for c in COLUMNS}
     return table
 
 
-def mean_spread(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation (``ddof=1``; 0 for one seed) over the first axis."""
-    mean = values.mean(axis=0)
-    spread = values.std(axis=0, ddof=1) if values.shape[0] > 1 else np.zeros_like(mean)
-    return mean, spread
-
-
-def _cell(mean: float, spread: float, digits: int) -> str:
-    if not math.isfinite(mean):
-        return "n/a"
-    return f"{mean:.{digits}f}±{spread:.{digits}f}"
-
-
-def format_tables(table: dict[tuple[str, str], np.ndarray], regime: str) -> str:
-    """The two printed tables of one regime: ranking and calibration, then operating points."""
-    rows = [(label, values) for (r, label), values in table.items() if r == regime]
+def regime_rows(table: Table, regime: str) -> dict[str, dict[str, Spread]]:
+    """``{row label: {column: Spread}}`` of one regime, in table order."""
+    rows = {label: columns for (r, label), columns in table.items() if r == regime}
     if not rows:
         raise KeyError(f"no rows for regime {regime!r}; regimes: {sorted({r for r, _ in table})}")
-    seeds = rows[0][1].shape[0]
-    width = max(len(label) for label, _ in rows)
-    index = {c: i for i, c in enumerate(COLUMNS)}
-    lines = [f"{regime}: ranking and calibration on the test split, mean ± sd over {seeds} seeds"]
-    header = ("AUROC", "AUPRC", "Brier", "cal. slope", "cal. interc.", "ECE")
-    lines.append(f"{'':<{width}}  " + "  ".join(f"{h:>13}" for h in header))
-    for label, values in rows:
-        mean, spread = mean_spread(values)
-        cells = [
-            _cell(mean[index["auroc"]], spread[index["auroc"]], 3), _cell(mean[index["auprc"]], spread[index["auprc"]], 3),
-            _cell(mean[index["brier"]], spread[index["brier"]], 4), _cell(mean[index["slope"]], spread[index["slope"]], 2),
-            _cell(mean[index["intercept"]], spread[index["intercept"]], 2), _cell(mean[index["ece"]], spread[index["ece"]], 3),
-        ]
-        lines.append(f"{label:<{width}}  " + "  ".join(f"{c:>13}" for c in cells))
+    return rows
+
+
+def format_tables(table: Table, regime: str) -> str:
+    """The printed tables of one regime: ranking, calibration, the row's threshold, the tuned threshold.
+
+    Every cell is ``mean ± sd (lowest–highest)`` over the seeds, to the digits its spread supports
+    (:meth:`~bceweights.lessons.seeds.Spread.format`).
+    """
+    rows = regime_rows(table, regime)
+    seeds = next(iter(rows.values()))["auroc"].n
     target = MIN_PRECISION.get(regime)
-    lines.append("")
-    lines.append(
-        f"{regime}: precision and recall on the test split at the row's threshold t, and at the threshold "
-        f"tuned on validation for precision >= {target:g}"
-    )
-    header = ("t", "precision", "recall", "tuned t", "precision", "recall")
-    lines.append(f"{'':<{width}}  " + "  ".join(f"{h:>13}" for h in header))
-    for label, values in rows:
-        mean, spread = mean_spread(values)
-        cells = [_cell(mean[index[c]], spread[index[c]], 3) for c in ("t", "precision", "recall", "tuned_t", "tuned_precision", "tuned_recall")]
-        lines.append(f"{label:<{width}}  " + "  ".join(f"{c:>13}" for c in cells))
-    return "\n".join(lines)
+    blocks = []
+    for title, columns in TABLES:
+        named = {label: {name: cells[key] for key, name in columns} for label, cells in rows.items()}
+        heading = f"{regime}, {title}: test split, mean ± sd (lowest–highest) over {seeds} seeds"
+        if title.startswith("at the threshold tuned"):
+            heading += f" (validation precision >= {target:g} at {CONFIDENCE:.0%} confidence)"
+        blocks.append(heading + "\n" + format_table(named, [name for _, name in columns]))
+    return "\n\n".join(blocks)

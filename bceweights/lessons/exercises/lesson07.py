@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from bceweights.lessons.calibration import operating_point, threshold_for_precision
+from bceweights.lessons.calibration import operating_point, threshold_for_precision, wilson_lower_bound
 from bceweights.lessons.diagnose import CHECK_NAMES, recall_zero_checklist
 from bceweights.lessons.exercises.answers import answer_number, no_answer_yet
 from bceweights.lessons.exercises.registry import register
@@ -105,10 +105,15 @@ def check_lesson07_threshold(answer: float | None) -> bool:
     chosen, mine = operating_point(val_scores, val_target, right), operating_point(val_scores, val_target, value)
     if (mine.tp, mine.fp) == (chosen.tp, chosen.fp):
         test = operating_point(data["test_scores"], data["test_target"], right)
+        predicted = chosen.tp + chosen.fp
+        lower = float(wilson_lower_bound(chosen.tp, predicted, 0.95))
+        steady = threshold_for_precision(val_scores, val_target, LESSON07_MIN_PRECISION, confidence=0.95)
         print(
             f"Correct: on validation, threshold {right:.4g} gives precision {chosen.precision:.3f} and recall "
             f"{chosen.recall:.3f}. The honest numbers are the test split's: precision {test.precision:.3f}, "
-            f"recall {test.recall:.3f}."
+            f"recall {test.recall:.3f}.\nWhy lower? The validation precision rests on {predicted} predictions: "
+            f"its 95 % Wilson lower bound is {lower:.3f}, so {LESSON07_MIN_PRECISION:g} was never shown "
+            f"(threshold_for_precision(..., confidence=0.95) says reached={steady.reached}, as section 4 would)."
         )
         return True
     on_test = threshold_for_precision(data["test_scores"], data["test_target"], LESSON07_MIN_PRECISION).threshold
