@@ -90,6 +90,14 @@ def test_check_pairs_compares_seed_by_seed_with_a_margin():
         check_pairs("x", a, Spread((0.1, 0.2), (0, 2)))
 
 
+def test_an_undefined_value_is_left_out_of_the_statistics_and_meets_no_bound():
+    precision = Spread((0.5, math.nan, 0.7), (0, 1, 2))
+    assert precision.defined == (0.5, 0.7) and precision.mean == pytest.approx(0.6)
+    assert precision.format() == "0.6 ± 0.1 (0.5–0.7) on the 2 of 3 seeds where it is defined"
+    assert check_every_seed("precision above 0.4", precision, above=0.4).passed == (True, False, True)
+    assert Spread((math.nan,), (0,)).format() == "n/a (undefined on all 1 seeds)"
+
+
 def test_minus_subtracts_seed_by_seed():
     a, b = Spread((0.5, 0.6), (0, 1)), Spread((0.1, 0.7), (0, 1))
     assert a.minus(b).values == pytest.approx((0.4, -0.1)) and a.minus(b).seeds == (0, 1)

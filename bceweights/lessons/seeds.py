@@ -48,24 +48,29 @@ class Spread:
         return len(self.values)
 
     @property
+    def defined(self) -> tuple[float, ...]:
+        """The values that are not NaN (a figure can be undefined on a seed, e.g. a precision with nothing predicted)."""
+        return tuple(v for v in self.values if not math.isnan(v))
+
+    @property
     def mean(self) -> float:
-        """Arithmetic mean over the seeds."""
-        return float(np.mean(self.values))
+        """Arithmetic mean over the seeds where the figure is defined (NaN if it is defined on none)."""
+        return float(np.mean(self.defined)) if self.defined else math.nan
 
     @property
     def sd(self) -> float:
-        """Sample standard deviation over the seeds (``ddof=1``; 0 for a single seed)."""
-        return float(np.std(self.values, ddof=1)) if self.n > 1 else 0.0
+        """Sample standard deviation over the defined values (``ddof=1``; 0 for a single one)."""
+        return float(np.std(self.defined, ddof=1)) if len(self.defined) > 1 else 0.0
 
     @property
     def low(self) -> float:
-        """Smallest value over the seeds."""
-        return float(min(self.values))
+        """Smallest defined value."""
+        return float(min(self.defined)) if self.defined else math.nan
 
     @property
     def high(self) -> float:
-        """Largest value over the seeds."""
-        return float(max(self.values))
+        """Largest defined value."""
+        return float(max(self.defined)) if self.defined else math.nan
 
     def decimals(self, max_decimals: int = 4) -> int:
         """Decimals the spread supports: down to the leading digit of the standard deviation.
@@ -88,8 +93,13 @@ class Spread:
 
     def format(self, decimals: int | None = None) -> str:
         """``"mean ± sd (low–high)"`` rounded to :meth:`decimals`, e.g. ``"0.21 ± 0.05 (0.15–0.27)"``."""
+        if not self.defined:
+            return f"n/a (undefined on all {self.n} seeds)"
         d = self.decimals() if decimals is None else decimals
-        return f"{self.mean:.{d}f} ± {self.sd:.{d}f} ({self.low:.{d}f}–{self.high:.{d}f})"
+        text = f"{self.mean:.{d}f} ± {self.sd:.{d}f} ({self.low:.{d}f}–{self.high:.{d}f})"
+        if len(self.defined) < self.n:
+            text += f" on the {len(self.defined)} of {self.n} seeds where it is defined"
+        return text
 
     def __str__(self) -> str:
         return self.format()
@@ -166,6 +176,7 @@ def check_every_seed(
     The bounds are the margin: choose them so that the claim is what the lesson says in words
     (e.g. "recall above 0.7"), not the measured extremes. ``at_least=k`` asks for ``k`` seeds
     instead of all of them (for an effect that a short run shows on most seeds, not every one).
+    A NaN value (a figure undefined on that seed) meets no bound.
     """
     if at_least is not None and not 1 <= at_least <= spread.n:
         raise ValueError(f"at_least={at_least} must lie in 1..{spread.n} (the number of seeds).")

@@ -41,7 +41,7 @@ from bceweights.lessons import data
 from bceweights.lessons.explore import png_image
 from bceweights.lessons.explore.threshold import ThresholdExplorer, positive_gradient_share
 from bceweights.lessons.model import TinyUNet, predict, train
-from bceweights.lessons.seeds import check_every_seed, check_pairs, format_table, over_seeds
+from bceweights.lessons.seeds import SeedCheck, Spread, check_every_seed, format_table, over_seeds
 
 # Small problems run faster on one thread.
 torch.set_num_threads(1)
@@ -140,7 +140,8 @@ print("median freq / balanced, per class:", [round(r, 4) for r in (median_freque
 #
 # A tiny network trained for 80 steps is one trajectory among many: another seed, or a weight moved by one
 # float32 rounding step, can change its figures in the second digit. So every arm is trained from five
-# network seeds, and the lesson states only what holds on every seed, as checks with a margin.
+# seeds (each seed draws the initial weights and the batch order), and the lesson states as findings only
+# checks with a margin that hold on every seed, or on a stated number of them ("at least 4 of 5").
 #
 # First, the shape. The thread behind Q8 wrote
 # `pos_weight=torch.Tensor([1, 30, 6]).repeat(BATCH_SIZE, 1)`: a `(B, 3)` tensor. Broadcasting lines up
@@ -186,8 +187,8 @@ print("pos_weight * log 2:", [float(f"{w * math.log(2):.4g}") for w in rgb_pos_w
 SEEDS = range(5)
 train_plates = plates
 val_plates = data.make_plates(96, 32, fractions=(0.06, 0.01, 0.25), green_contrast=0.25, seed=1)
-green_share_train = plates.fractions()
-prior_logit_rgb = torch.log(green_share_train / (1 - green_share_train))  # log(pos/neg) per channel
+share_train = plates.fractions()  # (3,) positive share of each channel
+prior_logit_rgb = torch.log(share_train / (1 - share_train))  # log(pos/neg) per channel
 # Each arm: (pos_weight, initial output bias). None keeps PyTorch's default bias (near 0).
 PLATE_ARMS = {
     "plain BCE, default bias": (None, None),
@@ -195,7 +196,7 @@ PLATE_ARMS = {
     "neg/pos, bias 0": (pos_weight_rgb, 0.0),
 }
 print("bias log(pos/neg) per channel R, G, B:", [round(b, 3) for b in prior_logit_rgb.tolist()])
-print("optimal start with pos_weight = neg/pos:", [round(float(b), 3) for b in bw.optimal_logit(green_share_train, pos_weight_rgb)])
+print("optimal start with pos_weight = neg/pos:", [round(float(b), 3) for b in bw.optimal_logit(share_train, pos_weight_rgb)])
 
 
 def plates_loss(pos_weight):
@@ -210,12 +211,12 @@ def train_plates_model(arm, seed, epochs=5):
     loss_fn = None if pos_weight is None else plates_loss(pos_weight)
     history = train(
         model, train_plates.images, train_plates.masks, loss_fn, epochs=epochs, batch_size=16, lr=1e-2,
-        eval_images=val_plates.images, eval_targets=val_plates.masks, progress=False,
+        eval_images=val_plates.images, eval_targets=val_plates.masks, progress=False, seed=seed,
     )
     return model, history
 
 
-def plate_figures(model, history):
+def plate_figures(model, history, pos_weight):
     """What section 2 reports for one trained model, on the validation plates."""
     logits = predict(model, val_plates.images)
     figures = {}
@@ -223,12 +224,20 @@ def plate_figures(model, history):
         figures[f"{name} AP"] = average_precision_score(val_plates.masks[:, c].flatten().numpy(), logits[:, c].flatten().numpy())
     for c, name in enumerate(RGB):
         figures[f"{name} recall"] = float(history.final.recall[c])
-    figures["green precision"] = float(history.final.precision[1])
+    predicted = int((logits[:, 1] > 0).sum())
+    figures["green predicted pixels"] = predicted
+    # Precision is undefined where nothing is predicted: NaN, and left out of the means below.
+    figures["green precision"] = float(history.final.precision[1]) if predicted else math.nan
+    # The weighted model with its log(pos_weight) shift taken off: an estimate of the unweighted optimum's cut.
+    shift = 0.0 if pos_weight is None else math.log(float(pos_weight[1]))
+    green = val_plates.masks[:, 1] > 0.5
+    figures["green recall, shift taken off"] = float(((logits[:, 1] - shift > 0) & green).sum() / green.sum())
     return figures
 
 
 # %% tags=["nbval-ignore-output"]
-# 3 arms x 5 network seeds, 5 epochs each (80 Adam steps): about 20 s. Seed 0's models are kept for the pictures.
+# 3 arms x 5 seeds (each seed draws the initial weights and the batch order), 5 epochs each (80 Adam steps).
+# Seed 0's models are kept for the pictures.
 pictured = {}
 
 
@@ -236,16 +245,22 @@ def run_plates(arm, seed):
     model, history = train_plates_model(arm, seed)
     if seed == 0:
         pictured[arm] = (model, history)
-    return plate_figures(model, history)
+    return plate_figures(model, history, PLATE_ARMS[arm][0])
 
 
 start = time.perf_counter()
 plate_results = {arm: over_seeds(lambda seed: run_plates(arm, seed), SEEDS) for arm in PLATE_ARMS}
 print(f"{len(PLATE_ARMS) * len(SEEDS)} models in {time.perf_counter() - start:.0f} s")
 print("validation plates after 5 epochs, mean ± sd (lowest–highest) over network seeds 0-4:")
-print(format_table(plate_results, ["green recall", "green precision", "green AP"]))
+print(format_table(plate_results, ["green recall", "green predicted pixels", "green precision", "green AP"]))
+print()
+print(format_table({"neg/pos, bias 0": plate_results["neg/pos, bias 0"]}, ["green recall, shift taken off"]))
 print()
 print(format_table(plate_results, ["red recall", "red AP", "blue recall", "blue AP"]))
+print("\nper seed 0-4:")
+for arm, figures in plate_results.items():
+    for name in ("green recall", "green precision", "green AP", "green recall, shift taken off", "red recall", "blue recall", "blue AP"):
+        print(f"  {arm:<29} {name:<30} {[round(v, 3) for v in figures[name].values]}")
 
 # %%
 plain_default, plain_prior, weighted = (plate_results[arm] for arm in PLATE_ARMS)
@@ -254,13 +269,12 @@ print(f"green share of the validation pixels (the AP of a ranking that knows not
 for check in (
     check_every_seed("plain BCE, default bias: green recall at 0.5 below 0.2", plain_default["green recall"], below=0.2),
     check_every_seed("plain BCE, bias log(pos/neg): green recall at 0.5 below 0.2", plain_prior["green recall"], below=0.2),
-    check_every_seed("neg/pos: green recall at 0.5 above 0.5", weighted["green recall"], above=0.5),
+    check_every_seed("neg/pos: green recall at 0.5 above 0.3", weighted["green recall"], above=0.3),
     check_every_seed("neg/pos: green precision at 0.5 below 0.15", weighted["green precision"], below=0.15),
-    check_every_seed("neg/pos: green AP above 0.1, ten times the share", weighted["green AP"], above=0.1),
-    check_pairs("neg/pos: green AP at least plain BCE's (bias log(pos/neg)) minus 0.05, seed by seed",
-                weighted["green AP"], plain_prior["green AP"], margin=-0.05),
-    check_every_seed("plain BCE, default bias: red recall at 0.5 below 0.05 (red not found yet)", plain_default["red recall"], below=0.05, at_least=4),
-    check_every_seed("plain BCE, bias log(pos/neg): red recall at 0.5 above 0.5", plain_prior["red recall"], above=0.5, at_least=3),
+    check_every_seed("neg/pos with its log(neg/pos) shift taken off: green recall at 0.5 below 0.2",
+                     weighted["green recall, shift taken off"], below=0.2),
+    check_every_seed("neg/pos: green AP above 0.03, three times the share", weighted["green AP"], above=0.03),
+    check_every_seed("plain BCE, default bias: red recall at 0.5 below 0.05 (red not found yet)", plain_default["red recall"], below=0.05, at_least=3),
 ):
     print(check)
 
@@ -309,31 +323,35 @@ def plot_predictions(index=0):
 png_image(plot_predictions(0))
 
 # %% [markdown]
-# **Reveal.** At the 0.5 cut the checks hold on all five seeds: plain BCE says "green" almost nowhere
-# (recall below 0.2 on every seed; at most 0.05 from the default bias and 0 from `log(pos/neg)` in the
-# stored run), while `pos_weight = neg/pos` finds most of the disc (recall above 0.5 on every seed; 0.78 to
-# 0.92 in the stored run) at the price of many false alarms (precision below 0.15; 0.03 to 0.07 here). `pos_weight = p` moves the optimum from the frequency `q` to
+# **Reveal.** At the 0.5 cut the checks hold on all five seeds: plain BCE says "green" nowhere (recall 0
+# on every seed of the stored run, from either start), and `pos_weight = neg/pos` finds a large part of the
+# disc (recall above 0.3 on every seed; 0.60 to 0.92 in the stored run) at the price of many false alarms
+# (precision below 0.15; 0.03 to 0.10 here). `pos_weight = p` moves the optimum from the frequency `q` to
 # `p·q / (p·q + 1 − q)` (lesson 01): with `neg/pos ≈ 99`, a pixel that is green 1 time in 100 is pushed to 0.5.
 #
-# Is that learning, or only a lower bar? The average precision (AP) scores the *ranking* of the green
-# probabilities, whatever the cut; a ranking that knows nothing scores the positive share, 0.0101. With
-# `neg/pos` every seed's green AP lies between 0.15 and 0.21. With plain BCE it depends on the network:
-# from about chance (0.01 to 0.02) to the weighted models' level (0.18 to 0.19). In 80 steps plain BCE
-# learned to rank the faint disc on some networks and not on others, and `neg/pos` on every one (AP above
-# 0.1), never more than 0.05 below plain BCE started at `log(pos/neg)`, seed by seed. So here `pos_weight` did two
-# things: it moved the operating point at 0.5 (green recall from about 0 to about 0.85), and it made a short
-# run learn the rare channel's ranking reliably. It did not make the ranking good: an AP near 0.2 means
-# that most disc-like pixels are background, as a faint disc implies.
+# Why does plain BCE say "green" nowhere? Take the `log(neg/pos)` shift off the weighted models' logits: what is
+# left estimates the unweighted optimum, and at 0.5 it finds less than 0.2 of the disc on every seed (0 to 0.08
+# here). The faint disc is a case of the *posterior below 0.5*: most pixels that look like disc pixels are
+# background, so even a calibrated model would seldom reach 0.5 there. Recall 0 at 0.5 is then the right answer
+# to the wrong question; `pos_weight`, or a lower threshold (section 6), moves the cut. More training would not.
 #
-# The start matters too. From PyTorch's default bias every output starts near probability 0.5, and the
-# first steps go to pushing all three channels down: after 5 epochs plain BCE has found no red pixel at
-# 0.5 on at least four of the five networks, while the same loss started at `log(pos/neg)` finds red
-# (recall above 0.5) on at least three. The figures above show network seed 0 only, one run each, for the
-# picture. Section 5 comes back to the start.
+# Is the disc learned at all? The average precision (AP) scores the *ranking* of the green probabilities,
+# whatever the cut; a ranking that knows nothing scores the positive share, 0.0101. The weighted models rank
+# green above three times the share on every seed (0.06 to 0.21 here). The ranking varies from seed to seed in
+# every arm: in the stored run plain BCE's green AP lies between 0.006 and 0.07 from the default bias and between
+# 0.02 and 0.18 from `log(pos/neg)`, and the weighted arm's lowest seed (0.056) lies below plain BCE's best. So
+# five epochs on a faint disc do not settle which loss ranks it better; that would take more seeds or longer
+# runs. What `pos_weight` did reliably here is move the operating point.
 #
-# These statements are about 5 epochs on 256 images. Whether plain BCE learns the faint disc with much
-# longer training is not tested here: on your own data, try several seeds and more epochs before you
-# conclude that a class "cannot be learned".
+# The start matters too. From PyTorch's default bias every output starts near probability 0.5, and the first
+# steps go to pushing all three channels down: after 5 epochs plain BCE from the default start has found no red
+# pixel at 0.5 on at least three of the five seeds (four in the stored run). Started at `log(pos/neg)`, it finds
+# red on four of five in the stored run; the fifth network (seed 2) stalled with neither red nor blue found at
+# 0.5, although it ranks blue well (AP 0.958). A stalled seed is one more reason to train several. The figures
+# above show seed 0 only, one run each, for the picture; section 5 comes back to the start.
+#
+# These statements are about 5 epochs on 256 images. On your own data, try several seeds and more epochs, and
+# read the ranking as well as the 0.5 cut, before you conclude that a class "cannot be learned".
 
 # %% [markdown]
 # Section 4 shows the other case: shapes that the unweighted model ranks well (average precision about
@@ -406,6 +424,9 @@ for name, options in rows.items():
 # (which the lessons' `train` uses) a constant factor on the loss hardly matters: Adam divides each
 # gradient by a running estimate of its own size, so the factor cancels (all but the small `eps`),
 # and only the ratio of the foreground weight to the background weight, the same in both, is left.
+# That holds for a factor that stays the same from step to step: `bw.rebalance_map(target)` counts the
+# ratio in each batch it is given, so pass the data set's ratio (`bw.rebalance_map(target, ratio)`, counted
+# once as in section 1) if your batches vary.
 #
 # (The thread's script passes probabilities to `binary_cross_entropy`; prefer logits and
 # `binary_cross_entropy_with_logits`, lesson 03. It also says a weight cannot change from call to call:
@@ -446,7 +467,7 @@ def train_shapes(pos_weight=1.0, seed=0, epochs=12, output_bias="prior"):
     loss_fn = None if pos_weight == 1.0 else (lambda x, y: bw.bce_with_logits(x, y, pos_weight=pos_weight))
     history = train(
         model, shapes_train.images, shapes_train.masks, loss_fn, epochs=epochs, eval_images=shapes_val.images,
-        eval_targets=shapes_val.masks, progress=False,
+        eval_targets=shapes_val.masks, progress=False, seed=seed,
     )
     return model, history
 
@@ -463,7 +484,7 @@ def ap_of(logits):
 
 
 # %% tags=["nbval-ignore-output"]
-# Per network seed: the unweighted model and one retrained with pos_weight 16, 12 epochs each; about 15 s.
+# Per seed (initial weights and batch order): the unweighted model and one retrained with pos_weight 16, 12 epochs each.
 shapes_runs = {}
 
 
@@ -474,9 +495,11 @@ def run_shapes(seed):
     plain_logits, weighted_logits = predict(plain[0], shapes_val.images), predict(weighted[0], shapes_val.images)
     predicted = cut_point(plain_logits, -math.log(RETRAIN_P))  # the unweighted logits shifted by log p, cut at 0
     retrained = cut_point(weighted_logits, 0.0)
+    unweighted = cut_point(plain_logits, 0.0)
     logits_np, target_np = plain_logits.numpy().ravel(), shapes_val.masks.numpy().ravel()
     return {
         "AP unweighted": ap_of(plain_logits), "AP retrained": ap_of(weighted_logits),
+        "precision, unweighted": unweighted[0], "recall, unweighted": unweighted[1],
         "precision, shift": predicted[0], "precision, retrained": retrained[0],
         "recall, shift": predicted[1], "recall, retrained": retrained[1],
         "share p=1": positive_gradient_share(logits_np, target_np, 1.0),
@@ -492,27 +515,41 @@ for name, spread in shapes_results.items():
     print(f"{name:<21} {spread}   per seed {[round(v, 3) for v in spread.values]}")
 
 # %%
+# A network that stalls (average precision below 0.7 here) lands anywhere; the comparisons are about the
+# seeds where both the unweighted and the retrained network learned.
+both_learned = tuple(
+    min(a, b) > 0.7 for a, b in zip(shapes_results["AP unweighted"].values, shapes_results["AP retrained"].values)
+)
+lowest_ap = Spread(tuple(min(a, b) for a, b in zip(shapes_results["AP unweighted"].values, shapes_results["AP retrained"].values)), shapes_results["AP unweighted"].seeds)
 difference = {name: shapes_results[f"{name}, retrained"].minus(shapes_results[f"{name}, shift"]) for name in ("precision", "recall")}
-ap_gain = shapes_results["AP retrained"].minus(shapes_results["AP unweighted"])
+ap_change = shapes_results["AP retrained"].minus(shapes_results["AP unweighted"])
+
+
+def where_learned(claim, spread, bound):
+    """The claim |value| < bound on every seed where both networks learned (a stalled seed passes)."""
+    return SeedCheck(claim, tuple((not ok) or abs(v) < bound for ok, v in zip(both_learned, spread.values)), spread.seeds)
+
+
 for check in (
-    check_every_seed("retrained with p = 16: recall within 0.05 of the shifted unweighted model's", difference["recall"], above=-0.05, below=0.05, at_least=4),
-    check_every_seed("retrained with p = 16: precision within 0.15 of the shifted unweighted model's", difference["precision"], above=-0.15, below=0.15, at_least=4),
-    check_every_seed("retraining with p = 16 raised the AP by less than 0.02", ap_gain, below=0.02, at_least=4),
+    check_every_seed("both networks learned (AP above 0.7)", lowest_ap, above=0.7, at_least=2),
+    where_learned("where both learned: recall of the retrained model within 0.05 of the shifted unweighted model's", difference["recall"], 0.05),
+    where_learned("where both learned: precision within 0.15 of the shifted unweighted model's", difference["precision"], 0.15),
+    where_learned("where both learned: retraining with p = 16 changed the AP by less than 0.03", ap_change, 0.03),
 ):
     print(check)
 
 # %% [markdown]
-# **Reveal.** The retrained models land close to the predicted point, not on it. On at least four of the
-# five seeds (all five in the stored run) the recall at 0.5 of the model retrained with `pos_weight` 16 is
-# within 0.05 of the shifted unweighted model's (0.97 to 0.98 against 0.95 to 0.98 here) and its precision
-# within 0.15 (0.39 to 0.48 against 0.43 to 0.52): a network trained for a finite number of steps is not
-# exactly at the optimum, and its confident pixels are not shifted by exactly `log p`. Retraining did not
-# rank better: on at least four seeds it raised the average precision by less than 0.02. Four of the five
-# unweighted networks in the stored run reach an AP of 0.89 to 0.90; one (seed 3) stalled at 0.57 in 12
-# epochs, and so did its retrained twin. Which seed stalls, if any, is itself a matter of the trajectory:
-# with the initial weights moved by one float32 rounding step, a stalled network can learn and a learning
-# one can stall. That is why the checks ask for four seeds of five here, and one more reason to train
-# several before you blame the loss.
+# **Reveal.** The unweighted models at 0.5 sit at precision 0.79 to 0.87 and recall 0.67 to 0.80 (stored run).
+# Shifted by `log 16` they move to precision 0.36 to 0.52 and recall 0.96 to 0.98, and the models retrained with
+# `pos_weight` 16 land close to that point, not on it: on every seed where both networks learned, the retrained
+# recall is within 0.05 of the shifted one and the precision within 0.15 (0.40 to 0.53 here). A network trained
+# for a finite number of steps is not exactly at the optimum, and its confident pixels are not shifted by exactly
+# `log p`. Retraining did not rank better or worse: where both learned, the average precision moved by less than
+# 0.03. In the stored run one retrained network (seed 3) stalled at an AP of 0.48 in 12 epochs while its
+# unweighted twin reached 0.82. Which seed stalls, if any, is itself a matter of the trajectory: with the initial
+# weights moved by one float32 rounding step, a stalled network can learn and a learning one can stall. That is
+# why the comparisons leave stalled seeds out, and why one check asks only that at least two of the five seeds
+# learned both (four here).
 #
 # **Predict.** The explorer below does the shift on the unweighted model of network seed 0 (one run,
 # shown for its picture). Set `pos_weight` to 16 with threshold 0.5: does the red dot land on the purple
@@ -543,20 +580,21 @@ threshold_explorer.set(pos_weight=1.0, threshold=0.5)
 # %%
 # The gradient panel: the positives' share of the total push sum |dl/dx| of BCE with pos_weight p, at
 # the unweighted model's logits (where training with p would start) and shifted by log p (where it ends).
-back_to_balance = shapes_results["share p=16 shifted"].minus(shapes_results["share p=1"])
 for check in (
-    check_every_seed("p = 16: positives' share of the push at the unweighted logits above 0.85", shapes_results["share p=16 start"], above=0.85),
-    check_every_seed("p = 16: at the logits shifted by log 16, the share within 0.1 of the unweighted (p = 1) one", back_to_balance, above=-0.1, below=0.1),
+    check_every_seed("p = 16: positives' share of the push at the unweighted logits above 0.75", shapes_results["share p=16 start"], above=0.75),
+    check_every_seed("p = 16: at the logits shifted by log 16, the positives' share below 0.6", shapes_results["share p=16 shifted"], below=0.6),
 ):
     print(check)
 
 # %% [markdown]
 # The middle panel is the gradient view: `pos_weight` multiplies each positive pixel's push
 # `|∂ℓ/∂x| = 1 − σ(x)` by `p`, to `p (1 − σ(x))`, and the threshold is not in the loss at all. Switch on
-# `pos_weight` 16 at the unweighted model's logits, and on every seed the positives carry more than 0.85
-# of the total push: their pushes win, and training raises the logits. At the logits shifted by `log 16`
-# the share comes back to within 0.1 of the unweighted model's own balance: the shift is where training
-# with `p` comes to rest, the gradient's side of "a model trained with `pos_weight` is shifted by `log p`".
+# `pos_weight` 16 at the unweighted model's logits, and on every seed the positives carry more than three
+# quarters of the total push (0.87 to 0.94 in the stored run): their pushes win, and training raises the logits. At the logits
+# shifted by `log 16` the share falls back below 0.6 on every seed (0.18 to 0.46). That part is nearly algebra:
+# adding `log p` to a confident positive's logit divides its push `1 − σ(x)` by about `p`, and multiplies a
+# confident negative's push `σ(x)` by about `p`, which offsets the weight. It shows why training with `p` can come
+# to rest near the shifted logits; the retrained models above show that it does, approximately.
 
 # %%
 # A still of the explorer at pos_weight 16, threshold 0.5 (the live figure above follows the sliders).
@@ -622,6 +660,7 @@ for check in (
     check_every_seed("default bias: recall at 0.5 after 5 epochs below 0.05", start_results["default: recall epoch 5"], below=0.05, at_least=4),
     check_every_seed("default bias: AP after 5 epochs above twice the share (the model ranks)", start_results["default: AP epoch 5"], above=2 * shapes_share),
     check_every_seed("default bias: training loss of epoch 5 below H(q) (below 'predict q everywhere')", start_results["default: loss epoch 5 / H(q)"], below=1.0),
+    check_every_seed("default bias: no validation pixel reaches probability 0.5 after 5 epochs", start_results["default: largest probability"], below=0.5, at_least=4),
     check_every_seed("bias at log(pos/neg): recall at 0.5 after 5 epochs above 0.3", start_results["started: recall epoch 5"], above=0.3, at_least=3),
 ):
     print(check)
@@ -630,17 +669,18 @@ for check in (
 # **Reveal.** Recall 0 at threshold 0.5 has two causes, and they call for different fixes.
 #
 # 1. **Bias dynamics: too few steps.** From the default start, the fastest way down the loss is to push
-#    *every* output toward "negative". That phase costs the first epochs: after two epochs (12 steps) the
-#    training loss is still 0.95 to 1.57 times H(q) = 0.1693, the loss of a model that predicts the share
-#    everywhere and ranks nothing. By the fifth epoch it is below H(q) on every seed (0.69 to 0.85 times),
-#    which only a model that tells shapes from background can reach, and its average precision is above
-#    twice the share (0.15 to 0.36 against 0.04053). Yet recall at 0.5 is still 0: no validation pixel
-#    reaches 0.5 (the largest probabilities are 0.36 to 0.48). The ranking exists; the 0.5 cut finds
-#    nothing yet. Starting the bias at `log(pos/neg)` begins where that phase would end: by the fifth
-#    epoch recall is above 0.3 on at least three of five seeds (0.68 to 0.75 on four in the stored run,
-#    and 0 on the seed that stalled in section 4). With a single output that is
-#    `with torch.no_grad(): model.head.bias.fill_(math.log(pos / neg))`, and with one per channel
-#    `model.head.bias.copy_(torch.log(pos / neg))` inside `torch.no_grad()`; here
+#    *every* output toward "negative", and Adam moves each parameter by at most about the learning rate per
+#    step: the head's bias alone needs about 3.17 / 0.01 ≈ 300 steps to travel from 0 to `log(pos/neg)` =
+#    −3.17, and these runs have 30. Other weights move the logits too, so the phase can end sooner, but it has
+#    not ended after 5 epochs here. By then the training loss is below H(q) = 0.1693 on every seed (0.67 to
+#    0.85 times it in the stored run), which only a model that tells shapes from background can reach, and
+#    the average precision is above twice the share on every seed (0.14 to 0.45 against 0.04053). Yet recall
+#    at 0.5 is 0 on at least four seeds, and on at least four no validation pixel reaches 0.5 (the largest
+#    probabilities are 0.38 to 0.48 here). The ranking exists; the 0.5 cut finds nothing yet. Starting the
+#    bias at `log(pos/neg)` begins where that phase would end: by the fifth epoch recall is above 0.3 on at
+#    least three of five seeds (0.62 to 0.81 on four in the stored run, and 0 on seed 3). With a single
+#    output that is `with torch.no_grad(): model.head.bias.fill_(math.log(pos / neg))`, and with one per
+#    channel `model.head.bias.copy_(torch.log(pos / neg))` inside `torch.no_grad()`; here
 #    `TinyUNet(..., output_bias=math.log(q / (1 - q)))`. With `pos_weight = neg/pos` the right start is 0.
 # 2. **The posterior stays below 0.5.** The thread's first epoch had 1,320 steps, far more than this one's
 #    6, but at a fine-tuning learning rate (about 3e-5), so a slow bias phase is not ruled out; after its
@@ -648,15 +688,17 @@ for check in (
 #    to rule out is the optimum itself: where positives look like negatives, the calibrated probability of
 #    "positive" is below 0.5 for every input, and even a well-trained unweighted model says "negative"
 #    everywhere at 0.5. A better start does not help then; a lower threshold, or `pos_weight` (section 4),
-#    does. This lesson does not show that case: lesson 01 (section 3) derives it, and lesson 07 shows it on
-#    a trained model (section 1) with a "recall is 0" checklist (section 6).
+#    does. Section 2's faint green disc is this case (the weighted models with their shift taken off find
+#    less than 0.2 of it at 0.5); lesson 01 (section 3) derives it, and lesson 07 shows it on a trained model
+#    (section 1) with a "recall is 0" checklist (section 6).
 #
 # To tell them apart, look at the ranking rather than at the 0.5 cut. An average precision at the
 # positive share means the model has learned nothing yet (some plain-BCE networks on the faint green disc
 # of section 2). One well above the share means the model separates the classes and only the cut is
 # wrong, from either cause; what is left is whether a calibrated model would reach 0.5. Here it would: the
 # default-bias runs rank but reach no 0.5, while the same data started at `log(pos/neg)` give recall at
-# 0.5 on most seeds. So their recall of 0 is cause 1, runs still behind, not a posterior below 0.5.
+# 0.5 on most seeds. So their recall of 0 is cause 1, runs still behind. Section 2's faint disc is cause 2:
+# there a better start does not help, and a threshold or `pos_weight` does.
 
 # %% [markdown]
 # ## 6 · Fix your loop: a rare class that is never found, in plain PyTorch (Q8, Q15, Q20)
@@ -725,7 +767,7 @@ def f1_at(probabilities, targets, threshold):
 
 
 # %% tags=["nbval-ignore-output"]
-# Five network seeds, 5 epochs each: about 7 s.                                                  [5]
+# Five seeds, 5 epochs each.                                                                      [5]
 fixed_ap_logs = {}
 
 
@@ -769,7 +811,7 @@ for check in (
 # (0.86 to 0.96 here): `pos_weight = neg/pos` makes the model say "green" far too often at 0.5, which is
 # the price of its recall. Moved to that threshold, green's F1 on the *test* plates, which played no part
 # in choosing it, rises on every seed by more than 0.05 (from 0.04 to 0.12 at 0.5, to 0.15 to 0.27). Red
-# and blue keep a test F1 above 0.8. The average precision logged each epoch shows green being learned
+# and blue reach a test F1 above 0.8 at their own thresholds (red's at 0.5 is lower, 0.45 to 0.80 here). The average precision logged each epoch shows green being learned
 # (for network seed 0: 0.009 after the first epoch, 0.168 after the fifth; above 0.1 after five epochs on at
 # least four of the five seeds) while the 0.5 cut alone would have said little about it. An F1 of about 0.2 is what a faint disc allows in five epochs; the loop
 # cannot promise more, and a run that shows green's AP at the share after several epochs and seeds is
@@ -784,10 +826,11 @@ for check in (
 # * `pos_weight = neg / pos` per channel (`bw.pos_weight_from_counts`, `bw.pos_weight_from_targets` over
 #   a `DataLoader`); for single-label problems, `bw.balanced_weights` or `bw.median_frequency_weights`.
 #   Shape it `(C, 1, 1)` or pass `channel_dim=1`, in the mask's channel order; drop `.repeat(B, 1)`.
-# * On the faint green disc (five seeds, 5 epochs), plain BCE's green recall at 0.5 stays near 0, and its
-#   ranking is learned on some networks and not on others; `pos_weight = neg/pos` raises recall to about
-#   0.85 at precision about 0.05 and gives an AP near 0.2 on every seed. Where a model already ranks well
-#   (section 4), `pos_weight` only moves the operating point.
+# * On the faint green disc (five seeds, 5 epochs), plain BCE's green recall at 0.5 is about 0, because even
+#   the unweighted optimum would seldom reach 0.5 there (a posterior below 0.5); `pos_weight = neg/pos` moves
+#   the cut (recall above 0.3 on every seed, at precision below 0.15). How well green is ranked varies from
+#   seed to seed in every arm. Where a model already ranks well (section 4), `pos_weight` only moves the
+#   operating point.
 # * Start every arm at its own empty-model optimum (`bw.optimal_logit(q, p)`): `log(pos/neg)` for plain
 #   BCE, 0 for `pos_weight = neg/pos`. From PyTorch's default bias the first epochs go to the bias.
 # * `pos_weight` and a background-down weight map balance the gradient the same way; they differ in
@@ -795,7 +838,7 @@ for check in (
 #   constant scale hardly matters, only the ratio of foreground to background weight does.
 # * Shifting an unweighted model's logits by `log p` *is* thresholding it at `1 / (1 + p)`; a model
 #   retrained with `pos_weight = p` lands near that point (recall within 0.05, precision within 0.15, on
-#   at least four of five seeds here). Choose the threshold on validation data for the precision you need.
+#   every seed where the networks learned). Choose the threshold on validation data for the precision you need.
 # * Recall 0 at 0.5: a short run still behind after its bias phase (start the output bias at
 #   `log(pos / neg)`), or a posterior below 0.5 everywhere (lower the threshold or use `pos_weight`;
 #   lesson 07). The average precision tells both from "not learned at all".
