@@ -73,13 +73,20 @@ def bce_with_logits(
     Args:
         input: logits ``x``, any shape, e.g. ``(N, C, H, W)``; floating point.
         target: ``y``, the same shape as ``input``; float in ``[0, 1]``, or bool/integer 0-1 labels
-            (converted to ``input.dtype``).
+            (converted to ``input.dtype``). A floating target sets the loss's dtype, as in PyTorch: a
+            bfloat16 input with float32 targets gives a float32 loss (computed in float32, the
+            targets never rounded to bfloat16); a float32 input with bfloat16 targets a bfloat16 one.
         weight: ``w >= 0``, a number or a tensor broadcastable to ``input`` — ``(N, 1, H, W)`` for a mask
             shared by the channels, ``(C, 1, 1)`` per channel, ``(N, 1, 1, 1)`` per sample.
         pos_weight: ``p >= 0``, multiplies the positive term only; a number, or a tensor broadcastable to
             ``input`` — ``(C, 1, 1)`` per channel on ``(N, C, H, W)``, ``(C,)`` on ``(N, C)``.
         reduction: ``"mean"`` (sum / number of non-ignored elements), ``"sum"``, ``"none"``, or
-            ``"weighted_mean"`` (sum / sum of ``weight`` over non-ignored elements).
+            ``"weighted_mean"`` (sum / sum of ``weight`` over non-ignored elements). An input with no
+            elements gives NaN under both means, as PyTorch's ``"mean"`` does (with or without
+            ``ignore``: an empty batch is usually a bug upstream, and NaN shows it); a non-empty
+            input with nothing kept (every element ignored, or all weights 0 under
+            ``"weighted_mean"``) gives 0 with zero gradients, so a batch of only void pixels
+            trains on.
         channel_dim: the dimension a 1-D ``weight`` or ``pos_weight`` of length C refers to, e.g. 1 for
             ``(N, C, H, W)``. Without it, 1-D operands follow PyTorch's trailing alignment, and the ones
             that would silently land on the wrong axis are refused.
@@ -111,7 +118,8 @@ def bce_with_logits(
             ``"sum"`` and ``"none"`` are unaffected.
 
     Returns:
-        a scalar, or ``input``'s shape for ``reduction="none"``.
+        a scalar, or ``input``'s shape for ``reduction="none"``; in the target's dtype when the target
+        is floating (PyTorch's rule), else in the input's (float32 under ``torch.autocast``).
 
     Raises:
         WeightShapeError: an operand that does not line up, with the line to write instead.

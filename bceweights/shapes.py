@@ -172,16 +172,19 @@ def line_up(
     Returns:
         a :class:`LineUp`; ``problem`` holds the message when the operand is refused.
     """
-    shape = tuple(int(s) for s in shape)
-    input_shape = tuple(int(s) for s in input_shape)
+    # Sizes stay as they are (ints, or SymInts under torch.compile(dynamic=True)): int() would
+    # specialise a dynamic size. Nothing below formats a string unless the operand is refused, so an
+    # accepted operand traces under torch.compile(fullgraph=True) with any batch size.
+    shape = tuple(shape)
+    input_shape = tuple(input_shape)
     nd, k = len(input_shape), len(shape)
-    head = (
-        f"{name} has shape {shape_str(shape)} but the input has shape {shape_str(input_shape)}"
-        + (f" = {_named(input_shape)}" if nd else "")
-        + "."
-    )
 
     def refuse(body: str, fixes: list[str]) -> LineUp:
+        head = (
+            f"{name} has shape {shape_str(shape)} but the input has shape {shape_str(input_shape)}"
+            + (f" = {_named(input_shape)}" if nd else "")
+            + "."
+        )
         return LineUp(name, shape, input_shape, None, error_message(head, why=body, fixes=fixes))
 
     if all(s == 1 for s in shape) and k <= max(nd, 1):
