@@ -200,7 +200,10 @@ def check_values_of(name: str, values: Tensor, ignore: Tensor | None = None) -> 
     if functorch_transforms_active():
         bad = _unwrapped(_problem_mask(name, values, ignore))
         if bool(bad.any()):
-            raise ValueError(_traced_problem(name, str(int(bad.sum())), "under a torch.func transform"))
+            raise ValueError(error_message(
+                _traced_problem(name, str(int(bad.sum())), "under a torch.func transform"),
+                fixes="check_values=False   # once the data is known good",
+            ))
         return
     if name == "target":
         checks.check_target_values(values, ignore)
@@ -213,7 +216,9 @@ def from_numpy(value: object) -> object:
     if isinstance(value, (np.ndarray, np.generic)):
         array = np.asarray(value)
         if array.dtype == object:
-            raise TypeError("got a numpy array of dtype object; expected numbers, e.g. np.asarray(x, dtype=float)")
+            raise TypeError(error_message(
+                "got a numpy array of dtype object", "expected numbers.", "x=np.asarray(x, dtype=np.float32)"
+            ))
         return torch.as_tensor(array)
     return value
 
@@ -245,6 +250,9 @@ def _target_fixes(target_shape: tuple[int, ...], input_shape: tuple[int, ...]) -
         )
     if not fixes and torch.Size(t).numel() == torch.Size(i).numel():
         fixes.append("target=target.view_as(input)   # only if the elements are already in the same order")
+    if not fixes:
+        fixes.append(f"target=<one label per logit, shape {shape_str(i)}>   # check which tensor the model's "
+                     "output and the labels really are")
     return fixes
 
 
@@ -261,7 +269,7 @@ def target_problem(target_shape: tuple[int, ...], input_shape: tuple[int, ...]) 
     return error_message(
         f"target has shape {shape_str(target_shape)} but input has shape {shape_str(input_shape)}",
         "binary cross-entropy is elementwise, so they must be equal (PyTorch refuses too).",
-        fixes, lead="Write instead" if fixes else None,
+        fixes, lead="Write instead",
     )
 
 
