@@ -125,7 +125,8 @@ def check_weight_values(name: str, weight: torch.Tensor) -> None:
         raise ValueError(error_message(
             f"{name} holds {int(negative.sum())} negative value(s) (smallest {smallest:.4g})",
             "expected weights >= 0.", f"{name} = {name}.clamp_min(0)",
-            lead="A negative weight rewards the model for being wrong. Write instead, if the sign is a bug upstream",
+            why="A negative weight rewards the model for being wrong.",
+            lead="Write instead, if the sign is a bug upstream",
         ))
 
 

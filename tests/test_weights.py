@@ -805,3 +805,31 @@ def test_optimal_errors(function):
     with pytest.raises(TypeError, match="q is a str") as info:
         function("0.5", 2.0)
     assert "np.asarray(q)" in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------------
+# values a dtype cannot hold, and the limit at pos_weight = inf (issue 23)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_pos_weight_from_counts_refuses_a_ratio_its_dtype_holds_as_inf_or_zero():
+    with pytest.raises(ValueError, match=r"num_neg / num_pos at channel\(s\) \[1\] is \[1e\+39\], which float32 holds as inf"):
+        pos_weight_from_counts([1.0, 1.0], [3.0, 1e39])
+    with pytest.raises(ValueError, match="holds as 0"):
+        pos_weight_from_counts(1e50, 1.0)
+    # near misses: float64 holds both, and a ratio float32 holds
+    assert pos_weight_from_counts([1.0, 1.0], [3.0, 1e39], dtype=torch.float64).tolist() == [3.0, 1e39]
+    assert torch.isfinite(pos_weight_from_counts(1.0, 3e38)).all()
+
+
+def test_optimal_probability_at_an_infinite_pos_weight_is_the_limit():
+    assert optimal_probability(0.5, math.inf) == 1.0
+    assert optimal_probability(0.0, math.inf) == 0.0
+    assert optimal_probability(1e-12, math.inf) == 1.0
+    as_numpy = optimal_probability(np.array([0.0, 0.3, 1.0]), np.inf)
+    assert as_numpy.tolist() == [0.0, 1.0, 1.0]
+    as_tensor = optimal_probability(torch.tensor([0.0, 0.3, 1.0]), math.inf)
+    assert as_tensor.tolist() == [0.0, 1.0, 1.0] and not torch.isnan(as_tensor).any()
+    # the limit of the finite formula: a huge but finite weight is already there
+    assert optimal_probability(0.3, 1e300) == pytest.approx(1.0)
+    assert optimal_probability(torch.tensor([0.3]), torch.tensor([1e30])).item() == pytest.approx(1.0)
