@@ -256,13 +256,22 @@ class BCEWithLogits(nn.Module):
         self.process_group = process_group
 
     def combined_weight(self, input: Tensor, weight: Operand) -> Operand:
-        """The module's weight times this call's, each aligned with ``input`` first."""
+        """The module's weight times this call's, each aligned with ``input`` first.
+
+        The product is formed in the widest floating dtype of the input and the two weights, and
+        rounded once, to the dtype the loss computes in, by :func:`bceweights.prepared.prepare`.
+        """
         if self.weight is None:
             return weight
         if weight is None:
             return self.weight
-        own = align("weight", as_tensor_like(self.weight, input, "weight"), input.shape, self.channel_dim)
-        call = align("weight", as_tensor_like(weight, input, "weight"), input.shape, self.channel_dim)
+        weight = from_numpy(weight)
+        dtype = torch.promote_types(input.dtype, self.weight.dtype)
+        if isinstance(weight, Tensor) and weight.is_floating_point():
+            dtype = torch.promote_types(dtype, weight.dtype)
+        like = torch.empty((), dtype=dtype, device=input.device)
+        own = align("weight", as_tensor_like(self.weight, like, "weight"), input.shape, self.channel_dim)
+        call = align("weight", as_tensor_like(weight, like, "weight"), input.shape, self.channel_dim)
         return own * call
 
     def call_options(self, input: Tensor, weight: Operand, ignore: Tensor | None) -> dict:

@@ -291,3 +291,15 @@ def test_an_empty_input_gives_nan_under_both_means_with_or_without_ignore(backen
     assert loss.item() == 0.0
     (grad,) = torch.autograd.grad(loss, logits)
     assert torch.equal(grad, torch.zeros(4, 3))
+
+
+def test_a_modules_weight_times_the_calls_is_rounded_once_to_the_loss_dtype():
+    """The module's float32 weight and the call's are multiplied in float32, then rounded once: with
+    float32 targets the float16 logits' loss is float32 and finite; with float16 targets the weight
+    of 1e5 is named as too large for float16 (not blamed on a division by zero)."""
+    module = bw.BCEWithLogits(weight=torch.tensor([1e5, 1.0, 1.0]))
+    x = torch.randn(4, 3).half()
+    loss = module(x, torch.rand(4, 3), weight=torch.ones(3))
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    with pytest.raises(ValueError, match="too large for float16"):
+        module(x, torch.rand(4, 3).half(), weight=torch.ones(3))
