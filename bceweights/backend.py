@@ -142,9 +142,10 @@ def compute_loss(
 ) -> Tensor:
     """The weighted (focal) BCE of ``prepared`` under ``reduction``, by the backend ``backend`` picks.
 
-    Returns what :func:`bceweights.eager.eager_loss` returns (a scalar, or ``(*)`` for ``"none"``), in
-    ``prepared.result_dtype`` (the target's dtype, as PyTorch's loss) where it is set, else in the
-    input's dtype. The fused path (:func:`bceweights.fused.run`) differentiates the input only:
+    Returns what :func:`bceweights.eager.eager_loss` returns (a scalar, or ``(*)`` for ``"none"``, in
+    the dtype of ``prepared.input``, the dtype the loss is computed in; :mod:`bceweights.loss` rounds
+    it to ``prepared.result_dtype`` last, after any all-reduced scaling, so that no gradient is
+    rounded on its way back). The fused path (:func:`bceweights.fused.run`) differentiates the input only:
     :func:`resolve_backend` keeps calls whose target, weight or pos_weight require grad on the eager
     path. Under ``"auto"`` a fused build that fails falls back to the eager path (for that signature
     from then on; nothing else is switched off).
@@ -160,13 +161,6 @@ def compute_loss(
     """
     check_reduction(reduction)
     check_focal(gamma, alpha)
-    loss = _loss(prepared, reduction, gamma, alpha, backend)
-    if prepared.result_dtype is not None:
-        loss = loss.to(prepared.result_dtype)  # PyTorch's result dtype: the target's (prepare)
-    return loss
-
-
-def _loss(prepared: Prepared, reduction: str, gamma: float, alpha: float | None, backend: str) -> Tensor:
     choice = resolve_backend(backend, prepared, reduction, gamma=gamma, alpha=alpha)
     if choice == "torch" or prepared.input.numel() == 0:
         return eager_loss(prepared, reduction, gamma, alpha)

@@ -39,6 +39,7 @@ from bceweights.distributed import global_loss
 from bceweights.messages import error_message
 from bceweights.prepared import (
     Operand,
+    Prepared,
     Reduction,
     check_focal,
     check_label_smoothing,
@@ -127,8 +128,19 @@ def bce_with_logits(
     """
     prepared = prepare(input, target, weight, pos_weight, ignore, channel_dim, check_values, label_smoothing)
     if process_group is not None:
-        return global_loss(prepared, reduction, process_group, backend=backend)
-    return compute_loss(prepared, reduction, backend=backend)
+        return in_result_dtype(global_loss(prepared, reduction, process_group, backend=backend), prepared)
+    return in_result_dtype(compute_loss(prepared, reduction, backend=backend), prepared)
+
+
+def in_result_dtype(loss: Tensor, prepared: Prepared) -> Tensor:
+    """``loss`` in PyTorch's result dtype, the target's (:func:`bceweights.prepared.loss_dtypes`).
+
+    The last step of a call: the loss is computed (and all-reduced) in the wider dtype, and only the
+    value is rounded; ``loss.backward()`` then sends a gradient of 1 back through the cast unrounded.
+    """
+    if prepared.result_dtype is None or loss.dtype == prepared.result_dtype:
+        return loss
+    return loss.to(prepared.result_dtype)
 
 
 def focal_bce_with_logits(
@@ -165,8 +177,10 @@ def focal_bce_with_logits(
     check_focal(gamma, alpha)  # before prepare: a wrong option is reported before a wrong operand
     prepared = prepare(input, target, weight, pos_weight, ignore, channel_dim, check_values, label_smoothing)
     if process_group is not None:
-        return global_loss(prepared, reduction, process_group, gamma=gamma, alpha=alpha, backend=backend)
-    return compute_loss(prepared, reduction, gamma=gamma, alpha=alpha, backend=backend)
+        loss = global_loss(prepared, reduction, process_group, gamma=gamma, alpha=alpha, backend=backend)
+    else:
+        loss = compute_loss(prepared, reduction, gamma=gamma, alpha=alpha, backend=backend)
+    return in_result_dtype(loss, prepared)
 
 
 def _buffer(name: str, value: Operand, check_values: bool | None) -> Tensor | None:

@@ -224,12 +224,32 @@ def check_case(case, backend="torch"):
         floor = bound if name == "input" else max(1e-3, value_floor, expected.detach().abs().max().item())
         own = max(tolerance, TOLERANCE[got.dtype])  # a gradient comes back in its operand's dtype
         _close_normwise(got, want, own, f"{name} gradient vs float64", floor=floor)
+    _check_hard_target_gradients(case, y, ours_leaves, ours_grads, expected_grads, differentiable, tolerance)
     if create_graph:
         direction = torch.rand(x.shape, generator=torch.Generator().manual_seed(case["seed"] + 2), dtype=torch.float64)
         (ours_second,) = torch.autograd.grad((ours_grads[0] * direction).sum(), ours_leaves[0])
         (expected_second,) = torch.autograd.grad((expected_grads[0] * direction).sum(), wide[0])
         _close_normwise(ours_second, expected_second, tolerance, "second derivative vs float64")
     return "match"
+
+
+def _check_hard_target_gradients(case, y, ours_leaves, ours_grads, expected_grads, differentiable, tolerance):
+    """The input gradient element by element where nothing cancels: ``sigmoid(x)`` for a target 0 on
+    every path, and ``-p sigmoid(-x)`` for a target 1 where the stable formula runs (a target or
+    pos_weight that requires grad). A confident prediction's tiny gradient must keep its digits
+    (a float32 ``1 - sigmoid(-x)`` at ``x = -30`` is 0, not 9.36e-14); PyTorch's own kernel, used
+    otherwise, computes ``sigmoid(x) - 1`` for a target 1, which only a normwise bound holds."""
+    if not differentiable or differentiable[0][0] != "input":
+        return
+    got, want = ours_grads[0].double(), expected_grads[0].double()
+    labels = y.double().expand(got.shape)
+    stable_formula = any(t is not None and t.requires_grad for t in ours_leaves[1:2] + ours_leaves[3:4])
+    hard = (labels == 0) | ((labels == 1) if stable_formula else torch.zeros_like(labels, dtype=torch.bool))
+    representable = want.abs() >= torch.finfo(ours_grads[0].dtype).tiny / tolerance  # no subnormal gradients
+    mask = hard & representable
+    if mask.any():
+        torch.testing.assert_close(got[mask], want[mask], rtol=4 * tolerance, atol=0.0,
+                                   msg=lambda m: f"input gradient of hard targets, element by element: {m}")
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
