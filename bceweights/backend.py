@@ -92,8 +92,11 @@ def resolve_backend(
 ) -> str:
     """Which path computes this call: ``"torch"`` or ``"fused"``.
 
-    ``"torch"`` is taken as asked. Under forward-mode AD or a ``torch.func`` transform every backend
-    answers ``"torch"`` (:func:`bceweights.fused.autograd_mode_reason`: the fused pass carries only
+    ``"torch"`` is taken as asked. Inside a ``torch.compile`` graph every backend answers ``"torch"``:
+    the compiler fuses the eager formula into its own kernels (the fused pass is itself a compiled
+    graph, which cannot be traced into another), so ``backend="fused"`` and ``"auto"`` compile with
+    ``fullgraph=True`` and dynamic shapes like ``"torch"``. Under forward-mode AD or a ``torch.func``
+    transform every backend answers ``"torch"`` (:func:`bceweights.fused.autograd_mode_reason`: the fused pass carries only
     first-order reverse-mode gradients), so that every way PyTorch differentiates works, with the same
     values, whichever backend is named. Otherwise ``"fused"`` is taken as asked (raising when it cannot
     run), and ``"auto"`` answers ``"fused"`` when a fused path can run, the input has at least
@@ -107,9 +110,9 @@ def resolve_backend(
             (missing compiler or Triton, unsupported device or dtype, ``weight`` requiring grad, ...).
     """
     check_backend(backend)
-    if backend == "torch":
-        return "torch"
-    if not torch.compiler.is_compiling() and fused.autograd_mode_reason(prepared) is not None:
+    if backend == "torch" or torch.compiler.is_compiling():
+        return "torch"  # inside a torch.compile graph the compiler fuses the eager formula itself
+    if fused.autograd_mode_reason(prepared) is not None:
         return "torch"
     if backend == "auto" and prepared.input.numel() < AUTO_MIN_NUMEL:
         return "torch"  # before probing the compiler: small calls never pay for its imports
@@ -141,7 +144,9 @@ def compute_loss(
     """The weighted (focal) BCE of ``prepared`` under ``reduction``, by the backend ``backend`` picks.
 
     Returns what :func:`bceweights.eager.eager_loss` returns (a scalar, or ``(*)`` for ``"none"``, in
-    the input's dtype). The fused path (:func:`bceweights.fused.run`) differentiates the input only:
+    the dtype of ``prepared.input``, the dtype the loss is computed in; :mod:`bceweights.loss` rounds
+    it to ``prepared.result_dtype`` last, after any all-reduced scaling, so that no gradient is
+    rounded on its way back). The fused path (:func:`bceweights.fused.run`) differentiates the input only:
     :func:`resolve_backend` keeps calls whose target, weight or pos_weight require grad on the eager
     path. Under ``"auto"`` a fused build that fails falls back to the eager path (for that signature
     from then on; nothing else is switched off).

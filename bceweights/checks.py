@@ -109,11 +109,15 @@ def check_weight_values(name: str, weight: torch.Tensor) -> None:
         return
     nonfinite = nonfinite_mask(weight)
     if bool(nonfinite.any()):
+        nan = int(torch.isnan(weight).sum())
+        infinite = int(nonfinite.sum()) - nan
+        held = " and ".join(part for part in (f"{nan} NaN" if nan else "", f"{infinite} infinite" if infinite else "") if part)
         raise ValueError(error_message(
-            f"{name} holds {int(nonfinite.sum())} NaN or infinite value(s)",
-            "weights must be finite numbers >= 0.",
+            f"{name} holds {held} value(s)", "weights must be finite numbers >= 0.",
             f"{name} = torch.nan_to_num({name}, nan=0.0)   # if those elements should not count",
-            lead=f"A NaN usually comes from a division by a zero count; check how {name} was built, e.g.",
+            why=f"A NaN or an inf usually comes from a division by a zero count (0/0, 1/0); check how {name} "
+            f"was built, or whether its dtype ({str(weight.dtype).replace('torch.', '')}) holds its values.",
+            lead="Write instead, e.g.",
         ))
     negative = negative_mask(weight)
     if bool(negative.any()):
@@ -121,7 +125,8 @@ def check_weight_values(name: str, weight: torch.Tensor) -> None:
         raise ValueError(error_message(
             f"{name} holds {int(negative.sum())} negative value(s) (smallest {smallest:.4g})",
             "expected weights >= 0.", f"{name} = {name}.clamp_min(0)",
-            lead="A negative weight rewards the model for being wrong. Write instead, if the sign is a bug upstream",
+            why="A negative weight rewards the model for being wrong.",
+            lead="Write instead, if the sign is a bug upstream",
         ))
 
 

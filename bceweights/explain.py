@@ -216,7 +216,9 @@ def explain(
     input dimensions it varies along and those it is broadcast over (``·``), the memory it takes now
     (``(shared)`` for an expanded view with stride 0) and what it would take materialised at the
     input's size, and — for a refused operand — the message the loss raises, with its fix. The target
-    must have exactly the input's shape, as the loss requires (it does not broadcast).
+    must have exactly the input's shape, as the loss requires (it does not broadcast). Shapes are all
+    it needs: on ``meta`` tensors (or with real operands beside a meta input) the value checks are
+    skipped and the line-up is reported as usual.
 
     Raises:
         TypeError: ``input`` is not a floating-point tensor (the loss refuses it the same way).

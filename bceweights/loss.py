@@ -39,6 +39,7 @@ from bceweights.distributed import global_loss
 from bceweights.messages import error_message
 from bceweights.prepared import (
     Operand,
+    Prepared,
     Reduction,
     check_focal,
     check_label_smoothing,
@@ -73,13 +74,20 @@ def bce_with_logits(
     Args:
         input: logits ``x``, any shape, e.g. ``(N, C, H, W)``; floating point.
         target: ``y``, the same shape as ``input``; float in ``[0, 1]``, or bool/integer 0-1 labels
-            (converted to ``input.dtype``).
+            (converted to ``input.dtype``). A floating target sets the loss's dtype, as in PyTorch: a
+            bfloat16 input with float32 targets gives a float32 loss (computed in float32, the
+            targets never rounded to bfloat16); a float32 input with bfloat16 targets a bfloat16 one.
         weight: ``w >= 0``, a number or a tensor broadcastable to ``input`` — ``(N, 1, H, W)`` for a mask
             shared by the channels, ``(C, 1, 1)`` per channel, ``(N, 1, 1, 1)`` per sample.
         pos_weight: ``p >= 0``, multiplies the positive term only; a number, or a tensor broadcastable to
             ``input`` — ``(C, 1, 1)`` per channel on ``(N, C, H, W)``, ``(C,)`` on ``(N, C)``.
         reduction: ``"mean"`` (sum / number of non-ignored elements), ``"sum"``, ``"none"``, or
-            ``"weighted_mean"`` (sum / sum of ``weight`` over non-ignored elements).
+            ``"weighted_mean"`` (sum / sum of ``weight`` over non-ignored elements). An input with no
+            elements gives NaN under both means, as PyTorch's ``"mean"`` does (with or without
+            ``ignore``: an empty batch is usually a bug upstream, and NaN shows it); a non-empty
+            input with nothing kept (every element ignored, or all weights 0 under
+            ``"weighted_mean"``) gives 0 with zero gradients, so a batch of only void pixels
+            trains on.
         channel_dim: the dimension a 1-D ``weight`` or ``pos_weight`` of length C refers to, e.g. 1 for
             ``(N, C, H, W)``. Without it, 1-D operands follow PyTorch's trailing alignment, and the ones
             that would silently land on the wrong axis are refused.
@@ -111,7 +119,8 @@ def bce_with_logits(
             ``"sum"`` and ``"none"`` are unaffected.
 
     Returns:
-        a scalar, or ``input``'s shape for ``reduction="none"``.
+        a scalar, or ``input``'s shape for ``reduction="none"``; in the target's dtype when the target
+        is floating (PyTorch's rule), else in the input's (float32 under ``torch.autocast``).
 
     Raises:
         WeightShapeError: an operand that does not line up, with the line to write instead.
@@ -119,8 +128,19 @@ def bce_with_logits(
     """
     prepared = prepare(input, target, weight, pos_weight, ignore, channel_dim, check_values, label_smoothing)
     if process_group is not None:
-        return global_loss(prepared, reduction, process_group, backend=backend)
-    return compute_loss(prepared, reduction, backend=backend)
+        return in_result_dtype(global_loss(prepared, reduction, process_group, backend=backend), prepared)
+    return in_result_dtype(compute_loss(prepared, reduction, backend=backend), prepared)
+
+
+def in_result_dtype(loss: Tensor, prepared: Prepared) -> Tensor:
+    """``loss`` in PyTorch's result dtype, the target's (:func:`bceweights.prepared.loss_dtypes`).
+
+    The last step of a call: the loss is computed (and all-reduced) in the wider dtype, and only the
+    value is rounded; ``loss.backward()`` then sends a gradient of 1 back through the cast unrounded.
+    """
+    if prepared.result_dtype is None or loss.dtype == prepared.result_dtype:
+        return loss
+    return loss.to(prepared.result_dtype)
 
 
 def focal_bce_with_logits(
@@ -158,8 +178,10 @@ def focal_bce_with_logits(
     check_focal(gamma, alpha)  # before prepare: a wrong option is reported before a wrong operand
     prepared = prepare(input, target, weight, pos_weight, ignore, channel_dim, check_values, label_smoothing)
     if process_group is not None:
-        return global_loss(prepared, reduction, process_group, gamma=gamma, alpha=alpha, backend=backend)
-    return compute_loss(prepared, reduction, gamma=gamma, alpha=alpha, backend=backend)
+        loss = global_loss(prepared, reduction, process_group, gamma=gamma, alpha=alpha, backend=backend)
+    else:
+        loss = compute_loss(prepared, reduction, gamma=gamma, alpha=alpha, backend=backend)
+    return in_result_dtype(loss, prepared)
 
 
 def _buffer(name: str, value: Operand, check_values: bool | None) -> Tensor | None:
@@ -249,13 +271,22 @@ class BCEWithLogits(nn.Module):
         self.process_group = process_group
 
     def combined_weight(self, input: Tensor, weight: Operand) -> Operand:
-        """The module's weight times this call's, each aligned with ``input`` first."""
+        """The module's weight times this call's, each aligned with ``input`` first.
+
+        The product is formed in the widest floating dtype of the input and the two weights, and
+        rounded once, to the dtype the loss computes in, by :func:`bceweights.prepared.prepare`.
+        """
         if self.weight is None:
             return weight
         if weight is None:
             return self.weight
-        own = align("weight", as_tensor_like(self.weight, input, "weight"), input.shape, self.channel_dim)
-        call = align("weight", as_tensor_like(weight, input, "weight"), input.shape, self.channel_dim)
+        weight = from_numpy(weight)
+        dtype = torch.promote_types(input.dtype, self.weight.dtype)
+        if isinstance(weight, Tensor) and weight.is_floating_point():
+            dtype = torch.promote_types(dtype, weight.dtype)
+        like = torch.empty((), dtype=dtype, device=input.device)
+        own = align("weight", as_tensor_like(self.weight, like, "weight"), input.shape, self.channel_dim)
+        call = align("weight", as_tensor_like(weight, like, "weight"), input.shape, self.channel_dim)
         return own * call
 
     def call_options(self, input: Tensor, weight: Operand, ignore: Tensor | None) -> dict:

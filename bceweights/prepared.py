@@ -47,6 +47,9 @@ class Prepared:
 
     Shapes: ``input`` and ``target`` ``(*)``, the same; ``weight``, ``pos_weight`` and ``ignore`` with
     ``input.ndim`` dimensions, each of size 1 or the input's (broadcastable without enlarging it).
+    ``input``, ``target``, ``weight`` and ``pos_weight`` share one floating dtype, the dtype the loss
+    is computed in; ``result_dtype`` is the dtype of the loss returned (see :func:`loss_dtypes`),
+    ``None`` for ``input.dtype``.
     """
 
     input: Tensor
@@ -54,6 +57,7 @@ class Prepared:
     weight: Tensor | None
     pos_weight: Tensor | None
     ignore: Tensor | None
+    result_dtype: torch.dtype | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -100,21 +104,34 @@ def check_label_smoothing(label_smoothing: float) -> None:
 # the context a call runs in: autocast, torch.compile, torch.func
 
 
-def autocast_input(input: Tensor) -> Tensor:
-    """``input`` as autocast hands it to PyTorch's ``binary_cross_entropy_with_logits``.
-
-    Under ``torch.autocast(device_type)`` for the input's device, a float16 or bfloat16 input becomes
-    float32 (a differentiable cast: its gradient comes back in the input's dtype), since autocast runs
-    this loss in float32; every other operand is then converted to float32 too, so targets and
-    weights are never rounded to the low-precision dtype. Outside autocast, ``input`` unchanged.
-    """
-    if input.dtype not in AUTOCAST_TO_FLOAT32:
-        return input
+def _autocast_dtype(dtype: torch.dtype, device: torch.device) -> torch.dtype:
+    """The dtype autocast hands PyTorch's loss for a floating operand of ``dtype``: float16 and
+    bfloat16 become float32 under ``torch.autocast`` for ``device``; everything else is unchanged."""
+    if dtype not in AUTOCAST_TO_FLOAT32:
+        return dtype
     try:
-        enabled = torch.is_autocast_enabled(input.device.type)
+        enabled = torch.is_autocast_enabled(device.type)
     except RuntimeError:  # a device type autocast does not know
-        return input
-    return input.float() if enabled else input
+        return dtype
+    return torch.float32 if enabled else dtype
+
+
+def loss_dtypes(input: Tensor, target: Tensor) -> tuple[torch.dtype, torch.dtype]:
+    """``(compute dtype, result dtype)`` of a loss call, as ``F.binary_cross_entropy_with_logits`` has them.
+
+    PyTorch's loss returns the dtype of a floating ``target`` whatever the input's (a bfloat16 input
+    with float32 targets gives a float32 loss, a float32 input with float64 targets a float64 one;
+    ``weight`` and ``pos_weight`` never change it), after autocast has turned float16/bfloat16
+    operands into float32. Here the loss is computed in the wider of the input's and the target's
+    dtypes (:func:`torch.promote_types`), so no operand is rounded to the narrower one first, and
+    rounded once to the result dtype. A bool or integer target (which PyTorch refuses) is converted
+    to the input's dtype, and the loss has the input's dtype.
+    """
+    input_dtype = _autocast_dtype(input.dtype, input.device)
+    if not target.is_floating_point():
+        return input_dtype, input_dtype
+    target_dtype = _autocast_dtype(target.dtype, input.device)
+    return torch.promote_types(input_dtype, target_dtype), target_dtype
 
 
 def functorch_transforms_active() -> bool:
@@ -172,8 +189,11 @@ def check_values_of(name: str, values: Tensor, ignore: Tensor | None = None) -> 
     graph break and no host synchronisation: ``torch._assert_async`` raises ``RuntimeError`` with the
     message when the compiled code runs (on CUDA a device-side assert, which ends the CUDA context).
     Under a ``torch.func`` transform (``vmap`` cannot branch on a batched value) the check reads the
-    unwrapped tensor, every sample at once.
+    unwrapped tensor, every sample at once. Tensors on the ``meta`` device hold no values: nothing is
+    checked (shape questions, e.g. :func:`bceweights.explain` on a meta input, still get answers).
     """
+    if values.is_meta or (ignore is not None and ignore.is_meta):
+        return
     if torch.compiler.is_compiling():
         bad = _problem_mask(name, values, ignore)
         torch._assert_async(~bad.any(), _traced_problem(name, "some", "inside a torch.compile graph"))
@@ -181,7 +201,10 @@ def check_values_of(name: str, values: Tensor, ignore: Tensor | None = None) -> 
     if functorch_transforms_active():
         bad = _unwrapped(_problem_mask(name, values, ignore))
         if bool(bad.any()):
-            raise ValueError(_traced_problem(name, str(int(bad.sum())), "under a torch.func transform"))
+            raise ValueError(error_message(
+                _traced_problem(name, str(int(bad.sum())), "under a torch.func transform"),
+                fixes="check_values=False   # once the data is known good",
+            ))
         return
     if name == "target":
         checks.check_target_values(values, ignore)
@@ -194,7 +217,9 @@ def from_numpy(value: object) -> object:
     if isinstance(value, (np.ndarray, np.generic)):
         array = np.asarray(value)
         if array.dtype == object:
-            raise TypeError("got a numpy array of dtype object; expected numbers, e.g. np.asarray(x, dtype=float)")
+            raise TypeError(error_message(
+                "got a numpy array of dtype object", "expected numbers.", "x=np.asarray(x, dtype=np.float32)"
+            ))
         return torch.as_tensor(array)
     return value
 
@@ -226,6 +251,9 @@ def _target_fixes(target_shape: tuple[int, ...], input_shape: tuple[int, ...]) -
         )
     if not fixes and torch.Size(t).numel() == torch.Size(i).numel():
         fixes.append("target=target.view_as(input)   # only if the elements are already in the same order")
+    if not fixes:
+        fixes.append(f"target=<one label per logit, shape {shape_str(i)}>   # check which tensor the model's "
+                     "output and the labels really are")
     return fixes
 
 
@@ -242,7 +270,7 @@ def target_problem(target_shape: tuple[int, ...], input_shape: tuple[int, ...]) 
     return error_message(
         f"target has shape {shape_str(target_shape)} but input has shape {shape_str(input_shape)}",
         "binary cross-entropy is elementwise, so they must be equal (PyTorch refuses too).",
-        fixes, lead="Write instead" if fixes else None,
+        fixes, lead="Write instead",
     )
 
 
@@ -312,10 +340,46 @@ def prepare_operand(
     """
     if value is None:
         return None
-    tensor = as_tensor_like(from_numpy(value), input, name)
+    value = from_numpy(value)
+    tensor = as_tensor_like(value, input, name)
     if checks.value_checks_enabled(check_values):
+        check_cast_range(name, value, tensor)
         check_values_of(name, tensor)
     return _align(input, name, tensor, channel_dim)
+
+
+def check_cast_range(name: str, value: object, tensor: Tensor) -> None:
+    """``ValueError`` when converting ``value`` to ``tensor``'s dtype turned finite values into ``inf``.
+
+    A float32 weight of ``1e5`` is finite, but float16 (largest number 65504) holds it as ``inf``;
+    the message names the dtype rather than a NaN or a division by zero. Only eagerly (not under
+    ``torch.compile`` or a ``torch.func`` transform, where the value check's assert still catches
+    the ``inf``), and only for tensors that hold values (not ``meta``).
+    """
+    if tensor.dtype == torch.float64 or tensor.is_meta or tensor.numel() == 0:
+        return
+    if torch.compiler.is_compiling() or functorch_transforms_active():
+        return
+    if isinstance(value, Tensor):
+        if value.is_meta or value.dtype == tensor.dtype:
+            return
+        original = value.detach().to(device=tensor.device, dtype=torch.float64)
+    else:
+        original = torch.as_tensor(value, dtype=torch.float64, device=tensor.device)
+    overflow = torch.isfinite(original) & ~torch.isfinite(tensor.detach())
+    if not bool(overflow.any()):
+        return
+    largest = torch.finfo(tensor.dtype).max
+    example = float(original[overflow.expand_as(original)][0])
+    raise ValueError(error_message(
+        f"{name} holds {int(overflow.sum())} finite value(s) too large for {str(tensor.dtype).replace('torch.', '')} "
+        f"(for example {example:.6g}; the largest is {largest:.6g}), the dtype the loss is computed in, "
+        "so they would become inf",
+        fixes=[
+            f"{name}={name} / {name}.max()   # rescale: the loss is proportional to the weight",
+            "input=input.float()   # compute the loss in float32 (or run it under torch.autocast)",
+        ],
+    ))
 
 
 def _align(input: Tensor, name: str, operand: Tensor, channel_dim: int | None) -> Tensor:
@@ -345,11 +409,14 @@ def prepare(
     """Check every operand against ``input`` and view it with ``input``'s rank.
 
     Shapes: ``input`` any ``(*)`` floating tensor; ``target`` exactly ``input.shape`` (bool, integer or
-    floating; converted to ``input.dtype``); ``weight``, ``pos_weight`` and ``ignore`` broadcastable to
-    ``input.shape`` under the rules of :func:`bceweights.shapes.line_up`. With ``label_smoothing=eps``
-    the returned target is ``y (1 - eps) + eps / 2``. Numpy arrays are accepted wherever lists are.
-    Under ``torch.autocast`` a float16/bfloat16 input is cast to float32 first (:func:`autocast_input`),
-    so every operand is float32 and the loss is float32, as autocast does for PyTorch's loss.
+    floating); ``weight``, ``pos_weight`` and ``ignore`` broadcastable to ``input.shape`` under the
+    rules of :func:`bceweights.shapes.line_up`. With ``label_smoothing=eps`` the returned target is
+    ``y (1 - eps) + eps / 2``. Numpy arrays are accepted wherever lists are.
+
+    Dtypes (:func:`loss_dtypes`): the input is cast (differentiably) to the wider of its own and a
+    floating target's dtype, and every other operand to that dtype; ``result_dtype`` is the target's
+    dtype, as PyTorch returns it (the input's for bool or integer targets). Under ``torch.autocast``
+    float16/bfloat16 operands count as float32, as autocast does for PyTorch's loss.
 
     Raises:
         TypeError: non-tensor input, non-floating input, non-bool ignore.
@@ -358,14 +425,17 @@ def prepare(
         WeightShapeError: an operand that does not line up.
     """
     check_input(input)
-    input = autocast_input(input)
     if not isinstance(target, Tensor):
         target = torch.as_tensor(from_numpy(target), device=input.device)
     problem = target_problem(tuple(target.shape), tuple(input.shape))
     if problem is not None:  # the target's shape first: the commonest mistake gets the first word
         raise ValueError(problem)
+    compute_dtype, result_dtype = loss_dtypes(input, target)
+    if input.dtype != compute_dtype:
+        input = input.to(compute_dtype)  # differentiable: the gradient comes back in the input's dtype
     aligned_ignore = prepare_ignore(ignore, input)
     target = prepare_target(target, input, aligned_ignore, check_values, label_smoothing)
     aligned_weight = prepare_operand("weight", weight, input, channel_dim, check_values)
     aligned_pos_weight = prepare_operand("pos_weight", pos_weight, input, channel_dim, check_values)
-    return Prepared(input, target, aligned_weight, aligned_pos_weight, aligned_ignore)
+    return Prepared(input, target, aligned_weight, aligned_pos_weight, aligned_ignore,
+                    None if result_dtype == compute_dtype else result_dtype)

@@ -57,7 +57,8 @@ def normalize_dim(dim: int, ndim: int, what: str = "channel_dim") -> int:
         raise WeightShapeError(error_message(
             f"{what}={dim} is out of range for an input with {ndim} dimension(s) {dim_names(ndim)}",
             f"expected an index in [{-ndim}, {ndim - 1}].",
-            why=f"For (N, C, ...) inputs the channels are dimension 1: write {what}=1.",
+            why="For (N, C, ...) inputs the channels are dimension 1." if ndim >= 2 else "",
+            fixes=f"{what}=1   # the C of (N, C, ...)" if ndim >= 2 else f"{what}=None   # no channel dimension",
         ))
     return dim % ndim
 
@@ -150,6 +151,37 @@ def _placements(shape: Shape, input_shape: Shape) -> list[Shape]:
     return out
 
 
+def _fewer_dimension_fixes(name: str, shape: Shape, input_shape: Shape, channel_dim: int | None) -> list[str]:
+    """Fixes for an operand with more dimensions than the input: each one a shape the loss accepts.
+
+    Its leading 1s dropped, or every 1 dropped (``model(x).squeeze()`` left the input without the
+    size-1 axis the weight kept), or one value per element in the input's order; failing those, the
+    shape it must have (e.g. a per-channel weight whose input was flattened: expand it first).
+    """
+    fixes: list[str] = []
+    candidates = [_trailing_strip(shape), tuple(s for s in shape if s != 1) or (1,)]
+    for candidate in candidates:
+        code = f"{name}={_view_code(name, candidate)}"
+        if len(candidate) <= len(input_shape) and code not in fixes:
+            try:
+                accepted = line_up(name, candidate, input_shape, channel_dim).ok
+            except WeightShapeError:  # channel_dim out of range: the candidate cannot be judged
+                accepted = False
+            if accepted:
+                fixes.append(code)
+    numel = torch.Size(shape).numel()
+    if numel == torch.Size(input_shape).numel() and numel > 1:
+        fixes.append(f"{name}={name}.reshape{shape_str(input_shape)}   # only if it holds one value per element, "
+                     "in the input's order")
+    if not fixes:
+        fixes.append(
+            f"{name}=<a tensor of shape {shape_str(input_shape)}, or with 1s where it should be shared>   "
+            "# if the input was flattened, expand the weight to the input's shape before flattening, "
+            "then flatten both the same way"
+        )
+    return fixes
+
+
 def line_up(
     name: str,
     shape: Sequence[int],
@@ -172,16 +204,19 @@ def line_up(
     Returns:
         a :class:`LineUp`; ``problem`` holds the message when the operand is refused.
     """
-    shape = tuple(int(s) for s in shape)
-    input_shape = tuple(int(s) for s in input_shape)
+    # Sizes stay as they are (ints, or SymInts under torch.compile(dynamic=True)): int() would
+    # specialise a dynamic size. Nothing below formats a string unless the operand is refused, so an
+    # accepted operand traces under torch.compile(fullgraph=True) with any batch size.
+    shape = tuple(shape)
+    input_shape = tuple(input_shape)
     nd, k = len(input_shape), len(shape)
-    head = (
-        f"{name} has shape {shape_str(shape)} but the input has shape {shape_str(input_shape)}"
-        + (f" = {_named(input_shape)}" if nd else "")
-        + "."
-    )
 
     def refuse(body: str, fixes: list[str]) -> LineUp:
+        head = (
+            f"{name} has shape {shape_str(shape)} but the input has shape {shape_str(input_shape)}"
+            + (f" = {_named(input_shape)}" if nd else "")
+            + "."
+        )
         return LineUp(name, shape, input_shape, None, error_message(head, why=body, fixes=fixes))
 
     if all(s == 1 for s in shape) and k <= max(nd, 1):
@@ -202,7 +237,7 @@ def line_up(
     if k > nd:
         return refuse(
             f"{name} has more dimensions ({k}) than the input ({nd}); broadcasting would enlarge the loss.",
-            [f"{name}={name}.view{shape_str(_trailing_strip(shape))}"] if len(_trailing_strip(shape)) <= nd else [],
+            _fewer_dimension_fixes(name, shape, input_shape, channel_dim),
         )
 
     padded = (1,) * (nd - k) + shape
@@ -294,9 +329,10 @@ def as_tensor_like(value: object, like: torch.Tensor, name: str) -> torch.Tensor
         return value.to(device=like.device, dtype=dtype)
     if isinstance(value, (Number, Sequence)) and not isinstance(value, (str, bytes)):
         return torch.as_tensor(value, dtype=dtype, device=like.device)
-    raise TypeError(
-        f"{name} is a {type(value).__name__}; expected a tensor, a number or a sequence of numbers."
-    )
+    raise TypeError(error_message(
+        f"{name} is a {type(value).__name__}", "expected a tensor, a number or a sequence of numbers.",
+        f"{name}=torch.as_tensor({name}, dtype=torch.float32)",
+    ))
 
 
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)

@@ -67,12 +67,23 @@ def test_autocast_leaves_float64_and_float32_inputs_alone():
     x, y, pos_weight, _ = operands()
     for dtype in (torch.float32, torch.float64):
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = bw.bce_with_logits(x.detach().to(dtype), y, pos_weight=pos_weight, backend="torch")
+            out = bw.bce_with_logits(x.detach().to(dtype), y.to(dtype), pos_weight=pos_weight, backend="torch")
             expected = F.binary_cross_entropy_with_logits(x.detach().to(dtype), y.to(dtype), pos_weight=pos_weight.to(dtype))
+            # PyTorch's loss has the target's dtype: a float64 input with bfloat16 targets gives float32
+            # under autocast (the targets become float32), as it does here
+            mixed = bw.bce_with_logits(x.detach().to(dtype), y, pos_weight=pos_weight, backend="torch")
+            expected_mixed = F.binary_cross_entropy_with_logits(x.detach().to(dtype), y, pos_weight=pos_weight)
         assert out.dtype == expected.dtype == dtype
         torch.testing.assert_close(out, expected)
+        assert mixed.dtype == expected_mixed.dtype == torch.float32
+        torch.testing.assert_close(mixed, expected_mixed, rtol=1e-5, atol=1e-6)
 
 
-def test_outside_autocast_a_bfloat16_input_stays_bfloat16():
+def test_outside_autocast_the_loss_has_the_targets_dtype_as_pytorch():
     x, y, _, _ = operands()
-    assert bw.bce_with_logits(x, y).dtype == torch.bfloat16
+    assert bw.bce_with_logits(x, y.bfloat16()).dtype == torch.bfloat16
+    assert bw.bce_with_logits(x, y > 0.5).dtype == torch.bfloat16  # bool targets: the input's dtype
+    # float32 targets: PyTorch returns float32, and so does bceweights (the targets are not rounded)
+    ours, theirs = bw.bce_with_logits(x, y), F.binary_cross_entropy_with_logits(x, y)
+    assert ours.dtype == theirs.dtype == torch.float32
+    torch.testing.assert_close(ours, theirs, rtol=2e-3, atol=1e-5)

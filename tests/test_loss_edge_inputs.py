@@ -225,3 +225,81 @@ def test_value_checks_run_inside_a_fullgraph_compiled_function():
     bad[0, 0] = 2.0
     with pytest.raises(RuntimeError, match="check_values=False"):
         step(x, bad)
+
+
+# --------------------------------------------------------------------------------------------------
+# edge defects from the reliability probe (issue 23)
+
+
+def test_explain_answers_shape_questions_on_meta_tensors():
+    """A meta input holds no values: the value checks are skipped, the line-up is still reported
+    (with a real expanded mask, a real weight, or meta operands)."""
+    x = torch.empty(2, 3, 4, 4, device="meta")
+    mask = torch.rand(2, 4, 4, generator=torch.Generator().manual_seed(0)) > 0.5
+    cases = [
+        dict(weight=mask.float().unsqueeze(1).expand(2, 3, 4, 4)),
+        dict(ignore=mask.unsqueeze(1).expand(2, 3, 4, 4)),
+        dict(target=torch.empty(2, 3, 4, 4, device="meta"), weight=torch.empty(2, 1, 4, 4, device="meta"),
+             ignore=torch.empty(2, 1, 4, 4, device="meta", dtype=torch.bool)),
+    ]
+    for operands in cases:
+        report = bw.explain(x, **operands)
+        assert report.ok
+    shared = bw.explain(x, weight=mask.float().unsqueeze(1).expand(2, 3, 4, 4))
+    assert "stride 0 along C" in str(shared)
+    # near miss: a misaligned operand is still refused on meta, with its fix
+    refused = bw.explain(x, pos_weight=torch.empty(3, device="meta"))
+    assert not refused.ok and "pos_weight.view(3, 1, 1)" in refused.problems()["pos_weight"]
+    loss = bw.bce_with_logits(x, torch.empty(2, 3, 4, 4, device="meta"), weight=mask.float().unsqueeze(1))
+    assert loss.shape == () and loss.device.type == "meta"
+
+
+def test_a_weight_that_overflows_the_inputs_dtype_is_named_by_its_dtype():
+    x = torch.randn(4, 3).half()
+    y = torch.rand(4, 3).half()
+    weight = torch.tensor([1e5, 1.0, 1.0])
+    with pytest.raises(ValueError, match=r"too large for float16 \(for example 100000; the largest is 65504\)") as error:
+        bw.bce_with_logits(x, y, weight=weight)
+    assert "division" not in str(error.value)
+    with pytest.raises(ValueError, match="too large for float16"):
+        bw.bce_with_logits(x, y, pos_weight=[1e5, 1.0, 1.0])  # numbers too
+    # near misses: a weight float16 holds, and float32 targets (the loss is then computed in float32)
+    assert torch.isfinite(bw.bce_with_logits(x, y, weight=torch.tensor([1e3, 1.0, 1.0])))
+    assert torch.isfinite(bw.bce_with_logits(x, y.float(), weight=weight))
+    # a weight that is infinite to begin with keeps the NaN/inf message, which now names the dtype too
+    with pytest.raises(ValueError, match=r"1 infinite value\(s\)(.|\n)*its dtype \(float16\)"):
+        bw.bce_with_logits(x, y, weight=torch.tensor([float("inf"), 1.0, 1.0]).half())
+
+
+@pytest.mark.parametrize("backend", ["torch", "fused"])
+@pytest.mark.parametrize("reduction", ["mean", "weighted_mean"])
+def test_an_empty_input_gives_nan_under_both_means_with_or_without_ignore(backend, reduction):
+    """One behaviour for an empty batch: NaN, PyTorch's mean of nothing, whether or not an ignore mask
+    or a weight is passed. A non-empty batch with every element ignored gives 0 (near miss)."""
+    x = torch.zeros(0, 3, requires_grad=True)
+    y = torch.zeros(0, 3)
+    variants = [dict(), dict(ignore=torch.zeros(0, 3, dtype=torch.bool)), dict(weight=torch.ones(3))]
+    for options in variants:
+        loss = bw.bce_with_logits(x, y, reduction=reduction, backend=backend, **options)
+        assert torch.isnan(loss), options
+        (grad,) = torch.autograd.grad(loss, x)
+        assert grad.shape == (0, 3)
+    assert torch.isnan(F.binary_cross_entropy_with_logits(x, y))  # PyTorch's own
+    logits = torch.randn(4, 3, requires_grad=True)
+    everything = torch.ones(4, 3, dtype=torch.bool)
+    loss = bw.bce_with_logits(logits, torch.rand(4, 3), ignore=everything, reduction=reduction, backend=backend)
+    assert loss.item() == 0.0
+    (grad,) = torch.autograd.grad(loss, logits)
+    assert torch.equal(grad, torch.zeros(4, 3))
+
+
+def test_a_modules_weight_times_the_calls_is_rounded_once_to_the_loss_dtype():
+    """The module's float32 weight and the call's are multiplied in float32, then rounded once: with
+    float32 targets the float16 logits' loss is float32 and finite; with float16 targets the weight
+    of 1e5 is named as too large for float16 (not blamed on a division by zero)."""
+    module = bw.BCEWithLogits(weight=torch.tensor([1e5, 1.0, 1.0]))
+    x = torch.randn(4, 3).half()
+    loss = module(x, torch.rand(4, 3), weight=torch.ones(3))
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    with pytest.raises(ValueError, match="too large for float16"):
+        module(x, torch.rand(4, 3).half(), weight=torch.ones(3))

@@ -563,16 +563,21 @@ def test_rebalance_map_is_exact_for_every_positive_finite_ratio(ratio, dtype):
     """Foreground exactly 1, background exactly 1/ratio rounded once to the dtype (the old form
     1/ratio + (1 - 1/ratio) * target cancelled: foreground not 1 at ratio 1e-20, NaN at 1e-39)."""
     target = torch.tensor([0.0, 1.0, 1.0, 0.0], dtype=dtype)
+    if not 1.0 / ratio <= torch.finfo(dtype).max:  # the background weight would be inf: refused
+        with pytest.raises(ValueError, match=r"does not fit the map's dtype(.|\n)*Write instead"):
+            rebalance_map(target, ratio=ratio)
+        return
     weight = rebalance_map(target, ratio=ratio)
     assert weight.dtype == dtype
     assert weight[1].item() == 1.0 and weight[2].item() == 1.0
     expected_background = torch.tensor(1.0 / ratio, dtype=torch.float64).to(dtype)
     assert torch.equal(weight[[0, 3]], expected_background.expand(2))
-    assert not torch.isnan(weight).any()
+    assert torch.isfinite(weight).all()
     # bool targets give the float32 map with the same exact ends
-    from_bool = rebalance_map(target > 0.5, ratio=ratio)
-    assert from_bool[1].item() == 1.0
-    assert from_bool[0].item() == torch.tensor(1.0 / ratio, dtype=torch.float64).float().item()
+    if 1.0 / ratio <= torch.finfo(torch.float32).max:
+        from_bool = rebalance_map(target > 0.5, ratio=ratio)
+        assert from_bool[1].item() == 1.0
+        assert from_bool[0].item() == torch.tensor(1.0 / ratio, dtype=torch.float64).float().item()
 
 
 @pytest.mark.parametrize("ratio", [1e-20, 1e-39, 1e-300])
@@ -581,10 +586,25 @@ def test_rebalance_map_tiny_ratio_keeps_the_foreground_at_one(ratio):
     weight = rebalance_map(target, ratio=ratio)
     assert weight[2].item() == 1.0 and weight[0].item() == 1.0 / ratio
     assert weight[1].item() == pytest.approx(0.5 + 0.5 / ratio, rel=1e-15)
+    if ratio < 2.9e-39:  # 1/ratio beyond float32's largest number: refused, not a silent inf
+        with pytest.raises(ValueError, match=r"1/ratio = 1e\+\d+ does not fit the map's dtype float32"):
+            rebalance_map(target.float(), ratio=ratio)
+        return
     weight32 = rebalance_map(target.float(), ratio=ratio)
-    assert weight32[2].item() == 1.0 and not torch.isnan(weight32).any()
+    assert weight32[2].item() == 1.0 and torch.isfinite(weight32).all()
     assert weight32[0].item() == torch.tensor(1.0 / ratio, dtype=torch.float64).float().item()
-    assert math.isinf(weight32[0].item()) == (ratio < 2.9e-39)  # 1/ratio beyond float32's largest number
+
+
+@pytest.mark.parametrize("dtype, edge", [(torch.float32, 1 / torch.finfo(torch.float32).max),
+                                         (torch.float16, 1 / torch.finfo(torch.float16).max)])
+def test_rebalance_map_refuses_a_ratio_whose_inverse_overflows_the_dtype_and_accepts_the_edge(dtype, edge):
+    target = torch.tensor([0.0, 1.0], dtype=dtype)
+    near_miss = rebalance_map(target, ratio=edge * 1.001)  # 1/ratio just below the largest number
+    assert torch.isfinite(near_miss).all() and near_miss[1].item() == 1.0
+    with pytest.raises(ValueError, match="would be inf"):
+        rebalance_map(target, ratio=edge / 1.001)
+    with pytest.raises(ValueError, match="would be inf"):
+        rebalance_map(target > 0.5, ratio=1e-39)  # bool targets: a float32 map
 
 
 @pytest.mark.parametrize("soft", [0.1, 0.25, 0.5, 0.9])
@@ -785,3 +805,31 @@ def test_optimal_errors(function):
     with pytest.raises(TypeError, match="q is a str") as info:
         function("0.5", 2.0)
     assert "np.asarray(q)" in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------------
+# values a dtype cannot hold, and the limit at pos_weight = inf (issue 23)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_pos_weight_from_counts_refuses_a_ratio_its_dtype_holds_as_inf_or_zero():
+    with pytest.raises(ValueError, match=r"num_neg / num_pos at channel\(s\) \[1\] is \[1e\+39\], which float32 holds as inf"):
+        pos_weight_from_counts([1.0, 1.0], [3.0, 1e39])
+    with pytest.raises(ValueError, match="holds as 0"):
+        pos_weight_from_counts(1e50, 1.0)
+    # near misses: float64 holds both, and a ratio float32 holds
+    assert pos_weight_from_counts([1.0, 1.0], [3.0, 1e39], dtype=torch.float64).tolist() == [3.0, 1e39]
+    assert torch.isfinite(pos_weight_from_counts(1.0, 3e38)).all()
+
+
+def test_optimal_probability_at_an_infinite_pos_weight_is_the_limit():
+    assert optimal_probability(0.5, math.inf) == 1.0
+    assert optimal_probability(0.0, math.inf) == 0.0
+    assert optimal_probability(1e-12, math.inf) == 1.0
+    as_numpy = optimal_probability(np.array([0.0, 0.3, 1.0]), np.inf)
+    assert as_numpy.tolist() == [0.0, 1.0, 1.0]
+    as_tensor = optimal_probability(torch.tensor([0.0, 0.3, 1.0]), math.inf)
+    assert as_tensor.tolist() == [0.0, 1.0, 1.0] and not torch.isnan(as_tensor).any()
+    # the limit of the finite formula: a huge but finite weight is already there
+    assert optimal_probability(0.3, 1e300) == pytest.approx(1.0)
+    assert optimal_probability(torch.tensor([0.3]), torch.tensor([1e30])).item() == pytest.approx(1.0)

@@ -15,7 +15,7 @@ import torch
 from bceweights.checks import value_checks_enabled
 from bceweights.collectives import all_reduce_sum
 from bceweights.messages import error_message, write_instead
-from bceweights.weights.counts import Counts, accumulator_dtype, check_counts, count_vector, indices, shape_of
+from bceweights.weights.counts import Counts, accumulator_dtype, check_counts, count_vector, fit_dtype, indices, shape_of
 from bceweights.weights.streaming import (
     StreamedSums,
     Targets,
@@ -70,7 +70,7 @@ def balanced_weights(counts: Counts, *, dtype: torch.dtype = torch.float32) -> t
         ))
     n_samples = values.sum()
     n_classes = values.numel()
-    return (n_samples / (n_classes * values)).to(dtype)
+    return fit_dtype(n_samples / (n_classes * values), dtype, "n_samples / (n_classes * count)", "class(es)")
 
 
 def _median(values: torch.Tensor) -> torch.Tensor:
@@ -185,7 +185,7 @@ def median_frequency_weights(
     frequency = class_pixels[counted] / present_pixels[counted]
     weights = torch.zeros_like(class_pixels)
     weights[counted] = _median(frequency) / frequency
-    return weights.to(dtype)
+    return fit_dtype(weights, dtype, "median frequency / frequency", "class(es)")
 
 
 def _label_map_frequencies(

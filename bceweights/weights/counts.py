@@ -149,7 +149,8 @@ def pos_weight_from_counts(
         ValueError: a count is negative, NaN or infinite; a channel has no positives or no negatives
             (named: ``num_neg / num_pos`` would be infinite or 0, and 0 would switch the channel's
             positives off; the message gives the line that sets such channels to 1 instead);
-            per-channel lengths differ.
+            per-channel lengths differ; a ratio (computed in float64) that ``dtype`` would hold as
+            ``inf`` or 0 (e.g. ``num_neg / num_pos = 1e39`` in float32).
 
     Example:
         >>> pos_weight_from_counts(100, 300)
@@ -175,4 +176,30 @@ def pos_weight_from_counts(
         "num_neg = torch.as_tensor(num_neg, dtype=torch.float64)\n"
         "pos_weight = torch.where((num_pos > 0) & (num_neg > 0), num_neg / num_pos, 1.0).float()"
     )
-    return ratio_or_raise(pos, neg, fix).to(dtype)
+    return fit_dtype(ratio_or_raise(pos, neg, fix), dtype)
+
+
+def fit_dtype(ratio: torch.Tensor, dtype: torch.dtype, what: str = "num_neg / num_pos",
+              where: str = "channel(s)") -> torch.Tensor:
+    """``ratio`` (counted in float64) rounded to ``dtype``, refusing values that would not survive it.
+
+    A ratio beyond ``dtype``'s largest number would become ``inf``; a positive ratio below its
+    smallest subnormal would become 0, which switches the channel's positives off. Both raise
+    ``ValueError`` naming the channels (``where``), the quantity (``what``) and the dtype.
+    """
+    result = ratio.to(dtype)
+    if not result.is_floating_point():
+        return result
+    overflow = torch.isfinite(ratio) & ~torch.isfinite(result)
+    underflow = (ratio > 0) & (result == 0)
+    for bad, becomes in ((overflow, "inf"), (underflow, "0")):
+        if bool(bad.any()):
+            name = str(dtype).replace("torch.", "")
+            smallest = float(torch.nextafter(torch.zeros((), dtype=dtype), torch.ones((), dtype=dtype)))
+            raise ValueError(error_message(
+                f"{what} at {where} {indices(bad)} is {values_at(ratio, bad)}, which {name} holds "
+                f"as {becomes} (its positive numbers run from {smallest:.3g} to {torch.finfo(dtype).max:.3g})",
+                "expected a weight the loss's dtype can hold.",
+                "dtype=torch.float64   # if the counts are right (and train in float64); else recount",
+            ))
+    return result

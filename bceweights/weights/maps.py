@@ -96,14 +96,14 @@ def rebalance_map(
     Returns:
         float tensor shaped like ``target`` (``target``'s float dtype, float32 for bool/integer
         targets), on its device. Pass it as ``weight=`` (with ``reduction="weighted_mean"`` to
-        average over the weights rather than the elements). Exact at the ends for every finite
-        ``ratio > 0``: foreground (target 1) is exactly ``1``, background (target 0) exactly
-        ``1 / ratio`` rounded once to that dtype, so ``inf`` if ``1 / ratio`` exceeds the dtype's
-        largest number (``ratio < 2.9e-39`` in float32; the loss then refuses the map).
+        average over the weights rather than the elements). Exact at the ends: foreground (target 1)
+        is exactly ``1``, background (target 0) exactly ``1 / ratio`` rounded once to that dtype.
 
     Raises:
-        ValueError: ``ratio`` <= 0, NaN or infinite; ``ratio=None`` with no foreground in ``target``;
-            target values outside [0, 1].
+        ValueError: ``ratio`` <= 0, NaN or infinite; ``ratio`` so small that ``1 / ratio`` exceeds the
+            map's dtype's largest number (``ratio < 2.9e-39`` in float32, ``1.5e-5`` in float16: the
+            map would hold ``inf``, which the loss refuses); ``ratio=None`` with no foreground in
+            ``target``; target values outside [0, 1].
 
     Example (Q9: the foreground is 1/95 of the voxels, so negatives/positives = 94):
         >>> target = torch.zeros(1, 1, 60, 40, 40); target.view(-1)[::95] = 1
@@ -162,8 +162,21 @@ def rebalance_map(
                 "the elements).",
                 "bw.rebalance_map(target)   # to compute negatives / positives from target",
             ))
-    # background weight 1/ratio rounded once to the map's dtype (inf if it overflows that dtype)
-    background = torch.tensor(1.0 / ratio_value, dtype=torch.float64).to(dtype=dtype, device=values.device)
+    # background weight 1/ratio rounded once to the map's dtype
+    inverse = 1.0 / ratio_value  # inf for ratio < 5.6e-309, where it overflows float64 itself
+    largest = torch.finfo(dtype).max
+    if not inverse <= largest:
+        smallest = 1.0 / largest
+        raise ValueError(error_message(
+            f"ratio is {ratio_value!r}, so the background weight 1/ratio = {inverse:.4g} does not fit the map's "
+            f"dtype {str(dtype).replace('torch.', '')} (largest {largest:.4g}) and would be inf",
+            f"expected ratio >= {smallest:.4g} for a {str(dtype).replace('torch.', '')} map (negatives / positives).",
+            [
+                "bw.rebalance_map(target)   # to compute negatives / positives from target",
+                "bw.rebalance_map(target.double(), ratio)   # a float64 map, if the ratio is right",
+            ],
+        ))
+    background = torch.tensor(inverse, dtype=torch.float64).to(dtype=dtype, device=values.device)
     # target + (1 - target) / ratio: exactly 1 at target 1 and exactly `background` at target 0,
     # whatever the ratio (the form 1/ratio + (1 - 1/ratio) * target cancels when 1/ratio is large)
     weight = values + background * (1 - values)

@@ -80,6 +80,8 @@ def optimal_probability(q: ArrayLike, pos_weight: ArrayLike | float) -> ArrayLik
         is numpy, else a float), broadcast shape. Defined everywhere on the domain: ``q = 0`` gives
         0, ``q = 1`` gives 1 for ``p > 0``, ``p = 0`` gives 0 (positives carry no weight), including
         at ``q = 1``, where every prediction has zero loss and 0 is the limit from ``q < 1``.
+        ``p = inf`` gives the limit as ``p`` grows: 1 for ``q > 0`` (the positives outweigh
+        everything), 0 for ``q = 0`` (there are none to weight), never the NaN of ``inf / inf``.
 
     Raises:
         ValueError: ``q`` outside [0, 1] or ``pos_weight`` negative or NaN.
@@ -92,17 +94,24 @@ def optimal_probability(q: ArrayLike, pos_weight: ArrayLike | float) -> ArrayLik
     _check_probability_operands(q, pos_weight)
     if kind == "tensor":
         q_tensor, p_tensor = _as_tensors(q, pos_weight)
-        weighted = p_tensor * q_tensor
+        infinite = torch.isinf(p_tensor)
+        finite_p = torch.where(infinite, torch.ones_like(p_tensor), p_tensor)
+        weighted = finite_p * q_tensor
         denominator = weighted + (1 - q_tensor)
         safe = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
-        return torch.where(denominator > 0, weighted / safe, torch.zeros_like(weighted))  # type: ignore[return-value]
+        value = torch.where(denominator > 0, weighted / safe, torch.zeros_like(weighted))
+        return torch.where(infinite, (q_tensor > 0).to(value.dtype), value)  # type: ignore[return-value]
     if kind == "numpy":
         q_array = np.asarray(q, dtype=np.float64)
         p_array = np.asarray(pos_weight, dtype=np.float64)
-        weighted = p_array * q_array
+        infinite = np.isinf(p_array)
+        weighted = np.where(infinite, 1.0, p_array) * q_array
         denominator = weighted + (1 - q_array)
         safe = np.where(denominator > 0, denominator, 1.0)
-        return np.where(denominator > 0, weighted / safe, 0.0)  # type: ignore[return-value]
+        value = np.where(denominator > 0, weighted / safe, 0.0)
+        return np.where(infinite, (q_array > 0).astype(np.float64), value)  # type: ignore[return-value]
+    if math.isinf(float(pos_weight)):
+        return 1.0 if float(q) > 0 else 0.0  # type: ignore[return-value]
     weighted_value = float(pos_weight) * float(q)
     denominator_value = weighted_value + (1 - float(q))
     return weighted_value / denominator_value if denominator_value > 0 else 0.0  # type: ignore[return-value]

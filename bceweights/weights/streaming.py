@@ -19,7 +19,7 @@ import torch
 from bceweights.checks import outside_unit_interval, value_checks_enabled
 from bceweights.collectives import all_reduce_sum
 from bceweights.messages import error_message, listing, write_instead
-from bceweights.weights.counts import accumulator_dtype, ratio_or_raise, shape_of
+from bceweights.weights.counts import accumulator_dtype, fit_dtype, ratio_or_raise, shape_of
 
 Targets = Union[torch.Tensor, np.ndarray, Iterable[Any]]
 """One target tensor, or an iterable of batches: tensors or ``(inputs, targets)`` tuples."""
@@ -291,4 +291,4 @@ def pos_weight_from_targets(
         "num_neg = num_total - num_pos\n"
         "pos_weight = torch.where((num_pos > 0) & (num_neg > 0), num_neg / num_pos, 1.0).float()"
     )
-    return ratio_or_raise(num_pos, num_total - num_pos, fix).to(dtype)
+    return fit_dtype(ratio_or_raise(num_pos, num_total - num_pos, fix), dtype)
