@@ -342,9 +342,9 @@ print(f"with drop_last=True the ranks see {dropped} indices: the rest are left o
 # each element and of the result remains.) `bw.bce_with_logits` follows the same rule.
 #
 # To see that it is autocast's rule, and not type promotion, every input must have the low dtype: with
-# float32 targets, PyTorch's type promotion alone would give float32 (`bceweights` casts the targets to
-# the logits' dtype instead). A float32 `pos_weight` or `weight` does not promote in either: the loss
-# stays in the logits' dtype. So here logits, targets *and* `pos_weight` are all bfloat16, or all float16.
+# float32 targets, PyTorch's loss alone would come back in float32, the targets' dtype, and so does
+# `bw.bce_with_logits`. A float32 `pos_weight` or `weight` does not change the dtype in either: the loss
+# stays in the logits' (and targets') dtype. So here logits, targets *and* `pos_weight` are all bfloat16, or all float16.
 #
 # **Predict.** Outside autocast, with all inputs in bfloat16, what dtype does the loss have? Inside a
 # bfloat16 autocast region? The same for float16.
