@@ -204,6 +204,17 @@ def right_08_1(logits, masks):
     return (losses * keep).sum() / keep.sum()
 
 
+def right_08_3(logits, masks):
+    """Lesson 08.3's step: a PNG mask's 255 marks the object, so the targets are masks > 0."""
+    return F.binary_cross_entropy_with_logits(logits, (masks > 0).to(logits.dtype))
+
+
+def right_08_4() -> float:
+    """The constant of 08.4, measured: BCE at logit 0 and target 0, over the masked share of the voxels."""
+    masked = 2 * 16 * 32 * 32 - 4096
+    return float(F.binary_cross_entropy_with_logits(torch.zeros(1), torch.zeros(1))) * masked / (2 * 16 * 32 * 32)
+
+
 RIGHT_ANSWERS = {
     "01.1": lambda: (right_01_1(),),
     "01.2": lambda: (autograd_gradient(1.0, 0.25, 2.0, 3.0),),
@@ -228,6 +239,9 @@ RIGHT_ANSWERS = {
     "07.2": lambda: (exercises.lesson07.lesson07_threshold_answer(),),
     "07.3": lambda: (exercises.lesson07.lesson07_checklist_answer(),),
     "08.1": lambda: (right_08_1,),
+    "08.2": lambda: ("(c)",),
+    "08.3": lambda: (right_08_3,),
+    "08.4": lambda: (right_08_4(),),
     "09.1": lambda: (right_09_1(),),
     "10.1": lambda: (800 / 100,),
     "10.2": lambda: (30.0 * 4 / 1200,),

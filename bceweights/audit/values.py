@@ -59,7 +59,7 @@ def _label_format(call: LossCall, values: list[float], outside: list[float]) -> 
     if len(outside) != 1 or not set(inside) <= {0.0, 1.0}:
         return None
     v = outside[0]
-    shown = ", ".join(_literal(x) for x in values)
+    shown = ", ".join(_literal(x) for x in values[:-1]) + " and " + _literal(values[-1])
     ignore, keep = f"target == {_literal(v)}", f"target != {_literal(v)}"
     if v > 1 and 1.0 not in inside:
         why = (f"The target holds only {shown}. Two readings: (1) a 0/{_literal(v)} mask, as image files store masks: "
@@ -118,7 +118,7 @@ def target_out_of_range(call: LossCall, context: Context) -> str | None:
             reading = _label_format(call, [float(v) for v in distinct.tolist()], [float(v) for v in values.tolist()])
             if reading is not None:
                 why, fixes = reading
-                return error_message(head, why=why + " As it stands, " + scored[0].lower() + scored[1:], fixes=fixes)
+                return error_message(head, why=why + " As it stands, " + scored, fixes=fixes)
     single = values.numel() == 1 and finite.numel() == 1
     keep = f"target != {_literal(example)}" if single else "(target >= 0) & (target <= 1)"
     ignore = f"target == {_literal(example)}" if single else f"~({keep})"

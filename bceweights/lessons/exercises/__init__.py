@@ -10,6 +10,7 @@ with the one helper in :mod:`~bceweights.lessons.exercises.answers`::
     print(LESSON04_2_QUESTION)
     _ = check_lesson04_2(None)      # "No answer yet: ..."
     show_solution("04.2")           # only when you ask
+    print_questionnaire("04")       # the end-of-lesson questions; show_solution("04.Q") prints the answers
 
 The first names stay: ``check_lessonNN`` / ``LESSONNN_QUESTION`` are exercise ``NN.1`` (01 to 05), and
 ``check_lesson06_focal`` / ``check_lesson06_weight_map`` are 06.1 and 06.2.
@@ -20,7 +21,7 @@ but the notebooks and the tests.
 
 from __future__ import annotations
 
-from bceweights.lessons.exercises.answers import answer_number, judge_number, no_answer_yet
+from bceweights.lessons.exercises.answers import answer_choice, answer_number, judge_number, no_answer_yet
 from bceweights.lessons.exercises.lesson01 import (
     LESSON01_1_QUESTION,
     LESSON01_2_QUESTION,
@@ -113,7 +114,19 @@ from bceweights.lessons.exercises.lesson07 import (
     lesson07_threshold_data,
     show_lesson07_solution,
 )
-from bceweights.lessons.exercises.lesson08 import LESSON08_QUESTION, check_lesson08, lesson08_solution
+from bceweights.lessons.exercises.lesson08 import (
+    LESSON08_1_QUESTION,
+    LESSON08_2_QUESTION,
+    LESSON08_3_QUESTION,
+    LESSON08_4_QUESTION,
+    LESSON08_QUESTION,
+    check_lesson08,
+    check_lesson08_1,
+    check_lesson08_2,
+    check_lesson08_3,
+    check_lesson08_4,
+    lesson08_solution,
+)
 from bceweights.lessons.exercises.lesson10 import (
     LESSON10_1_QUESTION,
     LESSON10_2_QUESTION,
@@ -122,11 +135,21 @@ from bceweights.lessons.exercises.lesson10 import (
     check_lesson10_2,
     check_lesson10_3,
 )
-from bceweights.lessons.exercises.registry import EXERCISES, Exercise, get_exercise, lesson_exercises, show_solution
+from bceweights.lessons.exercises.registry import (
+    EXERCISES,
+    QUESTIONNAIRES,
+    Exercise,
+    get_exercise,
+    lesson_exercises,
+    print_questionnaire,
+    show_solution,
+)
 
 __all__ = [
     "EXERCISES",
+    "QUESTIONNAIRES",
     "Exercise",
+    "answer_choice",
     "answer_number",
     "get_exercise",
     "judge_number",
@@ -136,6 +159,7 @@ __all__ = [
     "lesson09_1_mask",
     "lesson_exercises",
     "no_answer_yet",
+    "print_questionnaire",
     "show_lesson07_solution",
     "show_solution",
 ]

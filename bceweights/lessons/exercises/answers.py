@@ -63,3 +63,19 @@ def judge_number(
             return False
     print(f"Not yet: {value:.4g} {otherwise}")
     return False
+
+
+def answer_choice(answer: object, choices: Sequence[str]) -> str | None:
+    """A multiple-choice answer as one lower-case letter of ``choices``, or None after saying what is wrong.
+
+    Accepts ``"b"``, ``"B"`` and ``"(b)"``; ``choices`` are the letters offered, e.g. ``("a", "b", "c")``.
+    """
+    offered = ", ".join(f'"{choice}"' for choice in choices)
+    if answer is None:
+        no_answer_yet(f"one letter in quotes: {offered}")
+        return None
+    letter = answer.strip().strip("()").strip().lower() if isinstance(answer, str) else None
+    if letter not in choices:
+        print(f"Expected one letter in quotes, {offered}; got {answer!r}.")
+        return None
+    return letter

@@ -6,6 +6,9 @@ Each lesson module registers its exercises here; the notebooks print the questio
     from bceweights.lessons.exercises import show_solution
     show_solution("04.2")
 
+A lesson's end-of-lesson questionnaire (short questions, fastbook style) is registered under the lesson's
+number: :func:`print_questionnaire` prints the questions, ``show_solution("01.Q")`` the answers.
+
 Imports nothing from ``bceweights``; :mod:`bceweights.lessons.exercises` imports every lesson module,
 so its ``EXERCISES`` holds them all.
 """
@@ -71,7 +74,39 @@ def lesson_exercises(lesson: str) -> list[Exercise]:
     return [exercise for exercise in EXERCISES.values() if exercise.lesson == lesson]
 
 
+#: Every registered questionnaire, by lesson (``"01"``): ``(question, answer)`` pairs in order.
+QUESTIONNAIRES: dict[str, tuple[tuple[str, str], ...]] = {}
+
+
+def register_questionnaire(lesson: str, items: tuple[tuple[str, str], ...]) -> None:
+    """Add lesson ``lesson``'s questionnaire: ``(question, answer)`` pairs, 5 to 10 of them."""
+    if not (len(lesson) == 2 and lesson.isdigit()):
+        raise ValueError(f"questionnaire lesson {lesson!r} should read 'NN', e.g. '04'")
+    if lesson in QUESTIONNAIRES:
+        raise ValueError(f"the questionnaire of lesson {lesson} is registered twice")
+    if not 5 <= len(items) <= 10:
+        raise ValueError(f"a questionnaire has 5 to 10 questions; lesson {lesson}'s has {len(items)}")
+    QUESTIONNAIRES[lesson] = tuple(items)
+
+
+def print_questionnaire(lesson: str) -> None:
+    """Print lesson ``lesson``'s questionnaire, numbered; ``show_solution("NN.Q")`` prints the answers."""
+    if lesson not in QUESTIONNAIRES:
+        raise KeyError(f"no questionnaire for lesson {lesson!r}; there are questionnaires for {', '.join(QUESTIONNAIRES)}")
+    for number, (question, _) in enumerate(QUESTIONNAIRES[lesson], start=1):
+        print(f"{number}. {question}")
+
+
 def show_solution(key: str) -> None:
-    """Print the worked solution of exercise ``key`` (``"04.2"``). Try the exercise first."""
+    """Print the worked solution of exercise ``key`` (``"04.2"``), or the answers of questionnaire ``"04.Q"``.
+
+    Try the exercise, or answer the questions, first.
+    """
+    lesson, _, rest = key.partition(".")
+    if rest == "Q" and lesson in QUESTIONNAIRES:
+        print(f"Solution {key}: the answers to lesson {lesson}'s questionnaire")
+        for number, (_, answer) in enumerate(QUESTIONNAIRES[lesson], start=1):
+            print(f"{number}. {answer}")
+        return
     exercise = get_exercise(key)
     print(f"Solution {key}: {exercise.solution()}")
