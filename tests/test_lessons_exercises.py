@@ -235,6 +235,7 @@ RIGHT_ANSWERS = {
     "06.2": lambda: (exercises.lesson06.lesson06_weight_map_answer(),),
     "06.3": lambda: (right_06_3(),),
     "06.4": lambda: (right_06_4(),),
+    "06.5": lambda: ("b",),
     "07.1": lambda: (1 / (1 + math.exp(-(1.2 - math.log(49.0)))),),
     "07.2": lambda: (exercises.lesson07.lesson07_threshold_answer(),),
     "07.3": lambda: (exercises.lesson07.lesson07_checklist_answer(),),
