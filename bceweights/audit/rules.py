@@ -235,31 +235,38 @@ def _label_indexed(call: LossCall, context: Context) -> str | None:
     channels = target.shape[1] if target.ndim >= 2 else 1
     by_channel_w = pos_weight.reshape(target.shape[0], channels, -1).transpose(0, 1).reshape(channels, -1)
     by_channel_t = target.reshape(target.shape[0], channels, -1).transpose(0, 1).reshape(channels, -1)
-    pairs = []
+    pairs: list[tuple[float | None, float | None]] = []
     for w, t in zip(by_channel_w, by_channel_t):
         positive, negative = w[t == 1], w[t == 0]
-        if positive.numel() + negative.numel() != t.numel() or positive.numel() == 0 or negative.numel() == 0:
-            return None
-        on_pos, on_neg = float(positive[0]), float(negative[0])
-        if not (bool((positive == on_pos).all()) and bool((negative == on_neg).all())):
+        if positive.numel() + negative.numel() != t.numel():
+            return None  # soft targets: no label to index by
+        on_pos = float(positive[0]) if positive.numel() else None
+        on_neg = float(negative[0]) if negative.numel() else None
+        if (on_pos is not None and not bool((positive == on_pos).all())) or \
+                (on_neg is not None and not bool((negative == on_neg).all())):
             return None
         pairs.append((on_pos, on_neg))
-    if all(p == q for p, q in pairs):
+    both = [(p, q) for p, q in pairs if p is not None and q is not None]
+    if not both or all(p == q for p, q in both):
         return None
+    shared = {p for p, _ in pairs if p is not None} | {q for _, q in pairs if q is not None} == set(both[0])
     pos_values = [p for p, _ in pairs]
-    if channels == 1:
-        on_pos, on_neg = pairs[0]
+    if channels == 1 or (shared and len({pair for pair in both}) == 1):
+        on_pos, on_neg = both[0]
         follows = f"{sig4(on_pos)} on positives, {sig4(on_neg)} on negatives"
         ratio = f"torch.tensor([{float_literal(on_pos / on_neg) if on_neg > 0 else 'num_neg / num_pos'}])"
+        pos_values = [on_pos]
+        channels_shown = 1
     else:
-        follows = "per channel, " + "; ".join(f"{sig4(p)} on positives, {sig4(q)} on negatives" for p, q in pairs[:3]) + \
-            ("; ..." if channels > 3 else "")
-        ratios = [float_literal(p / q) if q > 0 else "1.0" for p, q in pairs]
+        follows = "per channel, " + "; ".join(f"{sig4(p)} on positives, {sig4(q)} on negatives" for p, q in both[:3]) + \
+            ("; ..." if len(both) > 3 else "")
+        ratios = [float_literal(p / q) if p is not None and q is not None and q > 0 else "1.0" for p, q in pairs]
         ratio = f"torch.tensor([{', '.join(ratios)}])" + (f".view({channels}{', 1' * (target.ndim - 2)})"
                                                            if target.ndim > 2 else "")
+        channels_shown = channels
     head = (f"pos_weight has shape {shape_str(call.pos_weight.shape)}, one value per sample, and follows the labels: "
             f"{follows} (class weights indexed by the label).")
-    used = sig4(pos_values[0]) if channels == 1 else "the positives' values"
+    used = sig4(pos_values[0]) if channels_shown == 1 else "the positives' values"
     why = ("pos_weight multiplies only the positive term, so the negatives' value is never used: this is one "
            f"pos_weight of {used}, not the class weighting it looks like.")
     fixes = [call.code(weight="pos_weight", pos_weight=None) + "   # class weights per sample scale both terms",
