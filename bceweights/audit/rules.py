@@ -172,9 +172,10 @@ def _pos_weight_along_space(call: LossCall) -> Verdict | None:
     head = _head("pos_weight", pos_weight, input)
     why = (
         f"PyTorch lines up a 1-D pos_weight with the last axis, so it runs as one positive weight per "
-        f"{names[-1]} position (image column): {names[-1]}={length}. A pos_weight is a ratio of negatives to "
-        f"positives, which belongs to a class, a channel (C={channels} here), and on a segmentation output a "
-        "ratio per column is almost never meant: the model learns a prior that depends on where a pixel sits. "
+        f"{names[-1]} position{' (image column)' if input.ndim == 4 else ''}: {names[-1]}={length}. A pos_weight is "
+        f"a ratio of negatives to positives, which belongs to a class, a channel (C={channels} here), and on a "
+        f"segmentation output a ratio per {'column' if input.ndim == 4 else 'position'} is almost never meant: "
+        "the model learns a prior that depends on where an element sits. "
         "bceweights' loss accepts it as PyTorch does; the audit warns. If the values are counts per class:"
     )
     fixes = [call.code(pos_weight=f"(num_neg / num_pos).view({channels}{', 1' * (input.ndim - 2)})")
