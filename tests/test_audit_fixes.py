@@ -486,3 +486,21 @@ def test_the_severities_show_in_the_report():
     assert report.warnings == report.findings and report.errors == []
     assert "[per-sample-pos-weight, warning]" in str(report)
     assert report.summary().endswith("(per-sample-pos-weight), 1 of them a warning.")
+
+
+def test_the_double_sigmoid_fix_passes_the_logits():
+    x = torch.randn(8, 3, generator=gen(0), requires_grad=True)
+    y = (torch.rand(8, 3, generator=gen(1)) < 0.3).float()
+    pos_weight = torch.tensor([1.0, 2.0, 3.0])
+    meant = F.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight)
+    check_case(Case(lambda: nn.BCEWithLogitsLoss(pos_weight=pos_weight)(torch.sigmoid(x), y), "double-sigmoid", "error",
+                    {"logits": x, "target": y, "pos_weight": pos_weight}, [meant]))
+
+
+def test_the_per_sample_reading_of_a_misaligned_pos_weight_becomes_a_weight():
+    x, y = torch.randn(3, 3, 4, 3, generator=gen(0)), (torch.rand(3, 3, 4, 3, generator=gen(1)) < 0.2).float()
+    pos_weight = torch.tensor([1.0, 30.0, 6.0])  # N == C == W == 3: per channel, or per sample?
+    per_channel = F.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight.view(3, 1, 1))
+    per_sample = (per_element(x, y) * pos_weight.view(3, 1, 1, 1)).mean()
+    check_case(Case(lambda: F.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight), "misaligned-operand",
+                    "error", {"input": x, "target": y, "pos_weight": pos_weight}, [per_channel, per_sample]))
