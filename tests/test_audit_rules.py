@@ -319,3 +319,21 @@ def test_negative_nan_or_infinite_weights_fire(operand, bad):
 def test_zero_weights_are_valid():
     x, y = logits(4, 3), binary(4, 3)
     assert rules_of(lambda: F.binary_cross_entropy_with_logits(x, y, weight=torch.tensor([0.0, 1.0, 2.0]))) == []
+
+
+def test_void_labels_under_a_zero_weight_are_left_alone():
+    # RCF / HED style: label 2 marks uncertain pixels, and the weight is 0 there
+    x, target = logits(2, 1, 4, 4), binary(2, 1, 4, 4)
+    target[0, 0, 0] = 2.0
+    weight = (target != 2).float() * 1.5
+    assert rules_of(lambda: F.binary_cross_entropy_with_logits(x, target, weight=weight, reduction="sum")) == []
+    weight[0, 0, 0, 0] = 1.0  # one void pixel with a weight: reported
+    assert rules_of(lambda: F.binary_cross_entropy_with_logits(x, target, weight=weight, reduction="sum")) == [
+        "target-out-of-range"
+    ]
+    nan_target = target.clone()
+    nan_target[0, 0, 0] = float("nan")  # NaN times a weight of 0 is still NaN
+    zero_there = (target != 2).float()
+    assert rules_of(lambda: F.binary_cross_entropy_with_logits(x, nan_target, weight=zero_there, reduction="sum")) == [
+        "target-out-of-range"
+    ]

@@ -17,7 +17,8 @@ rule                       fires when                                           
 ``double-sigmoid``         the with-logits loss gets a sigmoid's output                          graph    error
 ``sigmoid-then-bce``       ``binary_cross_entropy`` gets a sigmoid's output (Q12)                graph    error
 ``target-out-of-range``    a target outside [0, 1] (void label 255, -1, NaN; 0/255 and -1/1      values   error
-                           label formats, with the reading the data suggests)
+                           label formats, with the reading the data suggests); a finite one
+                           under a weight of 0 is left alone
 ``diluted-mean``           ``reduction="mean"`` with a weight that is 0 on most elements, or     values   warning
                            input and target multiplied by a mask (input 0 where target is 0)
 ``invalid-weight-values``  a negative, NaN or infinite ``weight`` / ``pos_weight``               values   error

@@ -97,6 +97,13 @@ def target_out_of_range(call: LossCall, context: Context) -> str | None:
     if not target.is_floating_point():
         target = target.double()
     outside = ~((target >= 0) & (target <= 1))
+    all_outside = int(outside.sum())
+    if call.weight is not None and all_outside:
+        try:  # a finite void label under a weight of 0 adds nothing and sends no gradient: the RCF-style idiom
+            silenced = (call.weight.detach() == 0).expand(target.shape) & torch.isfinite(target)
+            outside = outside & ~silenced
+        except RuntimeError:
+            pass
     count = int(outside.sum())
     if count == 0:
         return None
@@ -104,8 +111,10 @@ def target_out_of_range(call: LossCall, context: Context) -> str | None:
     finite = values[torch.isfinite(values)]
     share = count / target.numel()
     shown = ", ".join(sig4(v) for v in values[:4].tolist()) + (", ..." if values.numel() > 4 else "")
+    silenced = (f" with a nonzero weight ({all_outside - count} more lie under a weight of 0, which leaves them out)"
+                if all_outside > count else "")
     head = (f"target holds values outside [0, 1]: {shown} on {count} of {target.numel()} elements "
-            f"({share:.2%}).")
+            f"({share:.2%}){silenced}.")
     example = float(finite.max()) if finite.numel() else 255.0
     scored = (
         f"BCE reads a target of {sig4(example)} as {sig4(example)} times a positive and {sig4(1 - example)} times a "
