@@ -293,10 +293,9 @@ print(f"seeds 0-7: alpha=0.25 multiplies that share by {sig4(min(kept_by_alpha))
 # 0.25 and every negative by 0.75, and within the hard group that is no longer a common factor: the
 # missed positives' share falls to 0.164, less than half of what γ gave them. On the same construction
 # drawn with seeds 0 to 7, α = 0.25 multiplies their share by 0.4445 to 0.6692: always a cut, since α
-# weights the negatives up relative to the positives whatever the image. Lin et al. chose α =
-# 0.25 for detection, where the hard examples left after γ are mostly negatives; where your missed
-# pixels are positives, α = 0.25 works against them. Try α = 0.5 or no α, and compare recall on your
-# own validation data.
+# weights the negatives up relative to the positives whatever the image. Lin et al.'s α = 0.25 was
+# tuned with γ = 2 on object detection; where your missed pixels are positives, it works against them.
+# Try α = 0.5 or no α, and compare recall on your own validation data.
 
 # %% [markdown]
 # **Predict.** With BCE, a model that sees identical-looking pixels of which a fraction $q$ is positive

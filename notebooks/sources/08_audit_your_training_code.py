@@ -249,6 +249,24 @@ print(report)
 # Why 15 and not the report's 9? The report's `torch.tensor([9.0])` is 0.9 / 0.1, read from the
 # thread's class weights, which match the 10 % the labels were drawn with. Only 4 of the 64 labels
 # came out positive: 60 / 4 = 15. A ratio belongs to the labels you train on, so count them.
+#
+# A relative of the thread's mistake is reported in pytorch#5157: `nn.BCELoss(weight=torch.tensor([0.1,
+# 0.9]))`, meant as the weights of the negative and the positive class, on outputs of shape
+# `(4, 2, 2)`. It runs, because the last axis happens to have size 2, and weights along that axis. The audit
+# offers the per-channel reading, and, for two values, the class-weight readings too:
+
+# %%
+generator = torch.Generator().manual_seed(5)
+outputs = torch.sigmoid(torch.randn(4, 2, 2, generator=generator))  # probabilities, as BCELoss takes them
+truth_422 = (torch.rand(4, 2, 2, generator=generator) < 0.3).float()
+with bw.audit() as report:
+    nn.BCELoss(weight=torch.tensor([0.1, 0.9]))(outputs, truth_422)
+print(report)
+
+# %% [markdown]
+# `torch.where(target == 1, 0.9, 0.1)` writes the class weights per element; `0.1 * ...` with
+# `pos_weight=torch.tensor([9.0])` computes the same loss from the logits, before the sigmoid (the
+# with-logits form, section 5).
 
 # %% [markdown]
 # ## 5 · Sigmoid, then `BCELoss` (Q12)
