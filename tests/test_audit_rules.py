@@ -124,11 +124,10 @@ def test_repeated_pos_weight_fires_and_suggests_one_row():
     assert "pos_weight=torch.tensor([1.0, 30.0, 6.0])" in report.findings[0].message
 
 
-def test_varying_per_sample_pos_weight_on_4d_fires():
+def test_varying_per_sample_pos_weight_on_4d_is_left_alone():
+    # a positive weight per sample that does not follow the labels: legitimate per PyTorch's documentation
     x, y = logits(4, 2, 3, 3), binary(4, 2, 3, 3)
-    assert rules_of(lambda: F.binary_cross_entropy_with_logits(x, y, pos_weight=torch.rand(4, 1, 1, 1) + 1)) == [
-        "per-sample-pos-weight"
-    ]
+    assert rules_of(lambda: F.binary_cross_entropy_with_logits(x, y, pos_weight=torch.rand(4, 1, 1, 1) + 1)) == []
 
 
 @pytest.mark.parametrize("pos_weight", [
@@ -246,7 +245,8 @@ def test_void_label_255_fires_with_its_share():
         F.binary_cross_entropy_with_logits(x, target)
     assert report.rules == ["target-out-of-range"]
     message = report.findings[0].message
-    assert "255 on 2 of 32 elements (6.25%)" in message and "keep = target != 255" in message
+    assert "255 on 2 of 32 elements (6.25%)" in message and "weight=(target != 255)" in message
+    assert "ignore=target == 255" in message and "The data suggests (1): 1 already marks the positives" in message
 
 
 @pytest.mark.parametrize("bad", [-1.0, float("nan"), 1.5])
@@ -319,3 +319,21 @@ def test_negative_nan_or_infinite_weights_fire(operand, bad):
 def test_zero_weights_are_valid():
     x, y = logits(4, 3), binary(4, 3)
     assert rules_of(lambda: F.binary_cross_entropy_with_logits(x, y, weight=torch.tensor([0.0, 1.0, 2.0]))) == []
+
+
+def test_void_labels_under_a_zero_weight_are_left_alone():
+    # RCF / HED style: label 2 marks uncertain pixels, and the weight is 0 there
+    x, target = logits(2, 1, 4, 4), binary(2, 1, 4, 4)
+    target[0, 0, 0] = 2.0
+    weight = (target != 2).float() * 1.5
+    assert rules_of(lambda: F.binary_cross_entropy_with_logits(x, target, weight=weight, reduction="sum")) == []
+    weight[0, 0, 0, 0] = 1.0  # one void pixel with a weight: reported
+    assert rules_of(lambda: F.binary_cross_entropy_with_logits(x, target, weight=weight, reduction="sum")) == [
+        "target-out-of-range"
+    ]
+    nan_target = target.clone()
+    nan_target[0, 0, 0] = float("nan")  # NaN times a weight of 0 is still NaN
+    zero_there = (target != 2).float()
+    assert rules_of(lambda: F.binary_cross_entropy_with_logits(x, nan_target, weight=zero_there, reduction="sum")) == [
+        "target-out-of-range"
+    ]

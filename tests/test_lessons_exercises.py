@@ -235,6 +235,17 @@ def right_10_5() -> float:
     return float(accumulated.grad.norm() / leaf.grad.norm())
 
 
+def right_08_3(logits, masks):
+    """Lesson 08.3's step: a PNG mask's 255 marks the object, so the targets are masks > 0."""
+    return F.binary_cross_entropy_with_logits(logits, (masks > 0).to(logits.dtype))
+
+
+def right_08_4() -> float:
+    """The constant of 08.4, measured: BCE at logit 0 and target 0, over the masked share of the voxels."""
+    masked = 2 * 16 * 32 * 32 - 4096
+    return float(F.binary_cross_entropy_with_logits(torch.zeros(1), torch.zeros(1))) * masked / (2 * 16 * 32 * 32)
+
+
 RIGHT_ANSWERS = {
     "01.1": lambda: (right_01_1(),),
     "01.2": lambda: (autograd_gradient(1.0, 0.25, 2.0, 3.0),),
@@ -261,10 +272,14 @@ RIGHT_ANSWERS = {
     "06.2": lambda: (exercises.lesson06.lesson06_weight_map_answer(),),
     "06.3": lambda: (right_06_3(),),
     "06.4": lambda: (right_06_4(),),
+    "06.5": lambda: ("b",),
     "07.1": lambda: (1 / (1 + math.exp(-(1.2 - math.log(49.0)))),),
     "07.2": lambda: (exercises.lesson07.lesson07_threshold_answer(),),
     "07.3": lambda: (exercises.lesson07.lesson07_checklist_answer(),),
     "08.1": lambda: (right_08_1,),
+    "08.2": lambda: ("(c)",),
+    "08.3": lambda: (right_08_3,),
+    "08.4": lambda: (right_08_4(),),
     "09.1": lambda: (right_09_1(),),
     "10.1": lambda: (800 / 100,),
     "10.2": lambda: (30.0 * 4 / 1200,),
@@ -462,8 +477,11 @@ def test_show_solution_prints_a_worked_solution(key, capsys):
 
 
 #: The concept exercises (an idea or a repair, not a number), by lesson: issue 21 asks for one per lesson from 01.
-CONCEPT_EXERCISES = {"01": ("01.4",), "02": ("02.4",), "03": ("03.4",), "04": ("04.4", "04.5"), "05": ("05.4",), "09": ("09.5",), "10": ("10.4", "10.5")}
-QUESTIONNAIRE_LESSONS = ("01", "02", "03", "04", "05", "09", "10")
+CONCEPT_EXERCISES = {
+    "01": ("01.4",), "02": ("02.4",), "03": ("03.4",), "04": ("04.4", "04.5"), "05": ("05.4",), "06": ("06.5",),
+    "08": ("08.2", "08.3"), "09": ("09.5",), "10": ("10.4", "10.5"),
+}
+QUESTIONNAIRE_LESSONS = ("01", "02", "03", "04", "05", "06", "08", "09", "10")
 
 
 @pytest.mark.parametrize("lesson, keys", sorted(CONCEPT_EXERCISES.items()))

@@ -7,6 +7,7 @@
     print(report)
     for finding in report.findings:
         finding.rule, finding.location, finding.message   # "misaligned-operand", "train.py:42", "pos_weight has ..."
+        finding.severity          # "error", or "warning" for a choice with a stated consequence (diluted-mean)
 
     with bw.audit(strict=True):   # raise AuditError at the first finding instead
         ...

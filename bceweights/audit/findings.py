@@ -50,6 +50,10 @@ class Finding:
         location: ``"path:line"`` of the user's call (not torch's, not bceweights').
         where: the same location as :func:`display_location` wrote it when the finding was made.
         function: the loss the user called, e.g. ``"nn.BCEWithLogitsLoss"``.
+        severity: ``"error"`` when the call computes something other than what it was almost surely
+            meant to (wrong axis, void labels as targets, a double sigmoid); ``"warning"`` for a choice
+            that can be meant but has a consequence worth knowing (a mean that divides by masked
+            elements, a ``pos_weight`` repeated along the batch, a ``pos_weight`` along a spatial axis).
     """
 
     rule: str
@@ -57,9 +61,11 @@ class Finding:
     location: str
     where: str = ""
     function: str = ""
+    severity: str = "error"
 
     def __str__(self) -> str:
-        return f"[{self.rule}] {self.where or self.location}" + (f" ({self.function})" if self.function else "") + \
+        label = f"[{self.rule}]" if self.severity == "error" else f"[{self.rule}, {self.severity}]"
+        return f"{label} {self.where or self.location}" + (f" ({self.function})" if self.function else "") + \
             "\n" + textwrap.indent(self.message, "    ")
 
 
@@ -89,6 +95,16 @@ class Report:
         return not self.findings
 
     @property
+    def errors(self) -> list[Finding]:
+        """The findings of severity ``"error"``."""
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        """The findings of severity ``"warning"``: choices with a consequence, which may be meant."""
+        return [f for f in self.findings if f.severity == "warning"]
+
+    @property
     def rules(self) -> list[str]:
         """The ids of the rules that fired, each once, in the order they first fired."""
         return list(dict.fromkeys(f.rule for f in self.findings))
@@ -106,8 +122,9 @@ class Report:
             return "bw.audit: no binary cross-entropy call ran inside the block (nothing to audit)."
         if self.clean:
             return f"bw.audit: no findings in {calls}."
-        count = len(self.findings)
-        return f"bw.audit: {count} finding{'' if count == 1 else 's'} in {calls} ({', '.join(self.rules)})."
+        count, warnings = len(self.findings), len(self.warnings)
+        of_which = f", {warnings} of them {'a warning' if warnings == 1 else 'warnings'}" if warnings else ""
+        return f"bw.audit: {count} finding{'' if count == 1 else 's'} in {calls} ({', '.join(self.rules)}){of_which}."
 
     def __str__(self) -> str:
         return "\n\n".join([self.summary()] + [str(f) for f in self.findings])

@@ -27,7 +27,7 @@ from torch.overrides import TorchFunctionMode
 
 from bceweights.audit.calls import LOSS_FUNCTIONS, SIGMOID_FUNCTIONS, LossCall, call_site, read_call
 from bceweights.audit.findings import AuditError, Finding, Report, display_location
-from bceweights.audit.rules import RULES, Context
+from bceweights.audit.rules import RULES, Context, Verdict
 
 #: Value-reading rules run on this many first calls at each line ...
 VALUE_CHECKS_FIRST = 8
@@ -45,6 +45,7 @@ class AuditMode(TorchFunctionMode):
         self._found: set[tuple[str, str]] = set()
         self._calls_at: dict[str, int] = {}
         self._sigmoid_outputs: weakref.WeakValueDictionary[int, Tensor] = weakref.WeakValueDictionary()
+        self._sigmoid_depth: dict[int, int] = {}
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
@@ -59,15 +60,23 @@ class AuditMode(TorchFunctionMode):
             return func(*args, **kwargs)
         result = func(*args, **kwargs)
         if sigmoid and isinstance(result, Tensor):
-            self._sigmoid_outputs[id(result)] = result
+            source = args[0] if args else kwargs.get("input")
+            depth = 1 + (self.saw_sigmoid(source) if isinstance(source, Tensor) else 0)
+            self._remember(result, depth)
         return result
 
-    def saw_sigmoid(self, tensor: Tensor) -> bool:
-        """True when ``tensor`` (or the tensor it is a view of) came out of a sigmoid inside the audit."""
+    def _remember(self, tensor: Tensor, depth: int) -> None:
+        key = id(tensor)
+        self._sigmoid_outputs[key] = tensor
+        self._sigmoid_depth[key] = depth
+        weakref.finalize(tensor, self._sigmoid_depth.pop, key, None)
+
+    def saw_sigmoid(self, tensor: Tensor) -> int:
+        """How many sigmoids in a row produced ``tensor`` (or the tensor it is a view of) inside the audit; 0: none."""
         for candidate in (tensor, tensor._base):
             if candidate is not None and self._sigmoid_outputs.get(id(candidate)) is candidate:
-                return True
-        return False
+                return self._sigmoid_depth.get(id(candidate), 1)
+        return 0
 
     def _audit(self, spec: Any, args: tuple, kwargs: dict) -> Finding | None:
         """Apply the rules to one call; the finding to raise (strict mode), else None."""
@@ -103,8 +112,11 @@ class AuditMode(TorchFunctionMode):
                 message = None
             if message is None:
                 continue
+            severity = "error"
+            if isinstance(message, Verdict):
+                message, severity = message.message, message.severity
             self._found.add(key)
-            finding = Finding(rule, message, call.location, display_location(call.location), call.name)
+            finding = Finding(rule, message, call.location, display_location(call.location), call.name, severity)
             self.report.findings.append(finding)
             if self.strict:
                 return finding

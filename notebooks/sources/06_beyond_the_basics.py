@@ -9,10 +9,12 @@
 # 1. **leave pixels out** (void labels, unannotated borders) with `ignore=`, and say what changes when
 #    ignored pixels stay in the mean's denominator instead (multiplying by a mask, or
 #    `segmentation_models_pytorch`'s `SoftBCEWithLogitsLoss`): whose gradient grows when a batch has
-#    few labels, and why either choice can be the one you want;
+#    few labels, why either choice can be the one you want, and why `bw.audit()` reports the second as
+#    a warning rather than an error;
 # 2. say what the **focal loss**'s `gamma` and `alpha` do to the loss and to the gradient, how much of an
 #    image's gradient its easy pixels carry with BCE and with focal loss, why a focal-trained model's
-#    probabilities are not frequencies, and which thresholds still mean what they say (live explorer);
+#    probabilities are not frequencies, which thresholds still mean what they say, and what α does to
+#    the missed objects of a rare-foreground image (live explorer);
 # 3. build the U-Net paper's **boundary weight map** for touching objects with `unet_weight_map`, and see
 #    where it sends the gradient of a model that merges touching cells (live explorer);
 # 4. say where the minimum of a **label-smoothed** loss lies, and what smoothing does to calibration.
@@ -20,7 +22,8 @@
 # **How to read it.** Each section asks you to *predict* something before a cell reveals it. Write
 # your guess down first. The explorers are live in JupyterLab (drag their sliders); on a static page
 # (GitHub) you see their first frame, and the snapshots below the check cells show the states they set.
-# Four exercises at the end are checked by functions in the package.
+# Five exercises at the end are checked by functions in the package, and a short questionnaire closes
+# the lesson.
 
 # %%
 # %matplotlib widget
@@ -34,6 +37,7 @@ from matplotlib.figure import Figure
 from scipy import optimize, special
 
 import bceweights as bw
+from bceweights.lessons.exercises.lesson06 import lesson06_missed_sample, missed_positive_share
 from bceweights.lessons.explore import png_image
 from bceweights.lessons.explore.focal import EASY_FROM, HARD_BELOW, FocalExplorer, focal_curves, focal_sample
 from bceweights.lessons.explore.weight_map import WeightMapExplorer
@@ -142,15 +146,30 @@ print(f"a kept pixel of image 1 against one of image 0, same slope: (a) {sig4(de
 # Under (c) every kept pixel gets its slope divided by 256, whichever image it is in: a labelled pixel
 # always counts the same. Under (a) the denominator is the image's own count of kept pixels, 224 and
 # 96, so a kept pixel of image 1 takes a step 2.333 times larger than one of image 0 with the same
-# slope: every image counts the same in total, however few of its pixels are labelled. Neither is a
-# bug; they are two designs. (a) keeps the loss an average you can compare between batches (as
+# slope: every image counts the same in total, however few of its pixels are labelled. Each rule is a
+# design choice with a consequence. (a) keeps the loss an average you can compare between batches (as
 # `CrossEntropyLoss(ignore_index=...)` does) and gives a sparsely labelled image as much say as a fully
-# labelled one; (c) keeps every labelled pixel's step fixed, and its loss value shrinks with the
-# annotated fraction. In a batch, both rules use one denominator for the whole batch (320 or 512
-# above), so the difference shows between batches. One more difference: with `ignore=`, the void
-# pixels' targets may hold anything (255 here) and the value checks skip them; with (b) you must
-# replace 255 first, or a pixel you meant to drop is computed from a target that is not a probability
-# (its weight of 0 hides that, until someone changes the weight).
+# labelled one, at the price of a labelled pixel's step that grows when its batch has few labels; (c)
+# keeps every labelled pixel's step fixed, at the price of a loss value that is the mean over the
+# labelled pixels times the labelled share, so it rises and falls with each batch's share. In a batch,
+# both rules use one denominator for the whole batch (320 or 512 above), so the difference shows
+# between batches. One more difference: with `ignore=`, the void pixels' targets may hold anything
+# (255 here) and the value checks skip them; with (b) you must replace 255 first, or a pixel you meant
+# to drop is computed from a target that is not a probability (its weight of 0 hides that, until
+# someone changes the weight).
+#
+# `bw.audit()` (lesson 08) gives the same account when it reads (b) written in plain PyTorch and most
+# of the weights are 0, as in image 1 alone (160 of its 256 pixels void): a `diluted-mean`
+# **warning**, not an error, whose message states the consequence and the lines to write if you meant
+# (a). (On the whole batch, where 192 of 512 are void, it stays quiet: it reports a mask that zeroes
+# most elements.)
+
+# %%
+with bw.audit() as report:
+    F.binary_cross_entropy_with_logits(logits[1:], clean_target[1:], weight=keep[1:])  # (b) on image 1, in plain PyTorch
+print(report)
+
+# %% [markdown]
 #
 # **Summary.** `ignore=void` (a bool tensor, broadcastable like a weight) gives void pixels nothing
 # and averages over the annotated pixels only: each batch's loss is a mean of labelled pixels, and a
@@ -178,9 +197,11 @@ print(f"a kept pixel of image 1 against one of image 0, same slope: (a) {sig4(de
 # whose gradient magnitude is $1 - q_t$.
 #
 # **Predict.** A pixel with $q_t = 0.9$ is "easy". At $\gamma = 2$, what fraction of its BCE loss does it
-# keep? The explorer's sample image is a partly trained model's output on a 64×64 image with about 6 %
-# foreground. Under plain BCE, what share of the image's total gradient do its easy pixels carry: 5 %,
-# 20 % or 50 %? And at $\gamma = 2$?
+# keep? The explorer's sample image is synthetic, not a model's output: a 64×64 image with about 6 %
+# foreground (four discs), and logits made to look like a partly trained model's. They follow the
+# distance to the discs' edges (about ±4 well inside and outside), plus noise, plus three bright
+# false-positive spots on the background (`focal_sample`). Under plain BCE, what share of the image's
+# total gradient do its easy pixels carry: 5 %, 20 % or 50 %? And at $\gamma = 2$?
 
 # %% tags=["nbval-ignore-output"]
 focal = FocalExplorer()
@@ -246,6 +267,35 @@ for group, in_group in (("easy", sample_prob_true >= EASY_FROM), ("hard", sample
 # positives among the easy pixels, the negatives carrying 0.8829 of the group's gradient; all 61 hard
 # pixels negative), so both groups are scaled by about the same factor, which cancels in a share.
 # α moves weight between the classes, not between easy and hard pixels: that is γ's job.
+#
+# In this synthetic image the model misses no object: its mistakes are false-positive spots. In a real
+# rare-foreground image the hard pixels are often the other kind, positives of an object the model
+# missed (a small lesion, a thin vessel). **Predict**: on such an image, does α = 0.25 leave the missed
+# positives' share of the gradient alone, as it left the shares above? A second sample: the same
+# image, with the logits of its smallest object lowered by 6, so that the model misses it.
+
+# %%
+missed_logits, missed_target, missed_object = lesson06_missed_sample()
+missed_margin = missed_logits * (2 * missed_target - 1)
+missed_hard = special.expit(missed_margin) < HARD_BELOW
+print(f"missed object: {int(missed_object.sum())} pixels;  hard pixels: {int((missed_hard & (missed_target == 1)).sum())} "
+      f"positive, {int((missed_hard & (missed_target == 0)).sum())} negative")
+print("share of the gradient on the hard positives:"
+      f"   BCE {sig4(missed_positive_share(0.0))}"
+      f"   gamma=2 {sig4(missed_positive_share(2.0))}"
+      f"   gamma=2, alpha=0.25 {sig4(missed_positive_share(2.0, 0.25))}")
+kept_by_alpha = [missed_positive_share(2.0, 0.25, seed=s) / missed_positive_share(2.0, seed=s) for s in range(8)]
+print(f"seeds 0-7: alpha=0.25 multiplies that share by {sig4(min(kept_by_alpha))} to {sig4(max(kept_by_alpha))}")
+
+# %% [markdown]
+# **Reveal.** It does not. Now 30 of the 91 hard pixels are positives, the missed object's, and γ = 2
+# sends them 0.369 of the gradient, against 0.1199 under BCE. α = 0.25 then weights every positive by
+# 0.25 and every negative by 0.75, and within the hard group that is no longer a common factor: the
+# missed positives' share falls to 0.164, less than half of what γ gave them. On the same construction
+# drawn with seeds 0 to 7, α = 0.25 multiplies their share by 0.4445 to 0.6692: always a cut, since α
+# weights the negatives up relative to the positives whatever the image. Lin et al.'s α = 0.25 was
+# tuned with γ = 2 on object detection; where your missed pixels are positives, it works against them.
+# Try α = 0.5 or no α, and compare recall on your own validation data.
 
 # %% [markdown]
 # **Predict.** With BCE, a model that sees identical-looking pixels of which a fraction $q$ is positive
@@ -301,8 +351,17 @@ for q in (0.5, 0.75):
 # $q_t = 0.9$ keeps 1 % of its loss. On imbalanced images this moves the gradient from the mass of easy
 # background to the few mistakes. $\alpha$ is a class weight on top. The outputs are no longer
 # calibrated probabilities: without $\alpha$ the 0.5 cut still decides like a calibrated model's,
-# every other threshold does not, and with $\alpha$ the 0.5 cut sits at $q = 1 - \alpha$. Calibrate
-# afterwards (fit a temperature on validation data, for example) if you need probabilities.
+# every other threshold does not, and with $\alpha$ the 0.5 cut sits at $q = 1 - \alpha$; where the
+# missed pixels are positives, $\alpha = 0.25$ cuts their share of the gradient. Calibrate afterwards
+# (fit a temperature on validation data, for example) if you need probabilities.
+#
+# The pull toward 0.5 is a bias for a model that would be calibrated anyway, as here. Mukhoti et al.
+# (2020), "Calibrating Deep Neural Networks using Focal Loss" (NeurIPS), study the other case, which is
+# common: large networks trained with cross-entropy over-fit and become over-confident. They find that
+# networks trained with the focal loss are much better calibrated than cross-entropy ones, and best
+# combined with temperature scaling, with accuracy kept; they also give a way to choose $\gamma$. The
+# two results agree: the same pull toward 0.5 that biases an already calibrated model counters an
+# over-confident one. Check calibration on your own validation data (lesson 07) rather than assume it.
 #
 # ## 3 · Boundary weight maps for touching objects
 #
@@ -533,7 +592,7 @@ print("pos_weight=4, eps=0.1, hard label 1: optimum", sig4(float(bw.optimal_prob
 # | you want to… | write | watch out for |
 # |---|---|---|
 # | drop void / unannotated pixels | `ignore=void` | a mean over labelled pixels: a sparsely labelled batch takes larger steps per pixel; a mask or an `ignore_index` that keeps void pixels in the denominator is the other design (same step per pixel) |
-# | focus on hard pixels | `bw.focal_bce_with_logits(x, y, gamma=2)` | the outputs are no longer probabilities: only the 0.5 cut without `alpha` decides like a calibrated model |
+# | focus on hard pixels | `bw.focal_bce_with_logits(x, y, gamma=2)` | the outputs are no longer probabilities: only the 0.5 cut without `alpha` decides like a calibrated model; `alpha=0.25` cuts missed positives' share |
 # | separate touching objects | `weight=unet_weight_map(labels).unsqueeze(1)` | instance labels, not a mask; compute once per image |
 # | stop logits from growing without bound | `label_smoothing=0.1` | predictions squeezed toward 0.5 by $\varepsilon\,\lvert 1/2 - q\rvert$ |
 #
@@ -550,10 +609,13 @@ from bceweights.lessons.exercises import (
     LESSON06_2_QUESTION,
     LESSON06_3_QUESTION,
     LESSON06_4_QUESTION,
+    LESSON06_5_QUESTION,
     check_lesson06_1,
     check_lesson06_2,
     check_lesson06_3,
     check_lesson06_4,
+    check_lesson06_5,
+    print_questionnaire,
     show_solution,
 )
 
@@ -588,3 +650,20 @@ _ = check_lesson06_3(my_fraction)
 print(LESSON06_4_QUESTION)
 my_probability = None
 _ = check_lesson06_4(my_probability)
+
+# %% [markdown]
+# **06.5** Concept, focal α: the second focal sample, whose missed positives are the hard pixels.
+
+# %%
+print(LESSON06_5_QUESTION)
+my_choice = None
+_ = check_lesson06_5(my_choice)
+
+# %% [markdown]
+# ## 7 · Questionnaire
+#
+# Short questions on the whole lesson. Answer each in a sentence or two, from memory first, then check
+# with the cells above. When you have tried, `show_solution("06.Q")` prints the answers.
+
+# %%
+print_questionnaire("06")

@@ -6,14 +6,17 @@
 # **Goal.** Your training code is plain PyTorch and already written. After this lesson you can run it
 # under `bw.audit()` without changing a line, read what the report says about each BCE call (what was
 # given, why it is wrong, what to write instead, and the line of *your* code that made the call),
-# apply the fix and see the report come back clean. You will also run a whole script under audit from
-# the shell, and make the audit stop at the first finding.
+# apply the fix and see the report come back clean, and tell an *error* (the call computes something
+# other than what it was meant to) from a *warning* (a choice that can be meant, whose consequence the
+# message states). You will also run a whole script under audit from the shell, and make the audit stop
+# at the first finding. Four checked exercises and a short questionnaire close the lesson.
 #
 # **How to read it.** Each section shows a short piece of training code with the mistakes the forum
 # threads made, rewritten here. Before running it, *predict*: does PyTorch complain? What is wrong?
 # Then the report reveals it. Nothing in these snippets raises an error: that is the point.
 
 # %%
+import math
 import subprocess
 import sys
 import tempfile
@@ -26,7 +29,6 @@ from torch import nn
 
 import bceweights as bw
 from bceweights.lessons import data
-from bceweights.lessons.exercises import LESSON08_QUESTION, check_lesson08
 from bceweights.lessons.model import TinyUNet
 
 # Small problems run faster on one thread, and then give the same numbers on every machine.
@@ -50,6 +52,11 @@ def sig4(value: float) -> str:
 # *finding* with a rule id, a message and the location of your own line; a problem is reported once
 # per line and rule however many steps repeat it. In a notebook the location reads `cell, line L`:
 # the line inside the cell that made the call (in a script, `train.py:42`).
+#
+# Each finding has a **severity**. An *error* is a call that computes something other than what it was
+# almost surely meant to: a weight on the wrong axis, void labels read as targets, a double sigmoid. A
+# *warning* is a choice that can be meant; its message states the consequence, so that you decide. The
+# report marks warnings as `[rule, warning]`, and `report.errors` / `report.warnings` split them.
 #
 # ## 2 · A segmentation step (threads 000 and 002)
 #
@@ -82,15 +89,22 @@ print("loss", sig4(loss.item()))
 print(report)
 
 # %% [markdown]
-# **Reveal.** It runs, and the report has three findings for one line:
+# **Reveal.** It runs, and the report has three findings for one line, two errors and a warning:
 #
 # * `misaligned-operand`: with `N == C == 3`, the mask `(N, H, W)` broadcasts against
 #   `(N, C, H, W)` without an error, but PyTorch lines up the trailing dimensions, so *image n's mask
 #   weights channel n of every image* (lesson 02). The fix is `weight.unsqueeze(1)`, shape `(N, 1, H, W)`.
 # * `target-out-of-range`: 255 is not a target. Its loss has no minimum (it keeps falling as the
-#   logit grows), and its gradient never vanishes. Void pixels must leave the loss.
-# * `diluted-mean`: the weight is 0 on three quarters of the elements, and `reduction="mean"`
-#   still divides by all of them (lesson 03, Q16).
+#   logit grows), and its gradient never vanishes. The message reads the data before it proposes a
+#   fix: the target holds 0, 1 and 255, so 255 cannot be the positives (1 already is), and it proposes
+#   leaving the void pixels out. (For a target of only 0 and 255 it proposes `target / 255` first: see
+#   the cell after the fixes.)
+# * `diluted-mean`, a warning: the weight is 0 on three quarters of the elements, and
+#   `reduction="mean"` still divides by all of them (lesson 03, Q16). That is a design choice, the
+#   same one lesson 06 (section 1) compares with `ignore=`: every labelled element's step is its slope
+#   over all 2304 elements whatever the mask, and the loss *value* is the mean over the labelled
+#   elements times their share, here 0.25. The message says so, and gives the lines to write if you
+#   meant the mean over the labelled elements.
 #
 # The first finding by itself already changes the loss, and nothing warns. The same call with the mask given its
 # channel axis, and a count of the elements whose weight changes:
@@ -132,7 +146,59 @@ except bw.WeightShapeError as error:
     print("WeightShapeError:", error)
 
 # %% [markdown]
-# ## 3 · A binary classifier (thread 004)
+# A value outside [0, 1] is not always a void label. Masks saved as PNG files hold 0 and 255, with 255
+# for the object; labels written for an SVM hold −1 and 1. Dropping the 255s would drop every positive,
+# dropping the −1s every negative. So when the target holds two or three values, the message names each
+# reading and says which one the data suggests. **Predict**: for the PNG masks below, which one?
+
+# %%
+png_masks = (masks[:, :1] * 255).to(torch.uint8)  # (N, 1, H, W): 0 and 255, as a PNG file stores a mask
+with bw.audit() as report:
+    F.binary_cross_entropy_with_logits(logits[:, :1], png_masks.double())
+print(report.findings[0].message)
+
+# %% [markdown]
+# The data holds no 1, so the message proposes `target / 255` first; `ignore=(target == 255)` comes
+# second, and the message says what it would mean here (no positive left). Exercise 08.3 asks you to
+# repair such a step.
+#
+# ## 3 · A mask multiplied in
+#
+# Another common way to leave pixels out (MONAI's masked losses do it) multiplies *both* the input and the
+# target by the mask, then calls the loss with its default mean. No `weight` is passed, so the rule has to
+# read the values: most input elements are exactly 0, and the target is 0 at every one of them.
+# **Predict**: what does a masked element add to the loss, and what gradient does it send?
+
+# %%
+sparse = (torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(3)) < 0.2).double()  # keeps about 20 %
+leaf = model(images)[:, :1].detach().requires_grad_(True)
+target_1 = masks[:, :1]
+with bw.audit() as report:
+    multiplied = nn.BCEWithLogitsLoss()(leaf * sparse, target_1 * sparse)
+multiplied.backward()
+as_weight = F.binary_cross_entropy_with_logits(leaf.detach(), target_1, weight=sparse)
+kept_mean = F.binary_cross_entropy_with_logits(leaf.detach(), target_1, weight=sparse, reduction="sum") / sparse.sum()
+print("kept", int(sparse.sum()), "of", sparse.numel(), "  largest gradient on a masked logit:",
+      sig4(leaf.grad[sparse == 0].abs().max().item()))
+print("multiplied in", sig4(multiplied.item()), "  weight=mask", sig4(as_weight.item()),
+      "  difference", sig4((multiplied - as_weight).item()), "  masked share x log 2",
+      sig4((sparse == 0).double().mean().item() * math.log(2)), "  mean over the kept", sig4(kept_mean.item()))
+print(report)
+
+# %% [markdown]
+# **Reveal.** A masked element sends no gradient (the product multiplies it by 0), and each kept element's
+# gradient is its slope divided by all 768 elements: the same steps as `weight=mask` with the default
+# mean, the design choice of section 2 and of lesson 06. What differs is the value. A masked logit is
+# 0 and its target is 0, and BCE at logit 0 is log 2 = 0.6931, so the 592 masked elements add
+# 0.6931 × 592/768 = 0.5343 to the loss: 0.6712 instead of the 0.1369 of `weight=mask`, or the 0.5974
+# of the mean over the 176 kept elements. The floor never trains away, and it moves with each batch's
+# mask, so a loss curve of this code says more about the masks than about the model. The audit reports
+# it under the same rule as section 2, `diluted-mean`, as a warning with this consequence spelled out,
+# and proposes passing the mask as `weight` (or `ignore=`) on the logits and targets as they were
+# before the product.
+
+# %% [markdown]
+# ## 4 · A binary classifier (thread 004)
 #
 # One logit per sample, `(N, 1)`, labels drawn with 10 % probability. Thread 004 took class weights `[0.1, 0.9]`,
 # indexed them by each sample's label and passed the result as `pos_weight`; the model also ends in
@@ -183,9 +249,27 @@ print(report)
 # Why 15 and not the report's 9? The report's `torch.tensor([9.0])` is 0.9 / 0.1, read from the
 # thread's class weights, which match the 10 % the labels were drawn with. Only 4 of the 64 labels
 # came out positive: 60 / 4 = 15. A ratio belongs to the labels you train on, so count them.
+#
+# A relative of the thread's mistake is reported in pytorch#5157: `nn.BCELoss(weight=torch.tensor([0.1,
+# 0.9]))`, meant as the weights of the negative and the positive class, on outputs of shape
+# `(4, 2, 2)`. It runs, because the last axis happens to have size 2, and weights along that axis. The audit
+# offers the per-channel reading, and, for two values, the class-weight readings too:
+
+# %%
+generator = torch.Generator().manual_seed(5)
+outputs = torch.sigmoid(torch.randn(4, 2, 2, generator=generator))  # probabilities, as BCELoss takes them
+truth_422 = (torch.rand(4, 2, 2, generator=generator) < 0.3).float()
+with bw.audit() as report:
+    nn.BCELoss(weight=torch.tensor([0.1, 0.9]))(outputs, truth_422)
+print(report)
 
 # %% [markdown]
-# ## 4 · Sigmoid, then `BCELoss` (Q12)
+# `torch.where(target == 1, 0.9, 0.1)` writes the class weights per element; `0.1 * ...` with
+# `pos_weight=torch.tensor([9.0])` computes the same loss from the logits, before the sigmoid (the
+# with-logits form, section 5).
+
+# %% [markdown]
+# ## 5 · Sigmoid, then `BCELoss` (Q12)
 #
 # The thread's other habit: a sigmoid, then `nn.BCELoss`. It computes the same loss as the logits
 # form where the numbers are moderate, so **predict**: is this a bug or only a style?
@@ -213,11 +297,24 @@ print("gradient of BCEWithLogitsLoss:   ", [sig4(g) for g in confident.grad.toli
 print(report)
 
 # %% [markdown]
-# ## 5 · The trap PyTorch cannot see: W == C (pytorch#27936)
+# The usual repair, "pass what went into the sigmoid", is wrong when that is itself a sigmoid's output:
+# a model that already ends in `nn.Sigmoid()` and a loss line that adds `torch.sigmoid` again. Then the
+# value before the last sigmoid is a probability, and the with-logits loss would get a double sigmoid.
+# The audit counts the sigmoids in a row and walks back to the logits:
+
+# %%
+with bw.audit() as report:
+    loss = nn.BCELoss()(torch.sigmoid(classifier(features)), labels)  # classifier ends in nn.Sigmoid()
+print(report)
+
+# %% [markdown]
+# ## 6 · The trap PyTorch cannot see: W == C
 #
 # A 4-channel model, trained on crops 4 pixels wide, with one `pos_weight` per channel as the
-# documentation long described it, "a vector with length equal to the number of classes". **Predict**:
-# which axis does PyTorch give it to?
+# documentation long described it, "a vector with length equal to the number of classes". When the crops
+# are wider than the channel count, PyTorch raises: that is the RuntimeError reported in pytorch#27936
+# ("The size of tensor a must match the size of tensor b"). **Predict**: what happens when W equals C,
+# and which axis does PyTorch give the vector to?
 
 # %%
 crops = torch.randn(2, 4, 8, 4)
@@ -228,14 +325,64 @@ with bw.audit() as report:
     right = F.binary_cross_entropy_with_logits(crops, crop_masks, pos_weight=per_channel.view(4, 1, 1))
 print("loss with (C,):", sig4(wrong.item()), "  with (C, 1, 1):", sig4(right.item()))
 print(report)
+try:  # the same line on crops 5 pixels wide: the case pytorch#27936 reports
+    F.binary_cross_entropy_with_logits(torch.randn(2, 4, 8, 5), torch.rand(2, 4, 8, 5), pos_weight=per_channel)
+except RuntimeError as error:
+    print("width 5: RuntimeError:", str(error).splitlines()[0])
 
 # %% [markdown]
 # **Reveal.** The width. Trailing alignment pairs a 1-D operand with the last axis, so `(4,)` weights
-# the 4 columns, and nothing fails because W happens to equal C. On a crop of any other width the same
-# line raises, which is why this bug survives only in exactly the runs where it does damage. The
-# report flags the first call and not the second: `(C, 1, 1)` is the correct idiom.
+# the 4 columns, and nothing fails because W happens to equal C: the cell shows the silent case, and
+# the RuntimeError of pytorch#27936 on a crop 5 pixels wide. The bug survives only in exactly the runs
+# where it does damage. The report flags the first call and not the second: `(C, 1, 1)` is the correct
+# idiom.
 #
-# ## 6 · A whole script, from the shell
+# ## 7 · What the audit leaves alone, and what it only warns about
+#
+# PyTorch accepts more than one correct layout, and the audit must not cry wolf. **Predict** for each
+# call below: silent, a warning, or an error?
+#
+# 1. a `pos_weight` of the target's full shape `(B, C)`, a positive weight for every element, which
+#    PyTorch documents;
+# 2. the per-label ratio repeated along the batch with `.repeat(B, 1)`;
+# 3. a `pos_weight` of length W on `(N, C, H, W)` images, with W different from C;
+# 4. the raw-logit slice of `torch.cat([torch.sigmoid(aux), logits], dim=1)`, a model with an auxiliary
+#    head whose probability is stored beside the logits.
+
+# %%
+generator = torch.Generator().manual_seed(2)
+label_logits = torch.randn(8, 3, generator=generator)  # (B, C) = (8, 3)
+label_targets = (torch.rand(8, 3, generator=generator) < 0.3).float()
+image_logits = torch.randn(2, 3, 4, 5, generator=generator)  # (N, C, H, W), W = 5
+image_masks = (torch.rand(2, 3, 4, 5, generator=generator) < 0.2).float()
+aux = torch.randn(8, 1, generator=generator, requires_grad=True)
+head = torch.randn(8, 3, generator=generator, requires_grad=True)
+with bw.audit() as report:
+    F.binary_cross_entropy_with_logits(label_logits, label_targets, pos_weight=torch.rand(8, 3, generator=generator) + 1)
+    F.binary_cross_entropy_with_logits(label_logits, label_targets, pos_weight=torch.tensor([1.0, 4.0, 9.0]).repeat(8, 1))
+    F.binary_cross_entropy_with_logits(image_logits, image_masks, pos_weight=torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0]))
+    stored = torch.cat([torch.sigmoid(aux), head], dim=1)  # (8, 4): a probability, then 3 logits
+    F.binary_cross_entropy_with_logits(stored[:, 1:], label_targets)
+print(report)
+
+# %% [markdown]
+# **Reveal.** Two warnings, and nothing for calls 1 and 4.
+#
+# * A per-element `pos_weight` is legitimate, so `per-sample-pos-weight` fires only on evidence of a
+#   mistake: values that follow the labels (section 4, an error), or one row repeated along the batch
+#   (call 2, a warning: the loss is right for this batch, but PyTorch raises on a last batch of
+#   another size, and one row says which axis it weights).
+# * A `pos_weight` of length W on images (call 3) runs as one ratio per image column. A ratio of
+#   negatives to positives belongs to a class, a channel; a ratio per column is almost never meant on a
+#   segmentation output, so the audit warns and proposes one ratio per channel, or `weight=` if a
+#   weight per column was meant. bceweights' own loss accepts it as PyTorch does (it lines up with the
+#   trailing axis without ambiguity), which is why the warning lives in the audit.
+# * For call 4 the audit follows the slice the loss reads through the `cat` to the input it came from,
+#   the raw logits `head`, and stays quiet. Had the loss read `stored[:, :1]`, it would have reported a
+#   double sigmoid. Where it cannot tell which elements are read (a slice after a reshape), it reports
+#   only if every input of the `cat` is a sigmoid's output.
+#
+# ## 8 · A whole script, from the shell
 #
 # To audit a training script without touching it, run it through the audit's command line:
 # `python -m bceweights.audit train.py [its arguments]`. The script runs as `__main__` with its
@@ -271,10 +418,10 @@ print("exit status", done.returncode)
 # The location is the script's own line 11, the `criterion(...)` call, not a line inside
 # `torch/nn/modules/loss.py`.
 #
-# ## 7 · Stop at the first finding
+# ## 9 · Stop at the first finding
 #
-# `bw.audit(strict=True)` raises `AuditError` (a `ValueError`) at the first finding, *before* the
-# loss is computed, so a debugger stops on the offending line:
+# `bw.audit(strict=True)` raises `AuditError` (a `ValueError`) at the first finding, warnings
+# included, *before* the loss is computed, so a debugger stops on the offending line:
 
 # %%
 try:
@@ -284,7 +431,7 @@ except bw.AuditError as error:
     print(type(error).__name__, "-", str(error).splitlines()[0])
 
 # %% [markdown]
-# ## 8 · What stays quiet, and a ratio counted on one batch
+# ## 10 · What stays quiet, and a ratio counted on one batch
 #
 # The audit reports only what is wrong. **Predict**: which of these two calls does it flag? A
 # `(N, 1, H, W)` mask with the weighted mean, and a `(C,)` `pos_weight` on the `(N, C)` logits of a
@@ -319,29 +466,101 @@ print(report)
 
 # %% [markdown]
 # PyTorch computes the loss without a word, and it is `nan` (the infinite weight times a zero target).
-# Count positives once, over the whole data set, before training (lesson 09, section 7).
-#
-# ## 9 · Summary
+# The message does not propose `nan_to_num(posinf=0)`: that would give label 2's positives a weight of
+# 0, the opposite of the intent. It proposes fixing the count. Label 2 has no positive in this batch, so
+# it has no positive term either, and any finite `pos_weight` gives it the same loss; the ratio should
+# still be counted once, over the whole data set, before training (lesson 09, section 7). The first fix,
+# applied:
+
+# %%
+num_pos = label_targets.sum(dim=0)
+num_neg = label_targets.shape[0] - num_pos
+with bw.audit() as report:
+    loss = F.binary_cross_entropy_with_logits(label_logits, label_targets, pos_weight=num_neg / num_pos.clamp_min(1))
+print("pos_weight", [sig4(v) for v in (num_neg / num_pos.clamp_min(1)).tolist()], " loss", sig4(loss.item()))
+print(report)
+
+# %% [markdown]
+# Clean, and finite: label 2 gets `pos_weight` 6 (6 negatives over a count clamped to 1), which changes
+# nothing in this batch, where label 2 has no positive term.
+
+# ## 11 · Summary
 #
 # * `with bw.audit() as report:` around unmodified code reads every PyTorch BCE call, changes
 #   nothing it computes, and lists one finding per line of your code and rule; `print(report)`
 #   reads like the errors of the other lessons: given, why, write instead.
-# * The rules: `misaligned-operand` (lesson 02's trailing-alignment traps, W == C among them),
-#   `per-sample-pos-weight` (Q14), `double-sigmoid` (read from the autograd graph),
-#   `sigmoid-then-bce` (Q12), `target-out-of-range` (void labels), `diluted-mean` (Q16) and
-#   `invalid-weight-values` (a negative, NaN or infinite weight, such as a per-batch `neg / pos`).
+# * The rules: `misaligned-operand` (lesson 02's trailing-alignment traps, W == C among them; a
+#   warning for a `pos_weight` of length W on images), `per-sample-pos-weight` (Q14: values that
+#   follow the labels; a warning for a repeated row), `double-sigmoid` and `sigmoid-then-bce` (Q12,
+#   read from the autograd graph through `cat`, `stack` and `split`, with the sigmoids counted),
+#   `target-out-of-range` (void labels, and the 0/255 and ±1 label formats with the reading the data
+#   suggests), `diluted-mean` (Q16, a warning: a mean over elements a mask zeroed, in `weight` or
+#   multiplied in, a design choice whose consequence the message states) and `invalid-weight-values`
+#   (a negative, NaN or infinite weight, such as a per-batch `neg / pos`, repaired at the count).
 # * `python -m bceweights.audit train.py args…` audits a script and exits 1 on findings;
 #   `bw.audit(strict=True)` stops at the first one.
 # * The correct idioms stay quiet: `(C, 1, 1)` per channel, `(N, 1, H, W)` masks, `tensor([p])` for
-#   one output, `(C,)` on `(N, C)` (sections 3, 5 and 8).
+#   one output, `(C,)` on `(N, C)`, a per-element `pos_weight` of the target's shape (sections 4, 6, 7
+#   and 10).
 #
-# ## 10 · Exercise
+# ## 12 · Exercises
 #
-# Write `my_loss` so that the checker, which runs it under `bw.audit()` on two batches (one 3 pixels
-# wide, one 5), finds nothing and gets the intended value. Stuck? `print(lesson08_solution())` (import
-# it from `bceweights.lessons.exercises`) shows one answer.
+# Each cell prints a question; replace `None` with your answer and run the cell. A wrong answer gets a
+# hint that says what it would mean. When you have tried, `show_solution("08.2")` prints the worked
+# solution of exercise 08.2 (and likewise for the others).
 
 # %%
-print(LESSON08_QUESTION)
+from bceweights.lessons.exercises import (
+    LESSON08_1_QUESTION,
+    LESSON08_2_QUESTION,
+    LESSON08_3_QUESTION,
+    LESSON08_4_QUESTION,
+    check_lesson08_1,
+    check_lesson08_2,
+    check_lesson08_3,
+    check_lesson08_4,
+    print_questionnaire,
+    show_solution,
+)
+
+# %% [markdown]
+# **08.1** Repair: write `my_loss` so that the checker, which runs it under `bw.audit()` on two batches
+# (one 3 pixels wide, one 5), finds nothing and gets the intended value.
+
+# %%
+print(LESSON08_1_QUESTION)
 my_loss = None  # replace with your function: def my_loss(logits, masks): ...
-_ = check_lesson08(my_loss)
+_ = check_lesson08_1(my_loss)
+
+# %% [markdown]
+# **08.2** Concept: which of three `pos_weight` calls weights by mistake? (Section 7 and section 4.)
+
+# %%
+print(LESSON08_2_QUESTION)
+my_choice = None
+_ = check_lesson08_2(my_choice)
+
+# %% [markdown]
+# **08.3** Repair: a training step fed PNG masks. The checker runs your step under `bw.audit()`.
+
+# %%
+print(LESSON08_3_QUESTION)
+my_step = None  # replace with your function: def my_step(logits, masks): ...
+_ = check_lesson08_3(my_step)
+
+# %% [markdown]
+# **08.4** Transfer: the constant of a mask multiplied in (section 3), on volumes.
+
+# %%
+print(LESSON08_4_QUESTION)
+my_constant = None
+_ = check_lesson08_4(my_constant)
+
+# %% [markdown]
+# ## 13 · Questionnaire
+#
+# Short questions on the whole lesson. Answer each in a sentence or two, from memory first, then check
+# with the cells above. When you have tried, `show_solution("08.Q")` prints the answers.
+
+# %%
+print_questionnaire("08")

@@ -89,12 +89,14 @@ from bceweights.lessons.exercises.lesson06 import (
     LESSON06_2_QUESTION,
     LESSON06_3_QUESTION,
     LESSON06_4_QUESTION,
+    LESSON06_5_QUESTION,
     LESSON06_FOCAL_QUESTION,
     LESSON06_WEIGHT_MAP_QUESTION,
     check_lesson06_1,
     check_lesson06_2,
     check_lesson06_3,
     check_lesson06_4,
+    check_lesson06_5,
     check_lesson06_focal,
     check_lesson06_weight_map,
 )
@@ -128,7 +130,19 @@ from bceweights.lessons.exercises.lesson07 import (
     lesson07_threshold_data,
     show_lesson07_solution,
 )
-from bceweights.lessons.exercises.lesson08 import LESSON08_QUESTION, check_lesson08, lesson08_solution
+from bceweights.lessons.exercises.lesson08 import (
+    LESSON08_1_QUESTION,
+    LESSON08_2_QUESTION,
+    LESSON08_3_QUESTION,
+    LESSON08_4_QUESTION,
+    LESSON08_QUESTION,
+    check_lesson08,
+    check_lesson08_1,
+    check_lesson08_2,
+    check_lesson08_3,
+    check_lesson08_4,
+    lesson08_solution,
+)
 from bceweights.lessons.exercises.lesson10 import (
     LESSON10_1_QUESTION,
     LESSON10_2_QUESTION,

@@ -1,6 +1,7 @@
 """Lesson 06's exercises, one per topic: the focal ``gamma`` that silences easy pixels (06.1), the U-Net
-map's ``w0`` (06.2), the learning-rate factor of an ignore mask kept in the denominator (06.3), and the
-optimum of a label-smoothed loss with ``pos_weight`` (06.4).
+map's ``w0`` (06.2), the learning-rate factor of an ignore mask kept in the denominator (06.3), the
+optimum of a label-smoothed loss with ``pos_weight`` (06.4), and a concept question on what ``alpha``
+does to missed positives (06.5); then the lesson's questionnaire (``show_solution("06.Q")``).
 
 ``check_lesson06_focal`` / ``LESSON06_FOCAL_QUESTION`` are 06.1 and ``check_lesson06_weight_map`` /
 ``LESSON06_WEIGHT_MAP_QUESTION`` are 06.2 under their first names.
@@ -9,11 +10,12 @@ optimum of a label-smoothed loss with ``pos_weight`` (06.4).
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage, special
 
-from bceweights.lessons.exercises.answers import answer_number, judge_number
-from bceweights.lessons.exercises.registry import register
+from bceweights.lessons.exercises.answers import answer_choice, answer_number, judge_number
+from bceweights.lessons.exercises.registry import register, register_questionnaire
 from bceweights.lessons.explore.display import format_number
-from bceweights.lessons.explore.focal import EASY_FROM, easy_share
+from bceweights.lessons.explore.focal import EASY_FROM, HARD_BELOW, easy_share, focal_curves, focal_sample
 from bceweights.lessons.explore.weight_map import cell_scene, separating_share
 
 
@@ -234,3 +236,113 @@ def _solution_06_4() -> str:
 
 
 register("06.4", LESSON06_4_QUESTION, check_lesson06_4, _solution_06_4, transfer=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# 06.5: alpha on a sample whose missed positives are the hard pixels
+
+#: 06.5's sample: the focal explorer's synthetic image with its smallest object missed (logits lowered by this).
+LESSON06_MISSED_SHIFT = 6.0
+LESSON06_5_CHOICES = ("a", "b", "c", "d")
+LESSON06_5_QUESTION = (
+    "On the second focal sample (its smallest object missed, so that object's pixels are hard positives), at gamma = 2: "
+    "which alpha leaves the share of the gradient carried by the missed positives exactly as it is without alpha?\n"
+    "  (a) alpha = 0.25, Lin et al.'s value\n"
+    "  (b) alpha = 0.5\n"
+    "  (c) alpha = 0.75\n"
+    "  (d) none: every alpha moves weight toward one class\n"
+    'Answer with one letter in quotes, e.g. "a".'
+)
+
+
+def lesson06_missed_sample(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The focal explorer's synthetic image (:func:`focal_sample`) with its smallest object missed.
+
+    Returns ``(logits, target, missed)``, each ``(64, 64)``: the object's logits are lowered by
+    :data:`LESSON06_MISSED_SHIFT`, so its pixels become hard positives (``q_t < 0.5``), as the missed
+    objects of a real rare-foreground image are.
+    """
+    logits, target = (t.numpy() for t in focal_sample(seed=seed))
+    objects, count = ndimage.label(target > 0)
+    sizes = ndimage.sum(target > 0, objects, range(1, count + 1))
+    missed = objects == 1 + int(np.argmin(sizes))
+    return logits - LESSON06_MISSED_SHIFT * missed, target, missed
+
+
+def missed_positive_share(gamma: float, alpha: float | None = None, seed: int = 0) -> float:
+    """Share of the total gradient magnitude carried by the hard positives of :func:`lesson06_missed_sample`."""
+    logits, target, _ = lesson06_missed_sample(seed)
+    margin = logits * (2.0 * target - 1.0)
+    alpha_t = 1.0 if alpha is None else alpha * target + (1.0 - alpha) * (1.0 - target)
+    _, gradient = focal_curves(margin, gamma, alpha_t)
+    hard_positive = (special.expit(margin) < HARD_BELOW) & (target == 1)
+    return float(gradient[hard_positive].sum() / gradient.sum())
+
+
+def check_lesson06_5(answer: object) -> bool:
+    """Exercise 06.5: (b); alpha = 0.5 multiplies every pixel by 0.5, which cancels in a share."""
+    letter = answer_choice(answer, LESSON06_5_CHOICES)
+    if letter is None:
+        return False
+    shares = {a: missed_positive_share(2.0, a) for a in (0.25, 0.5, 0.75)}
+    without = missed_positive_share(2.0)
+    if letter == "b":
+        print(f"Correct: alpha = 0.5 gives alpha_t = 0.5 to every pixel, positive or negative, and a common factor "
+              f"cancels in a share: {format_number(shares[0.5])}, as without alpha ({format_number(without)}). Below 0.5 "
+              f"the positives lose share (0.25: {format_number(shares[0.25])}), above it they gain "
+              f"(0.75: {format_number(shares[0.75])}).")
+        return True
+    hints = {
+        "a": f"alpha = 0.25 weights every positive by 0.25 and every negative by 0.75: the missed positives' share falls "
+             f"from {format_number(without)} to {format_number(shares[0.25])}.",
+        "c": f"alpha = 0.75 weights the positives up: their share rises to {format_number(shares[0.75])}.",
+        "d": "one alpha weights both classes alike. Which alpha_t = alpha y + (1 - alpha)(1 - y) is the same for y = 0 "
+             "and y = 1?",
+    }
+    print(f"Not yet: {hints[letter]}")
+    return False
+
+
+def _solution_06_5() -> str:
+    return (
+        "(b). alpha_t = alpha for positives and 1 - alpha for negatives, so alpha = 0.5 multiplies every pixel's loss and "
+        "gradient by 0.5, which cancels in any share. At gamma = 2 the missed positives carry "
+        f"{format_number(missed_positive_share(2.0))} of the gradient without alpha, "
+        f"{format_number(missed_positive_share(2.0, 0.5))} with alpha = 0.5, "
+        f"{format_number(missed_positive_share(2.0, 0.25))} with 0.25 and {format_number(missed_positive_share(2.0, 0.75))} "
+        "with 0.75: alpha moves gradient between the classes, whatever their difficulty."
+    )
+
+
+register("06.5", LESSON06_5_QUESTION, check_lesson06_5, _solution_06_5)
+
+
+#: Lesson 06's questionnaire: (question, answer).
+LESSON06_QUESTIONNAIRE = (
+    ("What does the mean divide by with ignore=void, and with a mask multiplied in before .mean()? Whose step "
+     "changes with the labelled share?",
+     "ignore= divides by the kept pixels, so a labelled pixel's step grows when its batch has few labels; the "
+     "multiplied mask divides by all pixels, so each labelled pixel's step is fixed and the loss value scales with "
+     "the labelled share."),
+    ("Why does bw.audit() report a mostly-zero weight under reduction=\"mean\" as a warning, not an error?",
+     "It can be meant: it is a design choice (the same step for every labelled pixel) with a consequence (a loss "
+     "value that moves with each batch's labelled share), and the diluted-mean message states both."),
+    ("At gamma = 2, what share of its BCE loss does a pixel with q_t = 0.9 keep?",
+     "(1 - 0.9)^2 = 1 %."),
+    ("What does alpha do that gamma does not, and what does alpha = 0.25 do to missed positives?",
+     "gamma weights a pixel by how right it already is; alpha weights it by its class (alpha for positives, 1 - alpha "
+     "for negatives). Where the missed pixels are positives, alpha = 0.25 cuts their share of the gradient."),
+    ("Without alpha, where does a focal-trained model's 0.5 cut sit, and with alpha?",
+     "Without alpha it decides like a calibrated model's 0.5 cut (p >= 0.5 exactly where q >= 0.5); with alpha it "
+     "sits where q = 1 - alpha. Other thresholds are distorted in both cases."),
+    ("Why can focal loss improve calibration in practice (Mukhoti et al., 2020) although its optimum is not q?",
+     "Its optimum is pulled toward 0.5. Networks trained with cross-entropy over-fit and become over-confident, and "
+     "the pull moves them toward the truth; for a model that would be calibrated anyway it is a bias."),
+    ("What does unet_weight_map need as input, and why is a binary mask refused?",
+     "Instance labels (0 background, 1..K one number per object): in a binary mask touching objects cannot be told "
+     "apart, so the distances to the nearest and second-nearest object are unknown."),
+    ("With label_smoothing = eps, what does a calibrated model predict where a fraction q is positive, and how do "
+     "you undo it?",
+     "q (1 - eps) + eps / 2; undo it with (p - eps / 2) / (1 - eps)."),
+)
+register_questionnaire("06", LESSON06_QUESTIONNAIRE)

@@ -11,8 +11,8 @@ and, optionally, by ``alpha_t = alpha y + (1 - alpha)(1 - y)``:
 (for BCE, ``gamma = 0`` and no ``alpha``, the gradient magnitude is ``1 - q_t``). A pixel the model
 already gets right with ``q_t = 0.9`` keeps ``0.1**gamma`` of its BCE loss: 1 % at ``gamma = 2``.
 
-On a segmentation most pixels are such easy background. The explorer's sample image (a partly
-trained model's logits on a 64x64 image with about 6 % foreground, :func:`focal_sample`) splits its
+On a segmentation most pixels are such easy background. The explorer's sample image (synthetic logits
+that imitate a partly trained model on a 64x64 image with about 6 % foreground, :func:`focal_sample`) splits its
 pixels into **easy** (``q_t >= 0.9``), **hard** (``q_t < 0.5``, misclassified) and the rest, and
 shows which share of the total gradient magnitude each group carries under BCE and under the focal
 loss. Under BCE the thousands of easy pixels carry about half of it; at ``gamma = 2`` almost none.
@@ -46,7 +46,7 @@ _GROUP_LABELS = {"easy": f"easy\nq_t ≥ {EASY_FROM}", "middle": "in between", "
 
 
 def focal_sample(size: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and targets ``(size, size)`` float64 of a partly trained segmentation model.
+    """Synthetic logits and targets ``(size, size)`` float64, made to look like a partly trained segmentation model's.
 
     Four discs (about 6 % of the pixels at ``size=64``) are the foreground. The logits follow the
     signed distance to the discs' edges, saturating at about ±4, plus Gaussian noise (std 1), plus three
