@@ -37,7 +37,7 @@ class _StableBCETerms(torch.autograd.Function):
         dl/dp = -y log sigmoid(x)
 
     in differentiable operations, so double backward (``create_graph=True``), forward-mode AD
-    (:class:`_StableBCETermsWithJvp`) and ``torch.func`` transforms (``generate_vmap_rule``) all work. Shapes: ``x``, ``y``
+    (``_StableBCETermsWithJvp``) and ``torch.func`` transforms (``generate_vmap_rule``) all work. Shapes: ``x``, ``y``
     ``(*)``; ``p`` broadcastable to them with the same rank, or None (``p = 1``).
     """
 
@@ -83,7 +83,7 @@ class _StableBCETerms(torch.autograd.Function):
 
 
 class _StableBCETermsWithJvp(_StableBCETerms):
-    """:class:`_StableBCETerms` with forward-mode AD; used outside ``torch.compile``, whose Dynamo
+    """``_StableBCETerms`` with forward-mode AD; used outside ``torch.compile``, whose Dynamo
     cannot trace a custom ``jvp`` (inside a graph the base class runs, reverse mode only)."""
 
     @staticmethod
@@ -105,7 +105,7 @@ def bce_terms(input: Tensor, target: Tensor, pos_weight: Tensor | None = None) -
     every argument: when no derivative can flow through ``target`` or ``pos_weight`` this is
     PyTorch's own kernel (one pass, same values); otherwise, since PyTorch's kernel refuses gradients
     for ``pos_weight`` and ``weight`` and silently drops their forward-mode tangents
-    (:func:`bceweights.prepared.needs_derivative`), :class:`_StableBCETerms`: the same loss, every
+    (:func:`bceweights.prepared.needs_derivative`), ``_StableBCETerms``: the same loss, every
     partial derivative in a form without cancellation (checked against float64).
     """
     if not (target.requires_grad or needs_derivative(target) or needs_derivative(pos_weight)):

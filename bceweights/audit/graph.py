@@ -33,7 +33,12 @@ RESHAPING_NODES = frozenset({
 #: How many nodes one walk may visit.
 MAX_NODES = 64
 
-SIGMOID, OTHER, UNKNOWN = "sigmoid", "other", "unknown"
+#: The read elements are a sigmoid's output.
+SIGMOID = "sigmoid"
+#: The read elements are something else (raw logits, another op's output).
+OTHER = "other"
+#: Which elements are read, or what they are, cannot be told from the graph.
+UNKNOWN = "unknown"
 
 #: A box of read elements, ``{dim: (start, stop)}`` (``{}``: all), or None when it is not known.
 Region = dict[int, tuple[int, int]] | None
