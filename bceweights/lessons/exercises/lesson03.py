@@ -52,10 +52,15 @@ def check_lesson03(answer: float | None) -> bool:
             f"Not yet: {answer:.4g} is the factor the other way round (from 'mean' to 'weighted_mean'). "
             "Which denominator is larger, n or the sum of the weights?"
         )
-    elif abs(answer - w_fg) <= 0.01 or abs(answer - w_fg / w_bg) <= 0.01:
+    elif abs(answer - w_fg) <= 0.01:
         print(
             f"Not yet: {answer:.4g} is the foreground weight. The denominators are n and the sum of the "
             "weights over all pixels, foreground and background."
+        )
+    elif abs(answer - w_fg / w_bg) <= 0.01:
+        print(
+            f"Not yet: {answer:.4g} is the ratio of the two weights, {w_fg:g} / {w_bg:g}; the factor is the mean "
+            "weight, f * w_fg + (1 - f) * w_bg."
         )
     elif abs(answer - 1.0) <= 0.01:
         print(
@@ -218,7 +223,8 @@ def _solution_03_3() -> str:
         f"bfloat16 has 8 significant bits: the largest value below 1 is 1 - 2**-8, and sigmoid(x) rounds to 1 when "
         f"1 - sigmoid(x) < 2**-9, i.e. x > log(2**9 - 1) = {math.log(2.0**9 - 1.0):.4g}. torch measures "
         f"{lesson03_3_answer():.4g} (the logit itself is rounded to bfloat16 too). Code: "
-        "(torch.sigmoid(torch.arange(0, 20, 0.01).bfloat16()) == 1).nonzero()[0]."
+        "x = torch.arange(0, 20, 0.01); x[(torch.sigmoid(x.bfloat16()) == 1).nonzero()[0]] (the first logit, "
+        "not its index)."
     )
 
 
