@@ -300,7 +300,9 @@ register("02.4", LESSON02_4_QUESTION, check_lesson02_4, _solution_02_4)
 LESSON02_QUESTIONNAIRE = (
     ("How does broadcasting pair an operand's dimensions with the input's?",
      "From the right (trailing dimensions first); each pair of sizes must be equal or one of them 1; missing "
-     "leading dimensions count as 1. Meaning (batch, channel, pixel) plays no part."),
+     "leading dimensions count as 1. Meaning (batch, channel, pixel) plays no part. weight and pos_weight must "
+     "also broadcast to the input's own shape (PyTorch multiplies the loss in place): no extra leading "
+     "dimensions, and no size-1 axis of the input stretched."),
     ("What shape does a (N, H, W) mask need as weight for (N, C, H, W) predictions, and why?",
      "(N, 1, H, W), via mask.unsqueeze(1): the size-1 channel axis is broadcast over the C channels."),
     ("When does weight=mask with a (N, H, W) mask run without an error, and what does it do then?",
