@@ -327,7 +327,10 @@ LESSON03_QUESTIONNAIRE = (
      "Its forward has no weight argument: the weight is fixed when the module is built. Use "
      "F.binary_cross_entropy_with_logits(..., weight=w) or bw.BCEWithLogits()(x, y, weight=w)."),
     ("From which logit does sigmoid round to exactly 1 in float32, and in float16?",
-     "About 16.6 in float32 and 8.3 in float16 (log(2**12 - 1) = 8.318); beyond it sigmoid + BCELoss sticks at "
+     "About 16.6 in float32: torch computes 1 / (1 + exp(-x)), and 1 + exp(-x) rounds to 1 once exp(-x) < "
+     "2**-24, from 24 * log(2) = 16.64 (the true sigmoid rounded to float32 would wait until log(2**25 - 1) = "
+     "17.33). About 8.3 in float16, computed in float32 and then rounded: 1 - sigmoid(x) below half the gap "
+     "under 1, 2**-12, from log(2**12 - 1) = 8.318. Beyond it sigmoid + BCELoss sticks at "
      "the clamp with a zero (float32) or NaN (float16) gradient."),
     ("Why does sigmoid + BCELoss give a wrong gradient at logit -40 with target 1 in float32, although "
      "sigmoid(-40) is a normal float?",
