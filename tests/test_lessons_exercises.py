@@ -17,6 +17,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 import bceweights as bw
 from bceweights.lessons import exercises
+from bceweights.lessons.exercises import lesson02, lesson03
 from bceweights.lessons.exercises import EXERCISES, get_exercise, lesson_exercises, show_solution
 from bceweights.lessons.explore.reduction import ReductionExplorer
 
@@ -330,16 +331,19 @@ def test_the_checker_says_no_answer_yet_to_none(key, capsys):
         ("02.1", (torch.tensor([4, 1, 12]),), "as floats"),
         ("02.1", (torch.tensor([4.0, 1.0, 12.0]),), "PyTorch raises"),
         ("02.1", (torch.tensor([4.0, 1.0, 12.0]).repeat(4, 1),), "PyTorch raises"),
+        ("02.1", (torch.tensor([4.0, 1.0, 12.0]).repeat(4, 1).view(4, 3, 1, 1),), "batches of exactly 4"),
         ("02.1", (torch.tensor([12.0, 1.0, 4.0]).view(3, 1, 1),), "channel 0 gets [12.0]"),
         ("02.1", (torch.tensor([1.0, 30.0, 6.0]).view(3, 1, 1),), "channel 0 gets [1.0]"),
         ("02.2", (torch.tensor([2.0, 1.0, 8.0, 4.0]).view(4, 1, 1),), "recipe for images"),
         ("02.2", (torch.tensor([2.0, 1.0, 8.0, 4.0]),), "PyTorch raises"),
+        ("02.2", (torch.tensor([2.0, 1.0, 8.0, 4.0]).repeat(2, 1).view(2, 4, 1, 1, 1),), "batches of exactly 2"),
         ("02.3", (0,), "expand allocates"),
         ("02.3", (8,), "mask's own memory"),
         ("02.3", (24,), "all 4 copies"),
         ("02.3", (64,), "8 bytes"),
         ("03.1", (1 / 1.475,), "other way round"),
         ("03.1", (20.0,), "foreground weight"),
+        ("03.1", (40.0,), "ratio of the two weights"),
         ("03.1", (1.0,), "weights average 1"),
         ("03.1", ("1.475",), "Expected a number"),
         ("03.2", (torch.tensor([0.5, 2.0, 3.0, 8.0]).repeat(30),), "repeat(30) tiles"),
@@ -396,8 +400,8 @@ def test_the_checker_says_no_answer_yet_to_none(key, capsys):
         ("01.4", ("a",), "one pos_weight of 0.9"),
         ("01.4", ("b",), "does not move"),
         ("01.4", ("d",), "Expected one letter"),
-        ("02.4", ("a",), "(a) is right"),
-        ("02.4", ("c",), "(c) is right"),
+        ("02.4", ("a",), "(a) weights the right axis"),
+        ("02.4", ("c",), "(c) weights the right axis"),
         ("02.4", (2,), "Expected one letter"),
         ("03.3", (math.log(2**8 - 1),), "7 stored bits"),
         ("03.4", (lambda x, y: F.binary_cross_entropy(torch.sigmoid(x), y),), "NaN"),
@@ -586,3 +590,15 @@ def test_no_stored_output_shows_a_verdict_or_a_solution(lesson):
         text = stored_text(cell)
         assert "Correct:" not in text and "Solution " not in text, text
         assert "show_solution(" not in "".join(cell["source"]), "solutions are called by the learner, not stored"
+
+
+@pytest.mark.parametrize("key, shapes", [("02.1", lesson02.LESSON02_SHAPES), ("02.2", lesson02.LESSON02_2_SHAPES)])
+def test_the_broadcasting_exercises_try_more_than_one_batch_size(key, shapes):
+    assert len({shape[0] for shape in shapes}) > 1
+
+
+def test_the_03_3_solution_code_prints_a_logit_not_an_index():
+    x = torch.arange(0, 20, 0.01)
+    logit = x[(torch.sigmoid(x.bfloat16()) == 1).nonzero()[0]]
+    assert "x[(torch.sigmoid(x.bfloat16()) == 1).nonzero()[0]]" in get_exercise("03.3").solution()
+    assert abs(float(logit) - lesson03.lesson03_3_answer()) <= 0.011

@@ -165,7 +165,7 @@ print(bw.explain(logits, target, weight=mask.unsqueeze(1), pos_weight=[6.0, 30.0
 # %% [markdown]
 # ## 3 · Cheat sheet: which argument do I need?
 #
-# For predictions `x` of shape `(N, C, H, W)` (drop `H, W` for a classifier's `(N, C)`):
+# For predictions `x` of shape `(N, C, H, W)` (for a classifier's `(N, C)` drop `H, W` and the trailing 1s: `pos_weight` `(C,)`, a per-sample `weight` `(N, 1)`):
 #
 # | you want to… | write | shape of the extra tensor |
 # |---|---|---|
@@ -174,7 +174,7 @@ print(bw.explain(logits, target, weight=mask.unsqueeze(1), pos_weight=[6.0, 30.0
 # | leave pixels **out entirely** (void, unlabelled) | `ignore=void` | bool, `(N, 1, H, W)` |
 # | a **weighted average** that does not change with the weights' scale | `reduction="weighted_mean"` | — |
 # | a new weight **on every batch** with a module | `bw.BCEWithLogits()(x, y, weight=w)` | as `weight` |
-# | a per-voxel map for 1/95 foreground (ratio neg/pos = 94, counted from `y`) | `weight=bw.rebalance_map(y)` | same as `y` |
+# | a per-voxel map for about 1 foreground voxel in 95 (ratio neg/pos $r \approx$ 94–95, counted from `y`) | `weight=bw.rebalance_map(y)` | same as `y` |
 # | focus on **hard** pixels | `bw.focal_bce_with_logits(x, y, gamma=2)` | — |
 # | a masked or weighted mean over all **DDP ranks** (and class counts over every shard) | `process_group=dist.group.WORLD` | — (lesson 10) |
 # | check **existing PyTorch code** for silent weighting mistakes, unchanged | `with bw.audit() as report:` around your training step | — (lesson 08) |

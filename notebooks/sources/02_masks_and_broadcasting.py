@@ -41,33 +41,40 @@ def storage_bytes(tensor: torch.Tensor) -> int:
 
 
 # %% [markdown]
-# ## 1 · The one rule: trailing dimensions line up
+# ## 1 · The rule: trailing dimensions line up
 #
 # `weight` and `pos_weight` are not matched to the input by *meaning* (batch, channel, pixel) but by
 # *position*: PyTorch writes the two shapes right-aligned, and every pair of sizes must be equal or
 # contain a 1 (the 1 is repeated, without copying). Missing leading dimensions count as 1.
+# `weight` and `pos_weight` must pass one more test: PyTorch multiplies the loss by them in place, so the
+# operand must broadcast *to* the input's shape. It may not add leading dimensions, and a size-1 axis of
+# the input may not meet a larger size (lesson 01's `(N, H, W)` map on `(N, 1, H, W)` logits fails
+# this way).
 #
 # ```
 # input       (8, 3, 256, 256)          input       (8, 3, 256, 256)
 # operand           (3,   1,   1)  ✓    operand                   (3,)  ✗  3 against 256
 # ```
 #
-# **Predict** which of these four operands broadcast against `(8, 3, 256, 256)`:
-# `(3, 1, 1)`, `(8, 1, 256, 256)`, `(3,)`, `(8, 256, 256)`.
+# **Predict** which of these five operands broadcast against `(8, 3, 256, 256)`, and which of those
+# PyTorch would take as `weight`: `(3, 1, 1)`, `(8, 1, 256, 256)`, `(1, 8, 3, 256, 256)`, `(3,)`,
+# `(8, 256, 256)`.
 
 # %%
 input_shape = (8, 3, 256, 256)
-for operand_shape in [(3, 1, 1), (8, 1, 256, 256), (3,), (8, 256, 256)]:
+for operand_shape in [(3, 1, 1), (8, 1, 256, 256), (1, 8, 3, 256, 256), (3,), (8, 256, 256)]:
     try:
         result = tuple(torch.broadcast_shapes(operand_shape, input_shape))
-        print(f"{str(operand_shape):>18}  broadcasts to {result}")
+        fits = "the input's shape: usable as weight" if result == input_shape else "a larger shape: refused as weight"
+        print(f"{str(operand_shape):>19}  broadcasts to {result}, {fits}")
     except RuntimeError:
-        print(f"{str(operand_shape):>18}  does not broadcast")
+        print(f"{str(operand_shape):>19}  does not broadcast")
 
 # %% [markdown]
 # The last two fail for different reasons, both from right alignment: `(3,)` puts its 3 against
-# `W = 256`; `(8, 256, 256)` matches `H, W` but puts its 8 against `C = 3`. Everything in this lesson
-# follows from that one rule.
+# `W = 256`; `(8, 256, 256)` matches `H, W` but puts its 8 against `C = 3`. `(1, 8, 3, 256, 256)`
+# broadcasts, but to a five-dimensional shape: fine for `x * w`, refused as `weight`. Everything in this lesson
+# follows from that rule (and, for `weight` and `pos_weight`, from its in-place test).
 #
 # ## 2 · Q1: a `(N, H, W)` mask for `(N, C, H, W)` predictions
 #

@@ -15,6 +15,8 @@
 # %matplotlib widget
 
 # %%
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -97,9 +99,10 @@ except bw.WeightShapeError as error:
 # %% [markdown]
 # The same holds for a 3-D volume: a `(1, 1, 60, 40, 40)` scan whose voxels are drawn foreground with
 # probability 1/95, and a per-voxel weight that gives background voxels $1/r$, with $r$ = negatives /
-# positives counted from this draw's target (the forum thread behind Q9 describes "95 times more background
-# pixels than foreground" and gives background voxels 1/95; an exact foreground share of 1/95 gives
-# $r = 94$, lesson 00's figure). The volume, against the same tensors reshaped to `(96000, 1)`, a
+# positives counted from this draw's target. (The forum thread behind Q9 describes "95 times more
+# background pixels than foreground", that is $r = 95$ and a foreground share of 1/96, and gives
+# background voxels 1/95, exactly $1/r$. A share of exactly 1/95, the rate drawn here, would give
+# $r = 94$: "about one foreground voxel in 95" means $r$ between 94 and 95.) The volume, against the same tensors reshaped to `(96000, 1)`, a
 # "batch" of 96 000 single predictions:
 
 # %%
@@ -125,7 +128,7 @@ print(f"loss (1, 1, 60, 40, 40): {sig4(float(as_volume.detach()))} "
 
 # %% [markdown]
 # Loss and gradients are equal to the last bit. This draw has 938 foreground voxels, a share of
-# 0.009771, so the ratio counted from it is 101.3, not 94: a random draw of 96 000 voxels does not hit
+# 0.009771, so the ratio counted from it is 101.3, not the 94 of an exact 1/95 share: a random draw of 96 000 voxels does not hit
 # 1/95 exactly, which is why a weight is counted from the data and not from the rate you meant.
 #
 # > Two slips in the forum answer behind Q9 and Q10, which otherwise explains per-voxel weights well: its
@@ -134,7 +137,8 @@ print(f"loss (1, 1, 60, 40, 40): {sig4(float(as_volume.detach()))} "
 # > flattened with the in-place `resize_`, which can reallocate and is not meant for this: use
 # > `reshape` (or `view`). The conclusion holds, as the cells above show with every tensor reshaped.
 # > The thread's question also quoted the documentation's "weight ... of size nbatch": in fact any
-# > shape that broadcasts against the input works, per voxel included.
+# > shape that broadcasts to the input's shape works (it may not enlarge it: PyTorch multiplies the
+# > loss in place), per voxel included.
 #
 # ## 2 · Q16: what `reduction="mean"` divides by
 #
@@ -283,8 +287,12 @@ print("bw.BCEWithLogits()(..., weight=)           ", sig4(float(per_call_module)
 #
 # ## 4 · Q12: why `BCEWithLogitsLoss` and not `sigmoid` + `BCELoss`
 #
-# Mathematically the two are one function. Numerically they are not: `sigmoid(x)` is rounded to the
-# dtype, and in float32 it is *exactly* 1.0 for every $x$ above about 16.6. Then $\log(1-\sigma(x))$
+# Mathematically the two are one function. Numerically they are not. In float32 torch computes
+# `sigmoid(x)` as $1/(1+e^{-x})$, and $1 + e^{-x}$ rounds to exactly 1 once $e^{-x}$ falls below
+# $2^{-24}$, from $x = 24 \ln 2 \approx 16.64$: there `sigmoid(x)` is *exactly* 1.0 (the true $\sigma(x)$
+# rounded to float32 would reach 1 only at $\ln(2^{25}-1) \approx 17.33$). float16 and bfloat16 are
+# computed in float32 and then rounded, so there the true $\sigma(x)$ is rounded to the dtype
+# (exercise 03.3). Then $\log(1-\sigma(x))$
 # is $\log 0 = -\infty$; `BCELoss` clamps each log at $-100$. The logits form never builds
 # $\sigma(x)$: it uses $\log\sigma(x) = -\mathrm{softplus}(-x)$, accurate for every $x$.
 #
@@ -302,6 +310,9 @@ stability.print_probe()
 stability.print_readouts(
     "one_minus_sigmoid", "saturation_logit", "wrong_gradients_sigmoid_bce", "wrong_gradients_logits"
 )
+x32 = torch.tensor([16.63, 16.64], dtype=torch.float32)
+print(f"24 ln 2 = {sig4(24 * math.log(2))}, ln(2**25 - 1) = {sig4(math.log(2**25 - 1))}; "
+      f"float32 sigmoid(x) == 1 at x = 16.63, 16.64: {(torch.sigmoid(x32) == 1).tolist()}")
 
 # %%
 stability.snapshot()
@@ -441,7 +452,7 @@ print("logits form,       weight gradient:", [sig4(v) for v in layer.weight.grad
 #   the step; a new weight ratio or foreground share still needs the learning rate retuned (Q16).
 # * `nn.BCELoss(weight=...)` fixes the weight at construction; pass it per call to
 #   `F.binary_cross_entropy`, `F.binary_cross_entropy_with_logits` or `bw.BCEWithLogits` (Q10).
-# * `sigmoid` + `BCELoss` rounds $\sigma(x)$ to 1 beyond $x \approx 16.6$ (float32) or 8.3 (float16):
+# * `sigmoid` + `BCELoss` gets $\sigma(x) = 1$ exactly beyond $x \approx 16.6$ (float32) or 8.3 (float16):
 #   the loss sticks at the clamp (100), the gradient becomes 0 or NaN. In float32, below
 #   $x \approx -27.6$ its backward's $10^{-12}$ guard shrinks a positive pixel's gradient towards 0
 #   although the loss is right (down to $x \approx -100$, where the loss meets the clamp). The logits form's gradient was within 0.01 of $\sigma(x) - y$ at every plotted logit of

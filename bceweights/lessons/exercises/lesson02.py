@@ -21,8 +21,9 @@ from bceweights.shapes import shape_str
 
 #: 02.1: the lesson demonstrated [1, 30, 6]; the exercise uses other values on the same layout.
 LESSON02_VALUES = (4.0, 1.0, 12.0)
-#: The inputs 02.1 is tried on: a realistic one, and one whose width equals the channel count.
-LESSON02_SHAPES = ((4, 3, 256, 256), (4, 3, 8, 3))
+#: The inputs 02.1 is tried on: a realistic one, one whose width equals the channel count, and a smaller last
+#: batch (an answer built for exactly B = 4 breaks there).
+LESSON02_SHAPES = ((4, 3, 256, 256), (4, 3, 8, 3), (5, 3, 8, 3))
 
 LESSON02_QUESTION = (
     "Predictions have shape (B, 3, H, W). Write pos_weight so that channel 0 gets "
@@ -52,6 +53,17 @@ def _tensor_or_hint(pos_weight: Any) -> torch.Tensor | None:
         print(f"Not yet: pos_weight has dtype {pos_weight.dtype}; write the values as floats (e.g. 4.0, not 4).")
         return None
     return pos_weight
+
+
+def _fixed_batch_hint(pos_weight: torch.Tensor, ndim: int) -> bool:
+    """Print a hint and return True when ``pos_weight`` has the input's ``ndim`` dimensions and a batch size other than 1."""
+    if pos_weight.dim() == ndim and pos_weight.shape[0] != 1:
+        print(
+            f"Not yet: shape {shape_str(pos_weight.shape)} carries a batch axis of size {pos_weight.shape[0]}: this "
+            f"only works for batches of exactly {pos_weight.shape[0]} (a smaller last batch raises): drop the batch axis."
+        )
+        return True
+    return False
 
 
 def _varying_dims(effective: torch.Tensor, dims: Sequence[str]) -> list[str]:
@@ -105,13 +117,14 @@ def _lands_per_channel(pos_weight: torch.Tensor, values: Sequence[float], input_
 def check_lesson02(pos_weight: Any) -> bool:
     """Exercise 02.1: is ``pos_weight`` "4, 1, 12 for channels 0, 1, 2" on ``(B, 3, H, W)`` predictions?
 
-    The answer is tried on ``(4, 3, 256, 256)`` and ``(4, 3, 8, 3)`` (where ``W == C``, so a plain
-    ``(3,)`` vector would silently weight the columns), through PyTorch's own
+    An answer with a batch axis of size other than 1 is refused (it fits one batch size only). The answer is
+    tried on ``(4, 3, 256, 256)``, ``(4, 3, 8, 3)`` (where ``W == C``, so a plain ``(3,)`` vector would
+    silently weight the columns) and ``(5, 3, 8, 3)`` (another batch size), through PyTorch's own
     ``F.binary_cross_entropy_with_logits`` and through ``bceweights``. Prints what is right or wrong and
     returns True only when every pixel of channel ``c`` gets ``[4, 1, 12][c]`` in both libraries.
     """
     pos_weight = _tensor_or_hint(pos_weight)
-    if pos_weight is None:
+    if pos_weight is None or _fixed_batch_hint(pos_weight, len(_IMAGE_DIMS)):
         return False
     for input_shape in LESSON02_SHAPES:
         if not _lands_per_channel(pos_weight, LESSON02_VALUES, input_shape, _IMAGE_DIMS):
@@ -144,7 +157,7 @@ register("02.1", LESSON02_1_QUESTION, check_lesson02_1, _solution_02_1)
 #: 02.2: the same idea on volumes (B, C, D, H, W), with four channels.
 LESSON02_2_VALUES = (2.0, 1.0, 8.0, 4.0)
 #: A plain volume, one whose depth equals C (a (4, 1, 1) answer runs on D) and one whose width does.
-LESSON02_2_SHAPES = ((2, 4, 8, 8, 8), (2, 4, 4, 6, 5), (2, 4, 6, 5, 4))
+LESSON02_2_SHAPES = ((2, 4, 8, 8, 8), (2, 4, 4, 6, 5), (2, 4, 6, 5, 4), (3, 4, 8, 8, 8))
 LESSON02_2_QUESTION = (
     "A 3-D segmenter predicts volumes of shape (B, 4, D, H, W). Write pos_weight for PyTorch's own "
     f"F.binary_cross_entropy_with_logits so that channel c gets [{_values_text(LESSON02_2_VALUES)}][c] "
@@ -153,9 +166,10 @@ LESSON02_2_QUESTION = (
 
 
 def check_lesson02_2(pos_weight: Any) -> bool:
-    """Exercise 02.2: tried on ``(2, 4, 8, 8, 8)``, ``(2, 4, 4, 6, 5)`` (D == C) and ``(2, 4, 6, 5, 4)`` (W == C)."""
+    """Exercise 02.2: tried on ``(2, 4, 8, 8, 8)``, ``(2, 4, 4, 6, 5)`` (D == C), ``(2, 4, 6, 5, 4)`` (W == C)
+    and ``(3, 4, 8, 8, 8)`` (another batch size); a batch axis of size other than 1 is refused."""
     pos_weight = _tensor_or_hint(pos_weight)
-    if pos_weight is None:
+    if pos_weight is None or _fixed_batch_hint(pos_weight, len(_VOLUME_DIMS)):
         return False
     for input_shape in LESSON02_2_SHAPES:
         if not _lands_per_channel(pos_weight, LESSON02_2_VALUES, input_shape, _VOLUME_DIMS):
@@ -263,7 +277,7 @@ def check_lesson02_4(answer: object) -> bool:
         )
         return True
     print(
-        f"Not yet: ({letter}) is right. The mask gets a size-1 channel axis, (3, 1, 4, 5), so N meets N and the map is "
+        f"Not yet: ({letter}) weights the right axis. Its mask gets a size-1 channel axis, (3, 1, 4, 5), so N meets N and the map is "
         "shared by the channels. Look for the call whose mask keeps its (N, H, W) shape: right-aligned, which axis "
         "does its N meet?"
     )
@@ -286,7 +300,9 @@ register("02.4", LESSON02_4_QUESTION, check_lesson02_4, _solution_02_4)
 LESSON02_QUESTIONNAIRE = (
     ("How does broadcasting pair an operand's dimensions with the input's?",
      "From the right (trailing dimensions first); each pair of sizes must be equal or one of them 1; missing "
-     "leading dimensions count as 1. Meaning (batch, channel, pixel) plays no part."),
+     "leading dimensions count as 1. Meaning (batch, channel, pixel) plays no part. weight and pos_weight must "
+     "also broadcast to the input's own shape (PyTorch multiplies the loss in place): no extra leading "
+     "dimensions, and no size-1 axis of the input stretched."),
     ("What shape does a (N, H, W) mask need as weight for (N, C, H, W) predictions, and why?",
      "(N, 1, H, W), via mask.unsqueeze(1): the size-1 channel axis is broadcast over the C channels."),
     ("When does weight=mask with a (N, H, W) mask run without an error, and what does it do then?",

@@ -52,10 +52,15 @@ def check_lesson03(answer: float | None) -> bool:
             f"Not yet: {answer:.4g} is the factor the other way round (from 'mean' to 'weighted_mean'). "
             "Which denominator is larger, n or the sum of the weights?"
         )
-    elif abs(answer - w_fg) <= 0.01 or abs(answer - w_fg / w_bg) <= 0.01:
+    elif abs(answer - w_fg) <= 0.01:
         print(
             f"Not yet: {answer:.4g} is the foreground weight. The denominators are n and the sum of the "
             "weights over all pixels, foreground and background."
+        )
+    elif abs(answer - w_fg / w_bg) <= 0.01:
+        print(
+            f"Not yet: {answer:.4g} is the ratio of the two weights, {w_fg:g} / {w_bg:g}; the factor is the mean "
+            "weight, f * w_fg + (1 - f) * w_bg."
         )
     elif abs(answer - 1.0) <= 0.01:
         print(
@@ -218,7 +223,8 @@ def _solution_03_3() -> str:
         f"bfloat16 has 8 significant bits: the largest value below 1 is 1 - 2**-8, and sigmoid(x) rounds to 1 when "
         f"1 - sigmoid(x) < 2**-9, i.e. x > log(2**9 - 1) = {math.log(2.0**9 - 1.0):.4g}. torch measures "
         f"{lesson03_3_answer():.4g} (the logit itself is rounded to bfloat16 too). Code: "
-        "(torch.sigmoid(torch.arange(0, 20, 0.01).bfloat16()) == 1).nonzero()[0]."
+        "x = torch.arange(0, 20, 0.01); x[(torch.sigmoid(x.bfloat16()) == 1).nonzero()[0]] (the first logit, "
+        "not its index)."
     )
 
 
@@ -321,7 +327,10 @@ LESSON03_QUESTIONNAIRE = (
      "Its forward has no weight argument: the weight is fixed when the module is built. Use "
      "F.binary_cross_entropy_with_logits(..., weight=w) or bw.BCEWithLogits()(x, y, weight=w)."),
     ("From which logit does sigmoid round to exactly 1 in float32, and in float16?",
-     "About 16.6 in float32 and 8.3 in float16 (log(2**12 - 1) = 8.318); beyond it sigmoid + BCELoss sticks at "
+     "About 16.6 in float32: torch computes 1 / (1 + exp(-x)), and 1 + exp(-x) rounds to 1 once exp(-x) < "
+     "2**-24, from 24 * log(2) = 16.64 (the true sigmoid rounded to float32 would wait until log(2**25 - 1) = "
+     "17.33). About 8.3 in float16, computed in float32 and then rounded: 1 - sigmoid(x) below half the gap "
+     "under 1, 2**-12, from log(2**12 - 1) = 8.318. Beyond it sigmoid + BCELoss sticks at "
      "the clamp with a zero (float32) or NaN (float16) gradient."),
     ("Why does sigmoid + BCELoss give a wrong gradient at logit -40 with target 1 in float32, although "
      "sigmoid(-40) is a normal float?",
