@@ -24,6 +24,7 @@
 
 # %%
 import copy
+import dataclasses
 import math
 
 import numpy as np
@@ -59,9 +60,11 @@ from bceweights.lessons.rare_class import (
     TinyMLP,
     TrainingSetup,
     fit_together,
+    largest_likelihood_ratio,
     logits_of,
     make_splits,
     run_experiment,
+    share_where_half_is_reached,
     true_logit,
 )
 from bceweights.lessons.scoreboard import (
@@ -93,7 +96,8 @@ SEEDS = tuple(range(5))
 # is known. A model cannot rank or calibrate better than that posterior: its AUROC and AUPRC (printed
 # below, on seed 0's test split) are the best values those columns of section 2's tables can expect,
 # and its Brier score the lowest.
-# The t = 0.5 columns have no such ceiling: with overlap, the posterior itself finds nothing at 0.5.
+# The t = 0.5 columns have no such ceiling: with this overlap at this share, the posterior itself finds
+# nothing at 0.5.
 #
 # **Predict.** A plain BCE model is trained on each regime and thresholded at 0.5. In which regime will
 # it find positives? Is "2 % positives" the problem?
@@ -136,8 +140,41 @@ png_image(plot_regimes())
 # test samples is 0.247, and there is no 0.5 contour on the right): even where positives are densest,
 # most samples there are negatives. A *perfect* model says
 # "negative" everywhere at threshold 0.5, so recall 0 is the right answer to the wrong question. With
-# separated classes, the same 2 % share is no problem at all. Overlap, not the share, decides whether
-# 0.5 finds anything; the share decides how rare the positives are among the samples that look positive.
+# separated classes, the same 2 % share is no problem at all.
+#
+# Is it then the overlap alone that decides? No: Bayes' rule splits the posterior odds into two factors,
+#
+# `P(y=1|x) / P(y=0|x) = LR(x) · π / (1 − π)`, with the likelihood ratio `LR(x) = p(x | y=1) / p(x | y=0)`,
+#
+# so the posterior reaches 0.5 exactly where `LR(x) ≥ (1 − π) / π`. The overlap sets how large `LR` can
+# get; the share `π` sets the bar it must clear (49 at 2 %). The cell below computes both for the
+# overlapping clouds (`largest_likelihood_ratio`, from the data's formula; no training), then keeps the
+# same clouds and raises the share to 10 %.
+
+# %%
+overlap = REGIMES["overlapping"]
+largest_lr = largest_likelihood_ratio(overlap)
+print(f"separated clouds:   largest LR(x) = {largest_likelihood_ratio(REGIMES['separated']):.4g}")
+print(f"overlapping clouds: largest LR(x) = {largest_lr:.4g}; 0.5 is reached from a share of "
+      f"{share_where_half_is_reached(overlap):.4f} (= 1 / (1 + LR))")
+for share in (0.02, 0.10):
+    odds = largest_lr * share / (1 - share)
+    regime = dataclasses.replace(overlap, positive_share=share)
+    sample = make_splits(regime, 0, setup)["test"]
+    found = sample.posterior >= 0.5
+    print(
+        f"share {share:.2f}: bar (1 - π)/π = {(1 - share) / share:.4g}, largest posterior {odds / (1 + odds):.4f} "
+        f"(test samples of seed 0: {float(sample.posterior.max()):.4f}); true posterior >= 0.5 on {int(found.sum())} "
+        f"of {len(sample)} samples, recall {float(sample.y[found].sum() / sample.y.sum()):.4f}"
+    )
+
+# %% [markdown]
+# With the same overlap, the largest `LR` is 16.11, so the true posterior reaches 0.5 from a share of
+# 5.84 % on; at 2 % it peaks at 0.2474, at 10 % at 0.6416, and a perfect model thresholded at 0.5 then
+# finds positives (recall 0.3032 on seed 0's test samples). The share and the overlap decide *together*
+# whether 0.5 finds anything: what matters is the likelihood ratio against the prior odds. The separated
+# clouds clear the 2 % bar easily (their largest `LR` is about 4 × 10⁴, printed above); the overlapping
+# ones do not.
 
 # %% [markdown]
 # ## 2 · One experiment: every method, both regimes, five seeds (Q18)
@@ -313,7 +350,9 @@ for finding in operating:
 #   predictions each; its Wilson intervals above are far too wide to read a precision from.)
 #
 # And imbalance against overlap: with separated classes plain BCE at 0.5 finds most positives, with
-# overlapping classes almost none. The share is the same; overlap is what makes a rare class hard.
+# overlapping classes almost none. The share is the same, so here the overlap made the difference; but
+# the same overlapping clouds at a 10 % share would let 0.5 find positives (section 1). What makes a
+# rare class hard at 0.5 is a likelihood ratio that never clears the prior odds `(1 − π) / π`.
 
 # %% [markdown]
 # ## 3 · Calibration, and lesson 01's optimum checked on a trained model (Q17)
@@ -745,8 +784,8 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 # **Can:** with two features, a known posterior and 70 small models trained in seconds, it shows the
 # *direction* of each effect, checked on every one of five seeds: ranking unchanged, calibration harmed
 # by `pos_weight`, oversampling, focal loss and Dice, the `−log p` shift undoing `pos_weight`, tuned
-# thresholds reaching operating points where no method beats plain BCE, and overlap rather than the
-# share deciding what 0.5 finds.
+# thresholds reaching operating points where no method beats plain BCE, and the likelihood ratio against
+# the prior odds (overlap and share together) deciding what 0.5 finds.
 #
 # **Cannot:** it is not an image benchmark. There are no pixels, no spatial structure and no per-image
 # Dice (here Dice is taken over each batch of samples); the network is tiny, trained for 120 steps on about
@@ -774,7 +813,8 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 #   trajectory; state what every seed shows.
 # * Recall 0 at 0.5 with overlapping classes can be the right answer of a calibrated model. Run the
 #   checklist in order: bias init, posterior below 0.5, learning rate and warmup, evaluation threshold (Q20).
-# * Imbalance alone is not the problem; overlap is (Q18).
+# * Neither imbalance nor overlap alone decides whether 0.5 finds positives: the posterior reaches 0.5
+#   where the likelihood ratio `LR(x)` clears the prior odds `(1 − π) / π` (Q18).
 #
 # ## Exercises
 #
