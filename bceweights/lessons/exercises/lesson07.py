@@ -140,8 +140,8 @@ def check_lesson07_threshold(answer: float | None) -> bool:
 
 LESSON07_CHECKLIST_QUESTION = (
     "lesson07_checklist_case() returns (outputs, targets, model) from a colleague whose recall is 0. Run "
-    "recall_zero_checklist(outputs, targets, model=model) and answer with the name of the first check that "
-    f"fails (one of: {', '.join(CHECK_NAMES)})."
+    "recall_zero_checklist(outputs, targets, model=model) and answer with the name of the check that "
+    f"reports [FAIL] (one of: {', '.join(CHECK_NAMES)})."
 )
 
 
@@ -157,7 +157,10 @@ def lesson07_checklist_case() -> tuple[torch.Tensor, torch.Tensor, TinyMLP]:
 
 def lesson07_checklist_answer() -> str:
     outputs, targets, model = lesson07_checklist_case()
-    return recall_zero_checklist(outputs, targets, model=model, verbose=False).first_failure or ""
+    failures = recall_zero_checklist(outputs, targets, model=model, verbose=False).failures
+    if len(failures) != 1:
+        raise AssertionError(f"lesson07_checklist_case() should fail exactly one check, got {failures}")
+    return failures[0]
 
 
 def check_lesson07_checklist(answer: str | None) -> bool:
@@ -183,9 +186,9 @@ def check_lesson07_checklist(answer: str | None) -> bool:
     hints = {
         "bias init": "the model's output bias sits at log(pos/neg) already: that check passes. Read its line.",
         "posterior below 0.5": "that check passes here, and for a reason worth finding: look at what the outputs are.",
-        "learning rate and warmup": "the outputs are spread out and finite: that check passes. Read the later lines.",
+        "learning rate and warmup": "the outputs are spread out and finite: that check passes. Read the other lines.",
     }
-    print(f"Not yet: {hints.get(given, 'run the checklist and read the first [FAIL] line.')}")
+    print(f"Not yet: {hints.get(given, 'run the checklist and read its [FAIL] line.')}")
     return False
 
 
@@ -212,7 +215,7 @@ def _solution_checklist() -> str:
     return (
         "outputs, targets, model = lesson07_checklist_case()\n"
         "report = recall_zero_checklist(outputs, targets, model=model)\n"
-        f"report.first_failure   # {lesson07_checklist_answer()!r}"
+        f"report.failures   # [{lesson07_checklist_answer()!r}]"
     )
 
 
