@@ -48,11 +48,14 @@ from bceweights.lessons.exercises import (
     LESSON07_1_QUESTION,
     LESSON07_2_QUESTION,
     LESSON07_3_QUESTION,
+    LESSON07_4_QUESTION,
     check_lesson07_1,
     check_lesson07_2,
     check_lesson07_3,
+    check_lesson07_4,
     lesson07_checklist_case,
     lesson07_threshold_data,
+    print_questionnaire,
 )
 from bceweights.lessons.explore import png_image
 from bceweights.lessons.explore.calibration import CalibrationExplorer
@@ -933,7 +936,7 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 # ## Exercises
 #
 # Replace `None` with your answer and run the cell: a wrong answer gets a hint. When you have tried,
-# `show_solution("07.1")` (or `"07.2"`, `"07.3"`, imported from `bceweights.lessons.exercises`) prints
+# `show_solution("07.1")` (or `"07.2"`, `"07.3"`, `"07.4"`, imported from `bceweights.lessons.exercises`) prints
 # a worked solution.
 
 # %%
@@ -955,3 +958,21 @@ print(LESSON07_3_QUESTION)
 case_outputs, case_targets, case_model = lesson07_checklist_case()
 my_failing_check = None
 _ = check_lesson07_3(my_failing_check)
+
+# %% [markdown]
+# **07.4** A concept: does 0.5 find positives when the same overlapping clouds hold 10 % positives? Predict
+# first, then run the function the question names.
+
+# %%
+print(LESSON07_4_QUESTION)
+my_choice = None  # "a", "b" or "c"
+_ = check_lesson07_4(my_choice)
+
+# %% [markdown]
+# ## Questionnaire
+#
+# Short questions on the whole lesson. Answer each in a sentence or two, in your head or in a cell, before you
+# compare with the answers: `show_solution("07.Q")` prints them.
+
+# %%
+print_questionnaire("07")
