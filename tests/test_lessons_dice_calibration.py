@@ -13,12 +13,14 @@ from sklearn.metrics import average_precision_score, brier_score_loss, confusion
 
 import bceweights as bw
 from bceweights.lessons.calibration import (
+    calibration_intercept,
     expected_calibration_error,
     logistic_calibration,
     operating_point,
     probability_metrics,
     reliability_curve,
     threshold_for_precision,
+    top_calibration,
 )
 from bceweights.lessons.dice import BCEDiceWithLogits, SoftDiceWithLogits, bce_dice_with_logits, soft_dice_with_logits
 
@@ -213,3 +215,53 @@ def test_threshold_for_precision_refuses_a_confidence_outside_zero_one():
     scores, y = _scores(100, 7)
     with pytest.raises(ValueError, match="not a coverage"):
         threshold_for_precision(scores, y, 0.3, confidence=1.5)
+
+
+def _calibrated_but_wrong_at_the_top(n: int = 40000, seed: int = 0):
+    """Logits whose probabilities are right below 0.2 and twice too high in the top 2 %."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(-4.0, 1.0, n)
+    true = z.copy()
+    top = z >= np.quantile(z, 0.98)
+    true[top] = np.log((0.5 / (1 + np.exp(-z[top]))) / (1 - 0.5 / (1 + np.exp(-z[top]))))  # exactly p/2
+    y = rng.random(n) < 1 / (1 + np.exp(-true))
+    return z, y, top
+
+
+def test_calibration_intercept_solves_mean_probability_equals_share_and_matches_sklearn_offset_free_fit():
+    rng = np.random.default_rng(1)
+    z = rng.normal(-3.0, 1.2, 20000)
+    y = rng.random(20000) < 1 / (1 + np.exp(-z))
+    for shift in (0.0, 2.0, -1.5):
+        a = calibration_intercept(z + shift, y)
+        assert np.mean(1 / (1 + np.exp(-(z + shift + a)))) == pytest.approx(np.mean(y), rel=1e-9)
+        # slope fixed at 1: a shift of the logits comes back as minus that shift (up to the draw's noise)
+        assert a == pytest.approx(calibration_intercept(z, y) - shift, abs=1e-6)
+    assert abs(calibration_intercept(z, y)) < 0.1  # calibrated by construction
+    assert math.isnan(calibration_intercept(z, np.zeros_like(y)))
+    metrics = probability_metrics(z + 2.0, y)
+    assert metrics["intercept_slope1"] == pytest.approx(calibration_intercept(z + 2.0, y))
+    # the joint fit's intercept differs from the slope-1 intercept when the slope is not 1
+    sharp = probability_metrics(3 * z, y)
+    assert abs(sharp["intercept"] - sharp["intercept_slope1"]) > 0.5
+
+
+def test_quantile_ece_uses_equally_filled_bins_and_top_calibration_sees_what_the_ece_hides():
+    z, y, top = _calibrated_but_wrong_at_the_top()
+    p = 1 / (1 + np.exp(-z))
+    # equally filled bins: recompute by hand
+    edges = np.percentile(p, np.linspace(0, 100, 11))
+    index = np.searchsorted(edges[1:-1], p)
+    by_hand = sum(abs(p[index == b].sum() - y[index == b].sum()) for b in range(10)) / p.size
+    assert expected_calibration_error(p, y, strategy="quantile") == pytest.approx(by_hand)
+    assert probability_metrics(z, y)["ece_quantile"] == pytest.approx(by_hand)
+    # both ECEs are small (the top 2 % weigh little), the top's gap is large
+    assert expected_calibration_error(p, y) < 0.01
+    predicted, observed, count = top_calibration(p, y, share=0.02)
+    assert count == int(top.sum())
+    assert predicted == pytest.approx(p[top].mean())
+    assert predicted > 1.6 * observed
+    predicted_all, observed_all, _ = top_calibration(p, y, share=0.5)
+    assert abs(predicted_all - observed_all) < 0.01
+    with pytest.raises(ValueError, match="quantile"):
+        expected_calibration_error(p, y, strategy="kmeans")

@@ -277,6 +277,7 @@ RIGHT_ANSWERS = {
     "07.1": lambda: (1 / (1 + math.exp(-(1.2 - math.log(49.0)))),),
     "07.2": lambda: (exercises.lesson07.lesson07_threshold_answer(),),
     "07.3": lambda: (exercises.lesson07.lesson07_checklist_answer(),),
+    "07.4": lambda: ("b",),
     "08.1": lambda: (right_08_1,),
     "08.2": lambda: ("(c)",),
     "08.3": lambda: (right_08_3,),
@@ -412,6 +413,8 @@ def test_the_checker_says_no_answer_yet_to_none(key, capsys):
         ("04.4", ("a",), "35 times"),
         ("05.4", ("a",), "compete"),
         ("05.4", ("c",), "fourth"),
+        ("07.4", ("a",), "falls from 49 at 2 % to 9"),
+        ("07.4", ("c",), "not trained at all"),
         ("04.4", ("c",), "Nothing here points at the labels"),
         ("04.5", (lambda m: right_04_5(m).flatten(),), "lines up with the last dimension"),
         ("04.5", (lambda m: right_04_5(m).flatten().repeat(4, 1),), "lines up with the width"),
@@ -445,7 +448,7 @@ def test_an_unrelated_number_gets_a_generic_hint(key, capsys):
         answers = (lambda *tensors: torch.tensor(0.4321, requires_grad=True),)
     elif key == "04.5":
         answers = (lambda masks: torch.full((3, 1, 1), 0.4321),)
-    elif key in ("01.4", "02.4", "04.4", "05.4", "10.4"):
+    elif key in ("01.4", "02.4", "04.4", "05.4", "07.4", "10.4"):
         answers = ("z",)
     elif key == "05.1":
         answers = (0.123, 45.6)
@@ -483,9 +486,9 @@ def test_show_solution_prints_a_worked_solution(key, capsys):
 #: The concept exercises (an idea or a repair, not a number), by lesson: issue 21 asks for one per lesson from 01.
 CONCEPT_EXERCISES = {
     "01": ("01.4",), "02": ("02.4",), "03": ("03.4",), "04": ("04.4", "04.5"), "05": ("05.4",), "06": ("06.5",),
-    "08": ("08.2", "08.3"), "09": ("09.5",), "10": ("10.4", "10.5"),
+    "07": ("07.4",), "08": ("08.2", "08.3"), "09": ("09.5",), "10": ("10.4", "10.5"),
 }
-QUESTIONNAIRE_LESSONS = ("01", "02", "03", "04", "05", "06", "08", "09", "10")
+QUESTIONNAIRE_LESSONS = ("01", "02", "03", "04", "05", "06", "07", "08", "09", "10")
 
 
 @pytest.mark.parametrize("lesson, keys", sorted(CONCEPT_EXERCISES.items()))

@@ -24,9 +24,11 @@ from bceweights.lessons.rare_class import (
     batch_indices,
     fit,
     fit_together,
+    largest_likelihood_ratio,
     logits_of,
     make_features,
     run_experiment,
+    share_where_half_is_reached,
     true_logit,
 )
 from bceweights.lessons.scoreboard import COLUMNS, ROWS, format_tables, regime_rows, score_experiment
@@ -219,3 +221,22 @@ def test_the_experiment_reproduces_with_the_cpu_capped():
 
 def test_features_dataclass_len():
     assert len(Features(torch.zeros(3, 2), torch.zeros(3), torch.zeros(3))) == 3
+
+
+def test_largest_likelihood_ratio_is_the_peak_of_the_posterior_odds_over_the_prior_odds():
+    """The closed form against a grid: max_x logit P(y=1|x) - logit(π), and 0.5 reached exactly from 1/(1+LR)."""
+    import dataclasses
+
+    regime = REGIMES["overlapping"]
+    grid = torch.stack(torch.meshgrid(torch.linspace(0, 5, 2001, dtype=torch.float64),
+                                      torch.linspace(-1, 1, 81, dtype=torch.float64), indexing="xy"), -1).reshape(-1, 2)
+    share = regime.positive_share
+    on_grid = float((true_logit(grid, regime) - math.log(share / (1 - share))).max())
+    assert math.log(largest_likelihood_ratio(regime)) == pytest.approx(on_grid, abs=1e-5)
+    assert largest_likelihood_ratio(regime) == pytest.approx(16.11, abs=0.01)
+    threshold = share_where_half_is_reached(regime)
+    for factor, reaches in ((0.99, False), (1.01, True)):
+        shifted = dataclasses.replace(regime, positive_share=threshold * factor)
+        assert bool((true_logit(grid, shifted) >= 0).any()) is reaches
+    with pytest.raises(ValueError, match="spread"):
+        largest_likelihood_ratio(dataclasses.replace(regime, spread=1.2))

@@ -8,12 +8,15 @@ For probabilities ``p̂`` and 0/1 targets ``y`` (any shape, flattened):
   (``sklearn.calibration.calibration_curve``); the logistic recalibration fit
   ``P(y = 1) = sigmoid(a + b · logit(p̂))``, whose intercept ``a`` and slope ``b`` are 0 and 1 for a
   calibrated model (``b < 1``: too extreme, ``a < 0``: too high on the whole); the expected
-  calibration error ``ECE = Σ_bins (n_b / n) |mean(p̂) - mean(y)|`` over equal-width bins;
+  calibration error ``ECE = Σ_bins (n_b / n) |mean(p̂) - mean(y)|`` over equal-width bins (or over
+  equally filled bins, ``strategy="quantile"``); the calibration intercept with the slope fixed at 1
+  (calibration-in-the-large, :func:`calibration_intercept`); predicted against observed among the
+  highest-scored samples (:func:`top_calibration`), where thresholds are chosen;
 * operating points: precision and recall of ``p̂ >= t``, and the threshold that reaches a precision
   of at least ``X`` with the most recall (:func:`threshold_for_precision`), chosen on validation data,
   optionally asking the Wilson lower bound of that precision to reach ``X`` (a steadier choice).
 
-scikit-learn has no recalibration fit and no ECE; those two are written here (numpy, float64).
+scikit-learn has no recalibration fit and no ECE; those are written here (numpy, float64).
 """
 
 from __future__ import annotations
@@ -81,20 +84,62 @@ def logistic_calibration(logits, target, max_iterations: int = 100) -> tuple[flo
     return float(w[0]), float(w[1])
 
 
-def expected_calibration_error(probability, target, bins: int = 10) -> float:
-    """``Σ_b (n_b / n) |mean(p̂) - mean(y)|`` over ``bins`` equal-width bins of [0, 1] (empty bins skipped).
+def expected_calibration_error(probability, target, bins: int = 10, strategy: str = "uniform") -> float:
+    """``Σ_b (n_b / n) |mean(p̂) - mean(y)|`` over ``bins`` bins (empty bins skipped).
 
-    The bins are those of ``calibration_curve(..., strategy="uniform")``: the ECE is the count-weighted
-    mean distance of :func:`reliability_curve`'s points from the diagonal.
+    ``strategy="uniform"``: equal-width bins of [0, 1], those of ``calibration_curve(..., strategy="uniform")``:
+    the ECE is the count-weighted mean distance of :func:`reliability_curve`'s points from the diagonal.
+    With a rare class almost every sample falls in the first bin [0, 0.1], which then decides the ECE.
+    ``strategy="quantile"``: equally filled bins (edges at the quantiles of ``p̂``), so the highest-scored
+    tenth of the samples weighs as much as any other tenth.
     """
     p, y = _pair(probability, target)
+    if strategy == "uniform":
+        edges = np.linspace(0.0, 1.0, bins + 1)
+    elif strategy == "quantile":
+        edges = np.percentile(p, np.linspace(0, 100, bins + 1))
+    else:
+        raise ValueError(f'strategy={strategy!r}; expected "uniform" or "quantile".\nWrite instead, e.g.:\n'
+                         '    expected_calibration_error(p, y, strategy="quantile")')
     # The bins of sklearn.calibration.calibration_curve (an edge value belongs to the bin below it).
-    index = np.searchsorted(np.linspace(0.0, 1.0, bins + 1)[1:-1], p)
+    index = np.searchsorted(edges[1:-1], p)
     counts = np.bincount(index, minlength=bins)
     predicted = np.bincount(index, weights=p, minlength=bins)
     observed = np.bincount(index, weights=y, minlength=bins)
     filled = counts > 0
     return float(np.sum(np.abs(predicted[filled] - observed[filled])) / max(p.size, 1))
+
+
+def calibration_intercept(logits, target, max_iterations: int = 100) -> float:
+    """Calibration-in-the-large: ``a`` of the fit ``P(y = 1) = sigmoid(a + logit)``, the slope fixed at 1.
+
+    ``a`` solves ``Σ sigmoid(a + z_i) = Σ y_i`` (the mean probability matches the positive share), by
+    Newton's method in float64; 0 for a model whose probabilities are right on the whole. Adding ``a``
+    to the logits is the one-parameter recalibration (an intercept refit). ``nan`` with one class only.
+    """
+    z, y = _pair(logits, target)
+    if y.min(initial=1) == y.max(initial=0):
+        return math.nan
+    a, positives = 0.0, float(y.sum())
+    for _ in range(max_iterations):
+        p = 0.5 * (1.0 + np.tanh(0.5 * (z + a)))
+        step = (positives - float(p.sum())) / max(float(np.sum(p * (1.0 - p))), 1e-300)
+        a += float(np.clip(step, -5.0, 5.0))
+        if abs(step) < 1e-12:
+            break
+    return a
+
+
+def top_calibration(probability, target, share: float = 0.1) -> tuple[float, float, int]:
+    """``(mean predicted, observed frequency, count)`` among the ``share`` highest-scored samples.
+
+    The samples with ``p̂`` at or above the ``1 - share`` quantile: the region where a threshold is
+    chosen. A calibrated model has the two close; the ECE over equal-width bins, decided by the many
+    low scores, can hide a gap here.
+    """
+    p, y = _pair(probability, target)
+    top = p >= np.quantile(p, 1.0 - share)
+    return float(p[top].mean()), float(y[top].mean()), int(top.sum())
 
 
 def reliability_curve(probability, target, bins: int = 10, strategy: str = "uniform") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -117,7 +162,10 @@ def reliability_curve(probability, target, bins: int = 10, strategy: str = "unif
 def probability_metrics(logits, target) -> dict[str, float]:
     """AUROC, AUPRC, Brier score, ECE and the recalibration fit of ``p̂ = sigmoid(logits)``.
 
-    Returns ``{"auroc", "auprc", "brier", "ece", "intercept", "slope", "mean_probability", "positive_share"}``.
+    Returns ``{"auroc", "auprc", "brier", "ece", "ece_quantile", "intercept", "slope", "intercept_slope1",
+    "mean_probability", "positive_share"}``: ``intercept`` and ``slope`` from the joint fit,
+    ``intercept_slope1`` the calibration-in-the-large (slope fixed at 1), ``ece_quantile`` over ten
+    equally filled bins.
     """
     z, y = _pair(logits, target)
     p = 0.5 * (1.0 + np.tanh(0.5 * z))
@@ -128,8 +176,10 @@ def probability_metrics(logits, target) -> dict[str, float]:
         "auprc": float(sk_metrics.average_precision_score(y, z)) if both else math.nan,
         "brier": float(sk_metrics.brier_score_loss(y, p)),
         "ece": expected_calibration_error(p, y),
+        "ece_quantile": expected_calibration_error(p, y, strategy="quantile"),
         "intercept": intercept,
         "slope": slope,
+        "intercept_slope1": calibration_intercept(z, y),
         "mean_probability": float(p.mean()),
         "positive_share": float(y.mean()),
     }

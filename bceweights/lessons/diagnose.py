@@ -1,9 +1,10 @@
-""""Recall is 0": four checks, in the order to run them, on your own model's logits.
+""""Recall is 0": four checks on your own model's logits, each reported with its own finding.
 
     from bceweights.lessons.diagnose import recall_zero_checklist
     report = recall_zero_checklist(val_logits, val_targets, model=untrained_model, losses=history.loss,
                                    train_share=float(train_targets.float().mean()))
-    report.first_failure          # the name of the first check that failed, or None
+    report.failures               # the names of the checks that failed
+    report.warnings               # the names of the checks that warn (a finding that is not the cause)
 
 1. **bias init**: the output bias against the prior logit ``log(pos / neg)``. A bias near 0 starts
    every output at probability 0.5; the first epochs then go to pushing *all* outputs down, and for
@@ -22,8 +23,16 @@
 
 Checks 1 and 3 concern training, so they measure against the training data's positive share when
 ``train_share=`` is given (the validation targets' share otherwise); checks 2 and 4 use the validation
-targets. Each check prints ``[ok]``, ``[FAIL]`` or ``[skip]`` and a sentence; the result is a
-:class:`Checklist`. scikit-learn supplies the average precision.
+targets. Each check prints ``[ok]``, ``[FAIL]``, ``[warn]`` or ``[skip]`` and a sentence; the result is
+a :class:`Checklist`. scikit-learn supplies the average precision.
+
+The numbering is not a ranking of causes and there is no "first failure" verdict: one failure can
+cause another (a collapsed model, check 3, has nothing to rank with, check 2), and a bias far from the
+prior (check 1) matters only if the model did not learn. So every check reports its finding, and two
+findings that are not a cause of recall 0 are warnings: the output bias far from the prior when the
+model learned anyway (its training loss went below the base-rate loss ``H(q)`` and its AP is at least
+``AP_LIFT`` times the positive share), and recall 0 at the threshold when no threshold would do better
+(the cause is then in checks 2 and 3).
 """
 
 from __future__ import annotations
@@ -47,32 +56,33 @@ AP_LIFT = 2.0
 
 @dataclass(frozen=True)
 class Check:
-    """One check: ``status`` is ``"ok"``, ``"fail"`` or ``"skip"``; ``detail`` says what was seen and what to do."""
+    """One check: ``status`` is ``"ok"``, ``"fail"``, ``"warn"`` or ``"skip"``; ``detail`` says what was seen and what to do."""
 
     name: str
     status: str
     detail: str
 
     def line(self, number: int) -> str:
-        tag = {"ok": "[ok]  ", "fail": "[FAIL]", "skip": "[skip]"}[self.status]
+        tag = {"ok": "[ok]  ", "fail": "[FAIL]", "warn": "[warn]", "skip": "[skip]"}[self.status]
         return f"{number}. {tag} {self.name}: {self.detail}"
 
 
 @dataclass
 class Checklist:
-    """The four checks in order, and the numbers they were based on."""
+    """The four checks (numbered, not ranked) and the numbers they were based on."""
 
     checks: list[Check] = field(default_factory=list)
     numbers: dict[str, float] = field(default_factory=dict)
 
     @property
-    def first_failure(self) -> str | None:
-        """The name of the first failed check, or None."""
-        return next((c.name for c in self.checks if c.status == "fail"), None)
+    def failures(self) -> list[str]:
+        """The names of the checks that failed, in their numbering."""
+        return [c.name for c in self.checks if c.status == "fail"]
 
     @property
-    def failures(self) -> list[str]:
-        return [c.name for c in self.checks if c.status == "fail"]
+    def warnings(self) -> list[str]:
+        """The names of the checks that warn: a finding worth fixing that did not keep recall at 0."""
+        return [c.name for c in self.checks if c.status == "warn"]
 
     def __str__(self) -> str:
         return "\n".join(check.line(i) for i, check in enumerate(self.checks, 1))
@@ -142,6 +152,11 @@ def recall_zero_checklist(
     p = 0.5 * (1.0 + np.tanh(0.5 * np.where(np.isfinite(z), z, 0.0)))
     ap = float(average_precision_score(y, np.where(np.isfinite(z), z, 0.0)))
     report.numbers.update(positive_share=q, prior_logit=prior_logit, average_precision=ap, max_probability=float(p.max()))
+    informative = ap >= AP_LIFT * q
+    loss_values = [float(v) for v in losses] if losses is not None else []
+    floor = _entropy(train_q)
+    # The model learned: its training loss went below the base rate and its ranking beats chance.
+    learned = bool(loss_values) and all(math.isfinite(v) for v in loss_values) and min(loss_values) < 0.98 * floor and informative
 
     # 1. bias init
     bias = output_bias(model) if model is not None else None
@@ -151,7 +166,13 @@ def recall_zero_checklist(
         report.checks.append(Check(CHECK_NAMES[0], "skip", "no last layer with a single bias found in model"))
     else:
         report.numbers["output_bias"] = bias
-        if abs(bias - prior_logit) > BIAS_TOLERANCE:
+        if abs(bias - prior_logit) > BIAS_TOLERANCE and learned:
+            report.checks.append(Check(CHECK_NAMES[0], "warn", (
+                f"output bias {bias:.3g}, but log(pos/neg){of_training} = {prior_logit:.3g}; the model learned "
+                f"anyway (training loss below {floor:.3g}, the base rate; AP at least {AP_LIFT:g} x the positive "
+                f"share), so this did not keep recall at 0. Still cheap to set: model.head.bias.data.fill_({prior_logit:.3g})"
+            )))
+        elif abs(bias - prior_logit) > BIAS_TOLERANCE:
             report.checks.append(Check(CHECK_NAMES[0], "fail", (
                 f"output bias {bias:.3g}, but log(pos/neg){of_training} = {prior_logit:.3g}: every output starts "
                 f"near probability {1 / (1 + math.exp(-bias)):.2g} while {train_q:.2%} are positive. Start it there: "
@@ -164,7 +185,6 @@ def recall_zero_checklist(
 
     # 2. posterior below 0.5
     above = int(np.sum(p >= threshold))
-    informative = ap >= AP_LIFT * q
     lift = f"AP {ap:.3g} = {ap / q:.3g} x the positive share {q:.3g}"
     if above == 0 and informative:
         report.checks.append(Check(CHECK_NAMES[1], "fail", (
@@ -191,9 +211,8 @@ def recall_zero_checklist(
             f"every logit is about {float(np.mean(z)):.3g} (spread below 0.001): the model collapsed to one "
             "output, typically after a first step too large (dead ReLUs); lower the learning rate or warm it up"
         )
-    if losses is not None and len(losses) > 0:
-        values = [float(v) for v in losses]
-        floor = _entropy(train_q)
+    if loss_values:
+        values = loss_values
         report.numbers["prior_entropy"] = floor
         if not all(math.isfinite(v) for v in values):
             problems.append("the training loss became NaN or infinite")
@@ -232,9 +251,10 @@ def recall_zero_checklist(
             "data for the precision you need (calibration.threshold_for_precision), report it on test data"
         )))
     elif recall_now == 0.0:
-        report.checks.append(Check(CHECK_NAMES[3], "ok", (
-            f"recall 0 at threshold {threshold:g}, but the best-F1 threshold's precision is not "
-            f"{AP_LIFT:g} x the positive share either: moving the threshold would not help (see the checks above)"
+        report.checks.append(Check(CHECK_NAMES[3], "warn", (
+            f"recall 0 at threshold {threshold:g}, and the best-F1 threshold's precision is not "
+            f"{AP_LIFT:g} x the positive share either: moving the threshold would not help; the cause is "
+            "elsewhere (checks 2 and 3)"
         )))
     else:
         report.checks.append(Check(CHECK_NAMES[3], "ok", f"recall {recall_now:.3g} at threshold {threshold:g}"))

@@ -78,6 +78,25 @@ def true_logit(x: Tensor, regime: Regime) -> Tensor:
     )
 
 
+def largest_likelihood_ratio(regime: Regime) -> float:
+    """``max_x p(x | y=1) / p(x | y=0)`` of ``regime``: the largest factor by which any ``x`` raises the prior odds.
+
+    The posterior odds are ``LR(x) · π / (1 - π)``, so ``P(y = 1 | x) >= 0.5`` exactly where
+    ``LR(x) >= (1 - π) / π``: the share ``π`` and the overlap (through ``LR``) decide together.
+    With ``spread s < 1`` and centre distance ``d``, ``log LR(x) = -2 log s - |x - μ|² / (2 s²) + |x|² / 2``
+    peaks at ``x = μ / (1 - s²)`` with ``log LR = -2 log s + d² / (2 (1 - s²))``.
+    """
+    s = regime.spread
+    if s >= 1:
+        raise ValueError(f"spread {s} >= 1: the positives' cloud is not the tighter one and LR(x) has no maximum")
+    return math.exp(-2 * math.log(s) + regime.separation**2 / (2 * (1 - s**2)))
+
+
+def share_where_half_is_reached(regime: Regime) -> float:
+    """The smallest share ``π`` at which the true posterior of ``regime``'s overlap reaches 0.5: ``1 / (1 + LR_max)``."""
+    return 1.0 / (1.0 + largest_likelihood_ratio(regime))
+
+
 def make_features(n: int, regime: Regime, seed: int) -> Features:
     """``n`` samples of ``regime``; labels Bernoulli(``positive_share``); every draw from one generator.
 

@@ -3,7 +3,8 @@
 A row is a trained method read one way (:data:`ROWS`): its logits as they are or shifted back by
 ``-log p`` (lesson 01's optimum shift undone), thresholded at 0.5 or at a threshold tuned on the
 validation split for a precision target (:func:`~bceweights.lessons.calibration.threshold_for_precision`).
-Columns: AUROC, AUPRC, Brier, calibration slope and intercept, ECE; the threshold used with its test
+Columns: AUROC, AUPRC, Brier, calibration slope and intercept (joint fit), the intercept with the slope
+fixed at 1, ECE over equal-width and over quantile bins; the threshold used with its test
 precision, recall and number of predicted positives; and the tuned threshold with its test precision
 and recall. The tuned threshold is the lowest whose validation precision meets the target with 95 %
 confidence (its Wilson lower bound does): a threshold where the precision merely touches the target
@@ -57,7 +58,7 @@ ROWS: tuple[Row, ...] = (
 
 #: The numbers of one row, in the order printed.
 COLUMNS = (
-    "auroc", "auprc", "brier", "slope", "intercept", "ece",
+    "auroc", "auprc", "brier", "slope", "intercept", "intercept_slope1", "ece", "ece_quantile",
     "t", "precision", "recall", "predicted", "tp",
     "tuned_t", "tuned_precision", "tuned_recall", "tuned_predicted",
 )
@@ -69,7 +70,8 @@ CONFIDENCE = 0.95
 #: The printed tables: a title and the columns (with their printed names) of each.
 TABLES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("ranking", (("auroc", "AUROC"), ("auprc", "AUPRC"), ("brier", "Brier"))),
-    ("calibration", (("slope", "cal. slope"), ("intercept", "cal. intercept"), ("ece", "ECE"))),
+    ("calibration", (("slope", "cal. slope"), ("intercept", "cal. intercept"), ("intercept_slope1", "intercept, slope 1"),
+                     ("ece", "ECE"), ("ece_quantile", "ECE, quantile bins"))),
     ("at the row's threshold t", (("t", "t"), ("precision", "precision"), ("recall", "recall"), ("predicted", "predicted +"))),
     ("at the threshold tuned on validation", (("tuned_t", "tuned t"), ("tuned_precision", "precision"), ("tuned_recall", "recall"))),
 )
@@ -112,7 +114,7 @@ def score_row(
     # Precision with scikit-learn's zero_division=0: a threshold that predicts nothing scores 0, not 1.
     precision = lambda point: point.tp / (point.tp + point.fp) if point.tp + point.fp else 0.0  # noqa: E731
     return {
-        **{key: scores[key] for key in ("auroc", "auprc", "brier", "slope", "intercept", "ece")},
+        **{key: scores[key] for key in ("auroc", "auprc", "brier", "slope", "intercept", "intercept_slope1", "ece", "ece_quantile")},
         "t": threshold, "precision": precision(used), "recall": used.recall, "predicted": used.tp + used.fp, "tp": used.tp,
         "tuned_t": tuned, "tuned_precision": precision(at_tuned), "tuned_recall": at_tuned.recall,
         "tuned_predicted": at_tuned.tp + at_tuned.fp,

@@ -14,7 +14,7 @@
 #    trained model, then undone (Q17);
 # 4. a threshold chosen on validation data for a precision target, reported on test data (Q19);
 # 5. an explorer: pick a method and a threshold, watch the PR point, the reliability diagram and the counts;
-# 6. a "recall is 0" checklist to run on your own model (Q20).
+# 6. a "recall is 0" checklist to run on your own model, each check reported on its own (Q20).
 #
 # The findings follow the literature on imbalance corrections (van den Goorbergh et al., JAMIA 2022; Lin
 # et al. 2017 on focal loss). Section 7 says what a two-feature experiment can and cannot show.
@@ -24,6 +24,7 @@
 
 # %%
 import copy
+import dataclasses
 import math
 
 import numpy as np
@@ -33,22 +34,28 @@ from sklearn.metrics import brier_score_loss
 
 import bceweights as bw
 from bceweights.lessons.calibration import (
+    calibration_intercept,
     crossings,
+    logistic_calibration,
     operating_point,
     probability_metrics,
     reliability_curve,
     threshold_for_precision,
+    top_calibration,
 )
 from bceweights.lessons.diagnose import CHECK_NAMES, recall_zero_checklist
 from bceweights.lessons.exercises import (
     LESSON07_1_QUESTION,
     LESSON07_2_QUESTION,
     LESSON07_3_QUESTION,
+    LESSON07_4_QUESTION,
     check_lesson07_1,
     check_lesson07_2,
     check_lesson07_3,
+    check_lesson07_4,
     lesson07_checklist_case,
     lesson07_threshold_data,
+    print_questionnaire,
 )
 from bceweights.lessons.explore import png_image
 from bceweights.lessons.explore.calibration import CalibrationExplorer
@@ -59,9 +66,11 @@ from bceweights.lessons.rare_class import (
     TinyMLP,
     TrainingSetup,
     fit_together,
+    largest_likelihood_ratio,
     logits_of,
     make_splits,
     run_experiment,
+    share_where_half_is_reached,
     true_logit,
 )
 from bceweights.lessons.scoreboard import (
@@ -93,7 +102,8 @@ SEEDS = tuple(range(5))
 # is known. A model cannot rank or calibrate better than that posterior: its AUROC and AUPRC (printed
 # below, on seed 0's test split) are the best values those columns of section 2's tables can expect,
 # and its Brier score the lowest.
-# The t = 0.5 columns have no such ceiling: with overlap, the posterior itself finds nothing at 0.5.
+# The t = 0.5 columns have no such ceiling: with this overlap at this share, the posterior itself finds
+# nothing at 0.5.
 #
 # **Predict.** A plain BCE model is trained on each regime and thresholded at 0.5. In which regime will
 # it find positives? Is "2 % positives" the problem?
@@ -136,8 +146,41 @@ png_image(plot_regimes())
 # test samples is 0.247, and there is no 0.5 contour on the right): even where positives are densest,
 # most samples there are negatives. A *perfect* model says
 # "negative" everywhere at threshold 0.5, so recall 0 is the right answer to the wrong question. With
-# separated classes, the same 2 % share is no problem at all. Overlap, not the share, decides whether
-# 0.5 finds anything; the share decides how rare the positives are among the samples that look positive.
+# separated classes, the same 2 % share is no problem at all.
+#
+# Is it then the overlap alone that decides? No: Bayes' rule splits the posterior odds into two factors,
+#
+# `P(y=1|x) / P(y=0|x) = LR(x) · π / (1 − π)`, with the likelihood ratio `LR(x) = p(x | y=1) / p(x | y=0)`,
+#
+# so the posterior reaches 0.5 exactly where `LR(x) ≥ (1 − π) / π`. The overlap sets how large `LR` can
+# get; the share `π` sets the bar it must clear (49 at 2 %). The cell below computes both for the
+# overlapping clouds (`largest_likelihood_ratio`, from the data's formula; no training), then keeps the
+# same clouds and raises the share to 10 %.
+
+# %%
+overlap = REGIMES["overlapping"]
+largest_lr = largest_likelihood_ratio(overlap)
+print(f"separated clouds:   largest LR(x) = {largest_likelihood_ratio(REGIMES['separated']):.4g}")
+print(f"overlapping clouds: largest LR(x) = {largest_lr:.4g}; 0.5 is reached from a share of "
+      f"{share_where_half_is_reached(overlap):.4f} (= 1 / (1 + LR))")
+for share in (0.02, 0.10):
+    odds = largest_lr * share / (1 - share)
+    regime = dataclasses.replace(overlap, positive_share=share)
+    sample = make_splits(regime, 0, setup)["test"]
+    found = sample.posterior >= 0.5
+    print(
+        f"share {share:.2f}: bar (1 - π)/π = {(1 - share) / share:.4g}, largest posterior {odds / (1 + odds):.4f} "
+        f"(test samples of seed 0: {float(sample.posterior.max()):.4f}); true posterior >= 0.5 on {int(found.sum())} "
+        f"of {len(sample)} samples, recall {float(sample.y[found].sum() / sample.y.sum()):.4f}"
+    )
+
+# %% [markdown]
+# With the same overlap, the largest `LR` is 16.11, so the true posterior reaches 0.5 from a share of
+# 5.84 % on; at 2 % it peaks at 0.2474, at 10 % at 0.6416, and a perfect model thresholded at 0.5 then
+# finds positives (recall 0.3032 on seed 0's test samples). The share and the overlap decide *together*
+# whether 0.5 finds anything: what matters is the likelihood ratio against the prior odds. The separated
+# clouds clear the 2 % bar easily (their largest `LR` is about 4 × 10⁴, printed above); the overlapping
+# ones do not.
 
 # %% [markdown]
 # ## 2 · One experiment: every method, both regimes, five seeds (Q18)
@@ -291,8 +334,9 @@ for finding in operating:
 #   positives from negatives better; they all learn about the same ordering, close to the true
 #   posterior's (section 1). Dice alone sometimes loses a little ranking (its AUROC 0.88–0.92 over the
 #   seeds).
-# * **Calibration suffers.** Plain BCE is calibrated (with overlap: slope 0.86–1.06, intercept −0.7 to
-#   0.5, ECE below 0.01 over these seeds; the checks allow 0.7–1.3, ±1.5 and 0.02). `pos_weight` and
+# * **Calibration suffers.** Plain BCE is calibrated *on the whole* (with overlap: slope 0.86–1.06,
+#   intercept −0.7 to 0.5, ECE below 0.01 over these seeds; the checks allow 0.7–1.3, ±1.5 and 0.02);
+#   the next cells show where it is not: at the top, where thresholds are chosen. `pos_weight` and
 #   oversampling push every probability up: the intercept falls to about −3.5 to −4.2 (below −3 on
 #   every seed), near `−log(neg/pos) ≈ −3.8`, and the Brier score grows about six to ten times (more
 #   than 4 times on every seed). Focal loss gives slopes far above 1 (2.2 to 2.8 over the seeds: its
@@ -312,8 +356,62 @@ for finding in operating:
 #   curve's end. The shifted model's precision at 0.5 in the table is a mean over seeds of a few
 #   predictions each; its Wilson intervals above are far too wide to read a precision from.)
 #
+# **Where a small ECE hides miscalibration.** With 2 % positives most probabilities are tiny: the
+# equal-width ECE is a mean over samples, and most samples fall in its first bin [0, 0.1], so that bin
+# decides it. Equally filled (quantile) bins do not help much here, since most of them lie below 0.1
+# too (the table's "ECE, quantile bins" column). The table also gives the intercept with the slope
+# fixed at 1 (calibration-in-the-large, as van den Goorbergh et al. report it) beside the joint fit's:
+# the two differ whenever the slope is not 1. What a threshold needs is calibration among the highest
+# scores. The test samples' true posterior `q` is known, so the cell below compares, among the top 1 %
+# of plain BCE's test probabilities, their mean with the mean `q` of the same samples (no label noise).
+
+# %% tags=["nbval-ignore-output"]
+def plain_top_calibration(seed):
+    test_split = experiment.splits[("overlapping", seed)]["test"]
+    p_test = torch.sigmoid(experiment.run("plain BCE", "overlapping", seed).test_logits)
+    predicted_top, observed_top, count = top_calibration(p_test, test_split.y, share=0.01)
+    in_top = p_test >= torch.quantile(p_test, 0.99)
+    scores = probability_metrics(torch.logit(p_test), test_split.y)
+    return {
+        "share of p̂ below 0.1": float((p_test < 0.1).double().mean()),
+        "ECE (equal-width)": scores["ece"],
+        "ECE (quantile bins)": scores["ece_quantile"],
+        "top 1 %: mean p̂": predicted_top,
+        "top 1 %: mean true q": float(test_split.posterior[in_top].mean()),
+        "top 1 %: observed share": observed_top,
+        "top 1 %: |mean p̂ - mean q| / ECE": abs(predicted_top - float(test_split.posterior[in_top].mean())) / scores["ece"],
+        "intercept, slope 1": scores["intercept_slope1"],
+        "intercept, joint fit": scores["intercept"],
+    }
+
+
+plain_top_cal = over_seeds(plain_top_calibration, SEEDS)
+for name, spread in plain_top_cal.items():
+    print(f"{name:<34} {spread.format()}   per seed: {', '.join(f'{v:.4f}' for v in spread.values)}")
+
+# %%
+print(check_every_seed("plain BCE: more than 85 % of test probabilities below 0.1", plain_top_cal["share of p̂ below 0.1"], above=0.85))
+print(check_every_seed("plain BCE: top 1 %'s |mean p̂ - mean q| more than 3 x the ECE",
+                       plain_top_cal["top 1 %: |mean p̂ - mean q| / ECE"], above=3))
+print(check_every_seed("plain BCE: calibration-in-the-large (slope 1) within ±0.6",
+                       plain_top_cal["intercept, slope 1"], above=-0.6, below=0.6))
+print(check_every_seed("pos_weight: calibration-in-the-large (slope 1) below -3",
+                       overlapping["pos_weight = neg/pos"]["intercept_slope1"], below=-3))
+
+# %% [markdown]
+# Plain BCE's ECE is below 0.01 because more than 85 % of its test probabilities are below 0.1, where it
+# is well calibrated. Among its top 1 % the mean probability misses the mean true posterior by more
+# than 3 times the ECE on every seed, too high on some seeds and too low on others (about 0.16–0.40
+# against 0.18–0.20 over these seeds). So "calibrated" is true on the whole, not at the top: a threshold read as a probability
+# there ("predict positive above 0.25") is off, which is one more reason to choose the threshold on
+# validation data for a precision target (section 4) rather than from the probability scale. With
+# the slope fixed at 1, plain BCE's intercept stays within ±0.6 and `pos_weight`'s falls below −3
+# on every seed.
+
 # And imbalance against overlap: with separated classes plain BCE at 0.5 finds most positives, with
-# overlapping classes almost none. The share is the same; overlap is what makes a rare class hard.
+# overlapping classes almost none. The share is the same, so here the overlap made the difference; but
+# the same overlapping clouds at a 10 % share would let 0.5 find positives (section 1). What makes a
+# rare class hard at 0.5 is a likelihood ratio that never clears the prior odds `(1 − π) / π`.
 
 # %% [markdown]
 # ## 3 · Calibration, and lesson 01's optimum checked on a trained model (Q17)
@@ -423,12 +521,60 @@ png_image(plot_calibration())
 # (section 2's checks).
 #
 # So, for Q17: to get calibrated probabilities from a model trained with `pos_weight = p`, use
-# `sigmoid(logit − log p)`: the exact inverse of the shift, no refit needed. For focal loss or Dice
-# there is no such closed form; refit a calibration map on validation data (Platt scaling: the same
-# fit as the table's slope and intercept, but on validation data, then `sigmoid(a + b · logit)`), or better, train with BCE and move the threshold.
+# `sigmoid(logit − log p)`. That inverts the shift *at the optimum*; a trained model is not at it
+# (120 steps, a few hundred positives), so the shift is approximately right, not exactly. Check it on
+# validation data, and refit if needed: the cheapest refit keeps the slope at 1 and fits one intercept
+# `a` on validation (`calibration_intercept`, the calibration-in-the-large), then predicts
+# `sigmoid(logit − log p + a)`; the next step fits both, `sigmoid(a + b · (logit − log p))`
+# (`logistic_calibration`, Platt scaling). The cell below fits both on each seed's validation split and
+# scores them on its test split.
+#
 # On the reliability diagram, focal loss bends toward the middle and Dice reaches the extremes; the
 # weighted model runs far below the diagonal (it predicts too high everywhere), as the table's slopes and
-# intercepts say for every seed.
+# intercepts say for every seed. Focal loss and Dice have no closed-form inverse at all: for them the
+# refit is the only repair (or better, train with BCE and move the threshold).
+
+# %% tags=["nbval-ignore-output"]
+def refit_shifted(seed):
+    """The weighted model's logit - log p, as it is and refit on validation (intercept; intercept and slope), scored on test."""
+    splits_seed = experiment.splits[(REGIME, seed)]
+    run = experiment.run("pos_weight = neg/pos", REGIME, seed)
+    val_z, test_z = run.val_logits - math.log(run.pos_weight), run.test_logits - math.log(run.pos_weight)
+    a_only = calibration_intercept(val_z, splits_seed["val"].y)
+    a_joint, b_joint = logistic_calibration(val_z, splits_seed["val"].y)
+    scored = {
+        "shifted": probability_metrics(test_z, splits_seed["test"].y),
+        "refit a": probability_metrics(test_z + a_only, splits_seed["test"].y),
+        "refit a, b": probability_metrics(a_joint + b_joint * test_z, splits_seed["test"].y),
+    }
+    plain_brier = probability_metrics(experiment.run("plain BCE", REGIME, seed).test_logits, splits_seed["test"].y)["brier"]
+    row = {"validation a (slope 1)": a_only, "validation b (joint)": b_joint}
+    for name, m in scored.items():
+        row[f"{name}: test intercept, slope 1"] = m["intercept_slope1"]
+        row[f"{name}: test slope"] = m["slope"]
+        row[f"{name}: test Brier / plain BCE's"] = m["brier"] / plain_brier
+    return row
+
+
+refits = over_seeds(refit_shifted, SEEDS)
+for name, spread in refits.items():
+    print(f"{name:<40} {spread.format()}   per seed: {', '.join(f'{v:.3f}' for v in spread.values)}")
+
+# %%
+print(check_every_seed("logit - log p alone: test intercept (slope 1) within ±1 (the shift is about right)",
+                       refits["shifted: test intercept, slope 1"], above=-1, below=1))
+print(check_every_seed("refit a on validation: test intercept (slope 1) within ±0.15",
+                       refits["refit a: test intercept, slope 1"], above=-0.15, below=0.15))
+print(check_every_seed("refit a, b on validation: test slope in 0.9-1.1",
+                       refits["refit a, b: test slope"], above=0.9, below=1.1))
+print(check_every_seed("refit a, b: test Brier within 5 % of plain BCE's",
+                       refits["refit a, b: test Brier / plain BCE's"], above=0.95, below=1.05))
+
+# %% [markdown]
+# The shift alone leaves the test intercept (slope fixed at 1) off by about −0.6 to +0.2 on these seeds:
+# close, not exact. Refitting that one intercept on validation brings it within ±0.15 of 0 on the test
+# split on every seed; refitting the slope too brings the slope within 0.9–1.1, and the Brier score to
+# within 5 % of plain BCE's, on every seed. Validation data decide; the formula gives the starting point.
 
 # %% [markdown]
 # ## 4 · A precision target: choose on validation, report on test (Q19)
@@ -573,10 +719,12 @@ calibration_explorer.snapshot()
 # seed (section 2).
 
 # %% [markdown]
-# ## 6 · "Recall is 0": what to check, in which order (Q20)
+# ## 6 · "Recall is 0": what to check (Q20)
 #
 # `recall_zero_checklist(logits, targets, model=...)` runs four checks on your own model's validation
-# logits and prints a verdict for each:
+# logits and prints a finding for each (`[ok]`, `[FAIL]`, `[warn]` or `[skip]`). The numbers name the
+# checks; they do not rank the causes, and the checklist gives no "first failure" verdict: one failure
+# can cause another, and a default bias matters only if the model did not learn (below). Read every line:
 #
 # 1. **bias init**: the output bias of the model *as built* against `log(pos/neg)` of the training data
 #    (`train_share=`; lesson 04, section 5);
@@ -586,6 +734,10 @@ calibration_explorer.snapshot()
 #    always answering the positive share of the training data (`train_share=` again: the losses were
 #    measured there);
 # 4. **evaluation threshold**: probabilities passed as logits, and what a lower threshold would give.
+#
+# Two findings are warnings, not failures: a bias far from `log(pos/neg)` on a model that learned anyway
+# (its training loss went below the base rate `H(q)` and its AP is at least twice the positive share),
+# and recall 0 at the threshold when no threshold would do better (the cause is then in checks 2 and 3).
 #
 # A failing model first: PyTorch's default output bias (near 0) and a learning rate far too large
 # (3 with Adam, against 0.02 above), no warmup. It is trained from the five seeds; the checklist below
@@ -628,8 +780,8 @@ def holds(flags):
 
 
 FIRST_THREE = list(CHECK_NAMES[:3])
-print(check_every_seed("default bias, lr 3: checks 1, 2 and 3 fail, check 4 passes",
-                       holds(r.failures == FIRST_THREE for r in failing_reports), above=0.5))
+print(check_every_seed("default bias, lr 3: checks 1, 2 and 3 fail, check 4 warns (a threshold would not help)",
+                       holds(r.failures == FIRST_THREE and r.warnings == [CHECK_NAMES[3]] for r in failing_reports), above=0.5))
 print(check_every_seed("default bias, lr 3: the first epoch's loss above 1",
                        Spread(tuple(loss[0] for loss in failing_losses), tuple(SEEDS)), above=1))
 
@@ -644,10 +796,10 @@ print(check_every_seed("default bias, lr 3: the first epoch's loss above 1",
 # * check 2 fails as a consequence of checks 1 and 3 (its line says so): a collapsed model has nothing
 #   to rank with.
 #
-# Check 4 prints `[ok]` although recall is 0: here it means that moving the threshold would not help,
-# since the ranking is at chance (AP = the positive share, check 2).
+# Check 4 warns: recall is 0, and moving the threshold would not help, since the ranking is at chance
+# (AP = the positive share, check 2).
 #
-# The checklist gives the order to *look*; it does not say which failure kept recall at 0. **Predict:**
+# Three FAILs, and the checklist does not say which of them kept recall at 0. **Predict:**
 # retrain with one fix at a time, the bias at `log(pos/neg)` with the same learning rate 3, or the
 # learning rate 0.02 with the default bias. Which one learns?
 
@@ -674,16 +826,17 @@ print(check_every_seed("bias at log(pos/neg), lr 3: check 3 fails",
                        holds(CHECK_NAMES[2] in r.failures for r in one_fix_reports["bias at log(pos/neg), lr 3"]), above=0.5, at_least=3))
 print(check_every_seed("default bias, lr 0.02: lowest epoch loss at least 0.01 below H(q)",
                        lowest_over_base["default bias, lr 0.02"], below=-0.01))
-print(check_every_seed("default bias, lr 0.02: check 3 passes, check 1 fails",
-                       holds(CHECK_NAMES[2] not in r.failures and CHECK_NAMES[0] in r.failures for r in one_fix_reports["default bias, lr 0.02"]), above=0.5))
+print(check_every_seed("default bias, lr 0.02: check 3 passes, check 1 only warns (the model learned)",
+                       holds(CHECK_NAMES[2] not in r.failures and r.checks[0].status == "warn" for r in one_fix_reports["default bias, lr 0.02"]), above=0.5))
 
 # %% [markdown]
 # **Reveal.** Here the learning rate decided it. With the bias fixed and the learning rate still 3,
 # training still fails on most seeds (on at least 3 of 5, its lowest epoch loss stays above the base
 # rate `H(q)` and check 3 fails): learning rate 3 is a gamble that a fixed bias does not win. With the
 # learning rate 0.02 and the default bias it learns on every seed (its lowest loss at least 0.01 below
-# the base rate). Check 1 still flags its bias, though this model learned without the fix; its other
-# FAILs are those of a working model on overlapping classes (next cell). So when check 3
+# the base rate). Check 1 only warns about its bias on every seed: the model learned without the fix,
+# so the default bias did not keep recall at 0; its FAILs are those of a working model on overlapping
+# classes (next cell). So when check 3
 # fails, fix the learning rate first, or warm it up (e.g. `torch.optim.lr_scheduler.LinearLR` over the
 # first epoch, 12 of the 120 steps here). Set the bias anyway: it costs nothing, and lesson 04
 # (section 5) shows what it changes in a short run.
@@ -701,7 +854,7 @@ def plain_checklist(seed, verbose=False):
 
 
 report = plain_checklist(SEED, verbose=True)
-print("first failure:", report.first_failure)
+print("failures:", report.failures, " warnings:", report.warnings)
 
 
 def plain_top(seed):
@@ -733,8 +886,8 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 # seed), yet almost no probability reaches 0.5 (fewer than 1 % of the validation outputs on every seed)
 # because the classes overlap: on the validation samples the true posterior never exceeds 0.3. The
 # model's *largest* probability is the extreme of a handful of samples and varies widely from seed to
-# seed (0.29 to 0.86 here), so on some seeds no output reaches 0.5 and check 2 fails first, and on
-# others a few outputs do and check 4 fails first (seed 0 above: one output of 40 000). Either way,
+# seed (0.29 to 0.86 here), so on some seeds no output reaches 0.5 and check 2 fails (with check 4),
+# and on others a few outputs do and only check 4 fails (seed 0 above: one output of 40 000). Either way,
 # recall at 0.5 stays near 0 (below 0.05 on every seed, section 2), retraining with a weight would only
 # move the operating point and spoil calibration, and the checklist points at the threshold (check 4,
 # or one chosen on validation for a precision target, as in section 4).
@@ -745,8 +898,8 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 # **Can:** with two features, a known posterior and 70 small models trained in seconds, it shows the
 # *direction* of each effect, checked on every one of five seeds: ranking unchanged, calibration harmed
 # by `pos_weight`, oversampling, focal loss and Dice, the `−log p` shift undoing `pos_weight`, tuned
-# thresholds reaching operating points where no method beats plain BCE, and overlap rather than the
-# share deciding what 0.5 finds.
+# thresholds reaching operating points where no method beats plain BCE, and the likelihood ratio against
+# the prior odds (overlap and share together) deciding what 0.5 finds.
 #
 # **Cannot:** it is not an image benchmark. There are no pixels, no spatial structure and no per-image
 # Dice (here Dice is taken over each batch of samples); the network is tiny, trained for 120 steps on about
@@ -765,21 +918,25 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 #
 # * `pos_weight`, oversampling, focal loss and Dice barely change the **ranking** (AUROC, AUPRC) and
 #   they harm **calibration** (Brier score, slope, intercept, reliability diagram).
-# * A model trained with `pos_weight = p` outputs `bw.optimal_logit(q, p) = logit(q) + log p`; undo it
-#   with `sigmoid(logit − log p)` (Q17).
+# * A model trained with `pos_weight = p` outputs, near its optimum, `bw.optimal_logit(q, p) = logit(q) + log p`;
+#   undo it approximately with `sigmoid(logit − log p)`, check on validation data, and refit the
+#   intercept (and slope) there if needed (Q17).
 # * To trade precision for recall, **move the threshold**: choose it on validation data for the precision
 #   you need (where its Wilson lower bound meets the target, on a validation split large enough to
 #   show it), report precision and recall on a test split (Q19).
 # * Judge a method over several seeds: a tiny model's figures move in the second digit with its
 #   trajectory; state what every seed shows.
 # * Recall 0 at 0.5 with overlapping classes can be the right answer of a calibrated model. Run the
-#   checklist in order: bias init, posterior below 0.5, learning rate and warmup, evaluation threshold (Q20).
-# * Imbalance alone is not the problem; overlap is (Q18).
+#   checklist and read every finding (bias init, posterior below 0.5, learning rate and warmup,
+#   evaluation threshold): they are not ranked, one failure can cause another, and a default bias on a
+#   model that learned is only a warning (Q20).
+# * Neither imbalance nor overlap alone decides whether 0.5 finds positives: the posterior reaches 0.5
+#   where the likelihood ratio `LR(x)` clears the prior odds `(1 − π) / π` (Q18).
 #
 # ## Exercises
 #
 # Replace `None` with your answer and run the cell: a wrong answer gets a hint. When you have tried,
-# `show_solution("07.1")` (or `"07.2"`, `"07.3"`, imported from `bceweights.lessons.exercises`) prints
+# `show_solution("07.1")` (or `"07.2"`, `"07.3"`, `"07.4"`, imported from `bceweights.lessons.exercises`) prints
 # a worked solution.
 
 # %%
@@ -799,5 +956,23 @@ _ = check_lesson07_2(my_threshold)
 # **07.3**
 print(LESSON07_3_QUESTION)
 case_outputs, case_targets, case_model = lesson07_checklist_case()
-my_first_failure = None
-_ = check_lesson07_3(my_first_failure)
+my_failing_check = None
+_ = check_lesson07_3(my_failing_check)
+
+# %% [markdown]
+# **07.4** A concept: does 0.5 find positives when the same overlapping clouds hold 10 % positives? Predict
+# first, then run the function the question names.
+
+# %%
+print(LESSON07_4_QUESTION)
+my_choice = None  # "a", "b" or "c"
+_ = check_lesson07_4(my_choice)
+
+# %% [markdown]
+# ## Questionnaire
+#
+# Short questions on the whole lesson. Answer each in a sentence or two, in your head or in a cell, before you
+# compare with the answers: `show_solution("07.Q")` prints them.
+
+# %%
+print_questionnaire("07")

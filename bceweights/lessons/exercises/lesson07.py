@@ -1,4 +1,5 @@
-"""Lesson 07's three exercises: undo ``pos_weight`` (Q17), choose a threshold honestly (Q19), run the checklist (Q20).
+"""Lesson 07's exercises: undo ``pos_weight`` (Q17), choose a threshold honestly (Q19), run the checklist (Q20),
+does 0.5 find positives at a 10 % share (07.4, a concept, Q18); and the lesson's questionnaire.
 
 Each has a question (``LESSON07_*_QUESTION``), a checker (``check_lesson07_*``) that prints a verdict
 with a hint, and a worked solution that is printed only by an explicit call,
@@ -14,9 +15,9 @@ import torch
 
 from bceweights.lessons.calibration import operating_point, threshold_for_precision, wilson_lower_bound
 from bceweights.lessons.diagnose import CHECK_NAMES, recall_zero_checklist
-from bceweights.lessons.exercises.answers import answer_number, no_answer_yet
-from bceweights.lessons.exercises.registry import register
-from bceweights.lessons.rare_class import REGIMES, TinyMLP, make_features
+from bceweights.lessons.exercises.answers import answer_choice, answer_number, no_answer_yet
+from bceweights.lessons.exercises.registry import register, register_questionnaire
+from bceweights.lessons.rare_class import REGIMES, TinyMLP, largest_likelihood_ratio, make_features
 
 # ------------------------------------------------------------------------------------------------
 # 1. Undo pos_weight (Q17)
@@ -140,8 +141,8 @@ def check_lesson07_threshold(answer: float | None) -> bool:
 
 LESSON07_CHECKLIST_QUESTION = (
     "lesson07_checklist_case() returns (outputs, targets, model) from a colleague whose recall is 0. Run "
-    "recall_zero_checklist(outputs, targets, model=model) and answer with the name of the first check that "
-    f"fails (one of: {', '.join(CHECK_NAMES)})."
+    "recall_zero_checklist(outputs, targets, model=model) and answer with the name of the check that "
+    f"reports [FAIL] (one of: {', '.join(CHECK_NAMES)})."
 )
 
 
@@ -157,7 +158,10 @@ def lesson07_checklist_case() -> tuple[torch.Tensor, torch.Tensor, TinyMLP]:
 
 def lesson07_checklist_answer() -> str:
     outputs, targets, model = lesson07_checklist_case()
-    return recall_zero_checklist(outputs, targets, model=model, verbose=False).first_failure or ""
+    failures = recall_zero_checklist(outputs, targets, model=model, verbose=False).failures
+    if len(failures) != 1:
+        raise AssertionError(f"lesson07_checklist_case() should fail exactly one check, got {failures}")
+    return failures[0]
 
 
 def check_lesson07_checklist(answer: str | None) -> bool:
@@ -183,9 +187,9 @@ def check_lesson07_checklist(answer: str | None) -> bool:
     hints = {
         "bias init": "the model's output bias sits at log(pos/neg) already: that check passes. Read its line.",
         "posterior below 0.5": "that check passes here, and for a reason worth finding: look at what the outputs are.",
-        "learning rate and warmup": "the outputs are spread out and finite: that check passes. Read the later lines.",
+        "learning rate and warmup": "the outputs are spread out and finite: that check passes. Read the other lines.",
     }
-    print(f"Not yet: {hints.get(given, 'run the checklist and read the first [FAIL] line.')}")
+    print(f"Not yet: {hints.get(given, 'run the checklist and read its [FAIL] line.')}")
     return False
 
 
@@ -212,7 +216,7 @@ def _solution_checklist() -> str:
     return (
         "outputs, targets, model = lesson07_checklist_case()\n"
         "report = recall_zero_checklist(outputs, targets, model=model)\n"
-        f"report.first_failure   # {lesson07_checklist_answer()!r}"
+        f"report.failures   # [{lesson07_checklist_answer()!r}]"
     )
 
 
@@ -234,3 +238,84 @@ register("07.3", LESSON07_CHECKLIST_QUESTION, check_lesson07_checklist, lambda: 
 LESSON07_1_QUESTION, check_lesson07_1 = LESSON07_SHIFT_QUESTION, check_lesson07_shift
 LESSON07_2_QUESTION, check_lesson07_2 = LESSON07_THRESHOLD_QUESTION, check_lesson07_threshold
 LESSON07_3_QUESTION, check_lesson07_3 = LESSON07_CHECKLIST_QUESTION, check_lesson07_checklist
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. A concept: does 0.5 find positives at a 10 % share? (Q18)
+
+LESSON07_4_CHOICES = ("a", "b", "c")
+LESSON07_4_QUESTION = (
+    "Keep section 1's overlapping clouds exactly as they are (centre distance 1.5, spread 0.6) but draw 10 % "
+    "positives instead of 2 %. A perfect model, the true posterior P(y=1|x), is thresholded at 0.5. "
+    "(a) It finds nothing: the overlap alone decides, and these clouds overlap as much as at 2 %; "
+    "(b) it finds positives: where positives are densest relative to negatives, the posterior now passes 0.5; "
+    "(c) it finds nothing: 10 % is still a rare class, and only pos_weight or oversampling would let 0.5 find any. "
+    "Predict, then check with largest_likelihood_ratio(REGIMES['overlapping']) from bceweights.lessons.rare_class. "
+    "Answer with one letter in quotes."
+)
+_LESSON07_4_VERDICTS = {
+    "a": "the overlap sets how large the likelihood ratio LR(x) = p(x|y=1) / p(x|y=0) can get (about 16 here), but the "
+    "posterior reaches 0.5 where LR(x) >= (1 - π)/π, and that bar falls from 49 at 2 % to 9 at 10 %.",
+    "c": "the true posterior is not trained at all, so no loss or sampler enters it; and pos_weight would move a trained "
+    "model's scale, not the posterior. The bar (1 - π)/π is 9 at 10 %: compare it with the largest LR(x).",
+}
+
+
+def check_lesson07_4(answer: object) -> bool:
+    """Exercise 07.4: (b): the posterior reaches 0.5 where LR(x) >= (1 - π)/π; the largest LR is about 16 > 9."""
+    letter = answer_choice(answer, LESSON07_4_CHOICES)
+    if letter is None:
+        return False
+    if letter == "b":
+        largest = largest_likelihood_ratio(REGIMES["overlapping"])
+        odds = largest * 0.1 / 0.9
+        print(
+            f"Correct: the largest likelihood ratio of these clouds is {largest:.4g}, above the bar (1 - π)/π = 9 at "
+            f"10 %, so the posterior peaks at {odds / (1 + odds):.4g}; at 2 % the bar is 49 and it peaks at "
+            f"{largest * 0.02 / 0.98 / (1 + largest * 0.02 / 0.98):.4g}. Share and overlap decide together."
+        )
+        return True
+    print(f"Not yet: ({letter}) does not fit: {_LESSON07_4_VERDICTS[letter]}")
+    return False
+
+
+def _solution_07_4() -> str:
+    largest = largest_likelihood_ratio(REGIMES["overlapping"])
+    return (
+        "(b). Bayes: posterior odds = LR(x) · π / (1 - π), so P(y=1|x) >= 0.5 exactly where LR(x) >= (1 - π)/π.\n"
+        f"largest_likelihood_ratio(REGIMES['overlapping'])   # {largest:.4g}\n"
+        f"share_where_half_is_reached(REGIMES['overlapping'])   # {1 / (1 + largest):.4g}: from this share on, 0.5 finds positives\n"
+        f"At 10 % the bar is 9 < {largest:.4g}: the samples where LR(x) >= 9 (around x = (2.3, 0), beyond the positives' "
+        f"centre, where the negatives thin out faster) pass 0.5. At 2 % it is 49 > {largest:.4g}: none do."
+    )
+
+
+register("07.4", LESSON07_4_QUESTION, check_lesson07_4, _solution_07_4)
+
+
+#: Lesson 07's questionnaire: (question, answer).
+LESSON07_QUESTIONNAIRE = (
+    ("Which columns of section 2's tables do pos_weight, oversampling, focal loss and Dice change, and which do they "
+     "leave nearly alone?",
+     "They change calibration (Brier score, slope, intercept, reliability) and the operating point at 0.5; they leave "
+     "the ranking (AUROC, AUPRC) within a few hundredths of plain BCE's."),
+    ("When does the true posterior reach 0.5, in terms of the likelihood ratio and the share π?",
+     "Where LR(x) = p(x|y=1) / p(x|y=0) is at least (1 - π)/π: the overlap bounds LR, the share sets the bar."),
+    ("A model trained with pos_weight = p: what undoes its shift, and how exactly?",
+     "sigmoid(logit - log p), exact only at the optimum; check it on validation data and refit the intercept (and "
+     "slope) there if it is off."),
+    ("Why can an ECE of 0.005 hide miscalibration with a rare class?",
+     "Most probabilities are tiny, so the low bins decide the mean; the top scores, where thresholds are chosen, "
+     "weigh little. Look at the top (e.g. the top 1 %) and at the calibration intercept with the slope fixed at 1."),
+    ("How do you choose a threshold for 'precision at least X', and where do you report it?",
+     "On validation data, the lowest threshold whose precision (better: its Wilson lower bound) reaches X; "
+     "precision and recall are reported on test data."),
+    ("Why is every comparison of the lesson trained from five seeds and stated as a check with a margin?",
+     "A tiny network trained briefly is chaotic: a 1e-7 change of its initial weights moves its figures in the second "
+     "digit, so a finding is what every seed shows, with room to spare."),
+    ("The recall-0 checklist flags PyTorch's default output bias on a model whose loss went below the base rate and "
+     "whose AP is well above the share. Is that the cause of recall 0?",
+     "No: the model learned, so the bias only warns. Read every check's finding; the numbers do not rank causes."),
+)
+register_questionnaire("07", LESSON07_QUESTIONNAIRE)
+
