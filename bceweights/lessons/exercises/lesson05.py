@@ -237,13 +237,15 @@ LESSON05_QUESTIONNAIRE = (
     ("How do you get 'the whole plate' from each model of section 1?",
      "Multi-label: read the blue channel. Single-label: add the classes that contain blue, blue or magenta."),
     ("For two classes, what is the relation between one logit with BCE and two logits with cross-entropy?",
-     "The same model: sigmoid(a) equals the softmax probability of class 1 when a is the difference of the two "
-     "logits, and the losses and gradients with respect to that difference agree."),
+     "The same model: softmax(a, b)_1 = sigmoid(b - a), so the losses are identical and the gradient on b is "
+     "BCE's. But one step moves b - a twice as far as the single logit."),
     ("Cross-entropy class weights (w0, w1) on two logits: which weight and pos_weight give the same per-pixel "
      "losses with one logit?",
      "weight = w0 on every pixel and pos_weight = w1 / w0."),
     ("In lesson 05's short runs, was a rare class learned on every seed? What should a practitioner do?",
-     "No: the bright green disc was learned on at least 3 of 5 seeds, the faint one on none. Try several seeds or "
-     "train longer before concluding, and read the ranking (AP) as well as the 0.5 cut."),
+     "No: at the 0.5 cut the bright green disc was found on at least 3 of 5 seeds and the faint one on none, yet "
+     "the ranking (AP) put green above chance on every bright seed and on most faint ones. Read the ranking (AP) "
+     "as well as the 0.5 cut, use several seeds, and train longer before concluding that a class cannot be "
+     "learned."),
 )
 register_questionnaire("05", LESSON05_QUESTIONNAIRE)

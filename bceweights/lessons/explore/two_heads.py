@@ -14,7 +14,7 @@ The two heads are the two models of lesson 05, section 1, at one pixel:
   ``CE = -log q_target``. Gradient ``dCE/dz_k = q_k - t_k`` (``t`` one-hot): the four pushes sum to 0,
   so raising the target class lowers the others. Magenta is a class of its own.
 
-Both heads can reach a loss of 0 for each of the four colours; what differs is what the outputs
+Both heads can approach a loss of 0 for each of the four colours; what differs is what the outputs
 mean (channels that co-occur, or one class among four) and how the gradient is shared.
 """
 
