@@ -497,10 +497,123 @@ def test_the_double_sigmoid_fix_passes_the_logits():
                     {"logits": x, "target": y, "pos_weight": pos_weight}, [meant]))
 
 
-def test_the_per_sample_reading_of_a_misaligned_pos_weight_becomes_a_weight():
+def test_the_per_sample_reading_of_a_misaligned_pos_weight_stays_a_pos_weight():
     x, y = torch.randn(3, 3, 4, 3, generator=gen(0)), (torch.rand(3, 3, 4, 3, generator=gen(1)) < 0.2).float()
     pos_weight = torch.tensor([1.0, 30.0, 6.0])  # N == C == W == 3: per channel, or per sample?
     per_channel = F.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight.view(3, 1, 1))
-    per_sample = (per_element(x, y) * pos_weight.view(3, 1, 1, 1)).mean()
+    # per sample, still on the positive term only: pos_weight * y * log(p) + (1 - y) * log(1 - p)
+    p = torch.sigmoid(x)
+    per_sample = -(pos_weight.view(3, 1, 1, 1) * y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean()
     check_case(Case(lambda: F.binary_cross_entropy_with_logits(x, y, pos_weight=pos_weight), "misaligned-operand",
                     "error", {"input": x, "target": y, "pos_weight": pos_weight}, [per_channel, per_sample]))
+
+
+# --------------------------------------------------------------------------------------------------
+# several findings on one call: lesson 08, section 2 (a per-image mask, void labels 255, a mean)
+
+
+def lesson08_void_case() -> dict:
+    """Lesson 08's case: logits (3, 3, 16, 16), targets with a column of 255 per image, a (3, 16, 16) 0/1 mask."""
+    from bceweights.lessons import data
+    from bceweights.lessons.model import TinyUNet
+
+    plates = data.make_plates(3, 16, seed=0)
+    images, masks = plates.images.double(), plates.masks.double()
+    corners = torch.randint(0, 9, (3, 2), generator=gen(0))
+    annotated = torch.zeros(3, 16, 16, dtype=torch.float64)
+    target = masks.clone()
+    for n, (row, col) in enumerate(corners.tolist()):
+        annotated[n, row : row + 8, col : col + 8] = 1.0
+        target[n, :, row : row + 8, col] = 255.0
+    with torch.no_grad():
+        logits = TinyUNet(1, 3, seed=0)(images)
+    keep = (target != 255) & (annotated.unsqueeze(1) > 0)
+    meant = (per_element(logits, target.masked_fill(~keep, 0)) * keep).sum() / keep.sum()  # mean over the kept
+    return {"input": logits, "target": target, "weight": annotated, "meant": meant}
+
+
+def findings_of(call) -> dict[str, str]:
+    report, _ = audited(call)
+    return {f.rule: f.message for f in report.findings}
+
+
+def test_the_lessons_void_case_reports_three_findings_and_the_meant_loss_is_0_663():
+    case = lesson08_void_case()
+    found = findings_of(lambda: F.binary_cross_entropy_with_logits(case["input"], case["target"], weight=case["weight"]))
+    assert set(found) == {"misaligned-operand", "target-out-of-range", "diluted-mean"}
+    assert round(float(case["meant"]), 4) == 0.6630
+
+
+def test_each_void_fix_after_the_unsqueeze_gives_the_meant_loss_and_a_clean_report():
+    case = lesson08_void_case()
+    found = findings_of(lambda: F.binary_cross_entropy_with_logits(case["input"], case["target"], weight=case["weight"]))
+    [unsqueeze] = fixes_of(found["misaligned-operand"])
+    void_fixes = fixes_of(found["target-out-of-range"])
+    assert len(void_fixes) == 3 and "weighted_mean" in void_fixes[2]  # diluted-mean fires too: the weighted mean
+    weight = eval(unsqueeze.split("weight=")[1].rstrip(")") + ")", {"weight": case["weight"]})  # noqa: S307
+    names = {"input": case["input"], "target": case["target"], "weight": weight}
+    for fix in void_fixes:
+        with bw.audit() as after:
+            value = apply_fix(fix, names)
+        assert after.clean, f"{fix}\n{after}"
+        torch.testing.assert_close(value, case["meant"], rtol=1e-6, atol=1e-9, msg=lambda m: f"{fix}: {m}")
+
+
+def test_the_unsqueeze_alone_leaves_the_void_and_diluted_findings_reported():
+    case = lesson08_void_case()
+    weight = case["weight"].unsqueeze(1)
+    found = findings_of(lambda: F.binary_cross_entropy_with_logits(case["input"], case["target"], weight=weight))
+    assert set(found) == {"target-out-of-range", "diluted-mean"}
+
+
+def test_the_diluted_mean_fix_alone_leaves_the_void_labels_reported():
+    case = lesson08_void_case()
+    input, target, weight = case["input"], case["target"], case["weight"].unsqueeze(1)
+    found = findings_of(lambda: F.binary_cross_entropy_with_logits(input, target, weight=weight))
+    plain = fixes_of(found["diluted-mean"])[0]
+    after = findings_of(lambda: apply_fix(plain, {"input": input, "target": target, "weight": weight}))
+    assert set(after) == {"target-out-of-range"}
+
+
+def test_the_bceweights_void_fixes_before_the_unsqueeze_refuse_the_misaligned_mask():
+    case = lesson08_void_case()
+    found = findings_of(lambda: F.binary_cross_entropy_with_logits(case["input"], case["target"], weight=case["weight"]))
+    names = {"input": case["input"], "target": case["target"], "weight": case["weight"]}
+    for fix in fixes_of(found["target-out-of-range"])[1:]:
+        with pytest.raises(bw.WeightShapeError):
+            apply_fix(fix, names)
+
+
+def test_a_void_fix_with_a_weight_counts_only_the_elements_whose_weight_is_nonzero():
+    x = torch.randn(2, 3, 5, 5, generator=gen(0), dtype=torch.float64)
+    y = (torch.rand(2, 3, 5, 5, generator=gen(1)) < 0.3).double()
+    y[:, :, 4] = 255
+    weight = torch.rand(2, 1, 5, 5, generator=gen(2), dtype=torch.float64) * 3
+    weight[:, :, :2] = 0  # 40% zeros: diluted-mean does not fire, only the void fixes
+    keep = (y != 255) & (weight > 0)
+    meant = (per_element(x, y.masked_fill(~keep, 0)) * weight * keep).sum() / keep.sum()
+    found = findings_of(lambda: F.binary_cross_entropy_with_logits(x, y, weight=weight))
+    assert set(found) == {"target-out-of-range"}
+    fixes = fixes_of(found["target-out-of-range"])
+    assert len(fixes) == 2
+    for fix in fixes:
+        with bw.audit() as after:
+            value = apply_fix(fix, {"input": x, "target": y, "weight": weight})
+        assert after.clean, f"{fix}\n{after}"
+        torch.testing.assert_close(value, meant, rtol=1e-6, atol=1e-9, msg=lambda m: f"{fix}: {m}")
+
+
+def test_a_double_sigmoid_fix_leaves_out_the_pos_weight_another_finding_corrects():
+    features = torch.randn(64, 8, generator=gen(0))
+    classifier = nn.Sequential(nn.Linear(8, 1), nn.Sigmoid())
+    labels = (torch.rand(64, 1, generator=gen(1)) < 0.1).float()
+    pos_weight = torch.where(labels == 1, 9.0, 1.0)  # per sample, indexed by the labels
+    found = findings_of(lambda: nn.BCEWithLogitsLoss(pos_weight=pos_weight)(classifier(features), labels))
+    assert {"per-sample-pos-weight", "double-sigmoid"} <= set(found)
+    [fix] = fixes_of(found["double-sigmoid"])
+    assert "pos_weight" not in fix
+    logits = classifier[0](features)
+    with bw.audit() as after:
+        apply_fix(fix, {"logits": logits, "input": logits, "target": labels})
+    assert after.clean, f"{fix}\n{after}"
+    assert "per-sample-pos-weight fix" in found["double-sigmoid"]

@@ -121,9 +121,9 @@ def misaligned_operand(call: LossCall, context: Context) -> str | Verdict | None
             varies = ", ".join(n for n, a in zip(names, full) if a != 1)
             if desc.startswith("a mask"):
                 fixes.append(call.code(**{name: f"{name}.unsqueeze(1)"}) + "   # (N, 1, ...): every channel")
-            elif name == "pos_weight" and full[0] != 1:  # per sample: that is a weight, not a pos_weight
-                fixes.append(call.code(weight=_view("pos_weight", _stripped(full)), pos_weight=None)
-                             + f"   # if you meant a weight per {varies}")
+            elif name == "pos_weight" and full[0] != 1:  # per sample: still a pos_weight, viewed along N
+                fixes.append(call.code(pos_weight=_view("pos_weight", _stripped(full)))
+                             + f"   # if you meant a pos_weight per {varies}: it still scales the positives only")
             else:
                 fixes.append(call.code(**{name: _view(name, _stripped(full))}) + f"   # varies along {varies}")
         two_class = _two_class_weight(call, operand) if name == "weight" else None
@@ -321,7 +321,14 @@ def double_sigmoid(call: LossCall, context: Context) -> str | None:
         "never approaches 0, and the gradient reaching the model is damped by both sigmoids' slopes." + _stacked(depth)
     )
     before = "every sigmoid" if depth > 1 else "the sigmoid"
-    fix = call.code(input="logits") + f"   # logits: the model's output before {before}"
+    flagged = [rule for rule, check in (("misaligned-operand", misaligned_operand),
+                                        ("per-sample-pos-weight", per_sample_pos_weight)) if check(call, context)]
+    if flagged:  # the call's weights are wrong too: leave them out here, the other findings write them
+        dropped = {name: None for name in ("weight", "pos_weight") if getattr(call, name) is not None}
+        fix = (call.code(input="logits", **dropped) + f"   # logits: the model's output before {before}; then add "
+               + " and ".join(dropped) + " as the " + " and ".join(flagged) + " fix writes it")
+    else:
+        fix = call.code(input="logits") + f"   # logits: the model's output before {before}"
     note = "(drop the model's final nn.Sigmoid(); apply torch.sigmoid(logits) only to read probabilities)"
     return error_message(head, why=why, fixes=fix, note=note)
 

@@ -36,20 +36,41 @@ def _literal(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else sig4(value)
 
 
-def _bw_extra(call: LossCall) -> str:
-    """The call's own weight / pos_weight, as bceweights' loss takes them."""
-    return "".join(f", {name}={name}" for name in ("weight", "pos_weight") if getattr(call, name) is not None)
+def _diluted(call: LossCall) -> bool:
+    """Whether ``diluted-mean`` reads this call's weight: a mean over a weight that is 0 on most elements."""
+    weight = call.weight
+    return (call.reduction == "mean" and weight is not None and weight.numel() > 0
+            and float((weight.detach() == 0).sum()) / weight.numel() > DILUTED_SHARE)
 
 
 def _void_fixes(call: LossCall, ignore: str, keep: str, comment: str) -> list[str]:
+    """The fixes that leave the void elements out: the mean over the elements kept.
+
+    With a weight, an element with a weight of 0 is left out as well: the denominator counts the
+    elements kept whose weight is nonzero, ``sum(weight * loss) / count(keep & weight > 0)``, so that
+    the fix does not hide the dilution ``diluted-mean`` reports (a weight that is a 0/1 mask gives the
+    mean over the elements both keep). When ``diluted-mean`` reads the same call, the weighted mean
+    ``sum(weight * loss) / sum(weight)`` over the kept elements is offered too.
+    """
+    weighted = call.weight is not None
+    count = f"(({keep}) * weight > 0)" if weighted else f"({keep})"
     fixes = [
         call.code(target=f"target.masked_fill({ignore}, 0)", weight=f"({keep}).to(input.dtype)"
-                  + (" * weight" if call.weight is not None else ""), reduction="sum")
-        + f" / ({keep}).expand_as(input).sum()   # {comment}"
+                  + (" * weight" if weighted else ""), reduction="sum")
+        + f" / {count}.expand_as(input).sum()   # {comment}"
     ]
     if call.with_logits:
-        fixes.append(f"bw.bce_with_logits(input, target{_bw_extra(call)}, ignore={ignore})   # bceweights: "
-                     "the same mean over the kept elements")
+        pos_weight = ", pos_weight=pos_weight" if call.pos_weight is not None else ""
+        if weighted:
+            fixes.append(f"bw.bce_with_logits(input, target, weight=weight{pos_weight}, ignore=({ignore}) | (weight == 0))"
+                         "   # bceweights: the same mean over the kept elements")
+            if _diluted(call):
+                fixes.append(f"bw.bce_with_logits(input, target, weight=weight{pos_weight}, ignore={ignore}, "
+                             'reduction="weighted_mean")   # bceweights: the weighted mean over the kept elements '
+                             "(the diluted-mean fix too)")
+        else:
+            fixes.append(f"bw.bce_with_logits(input, target{pos_weight}, ignore={ignore})   # bceweights: "
+                         "the same mean over the kept elements")
     return fixes
 
 
@@ -144,11 +165,9 @@ _DESIGN = "a design choice, not necessarily a bug (lesson 06, section 1)"
 
 def _diluted_weight(call: LossCall) -> Verdict | None:
     weight = call.weight
-    if weight is None or weight.numel() == 0:
+    if not _diluted(call):
         return None
     zero_share = float((weight.detach() == 0).sum()) / weight.numel()
-    if zero_share <= DILUTED_SHARE:
-        return None
     numel = call.input.numel()
     kept = round(numel * (1 - zero_share))
     head = (f'reduction="mean" with a weight that is 0 on {zero_share:.1%} of the elements '

@@ -146,10 +146,11 @@ print(f"a kept pixel of image 1 against one of image 0, same slope: (a) {sig4(de
 # Under (c) every kept pixel gets its slope divided by 256, whichever image it is in: a labelled pixel
 # always counts the same. Under (a) the denominator is the image's own count of kept pixels, 224 and
 # 96, so a kept pixel of image 1 takes a step 2.333 times larger than one of image 0 with the same
-# slope: every image counts the same in total, however few of its pixels are labelled. Each rule is a
-# design choice with a consequence. (a) keeps the loss an average you can compare between batches (as
-# `CrossEntropyLoss(ignore_index=...)` does) and gives a sparsely labelled image as much say as a fully
-# labelled one, at the price of a labelled pixel's step that grows when its batch has few labels; (c)
+# slope: every image counts the same in total (each image as its own batch), however few of its pixels
+# are labelled. Each rule is a design choice with a consequence. (a) keeps the loss an average you can
+# compare between batches (as `CrossEntropyLoss(ignore_index=...)` does) and gives a sparsely labelled
+# batch as much say as a fully labelled one (an image, only when it is its own batch), at the price
+# of a labelled pixel's step that grows when its batch has few labels; (c)
 # keeps every labelled pixel's step fixed, at the price of a loss value that is the mean over the
 # labelled pixels times the labelled share, so it rises and falls with each batch's share. In a batch,
 # both rules use one denominator for the whole batch (320 or 512 above), so the difference shows

@@ -97,8 +97,9 @@ print(report)
 # * `target-out-of-range`: 255 is not a target. Its loss has no minimum (it keeps falling as the
 #   logit grows), and its gradient never vanishes. The message reads the data before it proposes a
 #   fix: the target holds 0, 1 and 255, so 255 cannot be the positives (1 already is), and it proposes
-#   leaving the void pixels out. (For a target of only 0 and 255 it proposes `target / 255` first: see
-#   the cell after the fixes.)
+#   leaving the void pixels out. Under a weight, an element whose weight is 0 is left out with them, and
+#   since the same call's mean is diluted (next finding) it adds a line that fixes both. (For a target of
+#   only 0 and 255 it proposes `target / 255` first: see the cell after the fixes.)
 # * `diluted-mean`, a warning: the weight is 0 on three quarters of the elements, and
 #   `reduction="mean"` still divides by all of them (lesson 03, Q16). That is a design choice, the
 #   same one lesson 06 (section 1) compares with `ignore=`: every labelled element's step is its slope
@@ -122,7 +123,11 @@ print("elements whose weight is wrong:", int(wrong.sum()), "of", wrong.numel())
 # 600 of the 2304 weights are wrong, and the loss is 0.4431 instead of 0.4597. (Had every image the
 # same square, the mistake would change nothing, which is how it hides in tests with one fixed mask.)
 #
-# Now the same step with the three fixes the report suggests, in plain PyTorch:
+# Now the same step with the three findings fixed together, in plain PyTorch. The report's lines are
+# meant to be applied in order: after the `unsqueeze(1)`, each `target-out-of-range` line alone gives
+# this same loss, since a weight of 0 leaves an element out as a void label does. Applied before it,
+# the plain-PyTorch line multiplies the misplaced mask into a full-shape weight, which runs, hides the
+# misalignment from the audit and gives another loss; the bceweights lines refuse the `(N, H, W)` mask.
 
 # %%
 with bw.audit() as report:
@@ -312,8 +317,8 @@ print(report)
 #
 # A 4-channel model, trained on crops 4 pixels wide, with one `pos_weight` per channel as the
 # documentation long described it, "a vector with length equal to the number of classes". When the crops
-# are wider than the channel count, PyTorch raises: that is the RuntimeError reported in pytorch#27936
-# ("The size of tensor a must match the size of tensor b"). **Predict**: what happens when W equals C,
+# are wider than the channel count, PyTorch raises the same RuntimeError as pytorch#27936 ("The size
+# of tensor a must match the size of tensor b"; there a length-2 pos_weight on (4, 100, 100)). **Predict**: what happens when W equals C,
 # and which axis does PyTorch give the vector to?
 
 # %%
@@ -325,7 +330,7 @@ with bw.audit() as report:
     right = F.binary_cross_entropy_with_logits(crops, crop_masks, pos_weight=per_channel.view(4, 1, 1))
 print("loss with (C,):", sig4(wrong.item()), "  with (C, 1, 1):", sig4(right.item()))
 print(report)
-try:  # the same line on crops 5 pixels wide: the case pytorch#27936 reports
+try:  # the same line on crops 5 pixels wide: the RuntimeError of pytorch#27936
     F.binary_cross_entropy_with_logits(torch.randn(2, 4, 8, 5), torch.rand(2, 4, 8, 5), pos_weight=per_channel)
 except RuntimeError as error:
     print("width 5: RuntimeError:", str(error).splitlines()[0])
@@ -333,7 +338,7 @@ except RuntimeError as error:
 # %% [markdown]
 # **Reveal.** The width. Trailing alignment pairs a 1-D operand with the last axis, so `(4,)` weights
 # the 4 columns, and nothing fails because W happens to equal C: the cell shows the silent case, and
-# the RuntimeError of pytorch#27936 on a crop 5 pixels wide. The bug survives only in exactly the runs
+# the same RuntimeError as pytorch#27936 on a crop 5 pixels wide. The bug survives only in exactly the runs
 # where it does damage. The report flags the first call and not the second: `(C, 1, 1)` is the correct
 # idiom.
 #
