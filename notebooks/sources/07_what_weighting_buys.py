@@ -262,12 +262,12 @@ findings = [
                      worst(overlapping, not_dice, "auroc", minus=PLAIN), above=-0.02, below=0.02),
     check_every_seed("overlapping: Dice's AUROC at most 0.08 below plain BCE's",
                      overlapping["Dice"]["auroc"].minus(overlapping[PLAIN]["auroc"]), above=-0.08, below=0.02),
-    check_every_seed("overlapping: every method's AUPRC within 0.03 of plain BCE's",
-                     worst(overlapping, TRAINED, "auprc", minus=PLAIN), above=-0.03, below=0.03),
+    check_every_seed("overlapping: every method's AUPRC within 0.015 of plain BCE's",
+                     worst(overlapping, TRAINED, "auprc", minus=PLAIN), above=-0.015, below=0.015),
     check_every_seed("overlapping: plain BCE's AUROC within 0.03 of the true posterior's",
                      overlapping[PLAIN]["auroc"].minus(ceiling), above=-0.03, below=0.01),
     check_every_seed("overlapping: plain BCE calibrated, slope in 0.7-1.3", overlapping[PLAIN]["slope"], above=0.7, below=1.3),
-    check_every_seed("overlapping: plain BCE calibrated, intercept in -1.5..1.5", overlapping[PLAIN]["intercept"], above=-1.5, below=1.5),
+    check_every_seed("overlapping: plain BCE calibrated, intercept (slope 1) within ±0.6", overlapping[PLAIN]["intercept_slope1"], above=-0.6, below=0.6),
     check_every_seed("overlapping: plain BCE's ECE below 0.02", overlapping[PLAIN]["ece"], below=0.02),
 ]
 for label in ("pos_weight = neg/pos", "oversampling (balanced)"):
@@ -339,14 +339,15 @@ for finding in operating:
 #
 # * **Ranking barely moves.** The AUROC is about 0.999 for every method with separated classes (above
 #   0.995 on every seed), and about 0.90–0.92 with overlapping ones: every method but Dice stays within
-#   0.02 of plain BCE's on every seed, and every AUPRC within 0.03. No remedy teaches the model to tell
+#   0.02 of plain BCE's on every seed, and every AUPRC within 0.015. No remedy teaches the model to tell
 #   positives from negatives better; they all learn about the same ordering, close to the true
 #   posterior's (section 1). Dice alone sometimes loses a little ranking (its AUROC 0.88–0.92 over the
 #   seeds).
 # * **Calibration suffers.** Plain BCE is calibrated *on the whole* (with overlap: slope 0.86–1.06,
-#   intercept −0.7 to 0.5, ECE below 0.01 over these seeds; the checks allow 0.7–1.3, ±1.5 and 0.02);
+#   intercept with the slope fixed at 1 −0.4 to 0.4, ECE below 0.01 over these seeds; the checks allow
+#   0.7–1.3, ±0.6 and 0.02);
 #   the next cells show where it is not: at the top, where thresholds are chosen. `pos_weight` and
-#   oversampling push every probability up: the intercept falls to about −3.5 to −4.2 (below −3 on
+#   oversampling push every probability up: the joint-fit intercept falls to about −3.5 to −4.2 (below −3 on
 #   every seed), near `−log(neg/pos) ≈ −3.8`, and the Brier score grows about six to ten times (more
 #   than 4 times on every seed). Focal loss gives slopes far above 1 (2.2 to 2.8 over the seeds: its
 #   probabilities are squeezed toward the middle, too timid); Dice and BCE + Dice slopes far below 1
@@ -412,7 +413,7 @@ print(check_every_seed("pos_weight: calibration-in-the-large (slope 1) below -3"
 # %% [markdown]
 # Plain BCE's ECE is below 0.01 because more than 85 % of its test probabilities are below 0.1, where it
 # is well calibrated. Among its top 1 % the mean probability misses the mean true posterior by more
-# than 3 times the ECE on every seed, too high on some seeds and too low on others (about 0.16–0.40
+# than 3 times the ECE on every seed, too high on four seeds and too low on one (seed 4) in this run (about 0.16–0.40
 # against 0.18–0.20 over these seeds). So "calibrated" is true on the whole, not at the top: a threshold read as a probability
 # there ("predict positive above 0.25") is off, which is one more reason to choose the threshold on
 # validation data for a precision target (section 4) rather than from the probability scale. With
@@ -655,7 +656,9 @@ print(check_every_seed("pos_weight's threshold above 0.7", thresholds["pos_weigh
 
 # %% [markdown]
 # **Reveal.** The validation precision crosses 0.15 several times (the counts, 4 to 24 on these seeds,
-# are in the cell above the checks; more than twice for all three models on at least 3 of 5 seeds): the
+# are in the cell above the checks; more than twice for all three models on at least 3 of 5 seeds, a
+# bound rather than "every seed" because a count of crossings hangs on the order of a few samples near
+# the target, and the trap needs only to be common, not universal): the
 # lowest threshold that touches 0.15 is one of several near-equals, and a perturbation of one rounding
 # step can change which. The Wilson rule picks a threshold where the precision clears 0.15 with room
 # to spare, so the test precision lands at or a little above the target (above 0.12 on every seed;
@@ -926,7 +929,7 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 # rare class would otherwise not be learned at all (lesson 04's faint green disc). Precision targets far
 # in the tail need far larger validation sets than these. For large networks that are overconfident
 # under BCE, focal loss can improve calibration (Mukhoti et al., NeurIPS 2020); its underconfidence here
-# (slope 2.2–2.8) is what a fixed γ does to a model that is not overconfident.
+# (slope 2.2–2.8 with overlapping classes) is what a fixed γ does to a model that is not overconfident.
 
 # %% [markdown]
 # ## Summary
