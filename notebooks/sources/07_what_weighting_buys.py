@@ -344,7 +344,7 @@ for finding in operating:
 #   posterior's (section 1). Dice alone sometimes loses a little ranking (its AUROC 0.88–0.92 over the
 #   seeds).
 # * **Calibration suffers.** Plain BCE is calibrated *on the whole* (with overlap: slope 0.86–1.06,
-#   intercept with the slope fixed at 1 −0.4 to 0.4, ECE below 0.01 over these seeds; the checks allow
+#   intercept (slope fixed at 1) −0.4 to 0.4, ECE below 0.01 over these seeds; the checks allow
 #   0.7–1.3, ±0.6 and 0.02);
 #   the next cells show where it is not: at the top, where thresholds are chosen. `pos_weight` and
 #   oversampling push every probability up: the joint-fit intercept falls to about −3.5 to −4.2 (below −3 on
@@ -413,8 +413,8 @@ print(check_every_seed("pos_weight: calibration-in-the-large (slope 1) below -3"
 # %% [markdown]
 # Plain BCE's ECE is below 0.01 because more than 85 % of its test probabilities are below 0.1, where it
 # is well calibrated. Among its top 1 % the mean probability misses the mean true posterior by more
-# than 3 times the ECE on every seed, too high on four seeds and too low on one (seed 4) in this run (about 0.16–0.40
-# against 0.18–0.20 over these seeds). So "calibrated" is true on the whole, not at the top: a threshold read as a probability
+# than 3 times the ECE on every seed, too high on four seeds and too low on one (seed 4) in this run
+# (about 0.16–0.40 against 0.18–0.20 over these seeds). So "calibrated" is true on the whole, not at the top: a threshold read as a probability
 # there ("predict positive above 0.25") is off, which is one more reason to choose the threshold on
 # validation data for a precision target (section 4) rather than from the probability scale. With
 # the slope fixed at 1, plain BCE's intercept stays within ±0.6 and `pos_weight`'s falls below −3
