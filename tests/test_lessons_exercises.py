@@ -605,3 +605,21 @@ def test_the_03_3_solution_code_prints_a_logit_not_an_index():
     logit = x[(torch.sigmoid(x.bfloat16()) == 1).nonzero()[0]]
     assert "x[(torch.sigmoid(x.bfloat16()) == 1).nonzero()[0]]" in get_exercise("03.3").solution()
     assert abs(float(logit) - lesson03.lesson03_3_answer()) <= 0.011
+
+
+def test_lesson07_checklist_follow_up_on_logits_matches_the_correct_message(capsys):
+    """07.3's Correct message and solution quote what the checklist says on torch.logit(outputs)."""
+    from bceweights.lessons.exercises.lesson07 import lesson07_checklist_case, recall_zero_checklist
+
+    outputs, targets, model = lesson07_checklist_case()
+    assert f"{float(outputs.max()):.3g}" == "0.247"
+    report = recall_zero_checklist(torch.logit(outputs), targets, model=model, verbose=False)
+    assert report.failures == ["posterior below 0.5", "evaluation threshold"]
+    assert exercises.lesson07.check_lesson07_checklist(exercises.lesson07.lesson07_checklist_answer())
+    said = capsys.readouterr().out
+    assert "largest 0.247" in said and "check 4" in said
+    assert "torch.logit(outputs)" in show_solution_text("07.3")
+
+
+def show_solution_text(key: str) -> str:
+    return get_exercise(key).solution()

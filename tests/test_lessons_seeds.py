@@ -54,6 +54,8 @@ def test_spread_matches_numpy(values):
     ((0.101, 0.104, 0.107), 3, "0.104 ± 0.003 (0.101–0.107)"),
     ((12.0, 30.0, 48.0), 0, "30 ± 18 (12–48)"),
     ((0.5, 0.5), 4, "0.5000 ± 0.0000 (0.5000–0.5000)"),
+    ((-5.2, -4.1, -3.3), 1, "-4.2 ± 1.0 (-5.2 to -3.3)"),
+    ((-0.8, -0.4, -0.01), 1, "-0.4 ± 0.4 (-0.8 to 0.0)"),
 ])
 def test_format_prints_the_digits_the_spread_supports(values, decimals, text):
     spread = Spread(values, tuple(range(len(values))))
@@ -165,3 +167,9 @@ def test_perturbation_switch_refuses_a_non_integer(monkeypatch):
     monkeypatch.setenv(perturb.ENV_VAR, "yes")
     with pytest.raises(ValueError, match="not an integer seed"):
         TinyUNet()
+
+
+def test_format_prints_a_negative_zero_as_zero():
+    spread = Spread((-0.6, 0.0, 0.5), (0, 1, 2))
+    assert spread.format(1) == "0.0 ± 0.6 (-0.6 to 0.5)"
+    assert Spread((-0.04, 0.3), (0, 1)).format(1) == "0.1 ± 0.2 (0.0–0.3)"

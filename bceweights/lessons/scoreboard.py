@@ -70,7 +70,7 @@ CONFIDENCE = 0.95
 #: The printed tables: a title and the columns (with their printed names) of each.
 TABLES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("ranking", (("auroc", "AUROC"), ("auprc", "AUPRC"), ("brier", "Brier"))),
-    ("calibration", (("slope", "cal. slope"), ("intercept", "cal. intercept"), ("intercept_slope1", "intercept, slope 1"),
+    ("calibration", (("slope", "cal. slope"), ("intercept", "intercept (joint fit)"), ("intercept_slope1", "intercept, slope 1"),
                      ("ece", "ECE"), ("ece_quantile", "ECE, quantile bins"))),
     ("at the row's threshold t", (("t", "t"), ("precision", "precision"), ("recall", "recall"), ("predicted", "predicted +"))),
     ("at the threshold tuned on validation", (("tuned_t", "tuned t"), ("tuned_precision", "precision"), ("tuned_recall", "recall"))),

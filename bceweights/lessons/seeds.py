@@ -92,17 +92,29 @@ class Spread:
         return Spread(tuple(a - b for a, b in zip(self.values, other.values)), self.seeds)
 
     def format(self, decimals: int | None = None) -> str:
-        """``"mean ± sd (low–high)"`` rounded to :meth:`decimals`, e.g. ``"0.21 ± 0.05 (0.15–0.27)"``."""
+        """``"mean ± sd (low–high)"`` rounded to :meth:`decimals`, e.g. ``"0.21 ± 0.05 (0.15–0.27)"``.
+
+        A value that rounds to zero prints as ``0`` (never ``-0.0``); a range with a negative end
+        prints with ``to``, ``"-4.1 ± 0.3 (-4.4 to -3.6)"``, so that its dash is not read as a minus.
+        """
         if not self.defined:
             return f"n/a (undefined on all {self.n} seeds)"
         d = self.decimals() if decimals is None else decimals
-        text = f"{self.mean:.{d}f} ± {self.sd:.{d}f} ({self.low:.{d}f}–{self.high:.{d}f})"
+        low, high = _rounded(self.low, d), _rounded(self.high, d)
+        between = " to " if low.startswith("-") or high.startswith("-") else "–"
+        text = f"{_rounded(self.mean, d)} ± {_rounded(self.sd, d)} ({low}{between}{high})"
         if len(self.defined) < self.n:
             text += f" on the {len(self.defined)} of {self.n} seeds where it is defined"
         return text
 
     def __str__(self) -> str:
         return self.format()
+
+
+def _rounded(value: float, decimals: int) -> str:
+    """``value`` to ``decimals`` places, with a negative zero (``-0.0``) printed as ``0.0``."""
+    text = f"{value:.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def over_seeds(run: Callable[[int], Mapping[str, float]], seeds: Iterable[int]) -> dict[str, Spread]:

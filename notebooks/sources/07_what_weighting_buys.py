@@ -262,12 +262,12 @@ findings = [
                      worst(overlapping, not_dice, "auroc", minus=PLAIN), above=-0.02, below=0.02),
     check_every_seed("overlapping: Dice's AUROC at most 0.08 below plain BCE's",
                      overlapping["Dice"]["auroc"].minus(overlapping[PLAIN]["auroc"]), above=-0.08, below=0.02),
-    check_every_seed("overlapping: every method's AUPRC within 0.03 of plain BCE's",
-                     worst(overlapping, TRAINED, "auprc", minus=PLAIN), above=-0.03, below=0.03),
+    check_every_seed("overlapping: every method's AUPRC within 0.015 of plain BCE's",
+                     worst(overlapping, TRAINED, "auprc", minus=PLAIN), above=-0.015, below=0.015),
     check_every_seed("overlapping: plain BCE's AUROC within 0.03 of the true posterior's",
                      overlapping[PLAIN]["auroc"].minus(ceiling), above=-0.03, below=0.01),
     check_every_seed("overlapping: plain BCE calibrated, slope in 0.7-1.3", overlapping[PLAIN]["slope"], above=0.7, below=1.3),
-    check_every_seed("overlapping: plain BCE calibrated, intercept in -1.5..1.5", overlapping[PLAIN]["intercept"], above=-1.5, below=1.5),
+    check_every_seed("overlapping: plain BCE calibrated, intercept (slope 1) within ±0.6", overlapping[PLAIN]["intercept_slope1"], above=-0.6, below=0.6),
     check_every_seed("overlapping: plain BCE's ECE below 0.02", overlapping[PLAIN]["ece"], below=0.02),
 ]
 for label in ("pos_weight = neg/pos", "oversampling (balanced)"):
@@ -288,6 +288,15 @@ findings += [
 ]
 for finding in findings:
     print(finding)
+
+# %% [markdown]
+# The shift's repair, per seed, in both regimes: pos_weight's Brier score after `logit − log p`, divided
+# by plain BCE's.
+
+# %% tags=["nbval-ignore-output"]
+for regime_name, rows in (("separated", separated), ("overlapping", overlapping)):
+    ratios = [a / b for a, b in zip(rows[SHIFTED]["brier"].values, rows[PLAIN]["brier"].values)]
+    print(f"{regime_name:<12} shifted Brier / plain Brier per seed: {', '.join(f'{v:.2f}' for v in ratios)}")
 
 # %% [markdown]
 # And the operating points. A precision from a handful of predicted positives means little: the
@@ -330,21 +339,24 @@ for finding in operating:
 #
 # * **Ranking barely moves.** The AUROC is about 0.999 for every method with separated classes (above
 #   0.995 on every seed), and about 0.90–0.92 with overlapping ones: every method but Dice stays within
-#   0.02 of plain BCE's on every seed, and every AUPRC within 0.03. No remedy teaches the model to tell
+#   0.02 of plain BCE's on every seed, and every AUPRC within 0.015. No remedy teaches the model to tell
 #   positives from negatives better; they all learn about the same ordering, close to the true
 #   posterior's (section 1). Dice alone sometimes loses a little ranking (its AUROC 0.88–0.92 over the
 #   seeds).
 # * **Calibration suffers.** Plain BCE is calibrated *on the whole* (with overlap: slope 0.86–1.06,
-#   intercept −0.7 to 0.5, ECE below 0.01 over these seeds; the checks allow 0.7–1.3, ±1.5 and 0.02);
+#   intercept (slope fixed at 1) −0.4 to 0.4, ECE below 0.01 over these seeds; the checks allow
+#   0.7–1.3, ±0.6 and 0.02);
 #   the next cells show where it is not: at the top, where thresholds are chosen. `pos_weight` and
-#   oversampling push every probability up: the intercept falls to about −3.5 to −4.2 (below −3 on
+#   oversampling push every probability up: the joint-fit intercept falls to about −3.5 to −4.2 (below −3 on
 #   every seed), near `−log(neg/pos) ≈ −3.8`, and the Brier score grows about six to ten times (more
 #   than 4 times on every seed). Focal loss gives slopes far above 1 (2.2 to 2.8 over the seeds: its
 #   probabilities are squeezed toward the middle, too timid); Dice and BCE + Dice slopes far below 1
 #   (0.11 to 0.50: too extreme).
-# * **Shifting back repairs `pos_weight`.** Subtracting `log p` from the weighted model's logits brings
-#   its Brier score back to within 15 % of plain BCE's (in fact within 5 %), and its ECE below 0.02, on
-#   every seed: lesson 01's prediction holds on a trained model (section 3).
+# * **With overlapping classes, shifting back repairs `pos_weight`.** Subtracting `log p` from the
+#   weighted model's logits brings its Brier score back to within 15 % of plain BCE's (in fact within
+#   5 %), and its ECE below 0.02, on every seed: lesson 01's prediction holds on a trained model
+#   (section 3). (With separated classes the optimum lies at extreme logits that 120 steps do not
+#   reach: there the shifted Brier is 0.8–1.5 times plain BCE's, printed per seed below the checks.)
 # * **The threshold reaches the same operating points.** At 0.5 the methods differ wildly: with overlap,
 #   plain BCE finds almost nothing (recall below 0.05 on every seed), `pos_weight` and oversampling
 #   about 90 % of the positives. At the threshold tuned on validation for precision 0.15, every method
@@ -401,8 +413,8 @@ print(check_every_seed("pos_weight: calibration-in-the-large (slope 1) below -3"
 # %% [markdown]
 # Plain BCE's ECE is below 0.01 because more than 85 % of its test probabilities are below 0.1, where it
 # is well calibrated. Among its top 1 % the mean probability misses the mean true posterior by more
-# than 3 times the ECE on every seed, too high on some seeds and too low on others (about 0.16–0.40
-# against 0.18–0.20 over these seeds). So "calibrated" is true on the whole, not at the top: a threshold read as a probability
+# than 3 times the ECE on every seed, too high on four seeds and too low on one (seed 4) in this run
+# (about 0.16–0.40 against 0.18–0.20 over these seeds). So "calibrated" is true on the whole, not at the top: a threshold read as a probability
 # there ("predict positive above 0.25") is off, which is one more reason to choose the threshold on
 # validation data for a precision target (section 4) rather than from the probability scale. With
 # the slope fixed at 1, plain BCE's intercept stays within ±0.6 and `pos_weight`'s falls below −3
@@ -518,11 +530,12 @@ png_image(plot_calibration())
 # average about `log p ≈ 3.8` above the plain model's (within ±0.6 of it on every seed; −0.3 to +0.4
 # over these seeds). Subtracting `log p` (green) puts the points back near the diagonal (mean distance
 # below 0.03 on every seed), and the Brier score down more than four times, to plain BCE's level
-# (section 2's checks).
+# (section 2's checks). That holds for these overlapping classes, whose optimum lies at moderate logits;
+# with separated classes it is not reached in 120 steps and the shift repairs less (section 2).
 #
 # So, for Q17: to get calibrated probabilities from a model trained with `pos_weight = p`, use
 # `sigmoid(logit − log p)`. That inverts the shift *at the optimum*; a trained model is not at it
-# (120 steps, a few hundred positives), so the shift is approximately right, not exactly. Check it on
+# (120 steps, about 120 positives), so the shift is approximately right, not exactly. Check it on
 # validation data, and refit if needed: the cheapest refit keeps the slope at 1 and fits one intercept
 # `a` on validation (`calibration_intercept`, the calibration-in-the-large), then predicts
 # `sigmoid(logit − log p + a)`; the next step fits both, `sigmoid(a + b · (logit − log p))`
@@ -643,7 +656,9 @@ print(check_every_seed("pos_weight's threshold above 0.7", thresholds["pos_weigh
 
 # %% [markdown]
 # **Reveal.** The validation precision crosses 0.15 several times (the counts, 4 to 24 on these seeds,
-# are in the cell above the checks; more than twice for all three models on at least 3 of 5 seeds): the
+# are in the cell above the checks; more than twice for all three models on at least 3 of 5 seeds, a
+# bound rather than "every seed" because a count of crossings hangs on the order of a few samples near
+# the target, and the trap needs only to be common, not universal): the
 # lowest threshold that touches 0.15 is one of several near-equals, and a perturbation of one rounding
 # step can change which. The Wilson rule picks a threshold where the precision clears 0.15 with room
 # to spare, so the test precision lands at or a little above the target (above 0.12 on every seed;
@@ -897,7 +912,8 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 #
 # **Can:** with two features, a known posterior and 70 small models trained in seconds, it shows the
 # *direction* of each effect, checked on every one of five seeds: ranking unchanged, calibration harmed
-# by `pos_weight`, oversampling, focal loss and Dice, the `−log p` shift undoing `pos_weight`, tuned
+# by `pos_weight`, oversampling, focal loss and Dice, the `−log p` shift undoing `pos_weight` (with
+# overlapping classes), tuned
 # thresholds reaching operating points where no method beats plain BCE, and the likelihood ratio against
 # the prior odds (overlap and share together) deciding what 0.5 finds.
 #
@@ -911,15 +927,19 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 # whose differences are smaller than their spread. A large network that overfits can be miscalibrated
 # under plain BCE too; remedies can change the ranking when capacity or training time is short and the
 # rare class would otherwise not be learned at all (lesson 04's faint green disc). Precision targets far
-# in the tail need far larger validation sets than these.
+# in the tail need far larger validation sets than these. For large networks that are overconfident
+# under BCE, focal loss can improve calibration (Mukhoti et al., NeurIPS 2020); its underconfidence here
+# (slope 2.2–2.8 with overlapping classes) is what a fixed γ does to a model that is not overconfident.
 
 # %% [markdown]
 # ## Summary
 #
 # * `pos_weight`, oversampling, focal loss and Dice barely change the **ranking** (AUROC, AUPRC) and
-#   they harm **calibration** (Brier score, slope, intercept, reliability diagram).
+#   here they harm **calibration** (Brier score, slope, intercept, reliability diagram) of a small model
+#   that plain BCE already calibrates; focal loss can help a large, overconfident network.
 # * A model trained with `pos_weight = p` outputs, near its optimum, `bw.optimal_logit(q, p) = logit(q) + log p`;
-#   undo it approximately with `sigmoid(logit − log p)`, check on validation data, and refit the
+#   with overlapping classes, undo it approximately with `sigmoid(logit − log p)` (with separated classes
+#   a short training run is far from that optimum), check on validation data, and refit the
 #   intercept (and slope) there if needed (Q17).
 # * To trade precision for recall, **move the threshold**: choose it on validation data for the precision
 #   you need (where its Wilson lower bound meets the target, on a validation split large enough to

@@ -181,7 +181,9 @@ def check_lesson07_checklist(answer: str | None) -> bool:
     if given == right:
         print(
             "Correct: every output lies in [0, 1], so these are probabilities, not logits; the checklist would "
-            "apply a sigmoid again. Threshold probabilities at 0.5 (or logits at 0), then run the checklist on logits."
+            "apply a sigmoid again. Threshold probabilities at 0.5 (or logits at 0), then run the checklist on logits. "
+            "Now run it on torch.logit(outputs): check 2 reports that nothing reaches 0.5 (largest 0.247). The "
+            "colleague's recall 0 is the overlap, not a bug; check 4 shows what a lower threshold gives."
         )
         return True
     hints = {
@@ -216,7 +218,10 @@ def _solution_checklist() -> str:
     return (
         "outputs, targets, model = lesson07_checklist_case()\n"
         "report = recall_zero_checklist(outputs, targets, model=model)\n"
-        f"report.failures   # [{lesson07_checklist_answer()!r}]"
+        f"report.failures   # [{lesson07_checklist_answer()!r}]: the outputs are probabilities, not logits\n"
+        "report = recall_zero_checklist(torch.logit(outputs), targets, model=model)\n"
+        "report.failures   # ['posterior below 0.5', 'evaluation threshold']: nothing reaches 0.5 (largest 0.247);\n"
+        "                  # recall 0 is the overlap, not a bug, and check 4 shows what a lower threshold gives"
     )
 
 
