@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 def no_answer_yet(wanted: str) -> None:
@@ -79,3 +79,23 @@ def answer_choice(answer: object, choices: Sequence[str]) -> str | None:
         print(f"Expected one letter in quotes, {offered}; got {answer!r}.")
         return None
     return letter
+
+
+def judge_choice(answer: object, choices: Sequence[str], right: str, *, correct: str, wrong: Mapping[str, str]) -> bool:
+    """Judge a multiple-choice answer: print ``"Correct: " + correct`` or ``"Not yet: " + wrong[letter]``.
+
+    Args:
+        answer: the learner's answer, e.g. ``"b"``, ``"(B)"`` (read by :func:`answer_choice`).
+        choices: the letters offered.
+        right: the right letter.
+        correct: what the verdict says after "Correct: ".
+        wrong: for every other letter, what the verdict says after "Not yet: ".
+    """
+    letter = answer_choice(answer, choices)
+    if letter is None:
+        return False
+    if letter == right:
+        print(f"Correct: {correct}")
+        return True
+    print(f"Not yet: {wrong[letter]}")
+    return False

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from bceweights.lessons.exercises.answers import answer_choice, answer_number, judge_number
+from bceweights.lessons.exercises.answers import answer_number, judge_choice, judge_number
 from bceweights.lessons.exercises.registry import register, register_questionnaire
 from bceweights.weights import optimal_probability
 
@@ -240,18 +240,17 @@ _LESSON01_4_VERDICTS = {
 
 def check_lesson01_4(answer: object) -> bool:
     """Exercise 01.4: only (c), one ``pos_weight`` above 1, moves the optimum up (by ``log 9``) and raises recall."""
-    letter = answer_choice(answer, LESSON01_4_CHOICES)
-    if letter is None:
-        return False
-    if letter == "c":
-        print(
-            "Correct: pos_weight=9 multiplies every positive's term, so the optimal logit moves up by log 9 and more "
+    return judge_choice(
+        answer,
+        LESSON01_4_CHOICES,
+        "c",
+        correct=(
+            "pos_weight=9 multiplies every positive's term, so the optimal logit moves up by log 9 and more "
             "inputs cross 0.5. (a) reduces to one pos_weight of 0.9 (negatives ignore theirs) and (b) scales both "
             "terms alike, so neither moves the optimum up."
-        )
-        return True
-    print(f"Not yet: ({letter}) does not raise recall: {_LESSON01_4_VERDICTS[letter]}")
-    return False
+        ),
+        wrong={letter: f"({letter}) does not raise recall: {verdict}" for letter, verdict in _LESSON01_4_VERDICTS.items()},
+    )
 
 
 def _solution_01_4() -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from bceweights.lessons.exercises.answers import answer_choice, answer_number, judge_number, no_answer_yet
+from bceweights.lessons.exercises.answers import answer_number, judge_choice, judge_number, no_answer_yet
 from bceweights.lessons.exercises.registry import register, register_questionnaire
 from bceweights.lessons.explore.threshold import matching_threshold
 from bceweights.weights import optimal_logit
@@ -205,19 +205,18 @@ _LESSON04_4_VERDICTS = {
 
 def check_lesson04_4(answer: object) -> bool:
     """Exercise 04.4: (b): a ranking well above chance with nothing above 0.5 is a cut problem, not a learning one."""
-    letter = answer_choice(answer, LESSON04_4_CHOICES)
-    if letter is None:
-        return False
-    if letter == "b":
-        print(
-            "Correct: the AP (0.35 against the share 0.01) says the model separates green from the rest; recall 0 says "
+    return judge_choice(
+        answer,
+        LESSON04_4_CHOICES,
+        "b",
+        correct=(
+            "the AP (0.35 against the share 0.01) says the model separates green from the rest; recall 0 says "
             "only that no pixel reaches 0.5. A threshold chosen on validation data uses the ranking as it is (section 6). "
             "A start bias at log(pos/neg) or more epochs helps only if a calibrated model would reach 0.5 at all "
             "(section 5's cause 1); for a faint, rare class like section 2's it often would not."
-        )
-        return True
-    print(f"Not yet: ({letter}) does not fit: {_LESSON04_4_VERDICTS[letter]}")
-    return False
+        ),
+        wrong={letter: f"({letter}) does not fit: {verdict}" for letter, verdict in _LESSON04_4_VERDICTS.items()},
+    )
 
 
 def _solution_04_4() -> str:

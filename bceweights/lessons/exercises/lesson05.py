@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from bceweights.lessons.exercises.answers import answer_choice, answer_number, judge_number
+from bceweights.lessons.exercises.answers import answer_number, judge_choice, judge_number
 from bceweights.lessons.exercises.registry import register, register_questionnaire
 from bceweights.lessons.explore.two_heads import class_weights_as_bce
 
@@ -201,17 +201,16 @@ _LESSON05_4_VERDICTS = {
 
 def check_lesson05_4(answer: object) -> bool:
     """Exercise 05.4: (b): overlapping labels are independent yes/no questions, sigmoid + BCE per channel."""
-    letter = answer_choice(answer, LESSON05_4_CHOICES)
-    if letter is None:
-        return False
-    if letter == "b":
-        print(
-            "Correct: each label is its own yes/no question, so each channel gets its own sigmoid and BCE term; a pixel "
+    return judge_choice(
+        answer,
+        LESSON05_4_CHOICES,
+        "b",
+        correct=(
+            "each label is its own yes/no question, so each channel gets its own sigmoid and BCE term; a pixel "
             "can be tumour, oedema, both or neither, as a plate pixel under the code is red and blue in section 1."
-        )
-        return True
-    print(f"Not yet: ({letter}) does not fit: {_LESSON05_4_VERDICTS[letter]}")
-    return False
+        ),
+        wrong={letter: f"({letter}) does not fit: {verdict}" for letter, verdict in _LESSON05_4_VERDICTS.items()},
+    )
 
 
 def _solution_05_4() -> str:

@@ -15,7 +15,7 @@ import torch
 
 from bceweights.lessons.calibration import operating_point, threshold_for_precision, wilson_lower_bound
 from bceweights.lessons.diagnose import CHECK_NAMES, recall_zero_checklist
-from bceweights.lessons.exercises.answers import answer_choice, answer_number, no_answer_yet
+from bceweights.lessons.exercises.answers import answer_number, judge_choice, no_answer_yet
 from bceweights.lessons.exercises.registry import register, register_questionnaire
 from bceweights.lessons.rare_class import REGIMES, TinyMLP, largest_likelihood_ratio, make_features
 
@@ -268,20 +268,19 @@ _LESSON07_4_VERDICTS = {
 
 def check_lesson07_4(answer: object) -> bool:
     """Exercise 07.4: (b): the posterior reaches 0.5 where LR(x) >= (1 - π)/π; the largest LR is about 16 > 9."""
-    letter = answer_choice(answer, LESSON07_4_CHOICES)
-    if letter is None:
-        return False
-    if letter == "b":
-        largest = largest_likelihood_ratio(REGIMES["overlapping"])
-        odds = largest * 0.1 / 0.9
-        print(
-            f"Correct: the largest likelihood ratio of these clouds is {largest:.4g}, above the bar (1 - π)/π = 9 at "
+    largest = largest_likelihood_ratio(REGIMES["overlapping"])
+    odds = largest * 0.1 / 0.9
+    return judge_choice(
+        answer,
+        LESSON07_4_CHOICES,
+        "b",
+        correct=(
+            f"the largest likelihood ratio of these clouds is {largest:.4g}, above the bar (1 - π)/π = 9 at "
             f"10 %, so the posterior peaks at {odds / (1 + odds):.4g}; at 2 % the bar is 49 and it peaks at "
             f"{largest * 0.02 / 0.98 / (1 + largest * 0.02 / 0.98):.4g}. Share and overlap decide together."
-        )
-        return True
-    print(f"Not yet: ({letter}) does not fit: {_LESSON07_4_VERDICTS[letter]}")
-    return False
+        ),
+        wrong={letter: f"({letter}) does not fit: {verdict}" for letter, verdict in _LESSON07_4_VERDICTS.items()},
+    )
 
 
 def _solution_07_4() -> str:
