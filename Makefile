@@ -64,7 +64,7 @@ PERTURBED_NOTEBOOKS = $(patsubst notebooks/sources/%.py,notebooks/%.ipynb,$(shel
 
 NBVAL_SANITIZE := tests/nbval_sanitize.cfg
 # Extra arguments: make test PYTEST_ARGS=-x, make notebooks NB=notebooks/sources/01_weight_vs_pos_weight.py,
-# make nbval NBVAL_PATHS=notebooks/04_class_imbalance.ipynb, make lab LAB_ARGS="--port 8890".
+# make nbval NBVAL_PATHS=notebooks/05_training_a_rare_class.ipynb, make lab LAB_ARGS="--port 8890".
 PYTEST_ARGS ?=
 NB ?=
 NBVAL_PATHS ?= notebooks/
@@ -105,7 +105,7 @@ unit: $(STAMP)
 NBVAL_RUN := $(VENV_PYTHON) -m pytest --nbval --nbval-current-env --nbval-sanitize-with $(NBVAL_SANITIZE)
 
 # Each pass keeps its own inductor cache: inductor's on-disk caches do not tell ATEN_CPU_CAPABILITY
-# settings apart (lesson 10 compiles with inductor).
+# settings apart (lesson 11 compiles with inductor).
 INDUCTOR_CACHE := $${TMPDIR:-/tmp}/bceweights-inductor
 
 nbval: $(STAMP)

@@ -98,7 +98,7 @@ def train(steps: int, check: bool) -> int:
     # One pos_weight for the whole data set, from every rank's shard. Counting from the sampler's loader is
     # exact only while IMAGES (32) is a multiple of the world size (2 or 4 processes): DistributedSampler
     # then pads nothing. Otherwise it repeats samples to even out the shards, and they are counted twice.
-    # Count disjoint slices of the data set instead in that case (lesson 10, DistributedSampler).
+    # Count disjoint slices of the data set instead in that case (lesson 11, DistributedSampler).
     shard_masks = [masks for _, masks, _ in loader]
     pos_weight = bw.pos_weight_from_targets(shard_masks, channel_dim=1, process_group=group)
     if rank == 0:

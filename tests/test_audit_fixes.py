@@ -509,11 +509,11 @@ def test_the_per_sample_reading_of_a_misaligned_pos_weight_stays_a_pos_weight():
 
 
 # --------------------------------------------------------------------------------------------------
-# several findings on one call: lesson 08, section 2 (a per-image mask, void labels 255, a mean)
+# several findings on one call: lesson 09, section 2 (a per-image mask, void labels 255, a mean)
 
 
-def lesson08_void_case() -> dict:
-    """Lesson 08's case: logits (3, 3, 16, 16), targets with a column of 255 per image, a (3, 16, 16) 0/1 mask."""
+def lesson09_void_case() -> dict:
+    """Lesson 09's case: logits (3, 3, 16, 16), targets with a column of 255 per image, a (3, 16, 16) 0/1 mask."""
     from bceweights.lessons import data
     from bceweights.lessons.model import TinyUNet
 
@@ -538,14 +538,14 @@ def findings_of(call) -> dict[str, str]:
 
 
 def test_the_lessons_void_case_reports_three_findings_and_the_meant_loss_is_0_663():
-    case = lesson08_void_case()
+    case = lesson09_void_case()
     found = findings_of(lambda: F.binary_cross_entropy_with_logits(case["input"], case["target"], weight=case["weight"]))
     assert set(found) == {"misaligned-operand", "target-out-of-range", "diluted-mean"}
     assert round(float(case["meant"]), 4) == 0.6630
 
 
 def test_each_void_fix_after_the_unsqueeze_gives_the_meant_loss_and_a_clean_report():
-    case = lesson08_void_case()
+    case = lesson09_void_case()
     found = findings_of(lambda: F.binary_cross_entropy_with_logits(case["input"], case["target"], weight=case["weight"]))
     [unsqueeze] = fixes_of(found["misaligned-operand"])
     void_fixes = fixes_of(found["target-out-of-range"])
@@ -560,14 +560,14 @@ def test_each_void_fix_after_the_unsqueeze_gives_the_meant_loss_and_a_clean_repo
 
 
 def test_the_unsqueeze_alone_leaves_the_void_and_diluted_findings_reported():
-    case = lesson08_void_case()
+    case = lesson09_void_case()
     weight = case["weight"].unsqueeze(1)
     found = findings_of(lambda: F.binary_cross_entropy_with_logits(case["input"], case["target"], weight=weight))
     assert set(found) == {"target-out-of-range", "diluted-mean"}
 
 
 def test_the_diluted_mean_fix_alone_leaves_the_void_labels_reported():
-    case = lesson08_void_case()
+    case = lesson09_void_case()
     input, target, weight = case["input"], case["target"], case["weight"].unsqueeze(1)
     found = findings_of(lambda: F.binary_cross_entropy_with_logits(input, target, weight=weight))
     plain = fixes_of(found["diluted-mean"])[0]
@@ -576,7 +576,7 @@ def test_the_diluted_mean_fix_alone_leaves_the_void_labels_reported():
 
 
 def test_the_bceweights_void_fixes_before_the_unsqueeze_refuse_the_misaligned_mask():
-    case = lesson08_void_case()
+    case = lesson09_void_case()
     found = findings_of(lambda: F.binary_cross_entropy_with_logits(case["input"], case["target"], weight=case["weight"]))
     names = {"input": case["input"], "target": case["target"], "weight": case["weight"]}
     for fix in fixes_of(found["target-out-of-range"])[1:]:

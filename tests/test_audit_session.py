@@ -149,7 +149,7 @@ def test_print_report_is_a_readable_summary():
 
 
 def test_the_lessons_training_code_audits_clean():
-    """Lessons 04 and 05 train with lessons.model.train and these losses; under audit: nothing found."""
+    """Lessons 05 and 06 train with lessons.model.train and these losses; under audit: nothing found."""
     plates = data.make_plates(16, 16, seed=0)
     shapes = data.make_shapes(16, 16, seed=0)
     labels = data.rgb_to_labels(plates.masks)

@@ -1,4 +1,4 @@
-"""CalibrationExplorer, the recall-is-0 checklist (diagnose) and lesson 07's exercise checks."""
+"""CalibrationExplorer, the recall-is-0 checklist (diagnose) and lesson 08's exercise checks."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from torch import nn
 from bceweights.lessons.calibration import operating_point, probability_metrics
 from bceweights.lessons.diagnose import CHECK_NAMES, output_bias, recall_zero_checklist
 from bceweights.lessons.exercises import (
-    check_lesson07_checklist,
-    check_lesson07_shift,
-    check_lesson07_threshold,
-    show_lesson07_solution,
+    check_lesson08_checklist,
+    check_lesson08_shift,
+    check_lesson08_threshold,
+    show_lesson08_solution,
 )
-from bceweights.lessons.exercises.lesson07 import lesson07_shift_answer, lesson07_threshold_answer, lesson07_threshold_data
+from bceweights.lessons.exercises.lesson08 import lesson08_shift_answer, lesson08_threshold_answer, lesson08_threshold_data
 from bceweights.lessons.explore import explorer_classes
 from bceweights.lessons.explore.calibration import CalibrationExplorer
 from bceweights.lessons.model import TinyUNet
@@ -209,7 +209,7 @@ def test_output_bias_reads_the_last_single_output_layer():
 
 
 # --------------------------------------------------------------------------------------------------
-# Lesson 07's exercises
+# Lesson 08's exercises
 
 
 @pytest.mark.parametrize(
@@ -221,29 +221,29 @@ def test_output_bias_reads_the_last_single_output_layer():
         (1 / (1 + math.exp(-1.2)), False, "own probability"),
         (1 / (1 + math.exp(-1.2 - math.log(49))), False, "wrong way"),
         (0.3, False, "Not yet"),
-        (lesson07_shift_answer(), True, "Correct"),
+        (lesson08_shift_answer(), True, "Correct"),
         (torch.tensor(0.0635), True, "Correct"),
     ],
 )
-def test_check_lesson07_shift(answer, correct, phrase, capsys):
-    assert check_lesson07_shift(answer) is correct
+def test_check_lesson08_shift(answer, correct, phrase, capsys):
+    assert check_lesson08_shift(answer) is correct
     assert phrase in capsys.readouterr().out
 
 
-def test_check_lesson07_threshold_accepts_any_threshold_with_the_same_validation_cut(capsys):
-    right = lesson07_threshold_answer()
-    data = lesson07_threshold_data()
+def test_check_lesson08_threshold_accepts_any_threshold_with_the_same_validation_cut(capsys):
+    right = lesson08_threshold_answer()
+    data = lesson08_threshold_data()
     scores = np.sort(data["val_scores"].numpy())
     below = scores[np.searchsorted(scores, right) - 1]
-    assert check_lesson07_threshold(right) is True
-    assert check_lesson07_threshold((right + below) / 2) is True
-    assert check_lesson07_threshold(below / 2) is False
-    assert check_lesson07_threshold(0.999) is False
+    assert check_lesson08_threshold(right) is True
+    assert check_lesson08_threshold((right + below) / 2) is True
+    assert check_lesson08_threshold(below / 2) is False
+    assert check_lesson08_threshold(0.999) is False
     out = capsys.readouterr().out
     assert out.count("Correct") == 2 and "Not yet" in out
     # The right answer's message says why the test precision falls short: few predictions behind it.
     assert "Wilson lower bound" in out and "reached=False" in out
-    assert check_lesson07_threshold(None) is False
+    assert check_lesson08_threshold(None) is False
 
 
 @pytest.mark.parametrize(
@@ -257,15 +257,15 @@ def test_check_lesson07_threshold_accepts_any_threshold_with_the_same_validation
         (4, True, "Correct"),
     ],
 )
-def test_check_lesson07_checklist(answer, correct, phrase, capsys):
-    assert check_lesson07_checklist(answer) is correct
+def test_check_lesson08_checklist(answer, correct, phrase, capsys):
+    assert check_lesson08_checklist(answer) is correct
     assert phrase in capsys.readouterr().out
 
 
 def test_solutions_print_only_on_request(capsys):
     for name in ("shift", "threshold", "checklist"):
-        show_lesson07_solution(name)
+        show_lesson08_solution(name)
     out = capsys.readouterr().out
     assert "math.log(49)" in out and "threshold_for_precision" in out and "recall_zero_checklist" in out
-    show_lesson07_solution("other")
+    show_lesson08_solution("other")
     assert "Choose one of" in capsys.readouterr().out

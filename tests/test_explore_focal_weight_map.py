@@ -11,8 +11,8 @@ import torch
 from scipy import special
 
 import bceweights as bw
-from bceweights.lessons.exercises import check_lesson06_focal, check_lesson06_weight_map
-from bceweights.lessons.exercises.lesson06 import lesson06_focal_answer, lesson06_weight_map_answer
+from bceweights.lessons.exercises import check_lesson07_focal, check_lesson07_weight_map
+from bceweights.lessons.exercises.lesson07 import lesson07_focal_answer, lesson07_weight_map_answer
 from bceweights.lessons.explore import explorer_classes
 from bceweights.lessons.explore.focal import (
     EASY_FROM,
@@ -244,7 +244,7 @@ def test_weight_map_extremes_plot_finite_values(change):
 
 
 def test_focal_exercise_answer_is_the_smallest_gamma_on_the_grid():
-    answer = lesson06_focal_answer()
+    answer = lesson07_focal_answer()
     assert easy_share(answer) <= 0.05 < easy_share(round(answer - 0.1, 1))
 
 
@@ -253,18 +253,18 @@ def test_focal_exercise_answer_is_the_smallest_gamma_on_the_grid():
     [(0.0, True, "Correct"), (-0.5, False, "try a larger gamma"), (1.0, False, "smallest one")],
 )
 def test_check_focal_exercise_verdicts(offset, correct, phrase, capsys):
-    assert check_lesson06_focal(lesson06_focal_answer() + offset) is correct
+    assert check_lesson07_focal(lesson07_focal_answer() + offset) is correct
     assert phrase in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("answer", "phrase"), [(None, "No answer yet"), ("2", "Expected a number"), (9.0, "outside")])
 def test_check_focal_exercise_rejects_non_answers(answer, phrase, capsys):
-    assert check_lesson06_focal(answer) is False
+    assert check_lesson07_focal(answer) is False
     assert phrase in capsys.readouterr().out
 
 
 def test_weight_map_exercise_answer_is_the_smallest_w0_on_the_grid():
-    answer = lesson06_weight_map_answer()
+    answer = lesson07_weight_map_answer()
     assert separating_share(answer) >= 0.6 > separating_share(answer - 0.5)
 
 
@@ -273,7 +273,7 @@ def test_weight_map_exercise_answer_is_the_smallest_w0_on_the_grid():
     [(0.0, True, "Correct"), (-2.0, False, "try a larger w0"), (5.0, False, "smaller w0 does too")],
 )
 def test_check_weight_map_exercise_verdicts(offset, correct, phrase, capsys):
-    assert check_lesson06_weight_map(lesson06_weight_map_answer() + offset) is correct
+    assert check_lesson07_weight_map(lesson07_weight_map_answer() + offset) is correct
     assert phrase in capsys.readouterr().out
 
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import bceweights as bw
-from bceweights.lessons.exercises import check_lesson04
+from bceweights.lessons.exercises import check_lesson05_1
 from bceweights.lessons.explore import explorer_classes
 from bceweights.lessons.explore.threshold import ThresholdExplorer, matching_threshold
 from bceweights.lessons.explore.two_heads import (
@@ -108,8 +108,8 @@ def test_threshold_explorer_without_positives_stays_finite():
         (torch.tensor(0.1), True, "Correct"),
     ],
 )
-def test_check_lesson04_verdicts(answer, correct, phrase, capsys):
-    assert check_lesson04(answer) is correct
+def test_check_lesson05_1_verdicts(answer, correct, phrase, capsys):
+    assert check_lesson05_1(answer) is correct
     assert phrase in capsys.readouterr().out
 
 

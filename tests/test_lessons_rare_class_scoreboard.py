@@ -1,4 +1,4 @@
-"""Lesson 07's experiment (rare_class) and its table (scoreboard): data, sampler, model, runs, scoring."""
+"""Lesson 08's experiment (rare_class) and its table (scoreboard): data, sampler, model, runs, scoring."""
 
 from __future__ import annotations
 

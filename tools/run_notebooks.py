@@ -21,7 +21,7 @@ Usage::
 
     python tools/run_notebooks.py                               # every notebooks/sources/NN_*.py
     python tools/run_notebooks.py notebooks/sources/01_*.py     # some of them
-    python tools/run_notebooks.py notebooks/01_weight_vs_pos_weight.ipynb 04_class_imbalance
+    python tools/run_notebooks.py notebooks/01_weight_vs_pos_weight.ipynb 04_class_weights_from_data
                                                 # .ipynb paths and bare names work too
 """
 
@@ -291,8 +291,8 @@ def resolve_sources(arguments: list[str]) -> list[Path]:
     """Map command-line paths (``.py``, ``.ipynb`` or stems) to existing ``sources/*.py`` files.
 
     Whatever folder an argument names, the source is ``notebooks/sources/<stem>.py``: so
-    ``notebooks/04_class_imbalance.ipynb``, ``04_class_imbalance`` and the old
-    ``notebooks/04_class_imbalance.py`` all mean ``notebooks/sources/04_class_imbalance.py``.
+    ``notebooks/04_class_weights_from_data.ipynb``, ``04_class_weights_from_data`` and the old
+    ``notebooks/04_class_weights_from_data.py`` all mean ``notebooks/sources/04_class_weights_from_data.py``.
     """
     if not arguments:
         return sorted(SOURCES_DIR.glob(SOURCE_PATTERN))

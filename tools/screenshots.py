@@ -40,7 +40,7 @@ from tests.browser.lab_driver import (  # noqa: E402  (needs the repository root
 
 SCREENSHOTS_DIR = REPO_ROOT / "docs" / "screenshots"
 MAX_BYTES = 200_000
-# Lessons 04 and 05 train small models before their explorers.
+# Lessons 05 and 06 train small models before their explorers.
 RUN_TIMEOUT_S = 420.0
 SCREENSHOT_VIEWPORT = {"width": 1400, "height": 2400}
 DRAW_TIMEOUT_S = 60.0

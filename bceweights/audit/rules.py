@@ -27,7 +27,7 @@ rule                       fires when                                           
 An *error* is a call that computes something other than what it was almost surely meant to; a
 *warning* is a choice that can be meant, whose message states its consequence (``diluted-mean``:
 dividing by every element keeps each labelled element's step fixed and scales the loss value by the
-labelled share, lesson 06, section 1).
+labelled share, lesson 07, section 1).
 
 "graph" rules read ``input.grad_fn`` with :func:`bceweights.audit.graph.trace_sigmoid` (through views,
 copies, slices, ``cat``, ``stack`` and ``split``, following the elements the loss reads), or, without a

@@ -160,7 +160,7 @@ def target_out_of_range(call: LossCall, context: Context) -> str | None:
 # diluted-mean
 
 
-_DESIGN = "a design choice, not necessarily a bug (lesson 06, section 1)"
+_DESIGN = "a design choice, not necessarily a bug (lesson 07, section 1)"
 
 
 def _diluted_weight(call: LossCall) -> Verdict | None:
@@ -234,7 +234,7 @@ def diluted_mean(call: LossCall, context: Context) -> Verdict | None:
     """``reduction="mean"`` over elements a mask zeroed: in ``weight``, or multiplied into input and target.
 
     A warning, not an error: dividing by every element keeps each labelled element's step fixed, which
-    can be meant (lesson 06, section 1); the message states what it does to the loss value.
+    can be meant (lesson 07, section 1); the message states what it does to the loss value.
     """
     if call.reduction != "mean" or not context.values_due:
         return None

@@ -3,7 +3,7 @@
 * :mod:`~bceweights.lessons.data`: synthetic segmentation data; :mod:`~bceweights.lessons.cells`:
   touching cells for the U-Net weight map;
 * :mod:`~bceweights.lessons.model`: a tiny U-Net and its training loop; :mod:`~bceweights.lessons.metrics`;
-* lesson 07: :mod:`~bceweights.lessons.dice` (soft Dice, BCE + Dice), :mod:`~bceweights.lessons.calibration`
+* lesson 08: :mod:`~bceweights.lessons.dice` (soft Dice, BCE + Dice), :mod:`~bceweights.lessons.calibration`
   (ranking, calibration and operating points with scikit-learn), :mod:`~bceweights.lessons.rare_class`
   (the experiment), :mod:`~bceweights.lessons.scoreboard` (its table), :mod:`~bceweights.lessons.diagnose`
   (the recall-is-0 checklist);

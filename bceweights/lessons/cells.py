@@ -1,4 +1,4 @@
-"""Synthetic instance labels for lesson 06: round cells that touch (the U-Net weight map's use case).
+"""Synthetic instance labels for lesson 07: round cells that touch (the U-Net weight map's use case).
 
 Imports: numpy only. The weight map itself is :func:`bceweights.unet_weight_map`.
 """

@@ -9,7 +9,7 @@ positives against predicted and actual positives), so a mostly-negative image do
 few positive pixels, which is why it is used for rare classes. ``smooth`` (1 by default, as in most
 segmentation code) keeps the ratio defined on an image without positives and damps its gradient
 there. The loss is not a sum of per-element terms: the gradient of one element depends on every
-other element summed with it, and the optimum is not a calibrated probability (lesson 07).
+other element summed with it, and the optimum is not a calibrated probability (lesson 08).
 
 ``dims=None`` sums over every dimension: one Dice for the whole batch (``reduction`` then has a
 single value to reduce). ``dims=(2, 3)`` on ``(N, C, H, W)`` gives one Dice per image and channel,

@@ -1,4 +1,4 @@
-"""Lesson 10's experiment: one global batch split over 2 ranks whose ignore masks are uneven.
+"""Lesson 11's experiment: one global batch split over 2 ranks whose ignore masks are uneven.
 
 Each rank holds ``(2, 1, 16, 16)`` logits of a two-parameter model, ``logits = images * scale + bias``
 (float64), and an ignore mask: rank 0 keeps :data:`KEPT` ``[0]`` of its 512 pixels, rank 1 keeps

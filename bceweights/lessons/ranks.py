@@ -6,7 +6,7 @@
 Each rank is a fresh Python process (``spawn``) joined in a ``gloo`` process group on 127.0.0.1,
 with one CPU thread; it calls ``function(rank, world_size, *args)`` and sends back what it returns
 (anything ``torch.save`` can store). ``function`` must live in an importable module, not in a
-notebook cell, since the new processes import it by name. Used by lesson 10 (DDP) and its tests.
+notebook cell, since the new processes import it by name. Used by lesson 11 (DDP) and its tests.
 """
 
 from __future__ import annotations

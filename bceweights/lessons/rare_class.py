@@ -1,4 +1,4 @@
-"""Lesson 07's experiment: every common remedy for a rare class, trained the same way, scored the same way.
+"""Lesson 08's experiment: every common remedy for a rare class, trained the same way, scored the same way.
 
 Data (:func:`make_features`): two features per sample, a share ``positive_share`` of positives.
 Negatives are ``N(0, I)``, positives ``N((separation, 0), spread² I)``. Because the data are drawn

@@ -1,4 +1,4 @@
-"""Lesson 07's table: every row scored on the test split, per seed, then mean ± spread over seeds.
+"""Lesson 08's table: every row scored on the test split, per seed, then mean ± spread over seeds.
 
 A row is a trained method read one way (:data:`ROWS`): its logits as they are or shifted back by
 ``-log p`` (lesson 01's optimum shift undone), thresholded at 0.5 or at a threshold tuned on the

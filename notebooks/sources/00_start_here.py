@@ -23,13 +23,14 @@
 # | [01 · weight vs pos_weight](01_weight_vs_pos_weight.ipynb) | the formula term by term; what each argument scales in the loss and the gradient; `pos_weight=10` errors; why per-sample weights passed as `pos_weight` do not raise recall; the optimum that `pos_weight` shifts | Q4, Q13, Q14 | 45 min |
 # | [02 · masks and broadcasting](02_masks_and_broadcasting.ipynb) | a `(N, H, W)` mask on `(N, C, H, W)` predictions; `expand` vs `repeat`; `target * mask` is not weighting; per-channel weights and masks; why `pos_weight.repeat(B, 1)` crashes | Q1, Q2, Q3, Q8 | 45 min |
 # | [03 · flattening and reduction](03_flattening_and_reduction.ipynb) | batch, channel and pixel are all the same to the loss; what `mean` divides by; weights per call; why logits beat `sigmoid` + `BCELoss` | Q5, Q10, Q12, Q16 | 40 min |
-# | [04 · class imbalance](04_class_imbalance.ipynb) | class weights from counts and datasets; a rare, faint channel over five seeds; about 1/95 foreground in a volume; thresholds vs `pos_weight`; why recall is 0; a loop to fix in plain PyTorch | Q6, Q8, Q9, Q15 | 60 min |
-# | [05 · multi-label vs multi-class](05_multilabel_vs_multiclass.ipynb) | sigmoid + BCE or softmax + cross-entropy; one logit or two | Q7, Q11 | 25 min |
-# | [06 · beyond the basics](06_beyond_the_basics.ipynb) | ignore regions, focal loss, boundary weight maps, label smoothing | beyond the threads | 60 min |
-# | [07 · what weighting buys](07_what_weighting_buys.ipynb) | ranking vs calibration under `pos_weight`, oversampling, focal loss, Dice and BCE + Dice; undoing `pos_weight` with −log p; a threshold for a precision target, chosen on validation and reported on test; the recall-is-0 checklist | Q17, Q18, Q19, Q20 | 70 min |
-# | [08 · audit your training code](08_audit_your_training_code.ipynb) | `bw.audit()` around unmodified PyTorch code: misaligned and per-sample `pos_weight`, sigmoid applied twice, void labels as targets, diluted means; the fixes, and the report clean | Q23 | 25 min |
-# | [09 · plain PyTorch recipes](09_plain_pytorch_recipes.ipynb) | every `bceweights` call as plain PyTorch: per-channel `pos_weight`, mask weights and the N == C / N = 1 trap, ignore regions, weighted mean, a weight per call, class weights checked against scikit-learn, per-batch vs data-set ratios, resampling | Q24 | 25 min |
-# | [10 · beyond one process](10_beyond_one_process.ipynb) | a masked mean over DDP ranks and `process_group=`; every rank calls the loss; gradient accumulation; `DistributedSampler` padding; class weights over every shard; the loss under `torch.autocast` (float16's range) and `torch.compile` | Q21, Q22 | 40 min |
+# | [04 · class weights from data](04_class_weights_from_data.ipynb) | class weights from counts and datasets (balanced, median frequency); a per-channel `pos_weight` shaped `(C, 1, 1)` in the mask's order; about 1/95 foreground in a volume: weight map vs `pos_weight` | Q6, Q8, Q9 | 25 min |
+# | [05 · training with a rare class](05_training_a_rare_class.ipynb) | a rare, faint channel over five seeds; thresholds vs `pos_weight`; why recall is 0; a loop to fix in plain PyTorch | Q8, Q15 | 45 min |
+# | [06 · multi-label vs multi-class](06_multilabel_vs_multiclass.ipynb) | sigmoid + BCE or softmax + cross-entropy; one logit or two | Q7, Q11 | 25 min |
+# | [07 · beyond the basics](07_beyond_the_basics.ipynb) | ignore regions, focal loss, boundary weight maps, label smoothing | beyond the threads | 60 min |
+# | [08 · what weighting buys](08_what_weighting_buys.ipynb) | ranking vs calibration under `pos_weight`, oversampling, focal loss, Dice and BCE + Dice; undoing `pos_weight` with −log p; a threshold for a precision target, chosen on validation and reported on test; the recall-is-0 checklist | Q17, Q18, Q19, Q20 | 70 min |
+# | [09 · audit your training code](09_audit_your_training_code.ipynb) | `bw.audit()` around unmodified PyTorch code: misaligned and per-sample `pos_weight`, sigmoid applied twice, void labels as targets, diluted means; the fixes, and the report clean | Q23 | 25 min |
+# | [10 · plain PyTorch recipes](10_plain_pytorch_recipes.ipynb) | every `bceweights` call as plain PyTorch: per-channel `pos_weight`, mask weights and the N == C / N = 1 trap, ignore regions, weighted mean, a weight per call, class weights checked against scikit-learn, per-batch vs data-set ratios, resampling | Q24 | 25 min |
+# | [11 · beyond one process](11_beyond_one_process.ipynb) | a masked mean over DDP ranks and `process_group=`; every rank calls the loss; gradient accumulation; `DistributedSampler` padding; class weights over every shard; the loss under `torch.autocast` (float16's range) and `torch.compile` | Q21, Q22 | 40 min |
 #
 # The times are for reading, predicting and running every cell once, with the exercises and the
 # questionnaires; this page takes about 10 minutes.
@@ -56,24 +57,24 @@
 # | Q4 `weight` vs `pos_weight`: formula, curve, gradient, shapes | 01 |
 # | Q5 batch, channel, pixel; flattening | 03 |
 # | Q6 class weights from a dataset | 04 |
-# | Q7 multi-label or multi-class | 05 |
-# | Q8 a channel never learned; `.repeat(B, 1)` crashes | 02, 04 |
+# | Q7 multi-label or multi-class | 06 |
+# | Q8 a channel never learned; `.repeat(B, 1)` crashes | 02, 04, 05 |
 # | Q9 a per-voxel weight for about 1/95 foreground | 04 |
 # | Q10 a weight per call | 03 |
-# | Q11 one logit with BCE or two with cross-entropy | 05 |
+# | Q11 one logit with BCE or two with cross-entropy | 06 |
 # | Q12 logits vs `sigmoid` + `BCELoss` | 03 |
 # | Q13 `pos_weight=10` raises an error | 01 |
 # | Q14 per-sample values as `pos_weight` | 01 |
-# | Q15 precision vs recall; recall 0 after the first epoch | 04 |
+# | Q15 precision vs recall; recall 0 after the first epoch | 05 |
 # | Q16 what `mean` divides by; the effective learning rate | 03 |
-# | Q17 calibrated probabilities after `pos_weight`; seeing calibration | 07 (and 01 §7, the shift) |
-# | Q18 `pos_weight`, threshold, oversampling, focal, Dice; imbalance or overlap | 07 (and 04, 05) |
-# | Q19 choosing a threshold for a precision target, reporting on a test set | 07 (and 04 §4) |
-# | Q20 recall 0: what to check, in which order | 07 (and 04 §5) |
-# | Q21 class weights and weighted means across processes (DDP) | 10 |
-# | Q22 mixed precision and `torch.compile` | 10 (and 03 §4, float16) |
-# | Q23 auditing existing plain-PyTorch code | 08 |
-# | Q24 every recipe in plain PyTorch | 09 |
+# | Q17 calibrated probabilities after `pos_weight`; seeing calibration | 08 (and 01 §7, the shift) |
+# | Q18 `pos_weight`, threshold, oversampling, focal, Dice; imbalance or overlap | 08 (and 05, 06) |
+# | Q19 choosing a threshold for a precision target, reporting on a test set | 08 (and 05 §2, §4) |
+# | Q20 recall 0: what to check, in which order | 08 (and 05 §3, §4) |
+# | Q21 class weights and weighted means across processes (DDP) | 11 |
+# | Q22 mixed precision and `torch.compile` | 11 (and 03 §4, float16) |
+# | Q23 auditing existing plain-PyTorch code | 09 |
+# | Q24 every recipe in plain PyTorch | 10 |
 
 # %% [markdown]
 # ## 1 · Check your environment
@@ -176,8 +177,8 @@ print(bw.explain(logits, target, weight=mask.unsqueeze(1), pos_weight=[6.0, 30.0
 # | a new weight **on every batch** with a module | `bw.BCEWithLogits()(x, y, weight=w)` | as `weight` |
 # | a per-voxel map for about 1 foreground voxel in 95 (ratio neg/pos $r \approx$ 94–95, counted from `y`) | `weight=bw.rebalance_map(y)` | same as `y` |
 # | focus on **hard** pixels | `bw.focal_bce_with_logits(x, y, gamma=2)` | — |
-# | a masked or weighted mean over all **DDP ranks** (and class counts over every shard) | `process_group=dist.group.WORLD` | — (lesson 10) |
-# | check **existing PyTorch code** for silent weighting mistakes, unchanged | `with bw.audit() as report:` around your training step | — (lesson 08) |
+# | a masked or weighted mean over all **DDP ranks** (and class counts over every shard) | `process_group=dist.group.WORLD` | — (lesson 11) |
+# | check **existing PyTorch code** for silent weighting mistakes, unchanged | `with bw.audit() as report:` around your training step | — (lesson 09) |
 #
 # Two mistakes that *run without error* in PyTorch. A 1-D `pos_weight` with one value per channel is
 # refused here when the width happens to equal the channel count, because PyTorch would silently pair
@@ -187,7 +188,7 @@ print(bw.explain(logits, target, weight=mask.unsqueeze(1), pos_weight=[6.0, 30.0
 
 # %% [markdown]
 # Each row in action, on the same batch, except the per-voxel map (lesson 04 builds it), `process_group=`
-# (it needs several processes: lesson 10 starts two) and `bw.audit()` (lesson 08 runs it on training
+# (it needs several processes: lesson 11 starts two) and `bw.audit()` (lesson 09 runs it on training
 # code); every call prints one loss value:
 
 # %%

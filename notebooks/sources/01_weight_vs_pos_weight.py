@@ -225,7 +225,7 @@ for name, operands in cases.items():
 # channel axis, so the two shapes *do* broadcast, to `(N, N, H, W)`: every image's mask would weight
 # every image. PyTorch fails only because it multiplies the loss by the weight in place, and a tensor
 # cannot grow in place (the first line below). With `N = 1` nothing fails and the mask weights the
-# right image by luck (lesson 09 shows that trap). `bceweights` says what it saw and what to write:
+# right image by luck (lesson 10 shows that trap). `bceweights` says what it saw and what to write:
 
 # %%
 try:

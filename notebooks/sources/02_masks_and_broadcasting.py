@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Lesson 02 · Masks, channels and broadcasting
 #
-# Questions answered: Q1, Q2, Q3, Q8 (the shape half; the fix is trained in lesson 04)
+# Questions answered: Q1, Q2, Q3, Q8 (the shape half; lesson 04 counts the weights, lesson 05 trains with them)
 #
 # **Goal.** After this lesson you can line any `weight` or `pos_weight` up with `(N, C, H, W)`
 # predictions: give a `(N, H, W)` mask to every channel without copying it, tell weighting apart from
@@ -142,7 +142,7 @@ except bw.WeightShapeError as error:
 # `mask.unsqueeze(1)` gives 0.3924. With `N = 1` the mask's
 # size 1 sits under `C` and broadcasts over the channels, which happens to be right: a test on one
 # image passes, and the first batch of 2 raises (or, with 3 channels, a batch of 3 is silently wrong).
-# `mask.unsqueeze(1)` is right for every `N`. (Lesson 09 shows the same trap in plain PyTorch.)
+# `mask.unsqueeze(1)` is right for every `N`. (Lesson 10 shows the same trap in plain PyTorch.)
 #
 # If you do want the full shape, `expand` gives it as a *view*: stride `0` along `C` means "the
 # same memory for every channel", and its data pointer is the mask's own (160 bytes: 40 floats).
@@ -331,7 +331,7 @@ print("stacked masks", tuple(channel_masks.shape), "| one call", sig4(float(one_
 # ## 5 · Q8: why `pos_weight=[1, 30, 6]` crashes on `(B, 3, 256, 256)`, and when it does not
 #
 # One channel of a three-channel multi-label model is rarely positive and is never learned; a larger
-# `pos_weight` for that channel makes its positives pull harder (lesson 01 showed how; lesson 04
+# `pos_weight` for that channel makes its positives pull harder (lesson 01 showed how; lesson 05
 # trains it). Here, the shape half: the forum attempt was
 # `pos_weight=torch.Tensor([1, 30, 6]).repeat(BATCH_SIZE, 1)`.
 #

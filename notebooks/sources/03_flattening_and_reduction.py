@@ -343,7 +343,7 @@ stability.snapshot()
 # about −17, `sigmoid` underflows to 0 in float16 and even a correctly confident background pixel gets
 # `0/0 = NaN`: the left cluster of markers, and why the wrong share is much larger in float16 (0.3895;
 # the logits form's is still 0). On a GPU, PyTorch refuses `F.binary_cross_entropy` under
-# `torch.autocast` for this reason (lesson 10 quotes its message).
+# `torch.autocast` for this reason (lesson 11 quotes its message).
 #
 # ### Optional deep dive: a wrong gradient without saturation
 #

@@ -40,7 +40,7 @@ from tests.browser.lab_driver import (
 )
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
-# Lessons 04 and 05 train small models on CPU; 2 busy cores can stretch that a lot.
+# Lessons 05 and 06 train small models on CPU; 2 busy cores can stretch that a lot.
 RUN_ALL_TIMEOUT_S = 420.0
 CANVAS_DRAW_TIMEOUT_S = 120.0  # a busy 2-core machine once needed more than 60 s after a long Run All
 KEY_PRESSES = 3

@@ -115,7 +115,7 @@ def test_readme_questions_are_read_with_their_lessons() -> None:
     assert [question for question, _, _ in rows] == [f"Q{k}" for k in range(1, len(rows) + 1)]
     assert len(rows) >= 24
     assert all(lessons for _, _, lessons in rows)
-    assert dict((q, lessons) for q, _, lessons in rows)["Q8"] == ["02", "04"]
+    assert dict((q, lessons) for q, _, lessons in rows)["Q8"] == ["02", "04", "05"]
 
 
 def test_link_check_reports_missing_files_ids_and_network_loads(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ with the one helper in :mod:`~bceweights.lessons.exercises.answers`::
     show_solution("04.2")           # only when you ask
     print_questionnaire("04")       # the end-of-lesson questions; show_solution("04.Q") prints the answers
 
-The first names stay: ``check_lessonNN`` / ``LESSONNN_QUESTION`` are exercise ``NN.1`` (01 to 05), and
-``check_lesson06_focal`` / ``check_lesson06_weight_map`` are 06.1 and 06.2.
+The first names stay: ``check_lessonNN`` / ``LESSONNN_QUESTION`` are exercise ``NN.1`` (lessons 01, 02, 03, 06 and 09), and
+``check_lesson07_focal`` / ``check_lesson07_weight_map`` are 07.1 and 07.2.
 
 Imports: the explorers (:mod:`bceweights.lessons.explore`) and the core; nothing imports this package
 but the notebooks and the tests.
@@ -62,88 +62,45 @@ from bceweights.lessons.exercises.lesson04 import (
     LESSON04_1_QUESTION,
     LESSON04_2_QUESTION,
     LESSON04_3_QUESTION,
-    LESSON04_4_QUESTION,
-    LESSON04_5_QUESTION,
-    LESSON04_QUESTION,
-    check_lesson04,
     check_lesson04_1,
     check_lesson04_2,
     check_lesson04_3,
-    check_lesson04_4,
-    check_lesson04_5,
 )
 from bceweights.lessons.exercises.lesson05 import (
     LESSON05_1_QUESTION,
     LESSON05_2_QUESTION,
     LESSON05_3_QUESTION,
-    LESSON05_4_QUESTION,
-    LESSON05_QUESTION,
-    check_lesson05,
     check_lesson05_1,
     check_lesson05_2,
     check_lesson05_3,
-    check_lesson05_4,
 )
 from bceweights.lessons.exercises.lesson06 import (
     LESSON06_1_QUESTION,
     LESSON06_2_QUESTION,
     LESSON06_3_QUESTION,
     LESSON06_4_QUESTION,
-    LESSON06_5_QUESTION,
-    LESSON06_FOCAL_QUESTION,
-    LESSON06_WEIGHT_MAP_QUESTION,
+    LESSON06_QUESTION,
+    check_lesson06,
     check_lesson06_1,
     check_lesson06_2,
     check_lesson06_3,
     check_lesson06_4,
-    check_lesson06_5,
-    check_lesson06_focal,
-    check_lesson06_weight_map,
-)
-from bceweights.lessons.exercises.lesson09 import (
-    LESSON09_1_QUESTION,
-    LESSON09_2_QUESTION,
-    LESSON09_3_QUESTION,
-    LESSON09_4_QUESTION,
-    LESSON09_5_QUESTION,
-    check_lesson09_1,
-    check_lesson09_2,
-    check_lesson09_3,
-    check_lesson09_4,
-    check_lesson09_5,
-    lesson09_1_mask,
 )
 from bceweights.lessons.exercises.lesson07 import (
     LESSON07_1_QUESTION,
     LESSON07_2_QUESTION,
     LESSON07_3_QUESTION,
     LESSON07_4_QUESTION,
-    LESSON07_CHECKLIST_QUESTION,
-    LESSON07_SHIFT_QUESTION,
-    LESSON07_THRESHOLD_QUESTION,
+    LESSON07_5_QUESTION,
+    LESSON07_FOCAL_QUESTION,
+    LESSON07_WEIGHT_MAP_QUESTION,
     check_lesson07_1,
     check_lesson07_2,
     check_lesson07_3,
     check_lesson07_4,
-    check_lesson07_checklist,
-    check_lesson07_shift,
-    check_lesson07_threshold,
-    lesson07_checklist_case,
-    lesson07_threshold_data,
-    show_lesson07_solution,
-)
-from bceweights.lessons.exercises.lesson08 import (
-    LESSON08_1_QUESTION,
-    LESSON08_2_QUESTION,
-    LESSON08_3_QUESTION,
-    LESSON08_4_QUESTION,
-    LESSON08_QUESTION,
-    check_lesson08,
-    check_lesson08_1,
-    check_lesson08_2,
-    check_lesson08_3,
-    check_lesson08_4,
-    lesson08_solution,
+    check_lesson07_5,
+    check_lesson07_focal,
+    check_lesson07_weight_map,
 )
 from bceweights.lessons.exercises.lesson10 import (
     LESSON10_1_QUESTION,
@@ -156,6 +113,51 @@ from bceweights.lessons.exercises.lesson10 import (
     check_lesson10_3,
     check_lesson10_4,
     check_lesson10_5,
+    lesson10_1_mask,
+)
+from bceweights.lessons.exercises.lesson08 import (
+    LESSON08_1_QUESTION,
+    LESSON08_2_QUESTION,
+    LESSON08_3_QUESTION,
+    LESSON08_4_QUESTION,
+    LESSON08_CHECKLIST_QUESTION,
+    LESSON08_SHIFT_QUESTION,
+    LESSON08_THRESHOLD_QUESTION,
+    check_lesson08_1,
+    check_lesson08_2,
+    check_lesson08_3,
+    check_lesson08_4,
+    check_lesson08_checklist,
+    check_lesson08_shift,
+    check_lesson08_threshold,
+    lesson08_checklist_case,
+    lesson08_threshold_data,
+    show_lesson08_solution,
+)
+from bceweights.lessons.exercises.lesson09 import (
+    LESSON09_1_QUESTION,
+    LESSON09_2_QUESTION,
+    LESSON09_3_QUESTION,
+    LESSON09_4_QUESTION,
+    LESSON09_QUESTION,
+    check_lesson09,
+    check_lesson09_1,
+    check_lesson09_2,
+    check_lesson09_3,
+    check_lesson09_4,
+    lesson09_solution,
+)
+from bceweights.lessons.exercises.lesson11 import (
+    LESSON11_1_QUESTION,
+    LESSON11_2_QUESTION,
+    LESSON11_3_QUESTION,
+    LESSON11_4_QUESTION,
+    LESSON11_5_QUESTION,
+    check_lesson11_1,
+    check_lesson11_2,
+    check_lesson11_3,
+    check_lesson11_4,
+    check_lesson11_5,
 )
 from bceweights.lessons.exercises.registry import (
     EXERCISES,
@@ -175,14 +177,14 @@ __all__ = [
     "answer_number",
     "get_exercise",
     "judge_number",
-    "lesson07_checklist_case",
-    "lesson07_threshold_data",
-    "lesson08_solution",
-    "lesson09_1_mask",
+    "lesson08_checklist_case",
+    "lesson08_threshold_data",
+    "lesson09_solution",
+    "lesson10_1_mask",
     "lesson_exercises",
     "no_answer_yet",
     "print_questionnaire",
-    "show_lesson07_solution",
+    "show_lesson08_solution",
     "show_solution",
 ]
 __all__ += sorted(name for name in dir() if name.startswith(("LESSON", "check_lesson")))

@@ -196,7 +196,7 @@ def check_lesson01_3(answer: float | None) -> bool:
             (s, f"is the output as it stands; pos_weight={p:g} pushed it up, so q is lower."),
             (s / p, "divides the probability by p; pos_weight divides the odds s / (1 - s), not the probability."),
             (added / (1 + added), "adds log p to the logit; the weighted model already carries the shift: subtract it."),
-            (1 / (1 + p), "is the threshold 1 / (1 + p) that matches pos_weight at 0.5 (lesson 04), not q at this output."),
+            (1 / (1 + p), "is the threshold 1 / (1 + p) that matches pos_weight at 0.5 (lesson 05), not q at this output."),
         ],
         otherwise=f"is not it. Invert s = p*q / (p*q + 1 - q) for q, or subtract log {p:g} from the logit of {s:g}.",
     )

@@ -1,8 +1,6 @@
-"""Lesson 05's exercises: two-logit cross-entropy class weights as ``weight`` and ``pos_weight``, the
-lowest loss a softmax head can reach on a pixel in three channels, why the two means differ, which head
-fits labels that overlap (a concept), and the end-of-lesson questionnaire.
-
-``check_lesson05`` and ``LESSON05_QUESTION`` are exercise 05.1 under its first name.
+"""Lesson 05's exercises: the threshold that matches ``pos_weight=9`` (05.1), the output bias to start training
+at (05.2), what a recall of 0 with a good average precision calls for (05.3, a concept), and the end-of-lesson
+questionnaire.
 """
 
 from __future__ import annotations
@@ -11,240 +9,195 @@ import math
 
 from bceweights.lessons.exercises.answers import answer_number, judge_choice, judge_number
 from bceweights.lessons.exercises.registry import register, register_questionnaire
-from bceweights.lessons.explore.two_heads import class_weights_as_bce
+from bceweights.lessons.explore.threshold import matching_threshold
+from bceweights.weights import optimal_logit
 
 
-#: 05.1: a two-logit cross-entropy model with class weights (negatives, positives); the lesson's own
-#: check used (0.5, 4.0).
-LESSON05_CLASS_WEIGHTS = (2.0, 5.0)
-LESSON05_QUESTION = (
-    f"A binary segmenter trained with two logits and F.cross_entropy(..., weight=torch.tensor("
-    f"[{LESSON05_CLASS_WEIGHTS[0]:.1f}, {LESSON05_CLASS_WEIGHTS[1]:.1f}]), reduction='none') is rewritten with "
-    "one logit and bw.bce_with_logits(..., reduction='none'). Which weight and pos_weight give the same "
-    "per-pixel losses?"
+#: 05.1: a model trained *without* pos_weight; which threshold on its probability gives the
+#: operating point that retraining with ``pos_weight=9`` gives at threshold 0.5?
+LESSON05_1_POS_WEIGHT = 9.0
+LESSON05_1_TOLERANCE = 5e-3
+LESSON05_1_QUESTION = (
+    f"A colleague retrains your model with pos_weight={LESSON05_1_POS_WEIGHT:g} and thresholds its "
+    "probability at 0.5. Which threshold on the probability of your unweighted model gives (nearly) "
+    "the same operating point, without retraining?"
 )
 
 
-def check_lesson05(weight: float | None, pos_weight: float | None) -> bool:
-    """Check the answer to lesson 05's exercise (see ``LESSON05_QUESTION``); print a verdict.
+def check_lesson05_1(answer: float | None) -> bool:
+    """Exercise 05.1 (see ``LESSON05_1_QUESTION``): the unweighted threshold that matches ``pos_weight=9``.
 
-    Right: ``weight = w_neg = 2`` and ``pos_weight = w_pos / w_neg = 2.5`` (within 0.1 %). Names the
-    usual slip (``pos_weight = w_pos``, forgetting that ``weight`` multiplies it). Returns True when right.
+    Accepts a threshold within 0.005 of ``1 / (1 + 9) = 0.1`` and names the usual slips (moving the
+    threshold up, using ``1 / p``, or ``log p``). Returns True when the answer is right.
     """
-    w_neg, w_pos = LESSON05_CLASS_WEIGHTS
-    expected = class_weights_as_bce(LESSON05_CLASS_WEIGHTS)
-    if weight is None or pos_weight is None:
-        print("No answer yet: replace None with numbers for weight and pos_weight, then run the cell again.")
+    p = LESSON05_1_POS_WEIGHT
+    right = matching_threshold(p)
+    value = answer_number(answer, "a threshold between 0 and 1")
+    if value is None:
         return False
-    values = []
-    for name, answer in (("weight", weight), ("pos_weight", pos_weight)):
-        value = answer_number(answer, expected=f"a number for {name}")
-        if value is None:
-            return False
-        values.append(value)
-    weight, pos_weight = values
-    close = lambda a, b: math.isclose(a, b, rel_tol=1e-3)  # noqa: E731
-    if close(weight, expected["weight"]) and close(pos_weight, expected["pos_weight"]):
+    if not 0.0 < value < 1.0:
+        print(f"{value:.4g} is not a usable threshold: a threshold on a probability lies between 0 and 1.")
+        return False
+    close = lambda a, b: abs(a - b) <= LESSON05_1_TOLERANCE  # noqa: E731
+    if close(value, right):
         print(
-            f"Correct: the negative term is scaled by weight = {weight:g} = w_neg, the positive term by "
-            f"weight * pos_weight = {weight * pos_weight:g} = w_pos."
+            f"Correct: pos_weight={p:g} moves the optimal logit up by log {p:g}, so sigmoid(x + log {p:g}) >= 0.5 is "
+            f"x >= -log {p:g}, i.e. sigmoid(x) >= 1 / (1 + {p:g}) = {right:.4g}."
         )
         return True
-    if close(weight, w_neg) and close(pos_weight, w_pos):
+    if close(value, 1.0 - right):
         print(
-            f"Not yet: the positive term is scaled by weight * pos_weight = {weight * pos_weight:g}, not "
-            f"{w_pos:g}. pos_weight is a ratio applied on top of weight."
+            f"Not yet: {value:.4g} moves the threshold the wrong way. pos_weight > 1 makes the model say "
+            "'positive' more often; to match it, lower the threshold of the unweighted model."
         )
-    elif close(weight, 1.0) and close(pos_weight, w_pos / w_neg):
+    elif close(value, 1.0 / p):
         print(
-            f"Not yet: the ratio is right, but with weight=1 every loss is {1 / w_neg:g} times the "
-            "cross-entropy's. weight must carry the negative class weight."
+            f"Not yet: {value:.4g} = 1/p is close but not it. Solve sigmoid(x + log p) = 0.5 for "
+            "sigmoid(x): the odds s / (1 - s) must equal 1/p."
         )
     else:
         print(
-            "Not yet. Hint: in BCE the negative term is scaled by weight alone and the positive term by "
-            "weight * pos_weight; match them to the two class weights."
+            f"Not yet: {value:.4g} is not it. pos_weight p shifts every logit by log p; find the probability "
+            "sigmoid(x) at which the shifted logit x + log p is 0 (or set the explorer's pos_weight and "
+            "read 'same point on the unweighted model')."
         )
     return False
 
 
 def _solution_05_1() -> str:
-    w_neg, w_pos = LESSON05_CLASS_WEIGHTS
+    p = LESSON05_1_POS_WEIGHT
     return (
-        f"cross-entropy multiplies a negative's loss by w_neg = {w_neg:g} and a positive's by w_pos = {w_pos:g}. BCE "
-        f"scales the negative term by weight and the positive term by weight * pos_weight, so weight = {w_neg:g} and "
-        f"pos_weight = {w_pos:g} / {w_neg:g} = {w_pos / w_neg:g}."
+        f"retraining with pos_weight={p:g} shifts every logit by about log {p:g}. The retrained model says 'positive' "
+        f"where x + log {p:g} >= 0, i.e. x >= -log {p:g}, i.e. sigmoid(x) >= 1 / (1 + {p:g}) = {matching_threshold(p):.4g} "
+        "on the unweighted model."
     )
 
 
-LESSON05_1_QUESTION = LESSON05_QUESTION
-check_lesson05_1 = check_lesson05
 register("05.1", LESSON05_1_QUESTION, check_lesson05_1, _solution_05_1, transfer=True)
 
 
+#: 05.2: the output bias at the optimum of an empty model, with pos_weight (section 3 used q = 0.04, p = 1).
+LESSON05_2_SHARE = 0.02
+LESSON05_2_POS_WEIGHT = 10.0
 LESSON05_2_QUESTION = (
-    "A pixel is white: red, green and blue all at once. Suppose a softmax head had only the classes none, red, "
-    "green, blue (logits (0, z_red, z_green, z_blue)) and no class for white, and its target spreads evenly over the "
-    "classes the pixel is in. Its cross-entropy on this pixel has a floor: a value it approaches as the logits grow "
-    "but never reaches (an infimum). Enter the softmax head's floor; the verdict then compares it with the sigmoid + "
-    "BCE head's floor."
+    f"Positives are {LESSON05_2_SHARE:.0%} of the pixels and you train with pos_weight={LESSON05_2_POS_WEIGHT:g}. "
+    "Which value should the output bias start at, so that training starts at the optimum of a model that "
+    "knows nothing yet? (A logit, to 3 decimals.)"
 )
 
 
 def check_lesson05_2(answer: float | None) -> bool:
-    """Exercise 05.2: the softmax head's floor (infimum) is the entropy of the target (0, 1/3, 1/3, 1/3),
-    ``log 3 = 1.099`` (within 0.005). One number: the sigmoid + BCE head's floor, 0, is in the verdict."""
-    value = answer_number(answer, "a loss")
+    """Exercise 05.2: ``log(q / (1 - q)) + log p = -1.589`` (``bw.optimal_logit(0.02, 10)``), within 0.005."""
+    value = answer_number(answer, "a logit")
     if value is None:
         return False
+    q, p = LESSON05_2_SHARE, LESSON05_2_POS_WEIGHT
+    prior = math.log(q / (1 - q))
+    right = float(optimal_logit(q, p))
     return judge_number(
         value,
-        math.log(3.0),
+        right,
         correct=(
-            f"log 3 = {math.log(3.0):.4g}. As z_red = z_green = z_blue grow together, q approaches (0, 1/3, 1/3, 1/3) "
-            "and the cross-entropy approaches the target's entropy, log 3, without reaching it (q_none > 0 at finite "
-            "logits). The sigmoid + BCE head's floor is 0, approached the same way: three yeses at once."
+            f"log({q:g} / {1 - q:g}) + log {p:g} = {prior:.4g} + {math.log(p):.4g} = {right:.4g}: the prior's logit, "
+            f"shifted by log p as pos_weight shifts every optimum (sigmoid of it: {1 / (1 + math.exp(-right)):.4g})."
         ),
         slips=[
-            (math.log(2.0), "is log 2, the floor for a pixel in two of these classes. White is in three."),
-            (
-                0.0,
-                "is the sigmoid + BCE head's floor; the softmax head must share one unit of probability between "
-                "three classes.",
-            ),
-            (math.log(4.0), "is log 4; in the limit the 'none' class gets nothing, so only three classes share."),
-            (1.0 / 3.0, "is the probability each class gets; the loss is -sum(target * log q)."),
+            (prior, "is log(pos / neg), right without pos_weight; pos_weight moves the optimum up by log p."),
+            (math.log(q), "is log q; the logit of the prior is log(q / (1 - q))."),
+            (prior - math.log(p), "moves the bias the wrong way: pos_weight raises the optimal logit by log p."),
+            (0.0, "is PyTorch's default start, probability 0.5: the first epochs then push everything down."),
+            (q * p / (q * p + 1 - q), "is the optimal probability; the bias is a logit: take its log-odds."),
         ],
-        otherwise="is not it. Find the softmax output closest to the target, then -sum(target * log q).",
+        otherwise="is not it. The optimum of an empty model is x* = log(q / (1 - q)) + log p (bw.optimal_logit).",
     )
 
 
 def _solution_05_2() -> str:
+    q, p = LESSON05_2_SHARE, LESSON05_2_POS_WEIGHT
     return (
-        f"the cross-entropy -sum_k t_k log q_k would be smallest at q = t = (0, 1/3, 1/3, 1/3), where it equals the "
-        f"entropy of t: 3 * (1/3) * log 3 = {math.log(3.0):.4g}. Softmax reaches q_none = 0 only in the limit (the three "
-        "logits growing together), so log 3 is an infimum: approached, never reached, and nowhere near 0. The "
-        "multi-label head (three sigmoids) has floor 0, approached as all three logits grow."
+        f"an empty model outputs one logit everywhere; its optimum is x* = log(q / (1 - q)) + log p = "
+        f"log({q:g}/{1 - q:g}) + log {p:g} = {float(optimal_logit(q, p)):.4g}. In code: "
+        "with torch.no_grad(): model.head.bias.fill_(math.log(q / (1 - q)) + math.log(p)), or bw.optimal_logit(q, p)."
     )
 
 
 register("05.2", LESSON05_2_QUESTION, check_lesson05_2, _solution_05_2, transfer=True)
 
 
-#: 05.3: the two means with class weights (1, 9) and 10 % positives.
-LESSON05_3_CLASS_WEIGHTS = (1.0, 9.0)
-LESSON05_3_POSITIVE_SHARE = 0.1
+#: 05.3 (a concept): recall 0 at 0.5 but an average precision far above the share.
+LESSON05_3_CHOICES = ("a", "b", "c")
 LESSON05_3_QUESTION = (
-    f"10 % of the pixels are positive. F.cross_entropy(two_logits, y, weight=torch.tensor([1., 9.])) and "
-    "bw.bce_with_logits(x, y, weight=1, pos_weight=9) (reduction 'mean' in both) give the same per-pixel losses. "
-    "By what factor is the BCE mean larger than the cross-entropy mean?"
+    "After 5 epochs your multi-label model's green channel has recall 0 at threshold 0.5. Green covers 1 % of "
+    "the validation pixels, and green's validation average precision is 0.35. Which next step fits the evidence? "
+    "(a) the model has learned nothing about green: raise pos_weight and retrain; "
+    "(b) the model ranks green pixels well above chance, only the 0.5 cut finds none: choose green's threshold on "
+    "validation data and report it on test data; "
+    "(c) the labels must be broken: an average precision above the share is impossible with recall 0. "
+    "Answer with one letter in quotes."
 )
+_LESSON05_3_VERDICTS = {
+    "a": "an AP of 0.35 is 35 times the 0.01 that a ranking which knows nothing scores: the model has learned green's "
+    "ranking. Retraining with a larger pos_weight would mostly move the operating point, which a threshold does for free.",
+    "c": "the AP scores the ranking over every threshold; recall at one cut can be 0 while low thresholds find "
+    "positives. Nothing here points at the labels.",
+}
 
 
-def lesson05_3_answer() -> float:
-    """Cross-entropy divides by ``sum w_y = n (0.9 * 1 + 0.1 * 9)``, BCE by ``n``: the factor is the mean target weight."""
-    (w_neg, w_pos), f = LESSON05_3_CLASS_WEIGHTS, LESSON05_3_POSITIVE_SHARE
-    return (1 - f) * w_neg + f * w_pos
-
-
-def check_lesson05_3(answer: float | None) -> bool:
-    """Exercise 05.3: ``0.9 * 1 + 0.1 * 9 = 1.8`` (within 0.005)."""
-    value = answer_number(answer, "a factor")
-    if value is None:
-        return False
-    right = lesson05_3_answer()
-    return judge_number(
-        value,
-        right,
+def check_lesson05_3(answer: object) -> bool:
+    """Exercise 05.3: (b): a ranking well above chance with nothing above 0.5 is a cut problem, not a learning one."""
+    return judge_choice(
+        answer,
+        LESSON05_3_CHOICES,
+        "b",
         correct=(
-            f"both sum the same weighted losses S. Cross-entropy divides by the targets' weights, n * (0.9 * 1 + 0.1 * 9) "
-            f"= {right:g} n; BCE's 'mean' by n. So BCE mean = {right:g} * CE mean, and its gradients are {right:g} times larger."
+            "the AP (0.35 against the share 0.01) says the model separates green from the rest; recall 0 says "
+            "only that no pixel reaches 0.5. A threshold chosen on validation data uses the ranking as it is (section 4). "
+            "A start bias at log(pos/neg) or more epochs helps only if a calibrated model would reach 0.5 at all "
+            "(section 3's cause 1); for a faint, rare class like section 1's it often would not."
         ),
-        slips=[
-            (1.0 / right, "is the factor the other way round: which denominator is larger, n or the sum of the targets' weights?"),
-            (1.0, "would hold only if the targets' weights averaged 1. Cross-entropy divides by their sum, BCE by n."),
-            (LESSON05_3_CLASS_WEIGHTS[1], "is the positive class weight; the denominators differ by the *mean* weight of the targets."),
-            (sum(LESSON05_3_CLASS_WEIGHTS) / 2, "averages the two class weights; average the targets' weights instead (90 % of them are 1)."),
-        ],
-        otherwise="is not it. Write both means as S / denominator; cross-entropy's denominator is sum of w_{y_i}.",
+        wrong={letter: f"({letter}) does not fit: {verdict}" for letter, verdict in _LESSON05_3_VERDICTS.items()},
     )
 
 
 def _solution_05_3() -> str:
     return (
-        f"S = sum_i w_(y_i) * loss_i is the same in both. F.cross_entropy(weight=...) returns S / sum_i w_(y_i) = "
-        f"S / (n * (0.9 * 1 + 0.1 * 9)); BCE 'mean' returns S / n. Ratio {lesson05_3_answer():g}. To match cross-entropy, "
-        "pass the per-pixel weight map w_(y_i) with reduction='weighted_mean', or divide BCE's sum by weight_map.sum()."
+        "(b). Read the ranking before the cut. An average precision at the positive share (about 0.01 here) means "
+        "nothing is learned yet; 0.35 is far above it, so the model ranks green pixels, and recall 0 at 0.5 means only "
+        "that no probability reaches 0.5. Choose green's threshold on validation data and report on test data "
+        "(section 4). Whether a better start or more epochs would also help depends on the cause (section 3): they "
+        "fix a run still in its bias phase, not a class whose calibrated probability stays below 0.5, as the faint "
+        "green disc of section 1 mostly does."
     )
 
 
-register("05.3", LESSON05_3_QUESTION, check_lesson05_3, _solution_05_3, transfer=True)
-
-
-#: 05.4 (a concept): labels that overlap need one independent yes/no per label.
-LESSON05_4_CHOICES = ("a", "b", "c")
-LESSON05_4_QUESTION = (
-    "A scan is labelled per pixel with 'tumour' and 'oedema', and a pixel can be both (oedema around a tumour "
-    "overlaps it). Which model and loss fit these labels? "
-    "(a) 2 output channels, softmax over them, F.cross_entropy with class indices (N, H, W); "
-    "(b) 2 output channels, one sigmoid each, BCE with logits on 0/1 masks (N, 2, H, W); "
-    "(c) 3 output channels (background, tumour, oedema), softmax, F.cross_entropy with class indices. "
-    "Answer with one letter in quotes."
-)
-_LESSON05_4_VERDICTS = {
-    "a": "softmax makes the two labels compete: their probabilities add up to 1, so a pixel that is both cannot get "
-    "both near 1, and class indices cannot even write 'both' down. It also has no 'neither'.",
-    "c": "a background class gives 'neither', but one index per pixel still cannot say 'both': you would need a fourth "
-    "class 'tumour and oedema', as lesson 05 needs magenta for red and blue at once.",
-}
-
-
-def check_lesson05_4(answer: object) -> bool:
-    """Exercise 05.4: (b): overlapping labels are independent yes/no questions, sigmoid + BCE per channel."""
-    return judge_choice(
-        answer,
-        LESSON05_4_CHOICES,
-        "b",
-        correct=(
-            "each label is its own yes/no question, so each channel gets its own sigmoid and BCE term; a pixel "
-            "can be tumour, oedema, both or neither, as a plate pixel under the code is red and blue in section 1."
-        ),
-        wrong={letter: f"({letter}) does not fit: {verdict}" for letter, verdict in _LESSON05_4_VERDICTS.items()},
-    )
-
-
-def _solution_05_4() -> str:
-    return (
-        "(b). Ask what a pixel is: if it can carry several labels at once, the labels are independent yes/no "
-        "questions: one logit per label, a sigmoid each, BCE on (N, 2, H, W) masks of 0/1 (with a per-channel "
-        "pos_weight if a label is rare). Softmax heads, (a) and (c), give each pixel exactly one class; they fit only "
-        "if 'both' is made a class of its own."
-    )
-
-
-register("05.4", LESSON05_4_QUESTION, check_lesson05_4, _solution_05_4)
+register("05.3", LESSON05_3_QUESTION, check_lesson05_3, _solution_05_3)
 
 
 #: Lesson 05's questionnaire: (question, answer).
 LESSON05_QUESTIONNAIRE = (
-    ("What question decides between sigmoid + BCE and softmax + cross-entropy?",
-     "What a pixel is: several properties at once (multi-label: sigmoid + BCE per channel) or exactly one class "
-     "(single-label: softmax + cross-entropy, background included)."),
-    ("Why is softmax over the R, G, B channels wrong for the plates' masks?",
-     "Its three probabilities add up to 1, so it can say neither 'no colour' (black, 0) nor 'two colours' "
-     "(magenta, 2)."),
-    ("How do you get 'the whole plate' from each model of section 1?",
-     "Multi-label: read the blue channel. Single-label: add the classes that contain blue, blue or magenta."),
-    ("For two classes, what is the relation between one logit with BCE and two logits with cross-entropy?",
-     "The same model: softmax(a, b)_1 = sigmoid(b - a), so the losses are identical and the gradient on b is "
-     "BCE's. But one step moves b - a twice as far as the single logit."),
-    ("Cross-entropy class weights (w0, w1) on two logits: which weight and pos_weight give the same per-pixel "
-     "losses with one logit?",
-     "weight = w0 on every pixel and pos_weight = w1 / w0."),
-    ("In lesson 05's short runs, was a rare class learned on every seed? What should a practitioner do?",
-     "No: at the 0.5 cut the bright green disc was found on at least 3 of 5 seeds and the faint one on none, yet "
-     "the ranking (AP) put green above chance on every bright seed and on most faint ones. Read the ranking (AP) "
-     "as well as the 0.5 cut, use several seeds, and train longer before concluding that a class cannot be "
-     "learned."),
+    ("With pos_weight = neg/pos, where should the output bias start, and why?",
+     "At 0: the empty-model optimum is log(pos/neg) + log(pos_weight) = log(pos/neg) + log(neg/pos) = 0."),
+    ("From PyTorch's default output bias, what do the first epochs of a rare-class run spend their steps on?",
+     "On pushing every output down toward the positive share: every pixel starts near probability 0.5, and Adam moves "
+     "the bias by about the learning rate per step, so the trip to log(pos/neg) takes hundreds of steps."),
+    ("A channel has recall 0 at 0.5. What number tells you whether it was learned at all?",
+     "Its average precision against the positive share: at the share it ranks like chance; well above, it ranks "
+     "and only the cut is wrong."),
+    ("Name the two causes of recall 0 at 0.5 on a model that ranks, and the fix for each.",
+     "A run still behind after its bias phase (start the bias at log(pos/neg), or train longer), and a posterior "
+     "below 0.5 wherever positives look like negatives (lower the threshold, or use pos_weight)."),
+    ("pos_weight = p and the threshold: which unweighted threshold matches a model retrained with p at 0.5?",
+     "1 / (1 + p): shifting the logits by log p and cutting at 0 is the cut x >= -log p."),
+    ("What does pos_weight change on a model that already ranks well, and what on a faint, rare class in a short run?",
+     "On the former it moves the operating point and leaves the average precision about where it was. On the latter "
+     "it moves the operating point too (recall at 0.5 from about 0 to most of the class); which loss ranks the faint "
+     "class better varied from seed to seed in section 1's runs."),
+    ("Why choose a threshold on validation data and report it on separate test data?",
+     "A threshold chosen on the data it is scored on flatters itself; scored on data that played no part in "
+     "choosing it, the figure is what a new image would see."),
+    ("Why does this lesson train every arm from five seeds and print checks instead of one run's digits?",
+     "A tiny model trained for a few hundred steps is one trajectory: another seed (initial weights, batch order) or "
+     "one float32 rounding step can move its figures in the second digit. A finding must hold on every seed, or on a "
+     "stated number of them (at least k of 5) when the lesson says 'most'."),
 )
 register_questionnaire("05", LESSON05_QUESTIONNAIRE)

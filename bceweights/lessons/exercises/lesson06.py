@@ -1,348 +1,250 @@
-"""Lesson 06's exercises, one per topic: the focal ``gamma`` that silences easy pixels (06.1), the U-Net
-map's ``w0`` (06.2), the learning-rate factor of an ignore mask kept in the denominator (06.3), the
-optimum of a label-smoothed loss with ``pos_weight`` (06.4), and a concept question on what ``alpha``
-does to missed positives (06.5); then the lesson's questionnaire (``show_solution("06.Q")``).
+"""Lesson 06's exercises: two-logit cross-entropy class weights as ``weight`` and ``pos_weight``, the
+lowest loss a softmax head can reach on a pixel in three channels, why the two means differ, which head
+fits labels that overlap (a concept), and the end-of-lesson questionnaire.
 
-``check_lesson06_focal`` / ``LESSON06_FOCAL_QUESTION`` are 06.1 and ``check_lesson06_weight_map`` /
-``LESSON06_WEIGHT_MAP_QUESTION`` are 06.2 under their first names.
+``check_lesson06`` and ``LESSON06_QUESTION`` are exercise 06.1 under its first name.
 """
 
 from __future__ import annotations
 
-import numpy as np
-from scipy import ndimage, special
+import math
 
-from bceweights.lessons.exercises.answers import answer_choice, answer_number, judge_number
+from bceweights.lessons.exercises.answers import answer_number, judge_choice, judge_number
 from bceweights.lessons.exercises.registry import register, register_questionnaire
-from bceweights.lessons.explore.display import format_number
-from bceweights.lessons.explore.focal import EASY_FROM, HARD_BELOW, easy_share, focal_curves, focal_sample
-from bceweights.lessons.explore.weight_map import cell_scene, separating_share
+from bceweights.lessons.explore.two_heads import class_weights_as_bce
 
 
-#: The exercise: easy pixels (q_t >= 0.9) should carry at most this share of the total gradient.
-LESSON06_EASY_SHARE = 0.05
-LESSON06_FOCAL_QUESTION = (
-    "On the explorer's sample image, without alpha: what is the smallest gamma (to one decimal) at "
-    f"which the easy pixels (q_t >= {EASY_FROM}) carry at most {LESSON06_EASY_SHARE:.0%} of the total gradient?"
+#: 06.1: a two-logit cross-entropy model with class weights (negatives, positives); the lesson's own
+#: check used (0.5, 4.0).
+LESSON06_CLASS_WEIGHTS = (2.0, 5.0)
+LESSON06_QUESTION = (
+    f"A binary segmenter trained with two logits and F.cross_entropy(..., weight=torch.tensor("
+    f"[{LESSON06_CLASS_WEIGHTS[0]:.1f}, {LESSON06_CLASS_WEIGHTS[1]:.1f}]), reduction='none') is rewritten with "
+    "one logit and bw.bce_with_logits(..., reduction='none'). Which weight and pos_weight give the same "
+    "per-pixel losses?"
 )
 
 
-def lesson06_focal_answer() -> float:
-    """The smallest gamma on the grid 0, 0.1, ..., 5 that meets :data:`LESSON06_FOCAL_QUESTION`."""
-    return next(float(g) for g in np.round(np.arange(0.0, 5.05, 0.1), 1) if easy_share(float(g)) <= LESSON06_EASY_SHARE)
+def check_lesson06(weight: float | None, pos_weight: float | None) -> bool:
+    """Check the answer to lesson 06's exercise (see ``LESSON06_QUESTION``); print a verdict.
 
-
-def check_lesson06_focal(answer: float | None) -> bool:
-    """Check the answer to :data:`LESSON06_FOCAL_QUESTION`; print a verdict and return True when it is right."""
-    gamma = answer_number(answer)
-    if gamma is None:
+    Right: ``weight = w_neg = 2`` and ``pos_weight = w_pos / w_neg = 2.5`` (within 0.1 %). Names the
+    usual slip (``pos_weight = w_pos``, forgetting that ``weight`` multiplies it). Returns True when right.
+    """
+    w_neg, w_pos = LESSON06_CLASS_WEIGHTS
+    expected = class_weights_as_bce(LESSON06_CLASS_WEIGHTS)
+    if weight is None or pos_weight is None:
+        print("No answer yet: replace None with numbers for weight and pos_weight, then run the cell again.")
         return False
-    if not 0.0 <= gamma <= 5.0:
-        print(f"gamma = {format_number(gamma)} is outside the explorer's range [0, 5]; the answer lies inside it.")
-        return False
-    right = lesson06_focal_answer()
-    share = easy_share(gamma)
-    if abs(gamma - right) < 0.05:
+    values = []
+    for name, answer in (("weight", weight), ("pos_weight", pos_weight)):
+        value = answer_number(answer, expected=f"a number for {name}")
+        if value is None:
+            return False
+        values.append(value)
+    weight, pos_weight = values
+    close = lambda a, b: math.isclose(a, b, rel_tol=1e-3)  # noqa: E731
+    if close(weight, expected["weight"]) and close(pos_weight, expected["pos_weight"]):
         print(
-            f"Correct: at gamma = {right:.1f} the easy pixels carry {format_number(share)} of the gradient "
-            f"(BCE: {format_number(easy_share(0.0))}). Each easy pixel keeps at most 0.1**gamma of its BCE loss."
+            f"Correct: the negative term is scaled by weight = {weight:g} = w_neg, the positive term by "
+            f"weight * pos_weight = {weight * pos_weight:g} = w_pos."
         )
         return True
-    if share > LESSON06_EASY_SHARE:
+    if close(weight, w_neg) and close(pos_weight, w_pos):
         print(
-            f"Not yet: at gamma = {format_number(gamma)} the easy pixels still carry {format_number(share)} "
-            f"of the gradient, more than {LESSON06_EASY_SHARE}; try a larger gamma."
+            f"Not yet: the positive term is scaled by weight * pos_weight = {weight * pos_weight:g}, not "
+            f"{w_pos:g}. pos_weight is a ratio applied on top of weight."
+        )
+    elif close(weight, 1.0) and close(pos_weight, w_pos / w_neg):
+        print(
+            f"Not yet: the ratio is right, but with weight=1 every loss is {1 / w_neg:g} times the "
+            "cross-entropy's. weight must carry the negative class weight."
         )
     else:
         print(
-            f"Not yet: gamma = {format_number(gamma)} meets the bound (easy share {format_number(share)}), "
-            "but a smaller gamma does too; look for the smallest one."
+            "Not yet. Hint: in BCE the negative term is scaled by weight alone and the positive term by "
+            "weight * pos_weight; match them to the two class weights."
         )
     return False
 
 
-#: The exercise: separating pixels should carry at least this share of the gradient.
-LESSON06_SEPARATING_SHARE = 0.6
-LESSON06_WEIGHT_MAP_QUESTION = (
-    "In the explorer's first scene (cells = 0), with sigma = 5 and class balance on: what is the smallest "
-    "w0 (a multiple of 0.5) at which the separating pixels carry at least "
-    f"{LESSON06_SEPARATING_SHARE:.0%} of the weighted gradient?"
+def _solution_05_1() -> str:
+    w_neg, w_pos = LESSON06_CLASS_WEIGHTS
+    return (
+        f"cross-entropy multiplies a negative's loss by w_neg = {w_neg:g} and a positive's by w_pos = {w_pos:g}. BCE "
+        f"scales the negative term by weight and the positive term by weight * pos_weight, so weight = {w_neg:g} and "
+        f"pos_weight = {w_pos:g} / {w_neg:g} = {w_pos / w_neg:g}."
+    )
+
+
+LESSON06_1_QUESTION = LESSON06_QUESTION
+check_lesson06_1 = check_lesson06
+register("06.1", LESSON06_1_QUESTION, check_lesson06_1, _solution_05_1, transfer=True)
+
+
+LESSON06_2_QUESTION = (
+    "A pixel is white: red, green and blue all at once. Suppose a softmax head had only the classes none, red, "
+    "green, blue (logits (0, z_red, z_green, z_blue)) and no class for white, and its target spreads evenly over the "
+    "classes the pixel is in. Its cross-entropy on this pixel has a floor: a value it approaches as the logits grow "
+    "but never reaches (an infimum). Enter the softmax head's floor; the verdict then compares it with the sigmoid + "
+    "BCE head's floor."
 )
 
 
-def lesson06_weight_map_answer() -> float:
-    """The smallest w0 on the grid 0, 0.5, ..., 20 that meets :data:`LESSON06_WEIGHT_MAP_QUESTION`."""
-    return next(float(w) for w in np.arange(0.0, 20.01, 0.5) if separating_share(float(w)) >= LESSON06_SEPARATING_SHARE)
-
-
-def check_lesson06_weight_map(answer: float | None) -> bool:
-    """Check the answer to :data:`LESSON06_WEIGHT_MAP_QUESTION`; print a verdict and return True when it is right."""
-    w0 = answer_number(answer)
-    if w0 is None:
+def check_lesson06_2(answer: float | None) -> bool:
+    """Exercise 06.2: the softmax head's floor (infimum) is the entropy of the target (0, 1/3, 1/3, 1/3),
+    ``log 3 = 1.099`` (within 0.005). One number: the sigmoid + BCE head's floor, 0, is in the verdict."""
+    value = answer_number(answer, "a loss")
+    if value is None:
         return False
-    if not 0.0 <= w0 <= 20.0:
-        print(f"w0 = {format_number(w0)} is outside the explorer's range [0, 20]; the answer lies inside it.")
-        return False
-    right = lesson06_weight_map_answer()
-    share = separating_share(w0)
-    if abs(w0 - right) < 0.25:
-        print(
-            f"Correct: at w0 = {format_number(right)} the separating pixels, {format_number(cell_scene(0).regions['separating'].mean())} "
-            f"of the image, carry {format_number(share)} of the gradient (unweighted: {format_number(separating_share(0.0, class_balance=False))})."
-        )
-        return True
-    if share < LESSON06_SEPARATING_SHARE:
-        print(
-            f"Not yet: at w0 = {format_number(w0)} the separating pixels carry {format_number(share)} of the "
-            f"gradient, less than {LESSON06_SEPARATING_SHARE}; try a larger w0."
-        )
-    else:
-        print(
-            f"Not yet: w0 = {format_number(w0)} meets the bound (share {format_number(share)}), but a smaller "
-            "w0 does too; look for the smallest multiple of 0.5."
-        )
-    return False
-
-
-def _solution_06_1() -> str:
-    right = lesson06_focal_answer()
-    return (
-        f"gamma = {right:.1f}: there the easy pixels (q_t >= {EASY_FROM}) carry {format_number(easy_share(right))} of the "
-        f"gradient, and at {right - 0.1:.1f} still {format_number(easy_share(right - 0.1))}. Found by stepping gamma by 0.1 "
-        "on the explorer (or with bceweights.lessons.explore.focal.easy_share)."
+    return judge_number(
+        value,
+        math.log(3.0),
+        correct=(
+            f"log 3 = {math.log(3.0):.4g}. As z_red = z_green = z_blue grow together, q approaches (0, 1/3, 1/3, 1/3) "
+            "and the cross-entropy approaches the target's entropy, log 3, without reaching it (q_none > 0 at finite "
+            "logits). The sigmoid + BCE head's floor is 0, approached the same way: three yeses at once."
+        ),
+        slips=[
+            (math.log(2.0), "is log 2, the floor for a pixel in two of these classes. White is in three."),
+            (
+                0.0,
+                "is the sigmoid + BCE head's floor; the softmax head must share one unit of probability between "
+                "three classes.",
+            ),
+            (math.log(4.0), "is log 4; in the limit the 'none' class gets nothing, so only three classes share."),
+            (1.0 / 3.0, "is the probability each class gets; the loss is -sum(target * log q)."),
+        ],
+        otherwise="is not it. Find the softmax output closest to the target, then -sum(target * log q).",
     )
 
 
-def _solution_06_2() -> str:
-    right = lesson06_weight_map_answer()
+def _solution_05_2() -> str:
     return (
-        f"w0 = {format_number(right)}: the separating pixels then carry {format_number(separating_share(right))} of the "
-        f"weighted gradient, and at {format_number(right - 0.5)} only {format_number(separating_share(right - 0.5))}."
+        f"the cross-entropy -sum_k t_k log q_k would be smallest at q = t = (0, 1/3, 1/3, 1/3), where it equals the "
+        f"entropy of t: 3 * (1/3) * log 3 = {math.log(3.0):.4g}. Softmax reaches q_none = 0 only in the limit (the three "
+        "logits growing together), so log 3 is an infimum: approached, never reached, and nowhere near 0. The "
+        "multi-label head (three sigmoids) has floor 0, approached as all three logits grow."
     )
 
 
-LESSON06_1_QUESTION = LESSON06_FOCAL_QUESTION
-check_lesson06_1 = check_lesson06_focal
-LESSON06_2_QUESTION = LESSON06_WEIGHT_MAP_QUESTION
-check_lesson06_2 = check_lesson06_weight_map
-register("06.1", LESSON06_1_QUESTION, check_lesson06_1, _solution_06_1)
-register("06.2", LESSON06_2_QUESTION, check_lesson06_2, _solution_06_2)
+register("06.2", LESSON06_2_QUESTION, check_lesson06_2, _solution_05_2, transfer=True)
 
 
-#: 06.3: three 32x32 images with this many void pixels each (the lesson used two 16x16 images).
-LESSON06_3_SIDE = 32
-LESSON06_3_VOID = (100, 300, 624)
+#: 06.3: the two means with class weights (1, 9) and 10 % positives.
+LESSON06_3_CLASS_WEIGHTS = (1.0, 9.0)
+LESSON06_3_POSITIVE_SHARE = 0.1
 LESSON06_3_QUESTION = (
-    f"A batch of three {LESSON06_3_SIDE}x{LESSON06_3_SIDE} images has {LESSON06_3_VOID[0]}, {LESSON06_3_VOID[1]} and "
-    f"{LESSON06_3_VOID[2]} void pixels. Under (c), per-pixel losses zeroed on void pixels then .mean() over all "
-    "elements, a kept pixel's gradient is what fraction of its gradient under ignore=void?"
+    f"10 % of the pixels are positive. F.cross_entropy(two_logits, y, weight=torch.tensor([1., 9.])) and "
+    "bw.bce_with_logits(x, y, weight=1, pos_weight=9) (reduction 'mean' in both) give the same per-pixel losses. "
+    "By what factor is the BCE mean larger than the cross-entropy mean?"
 )
 
 
 def lesson06_3_answer() -> float:
-    """The batch's kept fraction: (c) divides by all pixels, ``ignore=`` by the kept ones."""
-    total = 3 * LESSON06_3_SIDE**2
-    return (total - sum(LESSON06_3_VOID)) / total
+    """Cross-entropy divides by ``sum w_y = n (0.9 * 1 + 0.1 * 9)``, BCE by ``n``: the factor is the mean target weight."""
+    (w_neg, w_pos), f = LESSON06_3_CLASS_WEIGHTS, LESSON06_3_POSITIVE_SHARE
+    return (1 - f) * w_neg + f * w_pos
 
 
 def check_lesson06_3(answer: float | None) -> bool:
-    """Exercise 06.3: ``(3072 - 1024) / 3072 = 2/3`` (within 0.005)."""
-    value = answer_number(answer, "a fraction")
+    """Exercise 06.3: ``0.9 * 1 + 0.1 * 9 = 1.8`` (within 0.005)."""
+    value = answer_number(answer, "a factor")
     if value is None:
         return False
     right = lesson06_3_answer()
-    total = 3 * LESSON06_3_SIDE**2
-    kept = total - sum(LESSON06_3_VOID)
     return judge_number(
         value,
         right,
         correct=(
-            f"(c) divides by all {total} pixels, ignore=void by the {kept} kept ones: every kept pixel's gradient is "
-            f"scaled by {kept}/{total} = {right:.4g}, the annotated share of this batch; a batch with less void gets a larger step."
+            f"both sum the same weighted losses S. Cross-entropy divides by the targets' weights, n * (0.9 * 1 + 0.1 * 9) "
+            f"= {right:g} n; BCE's 'mean' by n. So BCE mean = {right:g} * CE mean, and its gradients are {right:g} times larger."
         ),
         slips=[
-            (1.0 - right, "is the void share; the factor is the kept share (what is left in the numerator over all pixels)."),
-            (1.0 / right, "is the factor the other way round: (c)'s denominator is the larger one."),
-            (1.0, "holds only without void pixels: (c) keeps the void pixels in the denominator."),
+            (1.0 / right, "is the factor the other way round: which denominator is larger, n or the sum of the targets' weights?"),
+            (1.0, "would hold only if the targets' weights averaged 1. Cross-entropy divides by their sum, BCE by n."),
+            (LESSON06_3_CLASS_WEIGHTS[1], "is the positive class weight; the denominators differ by the *mean* weight of the targets."),
+            (sum(LESSON06_3_CLASS_WEIGHTS) / 2, "averages the two class weights; average the targets' weights instead (90 % of them are 1)."),
         ],
-        otherwise="is not it. Write both as (sum over kept pixels) / denominator and compare the denominators.",
+        otherwise="is not it. Write both means as S / denominator; cross-entropy's denominator is sum of w_{y_i}.",
     )
 
 
-def _solution_06_3() -> str:
-    total = 3 * LESSON06_3_SIDE**2
-    kept = total - sum(LESSON06_3_VOID)
+def _solution_05_3() -> str:
     return (
-        f"{total} pixels, {sum(LESSON06_3_VOID)} void, {kept} kept. (c) = sum_kept(l) / {total}, ignore=void = "
-        f"sum_kept(l) / {kept}, so (c) = {kept}/{total} * ignore = {lesson06_3_answer():.4g} * ignore, and the same for "
-        "every kept pixel's gradient."
+        f"S = sum_i w_(y_i) * loss_i is the same in both. F.cross_entropy(weight=...) returns S / sum_i w_(y_i) = "
+        f"S / (n * (0.9 * 1 + 0.1 * 9)); BCE 'mean' returns S / n. Ratio {lesson06_3_answer():g}. To match cross-entropy, "
+        "pass the per-pixel weight map w_(y_i) with reduction='weighted_mean', or divide BCE's sum by weight_map.sum()."
     )
 
 
-register("06.3", LESSON06_3_QUESTION, check_lesson06_3, _solution_06_3, transfer=True)
+register("06.3", LESSON06_3_QUESTION, check_lesson06_3, _solution_05_3, transfer=True)
 
 
-#: 06.4: label smoothing and pos_weight together (the lesson printed eps = 0.1 with pos_weight 4).
-LESSON06_4_EPS = 0.2
-LESSON06_4_POS_WEIGHT = 3.0
+#: 06.4 (a concept): labels that overlap need one independent yes/no per label.
+LESSON06_4_CHOICES = ("a", "b", "c")
 LESSON06_4_QUESTION = (
-    f"A pixel with hard label 1 is trained with label_smoothing={LESSON06_4_EPS:g} and pos_weight="
-    f"{LESSON06_4_POS_WEIGHT:g}. At what probability is its loss smallest?"
+    "A scan is labelled per pixel with 'tumour' and 'oedema', and a pixel can be both (oedema around a tumour "
+    "overlaps it). Which model and loss fit these labels? "
+    "(a) 2 output channels, softmax over them, F.cross_entropy with class indices (N, H, W); "
+    "(b) 2 output channels, one sigmoid each, BCE with logits on 0/1 masks (N, 2, H, W); "
+    "(c) 3 output channels (background, tumour, oedema), softmax, F.cross_entropy with class indices. "
+    "Answer with one letter in quotes."
 )
+_LESSON06_4_VERDICTS = {
+    "a": "softmax makes the two labels compete: their probabilities add up to 1, so a pixel that is both cannot get "
+    "both near 1, and class indices cannot even write 'both' down. It also has no 'neither'.",
+    "c": "a background class gives 'neither', but one index per pixel still cannot say 'both': you would need a fourth "
+    "class 'tumour and oedema', as lesson 06 needs magenta for red and blue at once.",
+}
 
 
-def lesson06_4_answer() -> float:
-    """``p y' / (p y' + 1 - y')`` with ``y' = 1 - eps / 2``."""
-    smoothed = 1.0 - LESSON06_4_EPS / 2
-    p = LESSON06_4_POS_WEIGHT
-    return p * smoothed / (p * smoothed + 1.0 - smoothed)
-
-
-def check_lesson06_4(answer: float | None) -> bool:
-    """Exercise 06.4: ``y' = 0.9``, optimum ``2.7 / 2.8 = 0.9643`` (within 0.002)."""
-    value = answer_number(answer, "a probability")
-    if value is None:
-        return False
-    eps, p = LESSON06_4_EPS, LESSON06_4_POS_WEIGHT
-    smoothed = 1.0 - eps / 2
-    smp = 1.0 - eps
-    return judge_number(
-        value,
-        lesson06_4_answer(),
+def check_lesson06_4(answer: object) -> bool:
+    """Exercise 06.4: (b): overlapping labels are independent yes/no questions, sigmoid + BCE per channel."""
+    return judge_choice(
+        answer,
+        LESSON06_4_CHOICES,
+        "b",
         correct=(
-            f"smoothing turns 1 into y' = 1 - {eps:g}/2 = {smoothed:g}, and pos_weight moves the optimum to "
-            f"p y' / (p y' + 1 - y') = {p * smoothed:.4g} / {p * smoothed + 1 - smoothed:.4g} = {lesson06_4_answer():.4g}."
+            "each label is its own yes/no question, so each channel gets its own sigmoid and BCE term; a pixel "
+            "can be tumour, oedema, both or neither, as a plate pixel under the code is red and blue in section 1."
         ),
-        slips=[
-            (smoothed, "is the smoothed target y'; pos_weight still moves the optimum up: p y' / (p y' + 1 - y')."),
-            (p * smp / (p * smp + 1.0 - smp), "smooths 1 to 1 - eps (segmentation_models_pytorch's smooth_factor); here 1 becomes 1 - eps/2."),
-            (smp, "is 1 - eps; label_smoothing=eps maps 1 to 1 - eps/2, and pos_weight then moves the optimum."),
-            (p / (p + 1.0), "is p / (p + 1), the optimum for a target of 1/2; use the smoothed target y'."),
-            (1.0, "was the optimum without smoothing (at infinity); smoothing gives it a finite logit."),
-        ],
-        otherwise="is not it. Smooth the target first, y' = y(1 - eps) + eps/2, then apply p y' / (p y' + 1 - y').",
-        abs_tol=2e-3,
+        wrong={letter: f"({letter}) does not fit: {verdict}" for letter, verdict in _LESSON06_4_VERDICTS.items()},
     )
 
 
-def _solution_06_4() -> str:
-    eps, p = LESSON06_4_EPS, LESSON06_4_POS_WEIGHT
-    smoothed = 1.0 - eps / 2
+def _solution_05_4() -> str:
     return (
-        f"y' = 1 * (1 - {eps:g}) + {eps:g}/2 = {smoothed:g}; the optimum of the weighted loss is p y' / (p y' + 1 - y') = "
-        f"{p * smoothed:.4g} / {p * smoothed + 1 - smoothed:.4g} = {lesson06_4_answer():.4g} "
-        f"(bw.optimal_probability({smoothed:g}, {p:g}))."
+        "(b). Ask what a pixel is: if it can carry several labels at once, the labels are independent yes/no "
+        "questions: one logit per label, a sigmoid each, BCE on (N, 2, H, W) masks of 0/1 (with a per-channel "
+        "pos_weight if a label is rare). Softmax heads, (a) and (c), give each pixel exactly one class; they fit only "
+        "if 'both' is made a class of its own."
     )
 
 
-register("06.4", LESSON06_4_QUESTION, check_lesson06_4, _solution_06_4, transfer=True)
-
-
-# --------------------------------------------------------------------------------------------------
-# 06.5: alpha on a sample whose missed positives are the hard pixels
-
-#: 06.5's sample: the focal explorer's synthetic image with its smallest object missed (logits lowered by this).
-LESSON06_MISSED_SHIFT = 6.0
-LESSON06_5_CHOICES = ("a", "b", "c", "d")
-LESSON06_5_QUESTION = (
-    "On the second focal sample (its smallest object missed, so that object's pixels are hard positives), at gamma = 2: "
-    "which alpha leaves the share of the gradient carried by the missed positives exactly as it is without alpha?\n"
-    "  (a) alpha = 0.25, Lin et al.'s value\n"
-    "  (b) alpha = 0.5\n"
-    "  (c) alpha = 0.75\n"
-    "  (d) none: every alpha moves weight toward one class\n"
-    'Answer with one letter in quotes, e.g. "a".'
-)
-
-
-def lesson06_missed_sample(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The focal explorer's synthetic image (:func:`focal_sample`) with its smallest object missed.
-
-    Returns ``(logits, target, missed)``, each ``(64, 64)``: the object's logits are lowered by
-    :data:`LESSON06_MISSED_SHIFT`, so its pixels become hard positives (``q_t < 0.5``), as the missed
-    objects of a real rare-foreground image are.
-    """
-    logits, target = (t.numpy() for t in focal_sample(seed=seed))
-    objects, count = ndimage.label(target > 0)
-    sizes = ndimage.sum(target > 0, objects, range(1, count + 1))
-    missed = objects == 1 + int(np.argmin(sizes))
-    return logits - LESSON06_MISSED_SHIFT * missed, target, missed
-
-
-def missed_positive_share(gamma: float, alpha: float | None = None, seed: int = 0) -> float:
-    """Share of the total gradient magnitude carried by the hard positives of :func:`lesson06_missed_sample`."""
-    logits, target, _ = lesson06_missed_sample(seed)
-    margin = logits * (2.0 * target - 1.0)
-    alpha_t = 1.0 if alpha is None else alpha * target + (1.0 - alpha) * (1.0 - target)
-    _, gradient = focal_curves(margin, gamma, alpha_t)
-    hard_positive = (special.expit(margin) < HARD_BELOW) & (target == 1)
-    return float(gradient[hard_positive].sum() / gradient.sum())
-
-
-def check_lesson06_5(answer: object) -> bool:
-    """Exercise 06.5: (b); alpha = 0.5 multiplies every pixel by 0.5, which cancels in a share."""
-    letter = answer_choice(answer, LESSON06_5_CHOICES)
-    if letter is None:
-        return False
-    shares = {a: missed_positive_share(2.0, a) for a in (0.25, 0.5, 0.75)}
-    without = missed_positive_share(2.0)
-    if letter == "b":
-        print(f"Correct: alpha = 0.5 gives alpha_t = 0.5 to every pixel, positive or negative, and a common factor "
-              f"cancels in a share: {format_number(shares[0.5])}, as without alpha ({format_number(without)}). Below 0.5 "
-              f"the positives lose share (0.25: {format_number(shares[0.25])}), above it they gain "
-              f"(0.75: {format_number(shares[0.75])}).")
-        return True
-    hints = {
-        "a": f"alpha = 0.25 weights every positive by 0.25 and every negative by 0.75: the missed positives' share falls "
-             f"from {format_number(without)} to {format_number(shares[0.25])}.",
-        "c": f"alpha = 0.75 weights the positives up: their share rises to {format_number(shares[0.75])}.",
-        "d": "one alpha weights both classes alike. Which alpha_t = alpha y + (1 - alpha)(1 - y) is the same for y = 0 "
-             "and y = 1?",
-    }
-    print(f"Not yet: {hints[letter]}")
-    return False
-
-
-def _solution_06_5() -> str:
-    return (
-        "(b). alpha_t = alpha for positives and 1 - alpha for negatives, so alpha = 0.5 multiplies every pixel's loss and "
-        "gradient by 0.5, which cancels in any share. At gamma = 2 the missed positives carry "
-        f"{format_number(missed_positive_share(2.0))} of the gradient without alpha, "
-        f"{format_number(missed_positive_share(2.0, 0.5))} with alpha = 0.5, "
-        f"{format_number(missed_positive_share(2.0, 0.25))} with 0.25 and {format_number(missed_positive_share(2.0, 0.75))} "
-        "with 0.75: alpha moves gradient between the classes, whatever their difficulty."
-    )
-
-
-register("06.5", LESSON06_5_QUESTION, check_lesson06_5, _solution_06_5)
+register("06.4", LESSON06_4_QUESTION, check_lesson06_4, _solution_05_4)
 
 
 #: Lesson 06's questionnaire: (question, answer).
 LESSON06_QUESTIONNAIRE = (
-    ("What does the mean divide by with ignore=void, and with a mask multiplied in before .mean()? Whose step "
-     "changes with the labelled share?",
-     "ignore= divides by the kept pixels, so a labelled pixel's step grows when its batch has few labels; the "
-     "multiplied mask divides by all pixels, so each labelled pixel's step is fixed and the loss value scales with "
-     "the labelled share."),
-    ("Why does bw.audit() report a mostly-zero weight under reduction=\"mean\" as a warning, not an error?",
-     "It can be meant: it is a design choice (the same step for every labelled pixel) with a consequence (a loss "
-     "value that moves with each batch's labelled share), and the diluted-mean message states both."),
-    ("At gamma = 2, what share of its BCE loss does a pixel with q_t = 0.9 keep?",
-     "(1 - 0.9)^2 = 1 %."),
-    ("What does alpha do that gamma does not, and what does alpha = 0.25 do to missed positives?",
-     "gamma weights a pixel by how right it already is; alpha weights it by its class (alpha for positives, 1 - alpha "
-     "for negatives). Where the missed pixels are positives, alpha = 0.25 cuts their share of the gradient."),
-    ("Without alpha, where does a focal-trained model's 0.5 cut sit, and with alpha?",
-     "Without alpha it decides like a calibrated model's 0.5 cut (p >= 0.5 exactly where q >= 0.5); with alpha it "
-     "sits where q = 1 - alpha. Other thresholds are distorted in both cases."),
-    ("Why can focal loss improve calibration in practice (Mukhoti et al., 2020) although its optimum is not q?",
-     "Its optimum is pulled toward 0.5. Networks trained with cross-entropy over-fit and become over-confident, and "
-     "the pull moves them toward the truth; for a model that would be calibrated anyway it is a bias."),
-    ("What does unet_weight_map need as input, and why is a binary mask refused?",
-     "Instance labels (0 background, 1..K one number per object): in a binary mask touching objects cannot be told "
-     "apart, so the distances to the nearest and second-nearest object are unknown."),
-    ("With label_smoothing = eps, what does a calibrated model predict where a fraction q is positive, and how do "
-     "you undo it?",
-     "q (1 - eps) + eps / 2; undo it with (p - eps / 2) / (1 - eps)."),
+    ("What question decides between sigmoid + BCE and softmax + cross-entropy?",
+     "What a pixel is: several properties at once (multi-label: sigmoid + BCE per channel) or exactly one class "
+     "(single-label: softmax + cross-entropy, background included)."),
+    ("Why is softmax over the R, G, B channels wrong for the plates' masks?",
+     "Its three probabilities add up to 1, so it can say neither 'no colour' (black, 0) nor 'two colours' "
+     "(magenta, 2)."),
+    ("How do you get 'the whole plate' from each model of section 1?",
+     "Multi-label: read the blue channel. Single-label: add the classes that contain blue, blue or magenta."),
+    ("For two classes, what is the relation between one logit with BCE and two logits with cross-entropy?",
+     "The same model: softmax(a, b)_1 = sigmoid(b - a), so the losses are identical and the gradient on b is "
+     "BCE's. But one step moves b - a twice as far as the single logit."),
+    ("Cross-entropy class weights (w0, w1) on two logits: which weight and pos_weight give the same per-pixel "
+     "losses with one logit?",
+     "weight = w0 on every pixel and pos_weight = w1 / w0."),
+    ("In lesson 06's short runs, was a rare class learned on every seed? What should a practitioner do?",
+     "No: at the 0.5 cut the bright green disc was found on at least 3 of 5 seeds and the faint one on none, yet "
+     "the ranking (AP) put green above chance on every bright seed and on most faint ones. Read the ranking (AP) "
+     "as well as the 0.5 cut, use several seeds, and train longer before concluding that a class cannot be "
+     "learned."),
 )
 register_questionnaire("06", LESSON06_QUESTIONNAIRE)

@@ -1,325 +1,348 @@
-"""Lesson 07's exercises: undo ``pos_weight`` (Q17), choose a threshold honestly (Q19), run the checklist (Q20),
-does 0.5 find positives at a 10 % share (07.4, a concept, Q18); and the lesson's questionnaire.
+"""Lesson 07's exercises, one per topic: the focal ``gamma`` that silences easy pixels (07.1), the U-Net
+map's ``w0`` (07.2), the learning-rate factor of an ignore mask kept in the denominator (07.3), the
+optimum of a label-smoothed loss with ``pos_weight`` (07.4), and a concept question on what ``alpha``
+does to missed positives (07.5); then the lesson's questionnaire (``show_solution("07.Q")``).
 
-Each has a question (``LESSON07_*_QUESTION``), a checker (``check_lesson07_*``) that prints a verdict
-with a hint, and a worked solution that is printed only by an explicit call,
-``show_lesson07_solution("shift" | "threshold" | "checklist")``.
+``check_lesson07_focal`` / ``LESSON07_FOCAL_QUESTION`` are 07.1 and ``check_lesson07_weight_map`` /
+``LESSON07_WEIGHT_MAP_QUESTION`` are 07.2 under their first names.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-import torch
+from scipy import ndimage, special
 
-from bceweights.lessons.calibration import operating_point, threshold_for_precision, wilson_lower_bound
-from bceweights.lessons.diagnose import CHECK_NAMES, recall_zero_checklist
-from bceweights.lessons.exercises.answers import answer_number, judge_choice, no_answer_yet
+from bceweights.lessons.exercises.answers import answer_choice, answer_number, judge_number
 from bceweights.lessons.exercises.registry import register, register_questionnaire
-from bceweights.lessons.rare_class import REGIMES, TinyMLP, largest_likelihood_ratio, make_features
+from bceweights.lessons.explore.display import format_number
+from bceweights.lessons.explore.focal import EASY_FROM, HARD_BELOW, easy_share, focal_curves, focal_sample
+from bceweights.lessons.explore.weight_map import cell_scene, separating_share
 
-# ------------------------------------------------------------------------------------------------
-# 1. Undo pos_weight (Q17)
 
-LESSON07_POS_WEIGHT = 49.0
-LESSON07_LOGIT = 1.2
-LESSON07_SHIFT_QUESTION = (
-    f"A model trained with pos_weight = {LESSON07_POS_WEIGHT:g} (neg/pos at 2 % positives) outputs the logit "
-    f"{LESSON07_LOGIT:g} for a sample. Near the optimum, what is the calibrated probability that this "
-    "sample is positive (to 3 decimals)?"
+#: The exercise: easy pixels (q_t >= 0.9) should carry at most this share of the total gradient.
+LESSON07_EASY_SHARE = 0.05
+LESSON07_FOCAL_QUESTION = (
+    "On the explorer's sample image, without alpha: what is the smallest gamma (to one decimal) at "
+    f"which the easy pixels (q_t >= {EASY_FROM}) carry at most {LESSON07_EASY_SHARE:.0%} of the total gradient?"
 )
 
 
-def _sigmoid(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-z))
+def lesson07_focal_answer() -> float:
+    """The smallest gamma on the grid 0, 0.1, ..., 5 that meets :data:`LESSON07_FOCAL_QUESTION`."""
+    return next(float(g) for g in np.round(np.arange(0.0, 5.05, 0.1), 1) if easy_share(float(g)) <= LESSON07_EASY_SHARE)
 
 
-def lesson07_shift_answer() -> float:
-    """``sigmoid(logit - log p)``: the weighted model's logit is ``logit(q) + log p`` (``bw.optimal_logit``)."""
-    return _sigmoid(LESSON07_LOGIT - math.log(LESSON07_POS_WEIGHT))
+def check_lesson07_focal(answer: float | None) -> bool:
+    """Check the answer to :data:`LESSON07_FOCAL_QUESTION`; print a verdict and return True when it is right."""
+    gamma = answer_number(answer)
+    if gamma is None:
+        return False
+    if not 0.0 <= gamma <= 5.0:
+        print(f"gamma = {format_number(gamma)} is outside the explorer's range [0, 5]; the answer lies inside it.")
+        return False
+    right = lesson07_focal_answer()
+    share = easy_share(gamma)
+    if abs(gamma - right) < 0.05:
+        print(
+            f"Correct: at gamma = {right:.1f} the easy pixels carry {format_number(share)} of the gradient "
+            f"(BCE: {format_number(easy_share(0.0))}). Each easy pixel keeps at most 0.1**gamma of its BCE loss."
+        )
+        return True
+    if share > LESSON07_EASY_SHARE:
+        print(
+            f"Not yet: at gamma = {format_number(gamma)} the easy pixels still carry {format_number(share)} "
+            f"of the gradient, more than {LESSON07_EASY_SHARE}; try a larger gamma."
+        )
+    else:
+        print(
+            f"Not yet: gamma = {format_number(gamma)} meets the bound (easy share {format_number(share)}), "
+            "but a smaller gamma does too; look for the smallest one."
+        )
+    return False
 
 
-def check_lesson07_shift(answer: float | None) -> bool:
-    """Check :data:`LESSON07_SHIFT_QUESTION`; print a verdict and return True when the answer is right."""
+#: The exercise: separating pixels should carry at least this share of the gradient.
+LESSON07_SEPARATING_SHARE = 0.6
+LESSON07_WEIGHT_MAP_QUESTION = (
+    "In the explorer's first scene (cells = 0), with sigma = 5 and class balance on: what is the smallest "
+    "w0 (a multiple of 0.5) at which the separating pixels carry at least "
+    f"{LESSON07_SEPARATING_SHARE:.0%} of the weighted gradient?"
+)
+
+
+def lesson07_weight_map_answer() -> float:
+    """The smallest w0 on the grid 0, 0.5, ..., 20 that meets :data:`LESSON07_WEIGHT_MAP_QUESTION`."""
+    return next(float(w) for w in np.arange(0.0, 20.01, 0.5) if separating_share(float(w)) >= LESSON07_SEPARATING_SHARE)
+
+
+def check_lesson07_weight_map(answer: float | None) -> bool:
+    """Check the answer to :data:`LESSON07_WEIGHT_MAP_QUESTION`; print a verdict and return True when it is right."""
+    w0 = answer_number(answer)
+    if w0 is None:
+        return False
+    if not 0.0 <= w0 <= 20.0:
+        print(f"w0 = {format_number(w0)} is outside the explorer's range [0, 20]; the answer lies inside it.")
+        return False
+    right = lesson07_weight_map_answer()
+    share = separating_share(w0)
+    if abs(w0 - right) < 0.25:
+        print(
+            f"Correct: at w0 = {format_number(right)} the separating pixels, {format_number(cell_scene(0).regions['separating'].mean())} "
+            f"of the image, carry {format_number(share)} of the gradient (unweighted: {format_number(separating_share(0.0, class_balance=False))})."
+        )
+        return True
+    if share < LESSON07_SEPARATING_SHARE:
+        print(
+            f"Not yet: at w0 = {format_number(w0)} the separating pixels carry {format_number(share)} of the "
+            f"gradient, less than {LESSON07_SEPARATING_SHARE}; try a larger w0."
+        )
+    else:
+        print(
+            f"Not yet: w0 = {format_number(w0)} meets the bound (share {format_number(share)}), but a smaller "
+            "w0 does too; look for the smallest multiple of 0.5."
+        )
+    return False
+
+
+def _solution_06_1() -> str:
+    right = lesson07_focal_answer()
+    return (
+        f"gamma = {right:.1f}: there the easy pixels (q_t >= {EASY_FROM}) carry {format_number(easy_share(right))} of the "
+        f"gradient, and at {right - 0.1:.1f} still {format_number(easy_share(right - 0.1))}. Found by stepping gamma by 0.1 "
+        "on the explorer (or with bceweights.lessons.explore.focal.easy_share)."
+    )
+
+
+def _solution_06_2() -> str:
+    right = lesson07_weight_map_answer()
+    return (
+        f"w0 = {format_number(right)}: the separating pixels then carry {format_number(separating_share(right))} of the "
+        f"weighted gradient, and at {format_number(right - 0.5)} only {format_number(separating_share(right - 0.5))}."
+    )
+
+
+LESSON07_1_QUESTION = LESSON07_FOCAL_QUESTION
+check_lesson07_1 = check_lesson07_focal
+LESSON07_2_QUESTION = LESSON07_WEIGHT_MAP_QUESTION
+check_lesson07_2 = check_lesson07_weight_map
+register("07.1", LESSON07_1_QUESTION, check_lesson07_1, _solution_06_1)
+register("07.2", LESSON07_2_QUESTION, check_lesson07_2, _solution_06_2)
+
+
+#: 07.3: three 32x32 images with this many void pixels each (the lesson used two 16x16 images).
+LESSON07_3_SIDE = 32
+LESSON07_3_VOID = (100, 300, 624)
+LESSON07_3_QUESTION = (
+    f"A batch of three {LESSON07_3_SIDE}x{LESSON07_3_SIDE} images has {LESSON07_3_VOID[0]}, {LESSON07_3_VOID[1]} and "
+    f"{LESSON07_3_VOID[2]} void pixels. Under (c), per-pixel losses zeroed on void pixels then .mean() over all "
+    "elements, a kept pixel's gradient is what fraction of its gradient under ignore=void?"
+)
+
+
+def lesson07_3_answer() -> float:
+    """The batch's kept fraction: (c) divides by all pixels, ``ignore=`` by the kept ones."""
+    total = 3 * LESSON07_3_SIDE**2
+    return (total - sum(LESSON07_3_VOID)) / total
+
+
+def check_lesson07_3(answer: float | None) -> bool:
+    """Exercise 07.3: ``(3072 - 1024) / 3072 = 2/3`` (within 0.005)."""
+    value = answer_number(answer, "a fraction")
+    if value is None:
+        return False
+    right = lesson07_3_answer()
+    total = 3 * LESSON07_3_SIDE**2
+    kept = total - sum(LESSON07_3_VOID)
+    return judge_number(
+        value,
+        right,
+        correct=(
+            f"(c) divides by all {total} pixels, ignore=void by the {kept} kept ones: every kept pixel's gradient is "
+            f"scaled by {kept}/{total} = {right:.4g}, the annotated share of this batch; a batch with less void gets a larger step."
+        ),
+        slips=[
+            (1.0 - right, "is the void share; the factor is the kept share (what is left in the numerator over all pixels)."),
+            (1.0 / right, "is the factor the other way round: (c)'s denominator is the larger one."),
+            (1.0, "holds only without void pixels: (c) keeps the void pixels in the denominator."),
+        ],
+        otherwise="is not it. Write both as (sum over kept pixels) / denominator and compare the denominators.",
+    )
+
+
+def _solution_06_3() -> str:
+    total = 3 * LESSON07_3_SIDE**2
+    kept = total - sum(LESSON07_3_VOID)
+    return (
+        f"{total} pixels, {sum(LESSON07_3_VOID)} void, {kept} kept. (c) = sum_kept(l) / {total}, ignore=void = "
+        f"sum_kept(l) / {kept}, so (c) = {kept}/{total} * ignore = {lesson07_3_answer():.4g} * ignore, and the same for "
+        "every kept pixel's gradient."
+    )
+
+
+register("07.3", LESSON07_3_QUESTION, check_lesson07_3, _solution_06_3, transfer=True)
+
+
+#: 07.4: label smoothing and pos_weight together (the lesson printed eps = 0.1 with pos_weight 4).
+LESSON07_4_EPS = 0.2
+LESSON07_4_POS_WEIGHT = 3.0
+LESSON07_4_QUESTION = (
+    f"A pixel with hard label 1 is trained with label_smoothing={LESSON07_4_EPS:g} and pos_weight="
+    f"{LESSON07_4_POS_WEIGHT:g}. At what probability is its loss smallest?"
+)
+
+
+def lesson07_4_answer() -> float:
+    """``p y' / (p y' + 1 - y')`` with ``y' = 1 - eps / 2``."""
+    smoothed = 1.0 - LESSON07_4_EPS / 2
+    p = LESSON07_4_POS_WEIGHT
+    return p * smoothed / (p * smoothed + 1.0 - smoothed)
+
+
+def check_lesson07_4(answer: float | None) -> bool:
+    """Exercise 07.4: ``y' = 0.9``, optimum ``2.7 / 2.8 = 0.9643`` (within 0.002)."""
     value = answer_number(answer, "a probability")
     if value is None:
         return False
-    if not 0.0 <= value <= 1.0:
-        print(f"{value:.4g} is not a probability: the answer lies between 0 and 1.")
-        return False
-    right = lesson07_shift_answer()
-    close = lambda a, b: abs(a - b) <= 5e-4  # noqa: E731
-    if close(value, right):
-        print(
-            f"Correct: pos_weight={LESSON07_POS_WEIGHT:g} adds log {LESSON07_POS_WEIGHT:g} = "
-            f"{math.log(LESSON07_POS_WEIGHT):.4g} to the optimal logit, so the calibrated probability is "
-            f"sigmoid({LESSON07_LOGIT:g} - {math.log(LESSON07_POS_WEIGHT):.4g}) = {right:.4g}."
-        )
-        return True
-    if close(value, _sigmoid(LESSON07_LOGIT)):
-        print("Not yet: that is the weighted model's own probability, sigmoid(logit). Undo the shift first.")
-    elif close(value, _sigmoid(LESSON07_LOGIT + math.log(LESSON07_POS_WEIGHT))):
-        print("Not yet: that shifts the logit the wrong way. pos_weight > 1 pushed it up; move it back down.")
-    elif close(value, _sigmoid(LESSON07_LOGIT) / LESSON07_POS_WEIGHT):
-        print("Not yet: dividing the probability by p is not the inverse. The shift is additive on the logit.")
-    else:
-        print(
-            "Not yet. The weighted optimum is bw.optimal_logit(q, p) = logit(q) + log p: solve it for q "
-            "(or try bw.optimal_probability on your answer: it should give back sigmoid(1.2))."
-        )
-    return False
+    eps, p = LESSON07_4_EPS, LESSON07_4_POS_WEIGHT
+    smoothed = 1.0 - eps / 2
+    smp = 1.0 - eps
+    return judge_number(
+        value,
+        lesson07_4_answer(),
+        correct=(
+            f"smoothing turns 1 into y' = 1 - {eps:g}/2 = {smoothed:g}, and pos_weight moves the optimum to "
+            f"p y' / (p y' + 1 - y') = {p * smoothed:.4g} / {p * smoothed + 1 - smoothed:.4g} = {lesson07_4_answer():.4g}."
+        ),
+        slips=[
+            (smoothed, "is the smoothed target y'; pos_weight still moves the optimum up: p y' / (p y' + 1 - y')."),
+            (p * smp / (p * smp + 1.0 - smp), "smooths 1 to 1 - eps (segmentation_models_pytorch's smooth_factor); here 1 becomes 1 - eps/2."),
+            (smp, "is 1 - eps; label_smoothing=eps maps 1 to 1 - eps/2, and pos_weight then moves the optimum."),
+            (p / (p + 1.0), "is p / (p + 1), the optimum for a target of 1/2; use the smoothed target y'."),
+            (1.0, "was the optimum without smoothing (at infinity); smoothing gives it a finite logit."),
+        ],
+        otherwise="is not it. Smooth the target first, y' = y(1 - eps) + eps/2, then apply p y' / (p y' + 1 - y').",
+        abs_tol=2e-3,
+    )
 
 
-# ------------------------------------------------------------------------------------------------
-# 2. A threshold for a precision target, chosen on validation (Q19)
+def _solution_06_4() -> str:
+    eps, p = LESSON07_4_EPS, LESSON07_4_POS_WEIGHT
+    smoothed = 1.0 - eps / 2
+    return (
+        f"y' = 1 * (1 - {eps:g}) + {eps:g}/2 = {smoothed:g}; the optimum of the weighted loss is p y' / (p y' + 1 - y') = "
+        f"{p * smoothed:.4g} / {p * smoothed + 1 - smoothed:.4g} = {lesson07_4_answer():.4g} "
+        f"(bw.optimal_probability({smoothed:g}, {p:g}))."
+    )
 
-LESSON07_MIN_PRECISION = 0.25
-LESSON07_THRESHOLD_QUESTION = (
-    "lesson07_threshold_data() returns validation and test scores (the true posterior of the overlapping "
-    f"regime) with their targets. Which threshold gives precision >= {LESSON07_MIN_PRECISION:g} with the most "
-    "recall, chosen on the validation split? Then read its precision on the test split."
+
+register("07.4", LESSON07_4_QUESTION, check_lesson07_4, _solution_06_4, transfer=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# 07.5: alpha on a sample whose missed positives are the hard pixels
+
+#: 07.5's sample: the focal explorer's synthetic image with its smallest object missed (logits lowered by this).
+LESSON07_MISSED_SHIFT = 6.0
+LESSON07_5_CHOICES = ("a", "b", "c", "d")
+LESSON07_5_QUESTION = (
+    "On the second focal sample (its smallest object missed, so that object's pixels are hard positives), at gamma = 2: "
+    "which alpha leaves the share of the gradient carried by the missed positives exactly as it is without alpha?\n"
+    "  (a) alpha = 0.25, Lin et al.'s value\n"
+    "  (b) alpha = 0.5\n"
+    "  (c) alpha = 0.75\n"
+    "  (d) none: every alpha moves weight toward one class\n"
+    'Answer with one letter in quotes, e.g. "a".'
 )
 
 
-def lesson07_threshold_data() -> dict[str, torch.Tensor]:
-    """``{"val_scores", "val_target", "test_scores", "test_target"}``: 4000 samples each, seeds 701 and 702."""
-    regime = REGIMES["overlapping"]
-    val, test = make_features(4000, regime, 701), make_features(4000, regime, 702)
-    return {"val_scores": val.posterior, "val_target": val.y, "test_scores": test.posterior, "test_target": test.y}
+def lesson07_missed_sample(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The focal explorer's synthetic image (:func:`focal_sample`) with its smallest object missed.
+
+    Returns ``(logits, target, missed)``, each ``(64, 64)``: the object's logits are lowered by
+    :data:`LESSON07_MISSED_SHIFT`, so its pixels become hard positives (``q_t < 0.5``), as the missed
+    objects of a real rare-foreground image are.
+    """
+    logits, target = (t.numpy() for t in focal_sample(seed=seed))
+    objects, count = ndimage.label(target > 0)
+    sizes = ndimage.sum(target > 0, objects, range(1, count + 1))
+    missed = objects == 1 + int(np.argmin(sizes))
+    return logits - LESSON07_MISSED_SHIFT * missed, target, missed
 
 
-def lesson07_threshold_answer() -> float:
-    """The validation threshold of :data:`LESSON07_THRESHOLD_QUESTION` (``threshold_for_precision``)."""
-    data = lesson07_threshold_data()
-    return threshold_for_precision(data["val_scores"], data["val_target"], LESSON07_MIN_PRECISION).threshold
+def missed_positive_share(gamma: float, alpha: float | None = None, seed: int = 0) -> float:
+    """Share of the total gradient magnitude carried by the hard positives of :func:`lesson07_missed_sample`."""
+    logits, target, _ = lesson07_missed_sample(seed)
+    margin = logits * (2.0 * target - 1.0)
+    alpha_t = 1.0 if alpha is None else alpha * target + (1.0 - alpha) * (1.0 - target)
+    _, gradient = focal_curves(margin, gamma, alpha_t)
+    hard_positive = (special.expit(margin) < HARD_BELOW) & (target == 1)
+    return float(gradient[hard_positive].sum() / gradient.sum())
 
 
-def check_lesson07_threshold(answer: float | None) -> bool:
-    """Check :data:`LESSON07_THRESHOLD_QUESTION`: any threshold that selects the same validation samples is right."""
-    value = answer_number(answer, "a threshold")
-    if value is None:
+def check_lesson07_5(answer: object) -> bool:
+    """Exercise 07.5: (b); alpha = 0.5 multiplies every pixel by 0.5, which cancels in a share."""
+    letter = answer_choice(answer, LESSON07_5_CHOICES)
+    if letter is None:
         return False
-    data = lesson07_threshold_data()
-    val_scores, val_target = data["val_scores"], data["val_target"]
-    right = lesson07_threshold_answer()
-    chosen, mine = operating_point(val_scores, val_target, right), operating_point(val_scores, val_target, value)
-    if (mine.tp, mine.fp) == (chosen.tp, chosen.fp):
-        test = operating_point(data["test_scores"], data["test_target"], right)
-        predicted = chosen.tp + chosen.fp
-        lower = float(wilson_lower_bound(chosen.tp, predicted, 0.95))
-        steady = threshold_for_precision(val_scores, val_target, LESSON07_MIN_PRECISION, confidence=0.95)
-        print(
-            f"Correct: on validation, threshold {right:.4g} gives precision {chosen.precision:.3f} and recall "
-            f"{chosen.recall:.3f}. The honest numbers are the test split's: precision {test.precision:.3f}, "
-            f"recall {test.recall:.3f}.\nWhy lower? The validation precision rests on {predicted} predictions: "
-            f"its 95 % Wilson lower bound is {lower:.3f}, so {LESSON07_MIN_PRECISION:g} was never shown "
-            f"(threshold_for_precision(..., confidence=0.95) says reached={steady.reached}, as section 4 would)."
-        )
-        return True
-    on_test = threshold_for_precision(data["test_scores"], data["test_target"], LESSON07_MIN_PRECISION).threshold
-    leaked = operating_point(val_scores, val_target, on_test)
-    if (mine.tp, mine.fp) == (leaked.tp, leaked.fp):
-        print("Not yet: that threshold was chosen on the test split. Choose on validation; test only reports.")
-    elif mine.tp + mine.fp == 0:
-        print(f"Not yet: at {value:.4g} nothing is predicted positive on validation; lower the threshold.")
-    elif mine.precision < LESSON07_MIN_PRECISION:
-        print(
-            f"Not yet: on validation, {value:.4g} gives precision {mine.precision:.3f} < {LESSON07_MIN_PRECISION:g}; "
-            "raise the threshold."
-        )
-    else:
-        print(
-            f"Not yet: {value:.4g} meets the precision on validation ({mine.precision:.3f}) with recall "
-            f"{mine.recall:.3f}, but a lower threshold does too and keeps more recall."
-        )
-    return False
-
-
-# ------------------------------------------------------------------------------------------------
-# 3. The recall-is-0 checklist on a case (Q20)
-
-LESSON07_CHECKLIST_QUESTION = (
-    "lesson07_checklist_case() returns (outputs, targets, model) from a colleague whose recall is 0. Run "
-    "recall_zero_checklist(outputs, targets, model=model) and answer with the name of the check that "
-    f"reports [FAIL] (one of: {', '.join(CHECK_NAMES)})."
-)
-
-
-def lesson07_checklist_case() -> tuple[torch.Tensor, torch.Tensor, TinyMLP]:
-    """A model started at the prior logit, whose evaluation passes *probabilities* as outputs."""
-    regime = REGIMES["overlapping"]
-    features = make_features(4000, regime, 703)
-    q = float(features.y.mean())
-    model = TinyMLP(output_bias=math.log(q / (1 - q)), seed=7)
-    outputs = features.posterior.clone()  # what a forward pass ending in torch.sigmoid would hand over
-    return outputs, features.y, model
-
-
-def lesson07_checklist_answer() -> str:
-    outputs, targets, model = lesson07_checklist_case()
-    failures = recall_zero_checklist(outputs, targets, model=model, verbose=False).failures
-    if len(failures) != 1:
-        raise AssertionError(f"lesson07_checklist_case() should fail exactly one check, got {failures}")
-    return failures[0]
-
-
-def check_lesson07_checklist(answer: str | None) -> bool:
-    """Check :data:`LESSON07_CHECKLIST_QUESTION`; accepts the check's name or its number (1-4)."""
-    if answer is None:
-        no_answer_yet("the name of a check, e.g. 'bias init'")
-        return False
-    names = {name.lower(): name for name in CHECK_NAMES}
-    if isinstance(answer, (int, np.integer)) and not isinstance(answer, bool) and 1 <= int(answer) <= len(CHECK_NAMES):
-        given = CHECK_NAMES[int(answer) - 1]
-    elif isinstance(answer, str) and answer.strip().lower() in names:
-        given = names[answer.strip().lower()]
-    else:
-        print(f"Expected one of: {', '.join(repr(n) for n in CHECK_NAMES)} (or its number 1-4), got {answer!r}.")
-        return False
-    right = lesson07_checklist_answer()
-    if given == right:
-        print(
-            "Correct: every output lies in [0, 1], so these are probabilities, not logits; the checklist would "
-            "apply a sigmoid again. Threshold probabilities at 0.5 (or logits at 0), then run the checklist on logits. "
-            "Now run it on torch.logit(outputs): check 2 reports that nothing reaches 0.5 (largest 0.247). The "
-            "colleague's recall 0 is the overlap, not a bug; check 4 shows what a lower threshold gives."
-        )
+    shares = {a: missed_positive_share(2.0, a) for a in (0.25, 0.5, 0.75)}
+    without = missed_positive_share(2.0)
+    if letter == "b":
+        print(f"Correct: alpha = 0.5 gives alpha_t = 0.5 to every pixel, positive or negative, and a common factor "
+              f"cancels in a share: {format_number(shares[0.5])}, as without alpha ({format_number(without)}). Below 0.5 "
+              f"the positives lose share (0.25: {format_number(shares[0.25])}), above it they gain "
+              f"(0.75: {format_number(shares[0.75])}).")
         return True
     hints = {
-        "bias init": "the model's output bias sits at log(pos/neg) already: that check passes. Read its line.",
-        "posterior below 0.5": "that check passes here, and for a reason worth finding: look at what the outputs are.",
-        "learning rate and warmup": "the outputs are spread out and finite: that check passes. Read the other lines.",
+        "a": f"alpha = 0.25 weights every positive by 0.25 and every negative by 0.75: the missed positives' share falls "
+             f"from {format_number(without)} to {format_number(shares[0.25])}.",
+        "c": f"alpha = 0.75 weights the positives up: their share rises to {format_number(shares[0.75])}.",
+        "d": "one alpha weights both classes alike. Which alpha_t = alpha y + (1 - alpha)(1 - y) is the same for y = 0 "
+             "and y = 1?",
     }
-    print(f"Not yet: {hints.get(given, 'run the checklist and read its [FAIL] line.')}")
+    print(f"Not yet: {hints[letter]}")
     return False
 
 
-# ------------------------------------------------------------------------------------------------
-# Solutions, only on request.
-
-def _solution_shift() -> str:
+def _solution_06_5() -> str:
     return (
-        f"z = {LESSON07_LOGIT:g} - math.log({LESSON07_POS_WEIGHT:g})   # undo the optimum's shift log p\n"
-        f"q = 1 / (1 + math.exp(-z))        # = {lesson07_shift_answer():.4g}"
+        "(b). alpha_t = alpha for positives and 1 - alpha for negatives, so alpha = 0.5 multiplies every pixel's loss and "
+        "gradient by 0.5, which cancels in any share. At gamma = 2 the missed positives carry "
+        f"{format_number(missed_positive_share(2.0))} of the gradient without alpha, "
+        f"{format_number(missed_positive_share(2.0, 0.5))} with alpha = 0.5, "
+        f"{format_number(missed_positive_share(2.0, 0.25))} with 0.25 and {format_number(missed_positive_share(2.0, 0.75))} "
+        "with 0.75: alpha moves gradient between the classes, whatever their difficulty."
     )
 
 
-def _solution_threshold() -> str:
-    return (
-        "data = lesson07_threshold_data()\n"
-        f"choice = threshold_for_precision(data['val_scores'], data['val_target'], {LESSON07_MIN_PRECISION:g})\n"
-        "test = operating_point(data['test_scores'], data['test_target'], choice.threshold)\n"
-        f"# choice.threshold = {lesson07_threshold_answer():.4g}; report test.precision and test.recall"
-    )
-
-
-def _solution_checklist() -> str:
-    return (
-        "outputs, targets, model = lesson07_checklist_case()\n"
-        "report = recall_zero_checklist(outputs, targets, model=model)\n"
-        f"report.failures   # [{lesson07_checklist_answer()!r}]: the outputs are probabilities, not logits\n"
-        "report = recall_zero_checklist(torch.logit(outputs), targets, model=model)\n"
-        "report.failures   # ['posterior below 0.5', 'evaluation threshold']: nothing reaches 0.5 (largest 0.247);\n"
-        "                  # recall 0 is the overlap, not a bug, and check 4 shows what a lower threshold gives"
-    )
-
-
-#: The worked solutions by the names ``show_lesson07_solution`` takes.
-_SOLUTIONS = {"shift": _solution_shift, "threshold": _solution_threshold, "checklist": _solution_checklist}
-
-
-def show_lesson07_solution(exercise: str) -> None:
-    """Print the worked solution of ``"shift"``, ``"threshold"`` or ``"checklist"``."""
-    solution = _SOLUTIONS.get(exercise)
-    print(solution() if solution else "Choose one of: 'shift', 'threshold', 'checklist'.")
-
-
-register("07.1", LESSON07_SHIFT_QUESTION, check_lesson07_shift, lambda: "\n" + _solution_shift(), transfer=True)
-register("07.2", LESSON07_THRESHOLD_QUESTION, check_lesson07_threshold, lambda: "\n" + _solution_threshold(), transfer=True)
-register("07.3", LESSON07_CHECKLIST_QUESTION, check_lesson07_checklist, lambda: "\n" + _solution_checklist(), transfer=True)
-
-# The collection's one naming scheme (``check_lessonNN_K``, ``LESSONNN_K_QUESTION``) for the same exercises.
-LESSON07_1_QUESTION, check_lesson07_1 = LESSON07_SHIFT_QUESTION, check_lesson07_shift
-LESSON07_2_QUESTION, check_lesson07_2 = LESSON07_THRESHOLD_QUESTION, check_lesson07_threshold
-LESSON07_3_QUESTION, check_lesson07_3 = LESSON07_CHECKLIST_QUESTION, check_lesson07_checklist
-
-
-# ------------------------------------------------------------------------------------------------
-# 4. A concept: does 0.5 find positives at a 10 % share? (Q18)
-
-LESSON07_4_CHOICES = ("a", "b", "c")
-LESSON07_4_QUESTION = (
-    "Keep section 1's overlapping clouds exactly as they are (centre distance 1.5, spread 0.6) but draw 10 % "
-    "positives instead of 2 %. A perfect model, the true posterior P(y=1|x), is thresholded at 0.5. "
-    "(a) It finds nothing: the overlap alone decides, and these clouds overlap as much as at 2 %; "
-    "(b) it finds positives: where positives are densest relative to negatives, the posterior now passes 0.5; "
-    "(c) it finds nothing: 10 % is still a rare class, and only pos_weight or oversampling would let 0.5 find any. "
-    "Predict, then check with largest_likelihood_ratio(REGIMES['overlapping']) from bceweights.lessons.rare_class. "
-    "Answer with one letter in quotes."
-)
-_LESSON07_4_VERDICTS = {
-    "a": "the overlap sets how large the likelihood ratio LR(x) = p(x|y=1) / p(x|y=0) can get (about 16 here), but the "
-    "posterior reaches 0.5 where LR(x) >= (1 - π)/π, and that bar falls from 49 at 2 % to 9 at 10 %.",
-    "c": "the true posterior is not trained at all, so no loss or sampler enters it; and pos_weight would move a trained "
-    "model's scale, not the posterior. The bar (1 - π)/π is 9 at 10 %: compare it with the largest LR(x).",
-}
-
-
-def check_lesson07_4(answer: object) -> bool:
-    """Exercise 07.4: (b): the posterior reaches 0.5 where LR(x) >= (1 - π)/π; the largest LR is about 16 > 9."""
-    largest = largest_likelihood_ratio(REGIMES["overlapping"])
-    odds = largest * 0.1 / 0.9
-    return judge_choice(
-        answer,
-        LESSON07_4_CHOICES,
-        "b",
-        correct=(
-            f"the largest likelihood ratio of these clouds is {largest:.4g}, above the bar (1 - π)/π = 9 at "
-            f"10 %, so the posterior peaks at {odds / (1 + odds):.4g}; at 2 % the bar is 49 and it peaks at "
-            f"{largest * 0.02 / 0.98 / (1 + largest * 0.02 / 0.98):.4g}. Share and overlap decide together."
-        ),
-        wrong={letter: f"({letter}) does not fit: {verdict}" for letter, verdict in _LESSON07_4_VERDICTS.items()},
-    )
-
-
-def _solution_07_4() -> str:
-    largest = largest_likelihood_ratio(REGIMES["overlapping"])
-    return (
-        "(b). Bayes: posterior odds = LR(x) · π / (1 - π), so P(y=1|x) >= 0.5 exactly where LR(x) >= (1 - π)/π.\n"
-        f"largest_likelihood_ratio(REGIMES['overlapping'])   # {largest:.4g}\n"
-        f"share_where_half_is_reached(REGIMES['overlapping'])   # {1 / (1 + largest):.4g}: from this share on, 0.5 finds positives\n"
-        f"At 10 % the bar is 9 < {largest:.4g}: the samples where LR(x) >= 9 (around x = (2.3, 0), beyond the positives' "
-        f"centre, where the negatives thin out faster) pass 0.5. At 2 % it is 49 > {largest:.4g}: none do."
-    )
-
-
-register("07.4", LESSON07_4_QUESTION, check_lesson07_4, _solution_07_4)
+register("07.5", LESSON07_5_QUESTION, check_lesson07_5, _solution_06_5)
 
 
 #: Lesson 07's questionnaire: (question, answer).
 LESSON07_QUESTIONNAIRE = (
-    ("Which columns of section 2's tables do pos_weight, oversampling, focal loss and Dice change, and which do they "
-     "leave nearly alone?",
-     "They change calibration (Brier score, slope, intercept, reliability) and the operating point at 0.5; they leave "
-     "the ranking (AUROC, AUPRC) within a few hundredths of plain BCE's."),
-    ("When does the true posterior reach 0.5, in terms of the likelihood ratio and the share π?",
-     "Where LR(x) = p(x|y=1) / p(x|y=0) is at least (1 - π)/π: the overlap bounds LR, the share sets the bar."),
-    ("A model trained with pos_weight = p: what undoes its shift, and how exactly?",
-     "sigmoid(logit - log p), exact only at the optimum; check it on validation data and refit the intercept (and "
-     "slope) there if it is off."),
-    ("Why can an ECE of 0.005 hide miscalibration with a rare class?",
-     "Most probabilities are tiny, so the low bins decide the mean; the top scores, where thresholds are chosen, "
-     "weigh little. Look at the top (e.g. the top 1 %) and at the calibration intercept with the slope fixed at 1."),
-    ("How do you choose a threshold for 'precision at least X', and where do you report it?",
-     "On validation data, the lowest threshold whose precision (better: its Wilson lower bound) reaches X; "
-     "precision and recall are reported on test data."),
-    ("Why is every comparison of the lesson trained from five seeds and stated as a check with a margin?",
-     "A tiny network trained briefly is chaotic: a 1e-7 change of its initial weights moves its figures in the second "
-     "digit, so a finding is what every seed shows, with room to spare."),
-    ("The recall-0 checklist flags PyTorch's default output bias on a model whose loss went below the base rate and "
-     "whose AP is well above the share. Is that the cause of recall 0?",
-     "No: the model learned, so the bias only warns. Read every check's finding; the numbers do not rank causes."),
+    ("What does the mean divide by with ignore=void, and with a mask multiplied in before .mean()? Whose step "
+     "changes with the labelled share?",
+     "ignore= divides by the kept pixels, so a labelled pixel's step grows when its batch has few labels; the "
+     "multiplied mask divides by all pixels, so each labelled pixel's step is fixed and the loss value scales with "
+     "the labelled share."),
+    ("Why does bw.audit() report a mostly-zero weight under reduction=\"mean\" as a warning, not an error?",
+     "It can be meant: it is a design choice (the same step for every labelled pixel) with a consequence (a loss "
+     "value that moves with each batch's labelled share), and the diluted-mean message states both."),
+    ("At gamma = 2, what share of its BCE loss does a pixel with q_t = 0.9 keep?",
+     "(1 - 0.9)^2 = 1 %."),
+    ("What does alpha do that gamma does not, and what does alpha = 0.25 do to missed positives?",
+     "gamma weights a pixel by how right it already is; alpha weights it by its class (alpha for positives, 1 - alpha "
+     "for negatives). Where the missed pixels are positives, alpha = 0.25 cuts their share of the gradient."),
+    ("Without alpha, where does a focal-trained model's 0.5 cut sit, and with alpha?",
+     "Without alpha it decides like a calibrated model's 0.5 cut (p >= 0.5 exactly where q >= 0.5); with alpha it "
+     "sits where q = 1 - alpha. Other thresholds are distorted in both cases."),
+    ("Why can focal loss improve calibration in practice (Mukhoti et al., 2020) although its optimum is not q?",
+     "Its optimum is pulled toward 0.5. Networks trained with cross-entropy over-fit and become over-confident, and "
+     "the pull moves them toward the truth; for a model that would be calibrated anyway it is a bias."),
+    ("What does unet_weight_map need as input, and why is a binary mask refused?",
+     "Instance labels (0 background, 1..K one number per object): in a binary mask touching objects cannot be told "
+     "apart, so the distances to the nearest and second-nearest object are unknown."),
+    ("With label_smoothing = eps, what does a calibrated model predict where a fraction q is positive, and how do "
+     "you undo it?",
+     "q (1 - eps) + eps / 2; undo it with (p - eps / 2) / (1 - eps)."),
 )
 register_questionnaire("07", LESSON07_QUESTIONNAIRE)
-

@@ -1,391 +1,325 @@
-"""Lesson 08's exercises and questionnaire.
+"""Lesson 08's exercises: undo ``pos_weight`` (Q17), choose a threshold honestly (Q19), run the checklist (Q20),
+does 0.5 find positives at a 10 % share (08.4, a concept, Q18); and the lesson's questionnaire.
 
-* 08.1 (repair): rewrite a loss line that the audit reports until it comes back clean and right. The
-  checker calls ``my_loss`` under ``bw.audit()`` on two seeded batches, one of them 3 pixels wide
-  (W == C, where a 1-D ``pos_weight`` lines up with the width without an error), and compares the
-  value with the intended loss. ``check_lesson08`` / ``LESSON08_QUESTION`` are its first names.
-* 08.2 (concept): which of three ``pos_weight`` calls the audit reports as an error (a per-element
-  ``pos_weight`` is legitimate; one that follows the labels is not).
-* 08.3 (repair): a training step fed PNG masks of 0 and 255; the checker runs the learner's step
-  under audit and compares it with the loss meant.
-* 08.4 (transfer): the constant that masking by multiplication adds to a with-logits mean.
-
-Solutions are printed only on request: ``show_solution("08.K")`` (or ``print(lesson08_solution())``
-for 08.1), the questionnaire's answers by ``show_solution("08.Q")``.
+Each has a question (``LESSON08_*_QUESTION``), a checker (``check_lesson08_*``) that prints a verdict
+with a hint, and a worked solution that is printed only by an explicit call,
+``show_lesson08_solution("shift" | "threshold" | "checklist")``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
+import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 
-from bceweights.audit import audit
-from bceweights.lessons.exercises.answers import answer_choice, answer_number, judge_number, no_answer_yet
+from bceweights.lessons.calibration import operating_point, threshold_for_precision, wilson_lower_bound
+from bceweights.lessons.diagnose import CHECK_NAMES, recall_zero_checklist
+from bceweights.lessons.exercises.answers import answer_number, judge_choice, no_answer_yet
 from bceweights.lessons.exercises.registry import register, register_questionnaire
+from bceweights.lessons.rare_class import REGIMES, TinyMLP, largest_likelihood_ratio, make_features
 
-LESSON08_POS_WEIGHT = (1.0, 30.0, 6.0)
-LESSON08_VOID = 255.0
-#: (N, C, H, W) of the two batches the checker uses: W == C first, then a width that differs.
-LESSON08_SHAPES = ((2, 3, 6, 3), (2, 3, 4, 5))
+# ------------------------------------------------------------------------------------------------
+# 1. Undo pos_weight (Q17)
 
-LESSON08_QUESTION = (
-    "A model outputs logits (N, 3, H, W); the masks (N, 3, H, W) hold 0 and 1, and 255 on void pixels "
-    "nobody annotated. Each channel has its own pos_weight, [1, 30, 6]. This line runs on 3-pixel-wide "
-    "crops and is wrong twice over:\n"
-    "    F.binary_cross_entropy_with_logits(logits, masks, pos_weight=torch.tensor([1.0, 30.0, 6.0]))\n"
-    "Write my_loss(logits, masks) in plain PyTorch: pos_weight per channel, void pixels left out, and the "
-    "mean over the elements that are not void. It must work for any N, H and W."
+LESSON08_POS_WEIGHT = 49.0
+LESSON08_LOGIT = 1.2
+LESSON08_SHIFT_QUESTION = (
+    f"A model trained with pos_weight = {LESSON08_POS_WEIGHT:g} (neg/pos at 2 % positives) outputs the logit "
+    f"{LESSON08_LOGIT:g} for a sample. Near the optimum, what is the calibrated probability that this "
+    "sample is positive (to 3 decimals)?"
 )
 
 
-def _batch(shape: tuple[int, ...], seed: int) -> tuple[Tensor, Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    logits = torch.randn(shape, generator=generator, dtype=torch.float64)
-    masks = (torch.rand(shape, generator=generator, dtype=torch.float64) < 0.3).double()
-    void = torch.rand(shape, generator=generator, dtype=torch.float64) < 0.2
-    return logits, masks.masked_fill(void, LESSON08_VOID)
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z))
 
 
-def _per_element(logits: Tensor, masks: Tensor, pos_weight: bool = True) -> tuple[Tensor, Tensor]:
-    keep = masks != LESSON08_VOID
-    weights = torch.tensor(LESSON08_POS_WEIGHT, dtype=logits.dtype).view(3, 1, 1) if pos_weight else None
-    losses = F.binary_cross_entropy_with_logits(logits, masks.masked_fill(~keep, 0), pos_weight=weights, reduction="none")
-    return losses * keep, keep
+def lesson08_shift_answer() -> float:
+    """``sigmoid(logit - log p)``: the weighted model's logit is ``logit(q) + log p`` (``bw.optimal_logit``)."""
+    return _sigmoid(LESSON08_LOGIT - math.log(LESSON08_POS_WEIGHT))
 
 
-def lesson08_reference(logits: Tensor, masks: Tensor) -> Tensor:
-    """The intended loss: per-channel pos_weight, void elements out, mean over the kept elements."""
-    losses, keep = _per_element(logits, masks)
-    return losses.sum() / keep.sum()
-
-
-def lesson08_solution() -> str:
-    """One solution, as code (print it): the notebook never prints it for you."""
-    return (
-        "def my_loss(logits, masks):\n"
-        "    keep = masks != 255\n"
-        "    pos_weight = torch.tensor([1.0, 30.0, 6.0], dtype=logits.dtype).view(3, 1, 1)   # (C, 1, 1)\n"
-        "    losses = F.binary_cross_entropy_with_logits(\n"
-        "        logits, masks.masked_fill(~keep, 0), pos_weight=pos_weight, reduction=\"none\")\n"
-        "    return (losses * keep).sum() / keep.sum()"
-    )
-
-
-def _slip(value: float, logits: Tensor, masks: Tensor) -> str:
-    """A hint for a wrong value: which usual slip it matches."""
-    losses, keep = _per_element(logits, masks)
-    plain, _ = _per_element(logits, masks, pos_weight=False)
-    close = lambda other: abs(value - float(other)) <= 1e-6 * max(1.0, abs(float(other)))  # noqa: E731
-    if close(losses.sum() / losses.numel()):
-        return ("it divides by every element, void ones included (a diluted mean): divide the sum by the "
-                "number of kept elements, keep.sum().")
-    if close(plain.sum() / keep.sum()):
-        return "pos_weight is missing: pass the three values, shaped (3, 1, 1) so that they follow the channels."
-    if close(losses.sum()):
-        return "that is the sum: divide it by the number of kept elements."
-    return ("compute the per-element losses with reduction=\"none\" on targets whose void entries are set to 0, "
-            "multiply by keep = masks != 255, and divide the sum by keep.sum().")
-
-
-def check_lesson08(answer: Callable[[Tensor, Tensor], Tensor] | None) -> bool:
-    """Check the answer to :data:`LESSON08_QUESTION` (a function); print a verdict; True when it is right."""
-    if answer is None:
-        no_answer_yet("your function, e.g. my_loss (defined in the cell above)")
+def check_lesson08_shift(answer: float | None) -> bool:
+    """Check :data:`LESSON08_SHIFT_QUESTION`; print a verdict and return True when the answer is right."""
+    value = answer_number(answer, "a probability")
+    if value is None:
         return False
-    if not callable(answer):
-        print(f"Expected a function my_loss(logits, masks), got {type(answer).__name__}.")
+    if not 0.0 <= value <= 1.0:
+        print(f"{value:.4g} is not a probability: the answer lies between 0 and 1.")
         return False
-    values = []
-    for seed, shape in enumerate(LESSON08_SHAPES):
-        logits, masks = _batch(shape, seed)
-        try:
-            with audit() as report:
-                value = answer(logits, masks)
-        except Exception as error:  # the learner's code: show what it raised
-            first = str(error).splitlines()[0] if str(error) else ""
-            print(f"Not yet: on a batch of shape {shape} my_loss raised {type(error).__name__}: {first}")
-            if shape[3] != shape[1]:
-                print("Hint: a 1-D pos_weight lines up with the last axis, W; shape it (3, 1, 1) for the channels.")
-            return False
-        if report.findings:
-            print(f"Not yet: on a batch of shape {shape} the audit reports {', '.join(report.rules)}:")
-            for finding in report.findings:
-                print("    " + finding.message.splitlines()[0])
-            return False
-        if not isinstance(value, Tensor) or value.numel() != 1:
-            print(f"Expected my_loss to return a one-element tensor (the loss), got {type(value).__name__}.")
-            return False
-        right = float(lesson08_reference(logits, masks))
-        got = float(value)
-        if abs(got - right) > 1e-6 * max(1.0, abs(right)):
-            print(f"Not yet: on a batch of shape {shape} my_loss gives {got:.4g}, the intended loss is "
-                  f"{right:.4g}; {_slip(got, logits, masks)}")
-            return False
-        values.append(right)
-    print(f"Correct: the audit is clean on both batches and the values match ({values[0]:.4g} and "
-          f"{values[1]:.4g}). The void pixels are out, and pos_weight follows the channels at any width.")
-    return True
-
-
-def _run_audited(answer: Callable[..., Tensor], shape: tuple[int, ...], *tensors: Tensor) -> Tensor | None:
-    """Call the learner's function under audit; the value, or None after printing why it is not accepted."""
-    try:
-        with audit() as report:
-            value = answer(*tensors)
-    except Exception as error:  # the learner's code: show what it raised
-        first = str(error).splitlines()[0] if str(error) else ""
-        print(f"Not yet: on a batch of shape {shape} your function raised {type(error).__name__}: {first}")
-        return None
-    if report.findings:
-        print(f"Not yet: on a batch of shape {shape} the audit reports {', '.join(report.rules)}:")
-        for finding in report.findings:
-            print("    " + finding.message.splitlines()[0])
-        return None
-    if not isinstance(value, Tensor) or value.numel() != 1:
-        print(f"Expected your function to return a one-element tensor (the loss), got {type(value).__name__}.")
-        return None
-    return value
-
-
-LESSON08_1_QUESTION = LESSON08_QUESTION
-check_lesson08_1 = check_lesson08
-register("08.1", LESSON08_1_QUESTION, check_lesson08_1, lambda: "\n" + lesson08_solution(), transfer=True)
-
-
-# --------------------------------------------------------------------------------------------------
-# 08.2: which pos_weight is an error?
-
-LESSON08_2_CHOICES = ("a", "b", "c")
-#: The three calls of 08.2, as the question writes them (``logits``, ``labels``: (8, 3)).
-LESSON08_2_CALLS = {
-    "a": "pos_weight=torch.tensor([1.0, 4.0, 9.0])",
-    "b": "pos_weight=torch.rand(8, 3) + 1",
-    "c": "pos_weight=torch.tensor([0.2, 0.8])[labels.long()]",
-}
-LESSON08_2_QUESTION = (
-    "A multi-label classifier gives logits (8, 3): 8 samples, 3 labels; labels (8, 3) hold 0 and 1. All three calls "
-    "below run without an error:\n"
-    f"  (a) F.binary_cross_entropy_with_logits(logits, labels, {LESSON08_2_CALLS['a']})\n"
-    f"  (b) F.binary_cross_entropy_with_logits(logits, labels, {LESSON08_2_CALLS['b']})   # one weight per element, by design\n"
-    f"  (c) F.binary_cross_entropy_with_logits(logits, labels, {LESSON08_2_CALLS['c']})   # class weights by label\n"
-    "Which one does bw.audit() report as an error? Answer with one letter in quotes, e.g. \"a\"."
-)
-
-
-def lesson08_2_rules(seed: int = 0) -> dict[str, list[str]]:
-    """The rules the audit reports on each call of 08.2, run on seeded (8, 3) logits and labels."""
-    generator = torch.Generator().manual_seed(seed)
-    logits = torch.randn(8, 3, generator=generator)
-    labels = (torch.rand(8, 3, generator=generator) < 0.3).float()
-    operands = {
-        "a": torch.tensor([1.0, 4.0, 9.0]),
-        "b": torch.rand(8, 3, generator=generator) + 1,
-        "c": torch.tensor([0.2, 0.8])[labels.long()],
-    }
-    rules = {}
-    for letter, pos_weight in operands.items():
-        with audit() as report:
-            F.binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight)
-        rules[letter] = [f.rule for f in report.errors]
-    return rules
-
-
-def check_lesson08_2(answer: object) -> bool:
-    """Exercise 08.2: (c), class weights picked by the label act as one pos_weight (per-sample-pos-weight)."""
-    letter = answer_choice(answer, LESSON08_2_CHOICES)
-    if letter is None:
-        return False
-    if letter == "c":
-        print("Correct: pos_weight multiplies only the positive term, so the 0.2 picked for every negative is never "
-              "used: (c) is one pos_weight of 0.8, which weights the positives down. The audit reports it as "
-              "per-sample-pos-weight because the values follow the labels.")
+    right = lesson08_shift_answer()
+    close = lambda a, b: abs(a - b) <= 5e-4  # noqa: E731
+    if close(value, right):
+        print(
+            f"Correct: pos_weight={LESSON08_POS_WEIGHT:g} adds log {LESSON08_POS_WEIGHT:g} = "
+            f"{math.log(LESSON08_POS_WEIGHT):.4g} to the optimal logit, so the calibrated probability is "
+            f"sigmoid({LESSON08_LOGIT:g} - {math.log(LESSON08_POS_WEIGHT):.4g}) = {right:.4g}."
+        )
         return True
-    if letter == "a":
-        print("Not yet: (a) is one ratio per label, and on (N, C) a (C,) tensor lines up with the labels, as meant. "
-              "Look for the call whose values depend on each element's label.")
+    if close(value, _sigmoid(LESSON08_LOGIT)):
+        print("Not yet: that is the weighted model's own probability, sigmoid(logit). Undo the shift first.")
+    elif close(value, _sigmoid(LESSON08_LOGIT + math.log(LESSON08_POS_WEIGHT))):
+        print("Not yet: that shifts the logit the wrong way. pos_weight > 1 pushed it up; move it back down.")
+    elif close(value, _sigmoid(LESSON08_LOGIT) / LESSON08_POS_WEIGHT):
+        print("Not yet: dividing the probability by p is not the inverse. The shift is additive on the logit.")
     else:
-        print("Not yet: (b) is a positive weight for every element, of the target's full shape, which PyTorch "
-              "documents. The audit leaves it alone: it reports a pos_weight along the batch only when it follows "
-              "the labels, or repeats one row (a warning).")
+        print(
+            "Not yet. The weighted optimum is bw.optimal_logit(q, p) = logit(q) + log p: solve it for q "
+            "(or try bw.optimal_probability on your answer: it should give back sigmoid(1.2))."
+        )
     return False
 
 
-def _solution_08_2() -> str:
-    return (
-        "(c). torch.tensor([0.2, 0.8])[labels.long()] holds 0.8 on every positive and 0.2 on every negative. "
-        "pos_weight multiplies only the positive term, so the 0.2 is never used: the call is one pos_weight of 0.8, "
-        "which weights the positives down, not the class weighting it looks like (per-sample-pos-weight, an error). "
-        "Write weight=torch.where(labels == 1, 0.8, 0.2) for class weights, or pos_weight=torch.tensor([4.0]) for the "
-        "same balance as one ratio. (a) lines up with the labels; (b) is a per-element pos_weight, legitimate."
-    )
+# ------------------------------------------------------------------------------------------------
+# 2. A threshold for a precision target, chosen on validation (Q19)
 
-
-register("08.2", LESSON08_2_QUESTION, check_lesson08_2, _solution_08_2)
-
-
-# --------------------------------------------------------------------------------------------------
-# 08.3: a step fed PNG masks of 0 and 255
-
-#: (N, 1, H, W) of the two batches 08.3 is checked on.
-LESSON08_3_SHAPES = ((4, 1, 8, 8), (2, 1, 5, 7))
-LESSON08_3_QUESTION = (
-    "A data loader reads binary masks from PNG files as they are stored: torch.uint8, 0 for background and 255 for "
-    "the object. The training step is\n"
-    "    loss = F.binary_cross_entropy_with_logits(logits, masks.float())\n"
-    "and bw.audit() reports target-out-of-range. Write my_step(logits, masks) that returns the loss the code meant, "
-    "in plain PyTorch (logits float (N, 1, H, W), masks uint8 of the same shape). The checker runs it under "
-    "bw.audit() on two batches."
+LESSON08_MIN_PRECISION = 0.25
+LESSON08_THRESHOLD_QUESTION = (
+    "lesson08_threshold_data() returns validation and test scores (the true posterior of the overlapping "
+    f"regime) with their targets. Which threshold gives precision >= {LESSON08_MIN_PRECISION:g} with the most "
+    "recall, chosen on the validation split? Then read its precision on the test split."
 )
 
 
-def _batch_08_3(shape: tuple[int, ...], seed: int) -> tuple[Tensor, Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    logits = torch.randn(shape, generator=generator, dtype=torch.float64)
-    masks = ((torch.rand(shape, generator=generator) < 0.25).to(torch.uint8) * 255)
-    return logits, masks
+def lesson08_threshold_data() -> dict[str, torch.Tensor]:
+    """``{"val_scores", "val_target", "test_scores", "test_target"}``: 4000 samples each, seeds 701 and 702."""
+    regime = REGIMES["overlapping"]
+    val, test = make_features(4000, regime, 701), make_features(4000, regime, 702)
+    return {"val_scores": val.posterior, "val_target": val.y, "test_scores": test.posterior, "test_target": test.y}
 
 
-def lesson08_3_reference(logits: Tensor, masks: Tensor) -> Tensor:
-    """The loss meant: 255 marks the object, so the targets are masks / 255."""
-    return F.binary_cross_entropy_with_logits(logits, masks.to(logits.dtype) / 255)
+def lesson08_threshold_answer() -> float:
+    """The validation threshold of :data:`LESSON08_THRESHOLD_QUESTION` (``threshold_for_precision``)."""
+    data = lesson08_threshold_data()
+    return threshold_for_precision(data["val_scores"], data["val_target"], LESSON08_MIN_PRECISION).threshold
 
 
-def check_lesson08_3(answer: Callable[[Tensor, Tensor], Tensor] | None) -> bool:
-    """Exercise 08.3: clean under audit and equal to BCE with targets ``masks / 255`` on both batches."""
-    if answer is None:
-        no_answer_yet("your function, e.g. my_step (defined in the cell above)")
-        return False
-    if not callable(answer):
-        print(f"Expected a function my_step(logits, masks), got {type(answer).__name__}.")
-        return False
-    values = []
-    for seed, shape in enumerate(LESSON08_3_SHAPES):
-        logits, masks = _batch_08_3(shape, seed + 10)
-        value = _run_audited(answer, shape, logits, masks)
-        if value is None:
-            return False
-        right = float(lesson08_3_reference(logits, masks))
-        got = float(value)
-        if abs(got - right) > 1e-6 * max(1.0, abs(right)):
-            keep = masks != 255
-            void = float((F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits), reduction="none")
-                          * keep).sum() / keep.sum())
-            hint = ("that leaves the 255s out as void: it drops every object pixel and trains on background alone. In a "
-                    "PNG mask 255 marks the object; the data holds no 1." if abs(got - void) <= 1e-6 * max(1.0, void)
-                    else "the targets BCE expects are 0 and 1: map the mask's 255 to 1.")
-            print(f"Not yet: on a batch of shape {shape} my_step gives {got:.4g}, the loss meant is {right:.4g}; {hint}")
-            return False
-        values.append(right)
-    print(f"Correct: the audit is clean and the values match ({values[0]:.4g} and {values[1]:.4g}). 255 marks the "
-          "object in a PNG mask, so masks / 255 (or masks > 0) gives the 0/1 targets; reading 255 as void, the "
-          "audit's other proposal, would drop every object pixel.")
-    return True
-
-
-def _solution_08_3() -> str:
-    return (
-        "\ndef my_step(logits, masks):\n"
-        "    return F.binary_cross_entropy_with_logits(logits, masks.to(logits.dtype) / 255)\n"
-        "The audit names two readings of a target that holds only 0 and 255: a 0/255 mask (divide by 255) or 255 as "
-        "void (ignore=masks == 255). The data suggests the first, since no element holds 1; the second would leave "
-        "only background in the loss. (masks > 0).to(logits.dtype) gives the same targets."
-    )
-
-
-register("08.3", LESSON08_3_QUESTION, check_lesson08_3, _solution_08_3, transfer=True)
-
-
-# --------------------------------------------------------------------------------------------------
-# 08.4: the floor of masking by multiplication
-
-LESSON08_4_SHAPE = (2, 1, 16, 32, 32)
-LESSON08_4_KEPT = 4096
-LESSON08_4_QUESTION = (
-    f"Logits and targets of volumes {LESSON08_4_SHAPE} are both multiplied by a 0/1 mask that keeps "
-    f"{LESSON08_4_KEPT} of the {math.prod(LESSON08_4_SHAPE)} voxels, then passed to nn.BCEWithLogitsLoss() with its "
-    "default mean. How much of the loss value is a constant that no training can lower? (4 significant digits)"
-)
-
-
-def lesson08_4_answer() -> float:
-    """Every masked voxel scores logit 0 against target 0, log 2, divided by every voxel."""
-    total = math.prod(LESSON08_4_SHAPE)
-    return (total - LESSON08_4_KEPT) / total * math.log(2.0)
-
-
-def check_lesson08_4(answer: float | None) -> bool:
-    """Exercise 08.4: ``(32768 - 4096) / 32768 * log 2 = 0.6065``."""
-    value = answer_number(answer, "a number")
+def check_lesson08_threshold(answer: float | None) -> bool:
+    """Check :data:`LESSON08_THRESHOLD_QUESTION`: any threshold that selects the same validation samples is right."""
+    value = answer_number(answer, "a threshold")
     if value is None:
         return False
-    total = math.prod(LESSON08_4_SHAPE)
-    masked = total - LESSON08_4_KEPT
-    return judge_number(
-        value,
-        lesson08_4_answer(),
-        correct=(f"each of the {masked} masked voxels scores a logit of 0 against a target of 0, which costs log 2 = "
-                 f"0.6931, and the mean divides by all {total}: {masked}/{total} x 0.6931 = {lesson08_4_answer():.4g}. "
-                 "It moves with each batch's mask, and the audit reports it under diluted-mean."),
-        slips=[
-            (math.log(2.0), "is one masked voxel's cost; the mean divides the masked voxels' sum by every voxel."),
-            (LESSON08_4_KEPT / total * math.log(2.0), "uses the kept share; the constant comes from the masked voxels."),
-            (masked * math.log(2.0), "is the masked voxels' sum; the default reduction is the mean over every voxel."),
-            (0.0, "would hold for probabilities (BCELoss: p = 0 against 0 costs 0); a logit of 0 is a probability of 0.5."),
-        ],
-        otherwise="is not it. What does a logit of 0 against a target of 0 cost, and what does the mean divide by?",
-        abs_tol=5e-4,
-    )
+    data = lesson08_threshold_data()
+    val_scores, val_target = data["val_scores"], data["val_target"]
+    right = lesson08_threshold_answer()
+    chosen, mine = operating_point(val_scores, val_target, right), operating_point(val_scores, val_target, value)
+    if (mine.tp, mine.fp) == (chosen.tp, chosen.fp):
+        test = operating_point(data["test_scores"], data["test_target"], right)
+        predicted = chosen.tp + chosen.fp
+        lower = float(wilson_lower_bound(chosen.tp, predicted, 0.95))
+        steady = threshold_for_precision(val_scores, val_target, LESSON08_MIN_PRECISION, confidence=0.95)
+        print(
+            f"Correct: on validation, threshold {right:.4g} gives precision {chosen.precision:.3f} and recall "
+            f"{chosen.recall:.3f}. The honest numbers are the test split's: precision {test.precision:.3f}, "
+            f"recall {test.recall:.3f}.\nWhy lower? The validation precision rests on {predicted} predictions: "
+            f"its 95 % Wilson lower bound is {lower:.3f}, so {LESSON08_MIN_PRECISION:g} was never shown "
+            f"(threshold_for_precision(..., confidence=0.95) says reached={steady.reached}, as section 4 would)."
+        )
+        return True
+    on_test = threshold_for_precision(data["test_scores"], data["test_target"], LESSON08_MIN_PRECISION).threshold
+    leaked = operating_point(val_scores, val_target, on_test)
+    if (mine.tp, mine.fp) == (leaked.tp, leaked.fp):
+        print("Not yet: that threshold was chosen on the test split. Choose on validation; test only reports.")
+    elif mine.tp + mine.fp == 0:
+        print(f"Not yet: at {value:.4g} nothing is predicted positive on validation; lower the threshold.")
+    elif mine.precision < LESSON08_MIN_PRECISION:
+        print(
+            f"Not yet: on validation, {value:.4g} gives precision {mine.precision:.3f} < {LESSON08_MIN_PRECISION:g}; "
+            "raise the threshold."
+        )
+    else:
+        print(
+            f"Not yet: {value:.4g} meets the precision on validation ({mine.precision:.3f}) with recall "
+            f"{mine.recall:.3f}, but a lower threshold does too and keeps more recall."
+        )
+    return False
 
 
-def _solution_08_4() -> str:
-    total = math.prod(LESSON08_4_SHAPE)
-    masked = total - LESSON08_4_KEPT
+# ------------------------------------------------------------------------------------------------
+# 3. The recall-is-0 checklist on a case (Q20)
+
+LESSON08_CHECKLIST_QUESTION = (
+    "lesson08_checklist_case() returns (outputs, targets, model) from a colleague whose recall is 0. Run "
+    "recall_zero_checklist(outputs, targets, model=model) and answer with the name of the check that "
+    f"reports [FAIL] (one of: {', '.join(CHECK_NAMES)})."
+)
+
+
+def lesson08_checklist_case() -> tuple[torch.Tensor, torch.Tensor, TinyMLP]:
+    """A model started at the prior logit, whose evaluation passes *probabilities* as outputs."""
+    regime = REGIMES["overlapping"]
+    features = make_features(4000, regime, 703)
+    q = float(features.y.mean())
+    model = TinyMLP(output_bias=math.log(q / (1 - q)), seed=7)
+    outputs = features.posterior.clone()  # what a forward pass ending in torch.sigmoid would hand over
+    return outputs, features.y, model
+
+
+def lesson08_checklist_answer() -> str:
+    outputs, targets, model = lesson08_checklist_case()
+    failures = recall_zero_checklist(outputs, targets, model=model, verbose=False).failures
+    if len(failures) != 1:
+        raise AssertionError(f"lesson08_checklist_case() should fail exactly one check, got {failures}")
+    return failures[0]
+
+
+def check_lesson08_checklist(answer: str | None) -> bool:
+    """Check :data:`LESSON08_CHECKLIST_QUESTION`; accepts the check's name or its number (1-4)."""
+    if answer is None:
+        no_answer_yet("the name of a check, e.g. 'bias init'")
+        return False
+    names = {name.lower(): name for name in CHECK_NAMES}
+    if isinstance(answer, (int, np.integer)) and not isinstance(answer, bool) and 1 <= int(answer) <= len(CHECK_NAMES):
+        given = CHECK_NAMES[int(answer) - 1]
+    elif isinstance(answer, str) and answer.strip().lower() in names:
+        given = names[answer.strip().lower()]
+    else:
+        print(f"Expected one of: {', '.join(repr(n) for n in CHECK_NAMES)} (or its number 1-4), got {answer!r}.")
+        return False
+    right = lesson08_checklist_answer()
+    if given == right:
+        print(
+            "Correct: every output lies in [0, 1], so these are probabilities, not logits; the checklist would "
+            "apply a sigmoid again. Threshold probabilities at 0.5 (or logits at 0), then run the checklist on logits. "
+            "Now run it on torch.logit(outputs): check 2 reports that nothing reaches 0.5 (largest 0.247). The "
+            "colleague's recall 0 is the overlap, not a bug; check 4 shows what a lower threshold gives."
+        )
+        return True
+    hints = {
+        "bias init": "the model's output bias sits at log(pos/neg) already: that check passes. Read its line.",
+        "posterior below 0.5": "that check passes here, and for a reason worth finding: look at what the outputs are.",
+        "learning rate and warmup": "the outputs are spread out and finite: that check passes. Read the other lines.",
+    }
+    print(f"Not yet: {hints.get(given, 'run the checklist and read its [FAIL] line.')}")
+    return False
+
+
+# ------------------------------------------------------------------------------------------------
+# Solutions, only on request.
+
+def _solution_shift() -> str:
     return (
-        f"{masked} of {total} voxels are masked. Each has logit 0 and target 0 after the product, and BCE with logits "
-        f"of (0, 0) is log(1 + e^0) = log 2 = 0.6931. The mean divides the sum by {total}, so the masked voxels add "
-        f"{masked}/{total} x 0.6931 = {lesson08_4_answer():.4g}. Their gradient is 0 (the mask multiplies it), so "
-        "no training lowers it. Pass the mask as weight with reduction=\"sum\" / mask.sum(), or ignore=mask == 0."
+        f"z = {LESSON08_LOGIT:g} - math.log({LESSON08_POS_WEIGHT:g})   # undo the optimum's shift log p\n"
+        f"q = 1 / (1 + math.exp(-z))        # = {lesson08_shift_answer():.4g}"
     )
 
 
-register("08.4", LESSON08_4_QUESTION, check_lesson08_4, _solution_08_4, transfer=True)
+def _solution_threshold() -> str:
+    return (
+        "data = lesson08_threshold_data()\n"
+        f"choice = threshold_for_precision(data['val_scores'], data['val_target'], {LESSON08_MIN_PRECISION:g})\n"
+        "test = operating_point(data['test_scores'], data['test_target'], choice.threshold)\n"
+        f"# choice.threshold = {lesson08_threshold_answer():.4g}; report test.precision and test.recall"
+    )
+
+
+def _solution_checklist() -> str:
+    return (
+        "outputs, targets, model = lesson08_checklist_case()\n"
+        "report = recall_zero_checklist(outputs, targets, model=model)\n"
+        f"report.failures   # [{lesson08_checklist_answer()!r}]: the outputs are probabilities, not logits\n"
+        "report = recall_zero_checklist(torch.logit(outputs), targets, model=model)\n"
+        "report.failures   # ['posterior below 0.5', 'evaluation threshold']: nothing reaches 0.5 (largest 0.247);\n"
+        "                  # recall 0 is the overlap, not a bug, and check 4 shows what a lower threshold gives"
+    )
+
+
+#: The worked solutions by the names ``show_lesson08_solution`` takes.
+_SOLUTIONS = {"shift": _solution_shift, "threshold": _solution_threshold, "checklist": _solution_checklist}
+
+
+def show_lesson08_solution(exercise: str) -> None:
+    """Print the worked solution of ``"shift"``, ``"threshold"`` or ``"checklist"``."""
+    solution = _SOLUTIONS.get(exercise)
+    print(solution() if solution else "Choose one of: 'shift', 'threshold', 'checklist'.")
+
+
+register("08.1", LESSON08_SHIFT_QUESTION, check_lesson08_shift, lambda: "\n" + _solution_shift(), transfer=True)
+register("08.2", LESSON08_THRESHOLD_QUESTION, check_lesson08_threshold, lambda: "\n" + _solution_threshold(), transfer=True)
+register("08.3", LESSON08_CHECKLIST_QUESTION, check_lesson08_checklist, lambda: "\n" + _solution_checklist(), transfer=True)
+
+# The collection's one naming scheme (``check_lessonNN_K``, ``LESSONNN_K_QUESTION``) for the same exercises.
+LESSON08_1_QUESTION, check_lesson08_1 = LESSON08_SHIFT_QUESTION, check_lesson08_shift
+LESSON08_2_QUESTION, check_lesson08_2 = LESSON08_THRESHOLD_QUESTION, check_lesson08_threshold
+LESSON08_3_QUESTION, check_lesson08_3 = LESSON08_CHECKLIST_QUESTION, check_lesson08_checklist
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. A concept: does 0.5 find positives at a 10 % share? (Q18)
+
+LESSON08_4_CHOICES = ("a", "b", "c")
+LESSON08_4_QUESTION = (
+    "Keep section 1's overlapping clouds exactly as they are (centre distance 1.5, spread 0.6) but draw 10 % "
+    "positives instead of 2 %. A perfect model, the true posterior P(y=1|x), is thresholded at 0.5. "
+    "(a) It finds nothing: the overlap alone decides, and these clouds overlap as much as at 2 %; "
+    "(b) it finds positives: where positives are densest relative to negatives, the posterior now passes 0.5; "
+    "(c) it finds nothing: 10 % is still a rare class, and only pos_weight or oversampling would let 0.5 find any. "
+    "Predict, then check with largest_likelihood_ratio(REGIMES['overlapping']) from bceweights.lessons.rare_class. "
+    "Answer with one letter in quotes."
+)
+_LESSON08_4_VERDICTS = {
+    "a": "the overlap sets how large the likelihood ratio LR(x) = p(x|y=1) / p(x|y=0) can get (about 16 here), but the "
+    "posterior reaches 0.5 where LR(x) >= (1 - π)/π, and that bar falls from 49 at 2 % to 9 at 10 %.",
+    "c": "the true posterior is not trained at all, so no loss or sampler enters it; and pos_weight would move a trained "
+    "model's scale, not the posterior. The bar (1 - π)/π is 9 at 10 %: compare it with the largest LR(x).",
+}
+
+
+def check_lesson08_4(answer: object) -> bool:
+    """Exercise 08.4: (b): the posterior reaches 0.5 where LR(x) >= (1 - π)/π; the largest LR is about 16 > 9."""
+    largest = largest_likelihood_ratio(REGIMES["overlapping"])
+    odds = largest * 0.1 / 0.9
+    return judge_choice(
+        answer,
+        LESSON08_4_CHOICES,
+        "b",
+        correct=(
+            f"the largest likelihood ratio of these clouds is {largest:.4g}, above the bar (1 - π)/π = 9 at "
+            f"10 %, so the posterior peaks at {odds / (1 + odds):.4g}; at 2 % the bar is 49 and it peaks at "
+            f"{largest * 0.02 / 0.98 / (1 + largest * 0.02 / 0.98):.4g}. Share and overlap decide together."
+        ),
+        wrong={letter: f"({letter}) does not fit: {verdict}" for letter, verdict in _LESSON08_4_VERDICTS.items()},
+    )
+
+
+def _solution_07_4() -> str:
+    largest = largest_likelihood_ratio(REGIMES["overlapping"])
+    return (
+        "(b). Bayes: posterior odds = LR(x) · π / (1 - π), so P(y=1|x) >= 0.5 exactly where LR(x) >= (1 - π)/π.\n"
+        f"largest_likelihood_ratio(REGIMES['overlapping'])   # {largest:.4g}\n"
+        f"share_where_half_is_reached(REGIMES['overlapping'])   # {1 / (1 + largest):.4g}: from this share on, 0.5 finds positives\n"
+        f"At 10 % the bar is 9 < {largest:.4g}: the samples where LR(x) >= 9 (around x = (2.3, 0), beyond the positives' "
+        f"centre, where the negatives thin out faster) pass 0.5. At 2 % it is 49 > {largest:.4g}: none do."
+    )
+
+
+register("08.4", LESSON08_4_QUESTION, check_lesson08_4, _solution_07_4)
 
 
 #: Lesson 08's questionnaire: (question, answer).
 LESSON08_QUESTIONNAIRE = (
-    ("Does running code under bw.audit() change what it computes?",
-     "No. The audit reads each BCE call's operands under torch.no_grad(), draws no random numbers, and then calls "
-     "the function with exactly the arguments it got."),
-    ("What does one finding hold?",
-     "The rule id, its severity (error or warning), the message (what was given, why it is wrong or what it does, "
-     "what to write instead), the line of your code that made the call, and the loss that was called."),
-    ("What is the difference between an error and a warning in the report?",
-     "An error is a call that computes something other than what it was almost surely meant to. A warning is a choice "
-     "that can be meant, and the message states its consequence: diluted-mean, a pos_weight row repeated along the "
-     "batch, a pos_weight of length W on images."),
-    ("Why does pos_weight=torch.tensor([1.0, 30.0, 6.0]) on (N, 3, H, 3) crops run, and what does it weight?",
-     "Broadcasting lines up trailing dimensions, so (3,) meets W = 3: it weights the columns. On any other width it "
-     "raises (the error pytorch#27936 reports); the silent case is W == C."),
-    ("Input and target are multiplied by a 0/1 mask before BCEWithLogitsLoss with the default mean. What happens to "
-     "the masked elements' gradient, to the kept elements' step and to the loss value?",
-     "The masked elements get gradient 0 (the product), each kept element's step is its slope over every element, "
-     "and each masked element adds log 2 to the sum: a floor of log 2 times the masked share that no training lowers."),
-    ("A target holds only 0 and 255. Which two readings does the audit name, and which does the data suggest?",
-     "A 0/255 mask (write target / 255) or 255 as void labels (ignore=target == 255). The data suggests the mask: no "
-     "element holds 1, so the void reading would leave no positive at all."),
-    ("Why is nan_to_num(posinf=0) the wrong repair for an infinite pos_weight counted on one batch?",
-     "It gives that label's positives weight 0, the opposite of the intent. Count once over the whole data set and "
-     "keep the denominator at least 1 (num_pos.clamp_min(1)); a label with no positive has no positive term, so any "
-     "finite value gives the same loss there."),
-    ("When does the audit report a pos_weight of the target's full shape (B, C)?",
-     "Only on evidence of a mistake: its values follow the labels (class weights indexed by the label, an error), or "
-     "every sample holds the same row (a warning). A per-element pos_weight that varies otherwise is legitimate."),
-    ("The loss reads torch.cat([torch.sigmoid(aux), logits], dim=1)[:, 1:]. Does the audit report a double sigmoid?",
-     "No, if aux is one channel wide: it follows the slice through the cat to the input it came from, the raw logits. "
-     "When it cannot tell which elements are read, it stays quiet unless every input is a sigmoid's output."),
+    ("Which columns of section 2's tables do pos_weight, oversampling, focal loss and Dice change, and which do they "
+     "leave nearly alone?",
+     "They change calibration (Brier score, slope, intercept, reliability) and the operating point at 0.5; they leave "
+     "the ranking (AUROC, AUPRC) within a few hundredths of plain BCE's."),
+    ("When does the true posterior reach 0.5, in terms of the likelihood ratio and the share π?",
+     "Where LR(x) = p(x|y=1) / p(x|y=0) is at least (1 - π)/π: the overlap bounds LR, the share sets the bar."),
+    ("A model trained with pos_weight = p: what undoes its shift, and how exactly?",
+     "sigmoid(logit - log p), exact only at the optimum; check it on validation data and refit the intercept (and "
+     "slope) there if it is off."),
+    ("Why can an ECE of 0.005 hide miscalibration with a rare class?",
+     "Most probabilities are tiny, so the low bins decide the mean; the top scores, where thresholds are chosen, "
+     "weigh little. Look at the top (e.g. the top 1 %) and at the calibration intercept with the slope fixed at 1."),
+    ("How do you choose a threshold for 'precision at least X', and where do you report it?",
+     "On validation data, the lowest threshold whose precision (better: its Wilson lower bound) reaches X; "
+     "precision and recall are reported on test data."),
+    ("Why is every comparison of the lesson trained from five seeds and stated as a check with a margin?",
+     "A tiny network trained briefly is chaotic: a 1e-7 change of its initial weights moves its figures in the second "
+     "digit, so a finding is what every seed shows, with room to spare."),
+    ("The recall-0 checklist flags PyTorch's default output bias on a model whose loss went below the base rate and "
+     "whose AP is well above the share. Is that the cause of recall 0?",
+     "No: the model learned, so the bias only warns. Read every check's finding; the numbers do not rank causes."),
 )
 register_questionnaire("08", LESSON08_QUESTIONNAIRE)
+

@@ -1,364 +1,391 @@
-"""Lesson 09's exercises (plain PyTorch): a mask weight when ``N == C``, the plain weighted mean, a
-dataset's ``pos_weight`` from per-batch counts, and ``WeightedRandomSampler`` weights for a chosen share.
+"""Lesson 09's exercises and questionnaire.
+
+* 09.1 (repair): rewrite a loss line that the audit reports until it comes back clean and right. The
+  checker calls ``my_loss`` under ``bw.audit()`` on two seeded batches, one of them 3 pixels wide
+  (W == C, where a 1-D ``pos_weight`` lines up with the width without an error), and compares the
+  value with the intended loss. ``check_lesson09`` / ``LESSON09_QUESTION`` are its first names.
+* 09.2 (concept): which of three ``pos_weight`` calls the audit reports as an error (a per-element
+  ``pos_weight`` is legitimate; one that follows the labels is not).
+* 09.3 (repair): a training step fed PNG masks of 0 and 255; the checker runs the learner's step
+  under audit and compares it with the loss meant.
+* 09.4 (transfer): the constant that masking by multiplication adds to a with-logits mean.
+
+Solutions are printed only on request: ``show_solution("08.K")`` (or ``print(lesson09_solution())``
+for 09.1), the questionnaire's answers by ``show_solution("09.Q")``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
-from bceweights.lessons.exercises.answers import answer_number, judge_number, no_answer_yet
+from bceweights.audit import audit
+from bceweights.lessons.exercises.answers import answer_choice, answer_number, judge_number, no_answer_yet
 from bceweights.lessons.exercises.registry import register, register_questionnaire
 
-#: 09.1: four images, four channels: N == C, where weight=mask runs and pairs the wrong axes.
-LESSON09_1_SHAPE = (4, 4, 6, 7)
+LESSON09_POS_WEIGHT = (1.0, 30.0, 6.0)
+LESSON09_VOID = 255.0
+#: (N, C, H, W) of the two batches the checker uses: W == C first, then a width that differs.
+LESSON09_SHAPES = ((2, 3, 6, 3), (2, 3, 4, 5))
 
-
-def lesson09_1_mask() -> torch.Tensor:
-    """The exercise's ``(N, H, W) = (4, 6, 7)`` mask of 0s and 1s (seeded)."""
-    generator = torch.Generator().manual_seed(91)
-    n, _, h, w = LESSON09_1_SHAPE
-    return (torch.rand(n, h, w, generator=generator) < 0.5).float()
-
-
-LESSON09_1_QUESTION = (
-    "Predictions have shape (4, 4, 6, 7): four images, four channels. mask = lesson09_1_mask() has shape (4, 6, 7), "
-    "one map per image. Write the weight for F.binary_cross_entropy_with_logits that applies image n's map to "
-    "every channel of image n."
+LESSON09_QUESTION = (
+    "A model outputs logits (N, 3, H, W); the masks (N, 3, H, W) hold 0 and 1, and 255 on void pixels "
+    "nobody annotated. Each channel has its own pos_weight, [1, 30, 6]. This line runs on 3-pixel-wide "
+    "crops and is wrong twice over:\n"
+    "    F.binary_cross_entropy_with_logits(logits, masks, pos_weight=torch.tensor([1.0, 30.0, 6.0]))\n"
+    "Write my_loss(logits, masks) in plain PyTorch: pos_weight per channel, void pixels left out, and the "
+    "mean over the elements that are not void. It must work for any N, H and W."
 )
 
 
-def check_lesson09_1(weight: Any) -> bool:
-    """Exercise 09.1: the answer, broadcast to ``(4, 4, 6, 7)``, must equal ``mask[:, None]`` expanded."""
-    if weight is None:
-        no_answer_yet("a tensor built from mask")
+def _batch(shape: tuple[int, ...], seed: int) -> tuple[Tensor, Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(shape, generator=generator, dtype=torch.float64)
+    masks = (torch.rand(shape, generator=generator, dtype=torch.float64) < 0.3).double()
+    void = torch.rand(shape, generator=generator, dtype=torch.float64) < 0.2
+    return logits, masks.masked_fill(void, LESSON09_VOID)
+
+
+def _per_element(logits: Tensor, masks: Tensor, pos_weight: bool = True) -> tuple[Tensor, Tensor]:
+    keep = masks != LESSON09_VOID
+    weights = torch.tensor(LESSON09_POS_WEIGHT, dtype=logits.dtype).view(3, 1, 1) if pos_weight else None
+    losses = F.binary_cross_entropy_with_logits(logits, masks.masked_fill(~keep, 0), pos_weight=weights, reduction="none")
+    return losses * keep, keep
+
+
+def lesson09_reference(logits: Tensor, masks: Tensor) -> Tensor:
+    """The intended loss: per-channel pos_weight, void elements out, mean over the kept elements."""
+    losses, keep = _per_element(logits, masks)
+    return losses.sum() / keep.sum()
+
+
+def lesson09_solution() -> str:
+    """One solution, as code (print it): the notebook never prints it for you."""
+    return (
+        "def my_loss(logits, masks):\n"
+        "    keep = masks != 255\n"
+        "    pos_weight = torch.tensor([1.0, 30.0, 6.0], dtype=logits.dtype).view(3, 1, 1)   # (C, 1, 1)\n"
+        "    losses = F.binary_cross_entropy_with_logits(\n"
+        "        logits, masks.masked_fill(~keep, 0), pos_weight=pos_weight, reduction=\"none\")\n"
+        "    return (losses * keep).sum() / keep.sum()"
+    )
+
+
+def _slip(value: float, logits: Tensor, masks: Tensor) -> str:
+    """A hint for a wrong value: which usual slip it matches."""
+    losses, keep = _per_element(logits, masks)
+    plain, _ = _per_element(logits, masks, pos_weight=False)
+    close = lambda other: abs(value - float(other)) <= 1e-6 * max(1.0, abs(float(other)))  # noqa: E731
+    if close(losses.sum() / losses.numel()):
+        return ("it divides by every element, void ones included (a diluted mean): divide the sum by the "
+                "number of kept elements, keep.sum().")
+    if close(plain.sum() / keep.sum()):
+        return "pos_weight is missing: pass the three values, shaped (3, 1, 1) so that they follow the channels."
+    if close(losses.sum()):
+        return "that is the sum: divide it by the number of kept elements."
+    return ("compute the per-element losses with reduction=\"none\" on targets whose void entries are set to 0, "
+            "multiply by keep = masks != 255, and divide the sum by keep.sum().")
+
+
+def check_lesson09(answer: Callable[[Tensor, Tensor], Tensor] | None) -> bool:
+    """Check the answer to :data:`LESSON09_QUESTION` (a function); print a verdict; True when it is right."""
+    if answer is None:
+        no_answer_yet("your function, e.g. my_loss (defined in the cell above)")
         return False
-    if not isinstance(weight, torch.Tensor):
-        print(f"Not yet: weight is a {type(weight).__name__}; pass a tensor built from mask.")
+    if not callable(answer):
+        print(f"Expected a function my_loss(logits, masks), got {type(answer).__name__}.")
         return False
-    mask = lesson09_1_mask()
-    zeros = torch.zeros(LESSON09_1_SHAPE)
+    values = []
+    for seed, shape in enumerate(LESSON09_SHAPES):
+        logits, masks = _batch(shape, seed)
+        try:
+            with audit() as report:
+                value = answer(logits, masks)
+        except Exception as error:  # the learner's code: show what it raised
+            first = str(error).splitlines()[0] if str(error) else ""
+            print(f"Not yet: on a batch of shape {shape} my_loss raised {type(error).__name__}: {first}")
+            if shape[3] != shape[1]:
+                print("Hint: a 1-D pos_weight lines up with the last axis, W; shape it (3, 1, 1) for the channels.")
+            return False
+        if report.findings:
+            print(f"Not yet: on a batch of shape {shape} the audit reports {', '.join(report.rules)}:")
+            for finding in report.findings:
+                print("    " + finding.message.splitlines()[0])
+            return False
+        if not isinstance(value, Tensor) or value.numel() != 1:
+            print(f"Expected my_loss to return a one-element tensor (the loss), got {type(value).__name__}.")
+            return False
+        right = float(lesson09_reference(logits, masks))
+        got = float(value)
+        if abs(got - right) > 1e-6 * max(1.0, abs(right)):
+            print(f"Not yet: on a batch of shape {shape} my_loss gives {got:.4g}, the intended loss is "
+                  f"{right:.4g}; {_slip(got, logits, masks)}")
+            return False
+        values.append(right)
+    print(f"Correct: the audit is clean on both batches and the values match ({values[0]:.4g} and "
+          f"{values[1]:.4g}). The void pixels are out, and pos_weight follows the channels at any width.")
+    return True
+
+
+def _run_audited(answer: Callable[..., Tensor], shape: tuple[int, ...], *tensors: Tensor) -> Tensor | None:
+    """Call the learner's function under audit; the value, or None after printing why it is not accepted."""
     try:
-        out = F.binary_cross_entropy_with_logits(zeros, zeros, weight=weight, reduction="none")
-    except RuntimeError as error:
-        print(f"Not yet: PyTorch raises {str(error).strip().splitlines()[0]}")
+        with audit() as report:
+            value = answer(*tensors)
+    except Exception as error:  # the learner's code: show what it raised
+        first = str(error).splitlines()[0] if str(error) else ""
+        print(f"Not yet: on a batch of shape {shape} your function raised {type(error).__name__}: {first}")
+        return None
+    if report.findings:
+        print(f"Not yet: on a batch of shape {shape} the audit reports {', '.join(report.rules)}:")
+        for finding in report.findings:
+            print("    " + finding.message.splitlines()[0])
+        return None
+    if not isinstance(value, Tensor) or value.numel() != 1:
+        print(f"Expected your function to return a one-element tensor (the loss), got {type(value).__name__}.")
+        return None
+    return value
+
+
+LESSON09_1_QUESTION = LESSON09_QUESTION
+check_lesson09_1 = check_lesson09
+register("09.1", LESSON09_1_QUESTION, check_lesson09_1, lambda: "\n" + lesson09_solution(), transfer=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# 09.2: which pos_weight is an error?
+
+LESSON09_2_CHOICES = ("a", "b", "c")
+#: The three calls of 09.2, as the question writes them (``logits``, ``labels``: (8, 3)).
+LESSON09_2_CALLS = {
+    "a": "pos_weight=torch.tensor([1.0, 4.0, 9.0])",
+    "b": "pos_weight=torch.rand(8, 3) + 1",
+    "c": "pos_weight=torch.tensor([0.2, 0.8])[labels.long()]",
+}
+LESSON09_2_QUESTION = (
+    "A multi-label classifier gives logits (8, 3): 8 samples, 3 labels; labels (8, 3) hold 0 and 1. All three calls "
+    "below run without an error:\n"
+    f"  (a) F.binary_cross_entropy_with_logits(logits, labels, {LESSON09_2_CALLS['a']})\n"
+    f"  (b) F.binary_cross_entropy_with_logits(logits, labels, {LESSON09_2_CALLS['b']})   # one weight per element, by design\n"
+    f"  (c) F.binary_cross_entropy_with_logits(logits, labels, {LESSON09_2_CALLS['c']})   # class weights by label\n"
+    "Which one does bw.audit() report as an error? Answer with one letter in quotes, e.g. \"a\"."
+)
+
+
+def lesson09_2_rules(seed: int = 0) -> dict[str, list[str]]:
+    """The rules the audit reports on each call of 09.2, run on seeded (8, 3) logits and labels."""
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(8, 3, generator=generator)
+    labels = (torch.rand(8, 3, generator=generator) < 0.3).float()
+    operands = {
+        "a": torch.tensor([1.0, 4.0, 9.0]),
+        "b": torch.rand(8, 3, generator=generator) + 1,
+        "c": torch.tensor([0.2, 0.8])[labels.long()],
+    }
+    rules = {}
+    for letter, pos_weight in operands.items():
+        with audit() as report:
+            F.binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight)
+        rules[letter] = [f.rule for f in report.errors]
+    return rules
+
+
+def check_lesson09_2(answer: object) -> bool:
+    """Exercise 09.2: (c), class weights picked by the label act as one pos_weight (per-sample-pos-weight)."""
+    letter = answer_choice(answer, LESSON09_2_CHOICES)
+    if letter is None:
         return False
-    if tuple(out.shape) != LESSON09_1_SHAPE:
-        print(f"Not yet: PyTorch runs, but the loss grows to shape {tuple(out.shape)}.")
-        return False
-    effective = torch.broadcast_to(weight, LESSON09_1_SHAPE).float()
-    expected = mask.unsqueeze(1).expand(LESSON09_1_SHAPE)
-    if torch.equal(effective, expected):
-        how = "a copy" if weight.numel() == expected.numel() and weight.stride()[1] != 0 else "no copy"
-        print(
-            f"Correct: shape {tuple(weight.shape)} puts N under N and broadcasts over C ({how}); every channel of image n "
-            "gets mask[n]. mask.unsqueeze(1), shape (4, 1, 6, 7), is the shortest way."
-        )
+    if letter == "c":
+        print("Correct: pos_weight multiplies only the positive term, so the 0.2 picked for every negative is never "
+              "used: (c) is one pos_weight of 0.8, which weights the positives down. The audit reports it as "
+              "per-sample-pos-weight because the values follow the labels.")
         return True
-    if torch.equal(effective, mask.unsqueeze(0).expand(LESSON09_1_SHAPE)):
-        print(
-            "Not yet: PyTorch runs without a word, but right-aligned (4, 6, 7) meets (C, H, W): channel c of every "
-            "image gets image c's map, because N == C here. With another batch size it would raise. Give the mask "
-            "its channel dimension: (N, 1, H, W)."
-        )
+    if letter == "a":
+        print("Not yet: (a) is one ratio per label, and on (N, C) a (C,) tensor lines up with the labels, as meant. "
+              "Look for the call whose values depend on each element's label.")
     else:
-        print("Not yet: the maps do not land on their images. Insert a size-1 channel dimension after N.")
+        print("Not yet: (b) is a positive weight for every element, of the target's full shape, which PyTorch "
+              "documents. The audit leaves it alone: it reports a pos_weight along the batch only when it follows "
+              "the labels, or repeats one row (a warning).")
     return False
 
 
-def _solution_09_1() -> str:
+def _solution_08_2() -> str:
     return (
-        "weight = mask.unsqueeze(1), shape (4, 1, 6, 7) (or mask.unsqueeze(1).expand_as(logits), a zero-copy view). "
-        "weight=mask runs here only because N == C = 4, and pairs image c's map with channel c; with N = 1 it "
-        "also runs (a single map broadcast to everything), so a test on one image hides the bug."
+        "(c). torch.tensor([0.2, 0.8])[labels.long()] holds 0.8 on every positive and 0.2 on every negative. "
+        "pos_weight multiplies only the positive term, so the 0.2 is never used: the call is one pos_weight of 0.8, "
+        "which weights the positives down, not the class weighting it looks like (per-sample-pos-weight, an error). "
+        "Write weight=torch.where(labels == 1, 0.8, 0.2) for class weights, or pos_weight=torch.tensor([4.0]) for the "
+        "same balance as one ratio. (a) lines up with the labels; (b) is a per-element pos_weight, legitimate."
     )
 
 
-register("09.1", LESSON09_1_QUESTION, check_lesson09_1, _solution_09_1, transfer=True)
+register("09.2", LESSON09_2_QUESTION, check_lesson09_2, _solution_08_2)
 
 
-#: 09.2: per-element losses and weights; the weighted mean in plain PyTorch.
-LESSON09_2_LOSSES = (0.2, 1.0, 0.5, 3.0, 0.8)
-LESSON09_2_WEIGHTS = (2.0, 1.0, 0.0, 0.5, 1.0)
-LESSON09_2_QUESTION = (
-    f"With reduction='none' five elements have losses l = {list(LESSON09_2_LOSSES)} and weights w = "
-    f"{list(LESSON09_2_WEIGHTS)}. What is the weighted mean (l * w).sum() / w.sum(), what "
-    "bw.bce_with_logits(..., reduction='weighted_mean') returns?"
-)
+# --------------------------------------------------------------------------------------------------
+# 09.3: a step fed PNG masks of 0 and 255
 
-
-def check_lesson09_2(answer: float | None) -> bool:
-    """Exercise 09.2: ``3.7 / 4.5 = 0.8222`` (within 0.002)."""
-    value = answer_number(answer, "a number")
-    if value is None:
-        return False
-    losses = torch.tensor(LESSON09_2_LOSSES, dtype=torch.float64)
-    weights = torch.tensor(LESSON09_2_WEIGHTS, dtype=torch.float64)
-    weighted_sum = float((losses * weights).sum())
-    right = weighted_sum / float(weights.sum())
-    return judge_number(
-        value,
-        right,
-        correct=f"(l * w).sum() = {weighted_sum:.4g}, w.sum() = {float(weights.sum()):.4g}, ratio {right:.4g}.",
-        slips=[
-            (weighted_sum / len(LESSON09_2_LOSSES), "is (l * w).mean(), reduction='mean': it divides by the 5 elements, not by the sum of the weights."),
-            (float(losses.mean()), "is the unweighted mean; multiply by the weights first."),
-            (weighted_sum / int((weights > 0).sum()), "divides by the count of nonzero weights; the weighted mean divides by their sum."),
-            (weighted_sum, "is the weighted sum, reduction='sum'; divide by w.sum()."),
-        ],
-        otherwise="is not it. Multiply each loss by its weight, add, and divide by the sum of the weights.",
-        abs_tol=2e-3,
-    )
-
-
-def _solution_09_2() -> str:
-    products = " + ".join(f"{l:g}*{w:g}" for l, w in zip(LESSON09_2_LOSSES, LESSON09_2_WEIGHTS))
-    weighted_sum = sum(l * w for l, w in zip(LESSON09_2_LOSSES, LESSON09_2_WEIGHTS))
-    return (
-        f"({products}) / {sum(LESSON09_2_WEIGHTS):g} = {weighted_sum:.4g} / {sum(LESSON09_2_WEIGHTS):g} = "
-        f"{weighted_sum / sum(LESSON09_2_WEIGHTS):.4g}. In code: l = F.binary_cross_entropy_with_logits(x, y, "
-        "reduction='none'); (l * w).sum() / w.sum()."
-    )
-
-
-register("09.2", LESSON09_2_QUESTION, check_lesson09_2, _solution_09_2, transfer=True)
-
-
-#: 09.3: four batches of 1,000 pixels with these positives each.
-LESSON09_3_BATCH_PIXELS = 1000
-LESSON09_3_POSITIVES = (2, 0, 10, 5)
+#: (N, 1, H, W) of the two batches 09.3 is checked on.
+LESSON09_3_SHAPES = ((4, 1, 8, 8), (2, 1, 5, 7))
 LESSON09_3_QUESTION = (
-    f"A data set is read in four batches of {LESSON09_3_BATCH_PIXELS} pixels with {list(LESSON09_3_POSITIVES)} "
-    "positive pixels. What pos_weight = neg / pos does the whole data set give?"
+    "A data loader reads binary masks from PNG files as they are stored: torch.uint8, 0 for background and 255 for "
+    "the object. The training step is\n"
+    "    loss = F.binary_cross_entropy_with_logits(logits, masks.float())\n"
+    "and bw.audit() reports target-out-of-range. Write my_step(logits, masks) that returns the loss the code meant, "
+    "in plain PyTorch (logits float (N, 1, H, W), masks uint8 of the same shape). The checker runs it under "
+    "bw.audit() on two batches."
 )
 
 
-def lesson09_3_answer() -> float:
-    """Add the counts over the batches, then divide: ``(4000 - 17) / 17``."""
-    positives = sum(LESSON09_3_POSITIVES)
-    return (LESSON09_3_BATCH_PIXELS * len(LESSON09_3_POSITIVES) - positives) / positives
+def _batch_08_3(shape: tuple[int, ...], seed: int) -> tuple[Tensor, Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(shape, generator=generator, dtype=torch.float64)
+    masks = ((torch.rand(shape, generator=generator) < 0.25).to(torch.uint8) * 255)
+    return logits, masks
 
 
-def check_lesson09_3(answer: float | None) -> bool:
-    """Exercise 09.3: ``3983 / 17 = 234.3`` (within 0.1 %); no single batch's ratio is it."""
-    if isinstance(answer, float) and math.isinf(answer):
-        print(
-            "Not yet: inf is the ratio of the batch with no positive. Count over the whole data set first, then "
-            "divide once: a per-batch ratio is infinite, or huge, whenever a batch has few positives."
-        )
+def lesson09_3_reference(logits: Tensor, masks: Tensor) -> Tensor:
+    """The loss meant: 255 marks the object, so the targets are masks / 255."""
+    return F.binary_cross_entropy_with_logits(logits, masks.to(logits.dtype) / 255)
+
+
+def check_lesson09_3(answer: Callable[[Tensor, Tensor], Tensor] | None) -> bool:
+    """Exercise 09.3: clean under audit and equal to BCE with targets ``masks / 255`` on both batches."""
+    if answer is None:
+        no_answer_yet("your function, e.g. my_step (defined in the cell above)")
         return False
-    value = answer_number(answer, "a number")
-    if value is None:
+    if not callable(answer):
+        print(f"Expected a function my_step(logits, masks), got {type(answer).__name__}.")
         return False
-    n = LESSON09_3_BATCH_PIXELS
-    finite = [(n - p) / p for p in LESSON09_3_POSITIVES if p > 0]
-    total = n * len(LESSON09_3_POSITIVES)
-    positives = sum(LESSON09_3_POSITIVES)
-    return judge_number(
-        value,
-        lesson09_3_answer(),
-        correct=(
-            f"{total} pixels, {positives} positive: ({total} - {positives}) / {positives} = {lesson09_3_answer():.4g}. "
-            "Accumulate the counts batch by batch and divide once (bw.pos_weight_from_targets does it over a DataLoader)."
-        ),
-        slips=[
-            (sum(finite) / len(finite), "averages the per-batch ratios of the batches with positives; a ratio of sums is not a mean of ratios."),
-            (total / positives, "is n / pos; pos_weight is neg / pos: subtract the positives first."),
-            (positives / (total - positives), "is pos / neg, the other way round."),
-            *(
-                (ratio, "is one batch's own neg / pos; the data set's ratio adds the counts of all four batches first.")
-                for ratio in finite
-            ),
-        ],
-        otherwise="is not it. Add the positives of all batches and the negatives of all batches, then divide.",
-    )
+    values = []
+    for seed, shape in enumerate(LESSON09_3_SHAPES):
+        logits, masks = _batch_08_3(shape, seed + 10)
+        value = _run_audited(answer, shape, logits, masks)
+        if value is None:
+            return False
+        right = float(lesson09_3_reference(logits, masks))
+        got = float(value)
+        if abs(got - right) > 1e-6 * max(1.0, abs(right)):
+            keep = masks != 255
+            void = float((F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits), reduction="none")
+                          * keep).sum() / keep.sum())
+            hint = ("that leaves the 255s out as void: it drops every object pixel and trains on background alone. In a "
+                    "PNG mask 255 marks the object; the data holds no 1." if abs(got - void) <= 1e-6 * max(1.0, void)
+                    else "the targets BCE expects are 0 and 1: map the mask's 255 to 1.")
+            print(f"Not yet: on a batch of shape {shape} my_step gives {got:.4g}, the loss meant is {right:.4g}; {hint}")
+            return False
+        values.append(right)
+    print(f"Correct: the audit is clean and the values match ({values[0]:.4g} and {values[1]:.4g}). 255 marks the "
+          "object in a PNG mask, so masks / 255 (or masks > 0) gives the 0/1 targets; reading 255 as void, the "
+          "audit's other proposal, would drop every object pixel.")
+    return True
 
 
-def _solution_09_3() -> str:
-    positives = sum(LESSON09_3_POSITIVES)
-    total = LESSON09_3_BATCH_PIXELS * len(LESSON09_3_POSITIVES)
-    n = LESSON09_3_BATCH_PIXELS
-    per_batch = ", ".join(f"{(n - p) / p:.4g}" if p else "inf" for p in LESSON09_3_POSITIVES)
+def _solution_08_3() -> str:
     return (
-        f"pos = {positives}, neg = {total} - {positives} = {total - positives}, pos_weight = {lesson09_3_answer():.4g}. "
-        f"Per batch the ratios are {per_batch}: a per-batch pos_weight jumps with every batch, is infinite when a "
-        "batch has no positive, and none of them is the data set's."
+        "\ndef my_step(logits, masks):\n"
+        "    return F.binary_cross_entropy_with_logits(logits, masks.to(logits.dtype) / 255)\n"
+        "The audit names two readings of a target that holds only 0 and 255: a 0/255 mask (divide by 255) or 255 as "
+        "void (ignore=masks == 255). The data suggests the first, since no element holds 1; the second would leave "
+        "only background in the loss. (masks > 0).to(logits.dtype) gives the same targets."
     )
 
 
-register("09.3", LESSON09_3_QUESTION, check_lesson09_3, _solution_09_3, transfer=True)
+register("09.3", LESSON09_3_QUESTION, check_lesson09_3, _solution_08_3, transfer=True)
 
 
-#: 09.4: WeightedRandomSampler weights for a chosen share of positives.
-LESSON09_4_SAMPLES = 2000
-LESSON09_4_POSITIVES = 100
-LESSON09_4_SHARE = 0.25
+# --------------------------------------------------------------------------------------------------
+# 09.4: the floor of masking by multiplication
+
+LESSON09_4_SHAPE = (2, 1, 16, 32, 32)
+LESSON09_4_KEPT = 4096
 LESSON09_4_QUESTION = (
-    f"{LESSON09_4_SAMPLES} samples, {LESSON09_4_POSITIVES} of them positive. torch.utils.data.WeightedRandomSampler gets "
-    f"weight 1.0 for every negative. Which weight for every positive makes a drawn sample positive with probability "
-    f"{LESSON09_4_SHARE:g}?"
+    f"Logits and targets of volumes {LESSON09_4_SHAPE} are both multiplied by a 0/1 mask that keeps "
+    f"{LESSON09_4_KEPT} of the {math.prod(LESSON09_4_SHAPE)} voxels, then passed to nn.BCEWithLogitsLoss() with its "
+    "default mean. How much of the loss value is a constant that no training can lower? (4 significant digits)"
 )
 
 
 def lesson09_4_answer() -> float:
-    """``pos * w / (pos * w + neg) = share`` solved for ``w``."""
-    negatives = LESSON09_4_SAMPLES - LESSON09_4_POSITIVES
-    share = LESSON09_4_SHARE
-    return share * negatives / ((1 - share) * LESSON09_4_POSITIVES)
+    """Every masked voxel scores logit 0 against target 0, log 2, divided by every voxel."""
+    total = math.prod(LESSON09_4_SHAPE)
+    return (total - LESSON09_4_KEPT) / total * math.log(2.0)
 
 
 def check_lesson09_4(answer: float | None) -> bool:
-    """Exercise 09.4: ``0.25 * 1900 / (0.75 * 100) = 6.333`` (within 0.1 %)."""
-    value = answer_number(answer, "a sample weight")
+    """Exercise 09.4: ``(32768 - 4096) / 32768 * log 2 = 0.6065``."""
+    value = answer_number(answer, "a number")
     if value is None:
         return False
-    negatives = LESSON09_4_SAMPLES - LESSON09_4_POSITIVES
-    right = lesson09_4_answer()
+    total = math.prod(LESSON09_4_SHAPE)
+    masked = total - LESSON09_4_KEPT
     return judge_number(
         value,
-        right,
-        correct=(
-            f"a draw is positive with probability {LESSON09_4_POSITIVES} w / ({LESSON09_4_POSITIVES} w + {negatives}); "
-            f"= {LESSON09_4_SHARE:g} at w = {right:.4g}. (w = neg/pos = {negatives / LESSON09_4_POSITIVES:g} would give 1/2.)"
-        ),
+        lesson09_4_answer(),
+        correct=(f"each of the {masked} masked voxels scores a logit of 0 against a target of 0, which costs log 2 = "
+                 f"0.6931, and the mean divides by all {total}: {masked}/{total} x 0.6931 = {lesson09_4_answer():.4g}. "
+                 "It moves with each batch's mask, and the audit reports it under diluted-mean."),
         slips=[
-            (negatives / LESSON09_4_POSITIVES, "is neg / pos: it makes positives half of the draws, not a quarter."),
-            (LESSON09_4_SHARE * negatives / LESSON09_4_POSITIVES, "forgets that the positives' own weight is in the denominator: solve pos*w / (pos*w + neg) = share."),
-            (LESSON09_4_SHARE * LESSON09_4_SAMPLES / LESSON09_4_POSITIVES, f"divides by the {LESSON09_4_SAMPLES} samples; the sampler divides by the total weight pos*w + neg."),
+            (math.log(2.0), "is one masked voxel's cost; the mean divides the masked voxels' sum by every voxel."),
+            (LESSON09_4_KEPT / total * math.log(2.0), "uses the kept share; the constant comes from the masked voxels."),
+            (masked * math.log(2.0), "is the masked voxels' sum; the default reduction is the mean over every voxel."),
+            (0.0, "would hold for probabilities (BCELoss: p = 0 against 0 costs 0); a logit of 0 is a probability of 0.5."),
         ],
-        otherwise="is not it. The sampler draws sample i with probability w_i / sum(w); write that for all positives together.",
+        otherwise="is not it. What does a logit of 0 against a target of 0 cost, and what does the mean divide by?",
+        abs_tol=5e-4,
     )
 
 
-def _solution_09_4() -> str:
-    negatives = LESSON09_4_SAMPLES - LESSON09_4_POSITIVES
+def _solution_08_4() -> str:
+    total = math.prod(LESSON09_4_SHAPE)
+    masked = total - LESSON09_4_KEPT
     return (
-        f"P(positive) = pos*w / (pos*w + neg) = {LESSON09_4_SHARE:g} gives w = share * neg / ((1 - share) * pos) = "
-        f"{LESSON09_4_SHARE:g} * {negatives} / ({1 - LESSON09_4_SHARE:g} * {LESSON09_4_POSITIVES}) = {lesson09_4_answer():.4g}. "
-        "In code: weights = torch.where(labels == 1, w, 1.0); WeightedRandomSampler(weights, num_samples=len(weights))."
+        f"{masked} of {total} voxels are masked. Each has logit 0 and target 0 after the product, and BCE with logits "
+        f"of (0, 0) is log(1 + e^0) = log 2 = 0.6931. The mean divides the sum by {total}, so the masked voxels add "
+        f"{masked}/{total} x 0.6931 = {lesson09_4_answer():.4g}. Their gradient is 0 (the mask multiplies it), so "
+        "no training lowers it. Pass the mask as weight with reduction=\"sum\" / mask.sum(), or ignore=mask == 0."
     )
 
 
-register("09.4", LESSON09_4_QUESTION, check_lesson09_4, _solution_09_4, transfer=True)
-
-
-#: 09.5 (a repair): the ignore mean of section 3 returns NaN on a batch where every pixel is void.
-LESSON09_5_QUESTION = (
-    "Section 3's ignore mean, (l * keep).sum() / keep.sum(), returns NaN on a batch where every pixel is void, and "
-    "one NaN loss ruins the weights at the next step. Repair it: write a function masked_mean(per_pixel, keep) "
-    "(per_pixel: the losses with reduction='none'; keep: 1.0 where a pixel counts, 0.0 where it is void) that "
-    "returns the mean over the kept pixels, and 0 with a zero gradient when no pixel is kept. "
-    "Answer with the function itself, e.g. my_masked_mean = masked_mean."
-)
-
-
-def lesson09_5_cases() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-    """The checker's batches: (name, per-pixel losses (2, 1, 4, 4), keep (2, 1, 4, 4)); the last is all void."""
-    generator = torch.Generator().manual_seed(95)
-    losses = torch.rand(3, 2, 1, 4, 4, generator=generator, dtype=torch.float64) * 2
-    some = (torch.rand(2, 1, 4, 4, generator=generator) < 0.6).double()
-    return [
-        ("a batch with some void pixels", losses[0], some),
-        ("a batch with no void pixel", losses[1], torch.ones(2, 1, 4, 4, dtype=torch.float64)),
-        ("a batch where every pixel is void", losses[2], torch.zeros(2, 1, 4, 4, dtype=torch.float64)),
-    ]
-
-
-def check_lesson09_5(masked_mean: Any) -> bool:
-    """Exercise 09.5: the mean over kept pixels on ordinary batches, and 0 (finite, zero gradient) on an all-void one."""
-    if masked_mean is None:
-        no_answer_yet("your function, e.g. masked_mean (no parentheses)")
-        return False
-    if not callable(masked_mean):
-        print(f"Expected a function taking (per_pixel, keep), got {masked_mean!r}.")
-        return False
-    for name, losses, keep in lesson09_5_cases():
-        leaf = losses.clone().requires_grad_(True)
-        try:
-            value = masked_mean(leaf, keep)
-        except Exception as error:  # any failure of the learner's code is reported, not raised
-            print(f"Not yet: on {name}, masked_mean raised {type(error).__name__}: {error}")
-            return False
-        if not isinstance(value, torch.Tensor) or not value.requires_grad:
-            print(
-                f"Not yet: on {name} masked_mean returns {value!r}, which is not connected to per_pixel: loss.backward() "
-                "would raise. Return a value connected to per_pixel, e.g. per_pixel.sum() * 0 when no pixel is kept."
-            )
-            return False
-        try:
-            (gradient,) = torch.autograd.grad(value, leaf, allow_unused=True)
-        except Exception as error:  # any failure of the learner's code is reported, not raised
-            print(f"Not yet: on {name}, the backward of masked_mean raised {type(error).__name__}: {error}")
-            return False
-        gradient = torch.zeros_like(losses) if gradient is None else gradient
-        value = float(value.detach())
-        kept = float(keep.sum())
-        right = float((losses * keep).sum() / kept) if kept else 0.0
-        if value != value:
-            print(
-                f"Not yet: on {name} it returns NaN: keep.sum() is 0 there, and 0 / 0 is NaN. Divide by "
-                "keep.sum().clamp_min(1): with no kept pixel the sum is 0, and 0 / 1 = 0."
-            )
-            return False
-        if abs(value - right) > 1e-9 * max(1.0, abs(right)):
-            if kept and abs(value - float((losses * keep).mean())) < 1e-9:
-                hint = "that is (l * keep).mean(): void pixels stay in the denominator. Divide by the kept count."
-            elif kept and abs(value - float(losses.mean())) < 1e-9:
-                hint = "that is the mean over all pixels: keep is not applied."
-            else:
-                hint = f"the mean over the kept pixels is {right:.4g}."
-            print(f"Not yet: on {name} it returns {value:.4g}; {hint}")
-            return False
-        if not torch.isfinite(gradient).all() or float(gradient[keep == 0].abs().sum()) != 0.0:
-            print(f"Not yet: on {name} the void pixels get a nonzero or NaN gradient; they must get exactly 0.")
-            return False
-    print(
-        "Correct: the mean over kept pixels where there are some, and 0 with a zero gradient on an all-void batch, "
-        "what bw.bce_with_logits(..., ignore=void) returns. E.g. (per_pixel * keep).sum() / keep.sum().clamp_min(1)."
-    )
-    return True
-
-
-def _solution_09_5() -> str:
-    return (
-        "def masked_mean(per_pixel, keep): return (per_pixel * keep).sum() / keep.sum().clamp_min(1). With kept pixels "
-        "clamp_min(1) changes nothing (the count is at least 1); with none the sum is 0 and 0 / 1 = 0, gradient 0. "
-        "Boolean indexing works the same way: per_pixel[keep > 0].sum() / keep.sum().clamp_min(1) (the .mean() of an "
-        "empty selection is NaN). Replace targets 255 before the loss: they give large negative (finite) losses that "
-        "any unmasked reduction or logged value picks up; and keep per_pixel finite, since inf * 0 and NaN * 0 are NaN."
-    )
-
-
-register("09.5", LESSON09_5_QUESTION, check_lesson09_5, _solution_09_5)
+register("09.4", LESSON09_4_QUESTION, check_lesson09_4, _solution_08_4, transfer=True)
 
 
 #: Lesson 09's questionnaire: (question, answer).
 LESSON09_QUESTIONNAIRE = (
-    ("How do you give PyTorch one pos_weight per channel of (N, C, H, W) predictions?",
-     "pos_weight=pw.view(C, 1, 1): two trailing 1s put the C values under the channel axis."),
-    ("What goes wrong with weight=mask for a (N, H, W) mask when N == C, and when N = 1?",
-     "N == C: it runs, and channel c of every image gets image c's map. N = 1: it is right by luck; later the "
-     "first batch with 1 < N != C raises, and one with N == C goes silently wrong. Always write mask.unsqueeze(1)."),
-    ("How do you leave void pixels out of the mean in plain PyTorch, so that an all-void batch gives 0?",
-     "Replace the void targets by a valid value, take reduction='none', and divide (l * keep).sum() by "
-     "keep.sum().clamp_min(1)."),
-    ("Why is (l * keep).mean() not an ignore mean?",
-     "It divides by all pixels, void ones included: the loss and gradient shrink by the kept share, which changes "
-     "from batch to batch."),
-    ("What does PyTorch's reduction='mean' equal, in terms of the weighted mean?",
-     "The weighted mean times the mean weight: (l * w).sum() / n = (l * w).sum() / w.sum() * w.mean()."),
-    ("You assign criterion.weight = w before each call of an nn.BCEWithLogitsLoss() built without a weight. "
-     "What can go wrong with its state_dict?",
-     "The buffer was None when the module was built, so a fresh criterion has no 'weight' entry: loading the "
-     "saved state_dict raises 'Unexpected key(s)' (strict load). And it saves the last batch's weight map."),
-    ("Why is pos_weight counted per batch a bad estimate?",
-     "It jumps from batch to batch and is infinite when a batch has no positive; a mean of per-batch ratios is "
-     "not the data set's ratio. Count over the data set once."),
-    ("What does WeightedRandomSampler with w_i = 1 / count[y_i] train on, on average?",
-     "The same loss as weighting by 1 / count, i.e. pos_weight = neg / pos up to a constant; it shows the few "
-     "positives many times instead of weighting them."),
+    ("Does running code under bw.audit() change what it computes?",
+     "No. The audit reads each BCE call's operands under torch.no_grad(), draws no random numbers, and then calls "
+     "the function with exactly the arguments it got."),
+    ("What does one finding hold?",
+     "The rule id, its severity (error or warning), the message (what was given, why it is wrong or what it does, "
+     "what to write instead), the line of your code that made the call, and the loss that was called."),
+    ("What is the difference between an error and a warning in the report?",
+     "An error is a call that computes something other than what it was almost surely meant to. A warning is a choice "
+     "that can be meant, and the message states its consequence: diluted-mean, a pos_weight row repeated along the "
+     "batch, a pos_weight of length W on images."),
+    ("Why does pos_weight=torch.tensor([1.0, 30.0, 6.0]) on (N, 3, H, 3) crops run, and what does it weight?",
+     "Broadcasting lines up trailing dimensions, so (3,) meets W = 3: it weights the columns. On any other width it "
+     "raises (the error pytorch#27936 reports); the silent case is W == C."),
+    ("Input and target are multiplied by a 0/1 mask before BCEWithLogitsLoss with the default mean. What happens to "
+     "the masked elements' gradient, to the kept elements' step and to the loss value?",
+     "The masked elements get gradient 0 (the product), each kept element's step is its slope over every element, "
+     "and each masked element adds log 2 to the sum: a floor of log 2 times the masked share that no training lowers."),
+    ("A target holds only 0 and 255. Which two readings does the audit name, and which does the data suggest?",
+     "A 0/255 mask (write target / 255) or 255 as void labels (ignore=target == 255). The data suggests the mask: no "
+     "element holds 1, so the void reading would leave no positive at all."),
+    ("Why is nan_to_num(posinf=0) the wrong repair for an infinite pos_weight counted on one batch?",
+     "It gives that label's positives weight 0, the opposite of the intent. Count once over the whole data set and "
+     "keep the denominator at least 1 (num_pos.clamp_min(1)); a label with no positive has no positive term, so any "
+     "finite value gives the same loss there."),
+    ("When does the audit report a pos_weight of the target's full shape (B, C)?",
+     "Only on evidence of a mistake: its values follow the labels (class weights indexed by the label, an error), or "
+     "every sample holds the same row (a warning). A per-element pos_weight that varies otherwise is legitimate."),
+    ("The loss reads torch.cat([torch.sigmoid(aux), logits], dim=1)[:, 1:]. Does the audit report a double sigmoid?",
+     "No, if aux is one channel wide: it follows the slice through the cat to the input it came from, the raw logits. "
+     "When it cannot tell which elements are read, it stays quiet unless every input is a sigmoid's output."),
 )
 register_questionnaire("09", LESSON09_QUESTIONNAIRE)

@@ -1,286 +1,364 @@
-"""Lesson 10's exercises (beyond one process): a kept pixel's say under a per-rank mean, the value a
-rank returns with ``process_group=``, and the dtype of the loss under autocast.
+"""Lesson 10's exercises (plain PyTorch): a mask weight when ``N == C``, the plain weighted mean, a
+dataset's ``pos_weight`` from per-batch counts, and ``WeightedRandomSampler`` weights for a chosen share.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
-from bceweights.lessons.exercises.answers import answer_choice, answer_number, judge_number, no_answer_yet
+from bceweights.lessons.exercises.answers import answer_number, judge_number, no_answer_yet
 from bceweights.lessons.exercises.registry import register, register_questionnaire
 
-#: 10.1: three ranks keep these numbers of pixels (of 1,024 each) under an ignore mask.
-LESSON10_1_KEPT = (100, 300, 800)
+#: 10.1: four images, four channels: N == C, where weight=mask runs and pairs the wrong axes.
+LESSON10_1_SHAPE = (4, 4, 6, 7)
+
+
+def lesson10_1_mask() -> torch.Tensor:
+    """The exercise's ``(N, H, W) = (4, 6, 7)`` mask of 0s and 1s (seeded)."""
+    generator = torch.Generator().manual_seed(91)
+    n, _, h, w = LESSON10_1_SHAPE
+    return (torch.rand(n, h, w, generator=generator) < 0.5).float()
+
+
 LESSON10_1_QUESTION = (
-    f"Three DDP ranks compute reduction='mean' with an ignore mask and keep {LESSON10_1_KEPT[0]}, "
-    f"{LESSON10_1_KEPT[1]} and {LESSON10_1_KEPT[2]} pixels. Without process_group, how many times more does one "
-    "kept pixel of rank 0 count in the averaged gradient than one kept pixel of rank 2?"
+    "Predictions have shape (4, 4, 6, 7): four images, four channels. mask = lesson10_1_mask() has shape (4, 6, 7), "
+    "one map per image. Write the weight for F.binary_cross_entropy_with_logits that applies image n's map to "
+    "every channel of image n."
 )
 
 
-def check_lesson10_1(answer: float | None) -> bool:
-    """Exercise 10.1: weights ``1 / (W k_r)``, ratio ``k_2 / k_0 = 8``."""
-    value = answer_number(answer, "a number (a ratio)")
-    if value is None:
+def check_lesson10_1(weight: Any) -> bool:
+    """Exercise 10.1: the answer, broadcast to ``(4, 4, 6, 7)``, must equal ``mask[:, None]`` expanded."""
+    if weight is None:
+        no_answer_yet("a tensor built from mask")
         return False
-    k0, _, k2 = LESSON10_1_KEPT
-    world = len(LESSON10_1_KEPT)
-    return judge_number(
-        value,
-        k2 / k0,
-        correct=(
-            f"a kept pixel of rank r enters with 1 / (W k_r): 1/({world}*{k0}) against 1/({world}*{k2}), "
-            f"a ratio of {k2}/{k0} = {k2 / k0:g}. With process_group every kept pixel gets 1/{sum(LESSON10_1_KEPT)}."
-        ),
-        slips=[
-            (k0 / k2, "is the inverse: rank 0 keeps fewer pixels, so each of its pixels counts more, not less."),
-            (1.0, "would hold with process_group (or with equal kept counts); without it each rank divides by its own count."),
-            (world, "is the number of ranks; the ratio comes from the kept counts."),
-        ],
-        otherwise="is not it. Write the weight 1 / (W * k_r) of one kept pixel for rank 0 and for rank 2, and divide.",
-        abs_tol=1e-2,
-    )
+    if not isinstance(weight, torch.Tensor):
+        print(f"Not yet: weight is a {type(weight).__name__}; pass a tensor built from mask.")
+        return False
+    mask = lesson10_1_mask()
+    zeros = torch.zeros(LESSON10_1_SHAPE)
+    try:
+        out = F.binary_cross_entropy_with_logits(zeros, zeros, weight=weight, reduction="none")
+    except RuntimeError as error:
+        print(f"Not yet: PyTorch raises {str(error).strip().splitlines()[0]}")
+        return False
+    if tuple(out.shape) != LESSON10_1_SHAPE:
+        print(f"Not yet: PyTorch runs, but the loss grows to shape {tuple(out.shape)}.")
+        return False
+    effective = torch.broadcast_to(weight, LESSON10_1_SHAPE).float()
+    expected = mask.unsqueeze(1).expand(LESSON10_1_SHAPE)
+    if torch.equal(effective, expected):
+        how = "a copy" if weight.numel() == expected.numel() and weight.stride()[1] != 0 else "no copy"
+        print(
+            f"Correct: shape {tuple(weight.shape)} puts N under N and broadcasts over C ({how}); every channel of image n "
+            "gets mask[n]. mask.unsqueeze(1), shape (4, 1, 6, 7), is the shortest way."
+        )
+        return True
+    if torch.equal(effective, mask.unsqueeze(0).expand(LESSON10_1_SHAPE)):
+        print(
+            "Not yet: PyTorch runs without a word, but right-aligned (4, 6, 7) meets (C, H, W): channel c of every "
+            "image gets image c's map, because N == C here. With another batch size it would raise. Give the mask "
+            "its channel dimension: (N, 1, H, W)."
+        )
+    else:
+        print("Not yet: the maps do not land on their images. Insert a size-1 channel dimension after N.")
+    return False
 
 
-def _solution_10_1() -> str:
-    k0, _, k2 = LESSON10_1_KEPT
+def _solution_09_1() -> str:
     return (
-        f"Rank r divides its sum by k_r and DDP averages over W = 3 ranks: one pixel has weight 1 / (3 k_r). "
-        f"Rank 0: 1/{3 * k0}, rank 2: 1/{3 * k2}; the ratio is {k2}/{k0} = {k2 / k0:g}."
+        "weight = mask.unsqueeze(1), shape (4, 1, 6, 7) (or mask.unsqueeze(1).expand_as(logits), a zero-copy view). "
+        "weight=mask runs here only because N == C = 4, and pairs image c's map with channel c; with N = 1 it "
+        "also runs (a single map broadcast to everything), so a test on one image hides the bug."
     )
 
 
-register("10.1", LESSON10_1_QUESTION, check_lesson10_1, _solution_10_1, transfer=True)
+register("10.1", LESSON10_1_QUESTION, check_lesson10_1, _solution_09_1, transfer=True)
 
 
-#: 10.2: one rank's local sum, the world size and the global kept count.
-LESSON10_2_LOCAL_SUM = 30.0
-LESSON10_2_WORLD = 4
-LESSON10_2_GLOBAL_KEPT = 1200
+#: 10.2: per-element losses and weights; the weighted mean in plain PyTorch.
+LESSON10_2_LOSSES = (0.2, 1.0, 0.5, 3.0, 0.8)
+LESSON10_2_WEIGHTS = (2.0, 1.0, 0.0, 0.5, 1.0)
 LESSON10_2_QUESTION = (
-    f"With process_group and reduction='mean', one of {LESSON10_2_WORLD} ranks has a local sum of per-pixel losses "
-    f"of {LESSON10_2_LOCAL_SUM:g} over its kept pixels, and {LESSON10_2_GLOBAL_KEPT} pixels are kept over all ranks. "
-    "What loss value does this rank return (and log)?"
+    f"With reduction='none' five elements have losses l = {list(LESSON10_2_LOSSES)} and weights w = "
+    f"{list(LESSON10_2_WEIGHTS)}. What is the weighted mean (l * w).sum() / w.sum(), what "
+    "bw.bce_with_logits(..., reduction='weighted_mean') returns?"
 )
 
 
 def check_lesson10_2(answer: float | None) -> bool:
-    """Exercise 10.2: ``local_sum * W / D = 30 * 4 / 1200 = 0.1``."""
+    """Exercise 10.2: ``3.7 / 4.5 = 0.8222`` (within 0.002)."""
     value = answer_number(answer, "a number")
     if value is None:
         return False
-    s, w, d = LESSON10_2_LOCAL_SUM, LESSON10_2_WORLD, LESSON10_2_GLOBAL_KEPT
+    losses = torch.tensor(LESSON10_2_LOSSES, dtype=torch.float64)
+    weights = torch.tensor(LESSON10_2_WEIGHTS, dtype=torch.float64)
+    weighted_sum = float((losses * weights).sum())
+    right = weighted_sum / float(weights.sum())
     return judge_number(
         value,
-        s * w / d,
-        correct=(
-            f"local_sum * W / D = {s:g} * {w} / {d} = {s * w / d:.4g}. DDP divides the gradients by W again, so "
-            f"this rank's pixels enter with 1/{d}, as in one process; the global loss is the mean of the ranks' values."
-        ),
+        right,
+        correct=f"(l * w).sum() = {weighted_sum:.4g}, w.sum() = {float(weights.sum()):.4g}, ratio {right:.4g}.",
         slips=[
-            (s / d, f"is local_sum / D: the rank's share of the global loss. The rank returns W = {w} times that, "
-                    "because DDP averages (divides by W) afterwards."),
-            (s * w, "leaves out the global denominator: divide by the number of pixels kept over all ranks."),
-            (s / w, "divides by the world size; the rank multiplies by it (DDP divides again) and divides by D."),
+            (weighted_sum / len(LESSON10_2_LOSSES), "is (l * w).mean(), reduction='mean': it divides by the 5 elements, not by the sum of the weights."),
+            (float(losses.mean()), "is the unweighted mean; multiply by the weights first."),
+            (weighted_sum / int((weights > 0).sum()), "divides by the count of nonzero weights; the weighted mean divides by their sum."),
+            (weighted_sum, "is the weighted sum, reduction='sum'; divide by w.sum()."),
         ],
-        otherwise="is not it. The returned value is local_sum * world_size / global_denominator.",
-        abs_tol=1e-4,
+        otherwise="is not it. Multiply each loss by its weight, add, and divide by the sum of the weights.",
+        abs_tol=2e-3,
     )
 
 
-def _solution_10_2() -> str:
-    s, w, d = LESSON10_2_LOCAL_SUM, LESSON10_2_WORLD, LESSON10_2_GLOBAL_KEPT
+def _solution_09_2() -> str:
+    products = " + ".join(f"{l:g}*{w:g}" for l, w in zip(LESSON10_2_LOSSES, LESSON10_2_WEIGHTS))
+    weighted_sum = sum(l * w for l, w in zip(LESSON10_2_LOSSES, LESSON10_2_WEIGHTS))
     return (
-        f"The rank returns local_sum * W / D = {s:g} * {w} / {d} = {s * w / d:.4g}. DDP then averages the "
-        f"gradients over the {w} ranks, which cancels the factor W: this rank's pixels enter with 1/{d}."
+        f"({products}) / {sum(LESSON10_2_WEIGHTS):g} = {weighted_sum:.4g} / {sum(LESSON10_2_WEIGHTS):g} = "
+        f"{weighted_sum / sum(LESSON10_2_WEIGHTS):.4g}. In code: l = F.binary_cross_entropy_with_logits(x, y, "
+        "reduction='none'); (l * w).sum() / w.sum()."
     )
 
 
-register("10.2", LESSON10_2_QUESTION, check_lesson10_2, _solution_10_2, transfer=True)
+register("10.2", LESSON10_2_QUESTION, check_lesson10_2, _solution_09_2, transfer=True)
 
 
+#: 10.3: four batches of 1,000 pixels with these positives each.
+LESSON10_3_BATCH_PIXELS = 1000
+LESSON10_3_POSITIVES = (2, 0, 10, 5)
 LESSON10_3_QUESTION = (
-    "Inside torch.autocast('cpu', dtype=torch.bfloat16), logits come out of a convolution in bfloat16 and you call "
-    "bw.bce_with_logits(logits, masks). Which dtype does the loss have? Answer with a torch dtype, e.g. torch.float16."
+    f"A data set is read in four batches of {LESSON10_3_BATCH_PIXELS} pixels with {list(LESSON10_3_POSITIVES)} "
+    "positive pixels. What pos_weight = neg / pos does the whole data set give?"
 )
 
 
-def check_lesson10_3(answer: Any) -> bool:
-    """Exercise 10.3: ``torch.float32``, as ``F.binary_cross_entropy_with_logits`` under autocast."""
-    if answer is None:
-        no_answer_yet("a torch dtype such as torch.float16")
+def lesson10_3_answer() -> float:
+    """Add the counts over the batches, then divide: ``(4000 - 17) / 17``."""
+    positives = sum(LESSON10_3_POSITIVES)
+    return (LESSON10_3_BATCH_PIXELS * len(LESSON10_3_POSITIVES) - positives) / positives
+
+
+def check_lesson10_3(answer: float | None) -> bool:
+    """Exercise 10.3: ``3983 / 17 = 234.3`` (within 0.1 %); no single batch's ratio is it."""
+    if isinstance(answer, float) and math.isinf(answer):
+        print(
+            "Not yet: inf is the ratio of the batch with no positive. Count over the whole data set first, then "
+            "divide once: a per-batch ratio is infinite, or huge, whenever a batch has few positives."
+        )
         return False
-    if isinstance(answer, str):
-        answer = getattr(torch, answer.removeprefix("torch."), answer)
-    if not isinstance(answer, torch.dtype):
-        print(f"Expected a torch dtype such as torch.float16, got {answer!r}.")
-        return False
-    if answer == torch.float32:
-        print(
-            "Correct: autocast runs binary cross-entropy in float32 (a loss summed over many elements in bfloat16 "
-            "would keep about 3 significant digits), and bw.bce_with_logits follows PyTorch's rule."
-        )
-        return True
-    if answer == torch.bfloat16:
-        print("Not yet: the logits are bfloat16, but autocast runs this loss in float32 (it is on autocast's float32 list).")
-    elif answer == torch.float64:
-        print("Not yet: autocast never widens to float64; it runs the loss in float32.")
-    else:
-        print(f"Not yet: {answer} is not it. Run the cell in section 2 and read the loss's dtype.")
-    return False
-
-
-def _solution_10_3() -> str:
-    return "torch.float32: the loss is on autocast's float32 list, whatever the autocast dtype."
-
-
-register("10.3", LESSON10_3_QUESTION, check_lesson10_3, _solution_10_3)
-
-
-#: 10.4 (a concept): a rank that skips the loss call under process_group=.
-LESSON10_4_CHOICES = ("a", "b", "c")
-LESSON10_4_QUESTION = (
-    "Training with DDP on 2 ranks, the loss is bw.bce_with_logits(logits, y, ignore=void, "
-    "process_group=dist.group.WORLD). To save time, a rank whose batch is all void skips the call:\n"
-    "    if keep.any():\n"
-    "        loss = bw.bce_with_logits(...)\n"
-    "What happens on a step where rank 1's batch is all void and rank 0's is not?\n"
-    "  (a) rank 1 contributes a zero gradient and the step is right\n"
-    "  (b) rank 0's all-reduce of the denominator pairs with rank 1's next collective call: counts of different steps\n"
-    "      get mixed without a word, and the job fails or hangs later, when the ranks' calls no longer match\n"
-    "  (c) rank 0's loss is NaN, because the global kept count lacks rank 1's zero\n"
-    'Answer with one letter in quotes, e.g. "a".'
-)
-
-
-def check_lesson10_4(answer: object) -> bool:
-    """Exercise 10.4: (b); collectives pair by call order, so a skipped one shifts every later one."""
-    letter = answer_choice(answer, LESSON10_4_CHOICES)
-    if letter is None:
-        return False
-    if letter == "b":
-        print(
-            "Correct: the denominator is an all_reduce, a collective that every rank of the group must call, in the "
-            "same order: the backend pairs the ranks' calls by their order, not by step. Rank 0's call of this step "
-            "meets rank 1's next one, so rank 0 divides by a count mixed from two steps, and every later collective "
-            "is one call out of step. Nothing says so at once: the job raises (e.g. gloo's 'Connection closed by "
-            "peer' when one rank finishes) or waits until the timeout, often long after the skipped step. Call the "
-            "loss on every rank, every step: an all-void batch then adds 0 to the sum and 0 to the count."
-        )
-        return True
-    if letter == "a":
-        print(
-            "Not yet: rank 1 skips the loss, so it skips backward too, and DDP's gradient all-reduce loses its "
-            "partner as well: even without process_group the step would not be right. With process_group= the loss "
-            "itself also calls an all_reduce, which rank 0 makes and rank 1 does not."
-        )
-    else:
-        print(
-            "Not yet: the count is summed by an all_reduce, and rank 1 adds nothing at this step; rank 0's call pairs "
-            "with rank 1's next collective call instead, so it gets a count from another step, not a NaN."
-        )
-    return False
-
-
-def _solution_10_4() -> str:
-    return (
-        "(b). With process_group= the loss all-reduces its denominator (and DDP all-reduces the gradients): "
-        "collectives that every rank must call, the same number of times, in the same order, because the backend "
-        "pairs them by order. A rank that skips the call shifts every later collective by one: rank 0's denominator "
-        "mixes two steps' counts, and the job raises or hangs only later, when the calls that meet no longer match "
-        "(at the latest when one rank finishes). Call the loss on every rank every step; an all-void batch "
-        "contributes 0 to the sum and 0 to the kept count, and the global count is positive as long as some rank "
-        "keeps a pixel."
-    )
-
-
-register("10.4", LESSON10_4_QUESTION, check_lesson10_4, _solution_10_4)
-
-
-#: 10.5: gradient accumulation over micro-batches with these kept counts (the lesson showed 100, 300, 50, 350;
-#: here one micro-batch is all void).
-LESSON10_5_KEPT = (120, 40, 200, 0, 240)
-LESSON10_5_QUESTION = (
-    f"You accumulate gradients over {len(LESSON10_5_KEPT)} micro-batches (one backward each, one optimizer step) "
-    f"that keep {', '.join(str(k) for k in LESSON10_5_KEPT)} pixels under an ignore mask. Each micro-batch computes "
-    "its loss with reduction='sum' and divides it by one number D before backward. Which D makes the accumulated "
-    "gradient equal to the gradient of the ignore mean over all kept pixels of the big batch?"
-)
-
-
-def check_lesson10_5(answer: float | None) -> bool:
-    """Exercise 10.5: ``D = sum of the kept counts = 800``, the same for every micro-batch."""
-    value = answer_number(answer, "a number (the denominator)")
+    value = answer_number(answer, "a number")
     if value is None:
         return False
-    total = sum(LESSON10_5_KEPT)
-    steps = len(LESSON10_5_KEPT)
+    n = LESSON10_3_BATCH_PIXELS
+    finite = [(n - p) / p for p in LESSON10_3_POSITIVES if p > 0]
+    total = n * len(LESSON10_3_POSITIVES)
+    positives = sum(LESSON10_3_POSITIVES)
     return judge_number(
         value,
-        total,
+        lesson10_3_answer(),
         correct=(
-            f"D = {' + '.join(str(k) for k in LESSON10_5_KEPT)} = {total}, the kept count of the whole big batch, the "
-            "same for every micro-batch: the accumulated gradient is then the sum of all kept pixels' gradients over "
-            f"{total}. Count it before the first backward."
+            f"{total} pixels, {positives} positive: ({total} - {positives}) / {positives} = {lesson10_3_answer():.4g}. "
+            "Accumulate the counts batch by batch and divide once (bw.pos_weight_from_targets does it over a DataLoader)."
         ),
         slips=[
-            (steps, f"divides by the number of micro-batches: that is the usual recipe after a per-micro-batch mean, "
-                    f"and then micro-batch m's pixels weigh 1 / ({steps} k_m), unequal across micro-batches."),
-            (total / steps, f"is the mean kept count: dividing by it gives a gradient {steps} times too large."),
-            (1.0, "keeps the plain sum: the step then grows with the number of kept pixels."),
+            (sum(finite) / len(finite), "averages the per-batch ratios of the batches with positives; a ratio of sums is not a mean of ratios."),
+            (total / positives, "is n / pos; pos_weight is neg / pos: subtract the positives first."),
+            (positives / (total - positives), "is pos / neg, the other way round."),
+            *(
+                (ratio, "is one batch's own neg / pos; the data set's ratio adds the counts of all four batches first.")
+                for ratio in finite
+            ),
         ],
-        otherwise="is not it. Write the big batch's loss, sum over all kept pixels / their count, as a sum over micro-batches.",
-        abs_tol=0.5,
+        otherwise="is not it. Add the positives of all batches and the negatives of all batches, then divide.",
     )
 
 
-def _solution_10_5() -> str:
-    total = sum(LESSON10_5_KEPT)
-    kept = sorted(k for k in LESSON10_5_KEPT if k)
+def _solution_09_3() -> str:
+    positives = sum(LESSON10_3_POSITIVES)
+    total = LESSON10_3_BATCH_PIXELS * len(LESSON10_3_POSITIVES)
+    n = LESSON10_3_BATCH_PIXELS
+    per_batch = ", ".join(f"{(n - p) / p:.4g}" if p else "inf" for p in LESSON10_3_POSITIVES)
     return (
-        f"The big batch's ignore mean is (sum of all kept losses) / {total}; split the sum by micro-batch and each "
-        f"part is that micro-batch's reduction='sum' loss / {total}. So D = {total} for every micro-batch, the "
-        "all-void one included (its sum is 0). The usual loss / accumulation_steps after a per-micro-batch mean "
-        f"gives micro-batch m's pixels the weight 1 / ({len(LESSON10_5_KEPT)} k_m): a pixel of the {kept[0]}-pixel "
-        f"micro-batch would count {kept[-1] / kept[0]:g} times one of the {kept[-1]}-pixel one."
+        f"pos = {positives}, neg = {total} - {positives} = {total - positives}, pos_weight = {lesson10_3_answer():.4g}. "
+        f"Per batch the ratios are {per_batch}: a per-batch pos_weight jumps with every batch, is infinite when a "
+        "batch has no positive, and none of them is the data set's."
     )
 
 
-register("10.5", LESSON10_5_QUESTION, check_lesson10_5, _solution_10_5, transfer=True)
+register("10.3", LESSON10_3_QUESTION, check_lesson10_3, _solution_09_3, transfer=True)
+
+
+#: 10.4: WeightedRandomSampler weights for a chosen share of positives.
+LESSON10_4_SAMPLES = 2000
+LESSON10_4_POSITIVES = 100
+LESSON10_4_SHARE = 0.25
+LESSON10_4_QUESTION = (
+    f"{LESSON10_4_SAMPLES} samples, {LESSON10_4_POSITIVES} of them positive. torch.utils.data.WeightedRandomSampler gets "
+    f"weight 1.0 for every negative. Which weight for every positive makes a drawn sample positive with probability "
+    f"{LESSON10_4_SHARE:g}?"
+)
+
+
+def lesson10_4_answer() -> float:
+    """``pos * w / (pos * w + neg) = share`` solved for ``w``."""
+    negatives = LESSON10_4_SAMPLES - LESSON10_4_POSITIVES
+    share = LESSON10_4_SHARE
+    return share * negatives / ((1 - share) * LESSON10_4_POSITIVES)
+
+
+def check_lesson10_4(answer: float | None) -> bool:
+    """Exercise 10.4: ``0.25 * 1900 / (0.75 * 100) = 6.333`` (within 0.1 %)."""
+    value = answer_number(answer, "a sample weight")
+    if value is None:
+        return False
+    negatives = LESSON10_4_SAMPLES - LESSON10_4_POSITIVES
+    right = lesson10_4_answer()
+    return judge_number(
+        value,
+        right,
+        correct=(
+            f"a draw is positive with probability {LESSON10_4_POSITIVES} w / ({LESSON10_4_POSITIVES} w + {negatives}); "
+            f"= {LESSON10_4_SHARE:g} at w = {right:.4g}. (w = neg/pos = {negatives / LESSON10_4_POSITIVES:g} would give 1/2.)"
+        ),
+        slips=[
+            (negatives / LESSON10_4_POSITIVES, "is neg / pos: it makes positives half of the draws, not a quarter."),
+            (LESSON10_4_SHARE * negatives / LESSON10_4_POSITIVES, "forgets that the positives' own weight is in the denominator: solve pos*w / (pos*w + neg) = share."),
+            (LESSON10_4_SHARE * LESSON10_4_SAMPLES / LESSON10_4_POSITIVES, f"divides by the {LESSON10_4_SAMPLES} samples; the sampler divides by the total weight pos*w + neg."),
+        ],
+        otherwise="is not it. The sampler draws sample i with probability w_i / sum(w); write that for all positives together.",
+    )
+
+
+def _solution_09_4() -> str:
+    negatives = LESSON10_4_SAMPLES - LESSON10_4_POSITIVES
+    return (
+        f"P(positive) = pos*w / (pos*w + neg) = {LESSON10_4_SHARE:g} gives w = share * neg / ((1 - share) * pos) = "
+        f"{LESSON10_4_SHARE:g} * {negatives} / ({1 - LESSON10_4_SHARE:g} * {LESSON10_4_POSITIVES}) = {lesson10_4_answer():.4g}. "
+        "In code: weights = torch.where(labels == 1, w, 1.0); WeightedRandomSampler(weights, num_samples=len(weights))."
+    )
+
+
+register("10.4", LESSON10_4_QUESTION, check_lesson10_4, _solution_09_4, transfer=True)
+
+
+#: 10.5 (a repair): the ignore mean of section 3 returns NaN on a batch where every pixel is void.
+LESSON10_5_QUESTION = (
+    "Section 3's ignore mean, (l * keep).sum() / keep.sum(), returns NaN on a batch where every pixel is void, and "
+    "one NaN loss ruins the weights at the next step. Repair it: write a function masked_mean(per_pixel, keep) "
+    "(per_pixel: the losses with reduction='none'; keep: 1.0 where a pixel counts, 0.0 where it is void) that "
+    "returns the mean over the kept pixels, and 0 with a zero gradient when no pixel is kept. "
+    "Answer with the function itself, e.g. my_masked_mean = masked_mean."
+)
+
+
+def lesson10_5_cases() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """The checker's batches: (name, per-pixel losses (2, 1, 4, 4), keep (2, 1, 4, 4)); the last is all void."""
+    generator = torch.Generator().manual_seed(95)
+    losses = torch.rand(3, 2, 1, 4, 4, generator=generator, dtype=torch.float64) * 2
+    some = (torch.rand(2, 1, 4, 4, generator=generator) < 0.6).double()
+    return [
+        ("a batch with some void pixels", losses[0], some),
+        ("a batch with no void pixel", losses[1], torch.ones(2, 1, 4, 4, dtype=torch.float64)),
+        ("a batch where every pixel is void", losses[2], torch.zeros(2, 1, 4, 4, dtype=torch.float64)),
+    ]
+
+
+def check_lesson10_5(masked_mean: Any) -> bool:
+    """Exercise 10.5: the mean over kept pixels on ordinary batches, and 0 (finite, zero gradient) on an all-void one."""
+    if masked_mean is None:
+        no_answer_yet("your function, e.g. masked_mean (no parentheses)")
+        return False
+    if not callable(masked_mean):
+        print(f"Expected a function taking (per_pixel, keep), got {masked_mean!r}.")
+        return False
+    for name, losses, keep in lesson10_5_cases():
+        leaf = losses.clone().requires_grad_(True)
+        try:
+            value = masked_mean(leaf, keep)
+        except Exception as error:  # any failure of the learner's code is reported, not raised
+            print(f"Not yet: on {name}, masked_mean raised {type(error).__name__}: {error}")
+            return False
+        if not isinstance(value, torch.Tensor) or not value.requires_grad:
+            print(
+                f"Not yet: on {name} masked_mean returns {value!r}, which is not connected to per_pixel: loss.backward() "
+                "would raise. Return a value connected to per_pixel, e.g. per_pixel.sum() * 0 when no pixel is kept."
+            )
+            return False
+        try:
+            (gradient,) = torch.autograd.grad(value, leaf, allow_unused=True)
+        except Exception as error:  # any failure of the learner's code is reported, not raised
+            print(f"Not yet: on {name}, the backward of masked_mean raised {type(error).__name__}: {error}")
+            return False
+        gradient = torch.zeros_like(losses) if gradient is None else gradient
+        value = float(value.detach())
+        kept = float(keep.sum())
+        right = float((losses * keep).sum() / kept) if kept else 0.0
+        if value != value:
+            print(
+                f"Not yet: on {name} it returns NaN: keep.sum() is 0 there, and 0 / 0 is NaN. Divide by "
+                "keep.sum().clamp_min(1): with no kept pixel the sum is 0, and 0 / 1 = 0."
+            )
+            return False
+        if abs(value - right) > 1e-9 * max(1.0, abs(right)):
+            if kept and abs(value - float((losses * keep).mean())) < 1e-9:
+                hint = "that is (l * keep).mean(): void pixels stay in the denominator. Divide by the kept count."
+            elif kept and abs(value - float(losses.mean())) < 1e-9:
+                hint = "that is the mean over all pixels: keep is not applied."
+            else:
+                hint = f"the mean over the kept pixels is {right:.4g}."
+            print(f"Not yet: on {name} it returns {value:.4g}; {hint}")
+            return False
+        if not torch.isfinite(gradient).all() or float(gradient[keep == 0].abs().sum()) != 0.0:
+            print(f"Not yet: on {name} the void pixels get a nonzero or NaN gradient; they must get exactly 0.")
+            return False
+    print(
+        "Correct: the mean over kept pixels where there are some, and 0 with a zero gradient on an all-void batch, "
+        "what bw.bce_with_logits(..., ignore=void) returns. E.g. (per_pixel * keep).sum() / keep.sum().clamp_min(1)."
+    )
+    return True
+
+
+def _solution_09_5() -> str:
+    return (
+        "def masked_mean(per_pixel, keep): return (per_pixel * keep).sum() / keep.sum().clamp_min(1). With kept pixels "
+        "clamp_min(1) changes nothing (the count is at least 1); with none the sum is 0 and 0 / 1 = 0, gradient 0. "
+        "Boolean indexing works the same way: per_pixel[keep > 0].sum() / keep.sum().clamp_min(1) (the .mean() of an "
+        "empty selection is NaN). Replace targets 255 before the loss: they give large negative (finite) losses that "
+        "any unmasked reduction or logged value picks up; and keep per_pixel finite, since inf * 0 and NaN * 0 are NaN."
+    )
+
+
+register("10.5", LESSON10_5_QUESTION, check_lesson10_5, _solution_09_5)
 
 
 #: Lesson 10's questionnaire: (question, answer).
 LESSON10_QUESTIONNAIRE = (
-    ("Under DDP with reduction='mean' and an ignore mask, what weight does one kept pixel of rank r get in the "
-     "averaged gradient?",
-     "1 / (W * k_r), with W ranks and k_r the rank's kept count: ranks with few kept pixels get more say."),
-    ("What does process_group= change, and what does each rank return then?",
-     "The denominator is all-reduced over the group: rank r returns local_sum_r * W / D, with D the global kept "
-     "count (or kept weight), so DDP's average is the single-process gradient."),
-    ("Why must every rank call the loss on every step when process_group= is set?",
-     "The loss calls an all_reduce, a collective that every rank of the group must join, in the same order. The "
-     "backend pairs the calls by their order, so the others' call pairs with the skipping rank's next one: counts "
-     "of different steps get mixed without a word, and the job raises or hangs later, when the calls no longer "
-     "match."),
-    ("How do you get one data set's pos_weight on every rank when each rank sees one shard?",
-     "Count positives and elements on each shard and sum the counts over the ranks: "
-     "bw.pos_weight_from_targets(loader, channel_dim=1, process_group=group)."),
-    ("DistributedSampler pads a data set whose length is not divisible by the world size. What does that do to "
-     "counts?",
-     "It repeats the first indices of its (shuffled or not) order so that every rank gets the same number: those "
-     "samples are counted twice in "
-     "class counts and in per-epoch means. Count from the data set itself, or pass drop_last=True (which drops "
-     "samples instead)."),
-    ("With gradient accumulation over micro-batches, what should each micro-batch's summed masked loss be divided by?",
-     "The kept count of the whole accumulated batch, the same number for every micro-batch. Under DDP: the count "
-     "over every rank and micro-batch, all-reduced by hand, and the loss multiplied by W (DDP averages)."),
-    ("In which dtype does binary_cross_entropy_with_logits run under torch.autocast, and how do you see that it "
-     "is autocast's doing and not type promotion?",
-     "float32. Give it inputs that are all bfloat16 or all float16 (logits, targets, pos_weight): outside autocast "
-     "the loss then comes back in that dtype, inside it comes back float32."),
-    ("What does PyTorch say to F.binary_cross_entropy (on probabilities) under CUDA autocast?",
-     "It raises a RuntimeError: binary_cross_entropy is unsafe to autocast; use the logits form."),
+    ("How do you give PyTorch one pos_weight per channel of (N, C, H, W) predictions?",
+     "pos_weight=pw.view(C, 1, 1): two trailing 1s put the C values under the channel axis."),
+    ("What goes wrong with weight=mask for a (N, H, W) mask when N == C, and when N = 1?",
+     "N == C: it runs, and channel c of every image gets image c's map. N = 1: it is right by luck; later the "
+     "first batch with 1 < N != C raises, and one with N == C goes silently wrong. Always write mask.unsqueeze(1)."),
+    ("How do you leave void pixels out of the mean in plain PyTorch, so that an all-void batch gives 0?",
+     "Replace the void targets by a valid value, take reduction='none', and divide (l * keep).sum() by "
+     "keep.sum().clamp_min(1)."),
+    ("Why is (l * keep).mean() not an ignore mean?",
+     "It divides by all pixels, void ones included: the loss and gradient shrink by the kept share, which changes "
+     "from batch to batch."),
+    ("What does PyTorch's reduction='mean' equal, in terms of the weighted mean?",
+     "The weighted mean times the mean weight: (l * w).sum() / n = (l * w).sum() / w.sum() * w.mean()."),
+    ("You assign criterion.weight = w before each call of an nn.BCEWithLogitsLoss() built without a weight. "
+     "What can go wrong with its state_dict?",
+     "The buffer was None when the module was built, so a fresh criterion has no 'weight' entry: loading the "
+     "saved state_dict raises 'Unexpected key(s)' (strict load). And it saves the last batch's weight map."),
+    ("Why is pos_weight counted per batch a bad estimate?",
+     "It jumps from batch to batch and is infinite when a batch has no positive; a mean of per-batch ratios is "
+     "not the data set's ratio. Count over the data set once."),
+    ("What does WeightedRandomSampler with w_i = 1 / count[y_i] train on, on average?",
+     "The same loss as weighting by 1 / count, i.e. pos_weight = neg / pos up to a constant; it shows the few "
+     "positives many times instead of weighting them."),
 )
 register_questionnaire("10", LESSON10_QUESTIONNAIRE)

@@ -1,6 +1,6 @@
 """``CalibrationExplorer``: pick a training method and a threshold; see ranking, calibration and counts together.
 
-For each method the explorer holds the test logits of one trained model (lesson 07 trains them)
+For each method the explorer holds the test logits of one trained model (lesson 08 trains them)
 and shows, for the chosen method and probability threshold ``t`` (predict positive ⇔ ``p̂ >= t``):
 
 * the precision-recall curve (scikit-learn's) with the operating point at ``t``: the curve is the

@@ -1,8 +1,8 @@
-"""``TwoHeadsExplorer``: one pixel of lesson 05's plates, read by a multi-label head (sigmoid + BCE over the
+"""``TwoHeadsExplorer``: one pixel of lesson 06's plates, read by a multi-label head (sigmoid + BCE over the
 R, G, B channels) and by a single-label head (softmax + cross-entropy over the classes black, green,
 blue, magenta), with the gradient each loss sends to each logit.
 
-The two heads are the two models of lesson 05, section 1, at one pixel:
+The two heads are the two models of lesson 06, section 1, at one pixel:
 
 * Multi-label head: three logits ``x = (x_R, x_G, x_B)``, ``p_c = sigmoid(x_c)``, loss
   ``BCE = mean_c [ softplus(x_c) - m_c x_c ]`` for the target colour's channel membership ``m``
@@ -38,7 +38,7 @@ from bceweights.messages import error_message
 
 LOGIT_LIMIT = 10.0
 CHANNELS = ("red", "green", "blue")
-#: The single-label classes, in the order of lesson 05's 4-class model.
+#: The single-label classes, in the order of lesson 06's 4-class model.
 CLASSES = tuple(PLATE_CLASSES)
 #: Channel membership (red, green, blue) of each target colour (the plate classes).
 TARGET_COLOURS: dict[str, tuple[float, float, float]] = {

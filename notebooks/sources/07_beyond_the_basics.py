@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 06 · Beyond the basics: ignore regions, focal loss, boundary weights, label smoothing
+# # Lesson 07 · Beyond the basics: ignore regions, focal loss, boundary weights, label smoothing
 #
 # Questions answered: none of Q1–Q16 directly. This lesson covers what the forum threads never reach
 # (the "beyond the threads" topics of the collection).
@@ -37,7 +37,7 @@ from matplotlib.figure import Figure
 from scipy import optimize, special
 
 import bceweights as bw
-from bceweights.lessons.exercises.lesson06 import lesson06_missed_sample, missed_positive_share
+from bceweights.lessons.exercises.lesson07 import lesson07_missed_sample, missed_positive_share
 from bceweights.lessons.explore import png_image
 from bceweights.lessons.explore.focal import EASY_FROM, HARD_BELOW, FocalExplorer, focal_curves, focal_sample
 from bceweights.lessons.explore.weight_map import WeightMapExplorer
@@ -159,7 +159,7 @@ print(f"a kept pixel of image 1 against one of image 0, same slope: (a) {sig4(de
 # to drop is computed from a target that is not a probability (its weight of 0 hides that, until
 # someone changes the weight).
 #
-# `bw.audit()` (lesson 08) gives the same account when it reads (b) written in plain PyTorch and most
+# `bw.audit()` (lesson 09) gives the same account when it reads (b) written in plain PyTorch and most
 # of the weights are 0, as in image 1 alone (160 of its 256 pixels void): a `diluted-mean`
 # **warning**, not an error, whose message states the consequence and the lines to write if you meant
 # (a). (On the whole batch, where 192 of 512 are void, it stays quiet: it reports a mask that zeroes
@@ -276,7 +276,7 @@ for group, in_group in (("easy", sample_prob_true >= EASY_FROM), ("hard", sample
 # image, with the logits of its smallest object lowered by 6, so that the model misses it.
 
 # %%
-missed_logits, missed_target, missed_object = lesson06_missed_sample()
+missed_logits, missed_target, missed_object = lesson07_missed_sample()
 missed_margin = missed_logits * (2 * missed_target - 1)
 missed_hard = special.expit(missed_margin) < HARD_BELOW
 print(f"missed object: {int(missed_object.sum())} pixels;  hard pixels: {int((missed_hard & (missed_target == 1)).sum())} "
@@ -362,7 +362,7 @@ for q in (0.5, 0.75):
 # networks trained with the focal loss are much better calibrated than cross-entropy ones, and best
 # combined with temperature scaling, with accuracy kept; they also give a way to choose $\gamma$. The
 # two results agree: the same pull toward 0.5 that biases an already calibrated model counters an
-# over-confident one. Check calibration on your own validation data (lesson 07) rather than assume it.
+# over-confident one. Check calibration on your own validation data (lesson 08) rather than assume it.
 #
 # ## 3 · Boundary weight maps for touching objects
 #
@@ -601,70 +601,70 @@ print("pos_weight=4, eps=0.1, hard label 1: optimum", sig4(float(bw.optimal_prob
 #
 # Each cell prints a question. Predict or compute your answer first (with the formula, the explorers above, or
 # a few lines of PyTorch), then replace `None` with it and run the cell: a wrong answer gets a hint that says
-# what it would mean. When you have tried, `show_solution("06.2")` prints the worked solution of exercise
-# 06.2 (and likewise for the others).
+# what it would mean. When you have tried, `show_solution("07.2")` prints the worked solution of exercise
+# 07.2 (and likewise for the others).
 
 # %%
 from bceweights.lessons.exercises import (
-    LESSON06_1_QUESTION,
-    LESSON06_2_QUESTION,
-    LESSON06_3_QUESTION,
-    LESSON06_4_QUESTION,
-    LESSON06_5_QUESTION,
-    check_lesson06_1,
-    check_lesson06_2,
-    check_lesson06_3,
-    check_lesson06_4,
-    check_lesson06_5,
+    LESSON07_1_QUESTION,
+    LESSON07_2_QUESTION,
+    LESSON07_3_QUESTION,
+    LESSON07_4_QUESTION,
+    LESSON07_5_QUESTION,
+    check_lesson07_1,
+    check_lesson07_2,
+    check_lesson07_3,
+    check_lesson07_4,
+    check_lesson07_5,
     print_questionnaire,
     show_solution,
 )
 
 # %% [markdown]
-# **06.1** Focal loss: use the focal explorer above (it keeps running while you read this).
+# **07.1** Focal loss: use the focal explorer above (it keeps running while you read this).
 
 # %%
-print(LESSON06_1_QUESTION)
+print(LESSON07_1_QUESTION)
 my_gamma = None
-_ = check_lesson06_1(my_gamma)
+_ = check_lesson07_1(my_gamma)
 
 # %% [markdown]
-# **06.2** Boundary weights: use the weight-map explorer.
+# **07.2** Boundary weights: use the weight-map explorer.
 
 # %%
-print(LESSON06_2_QUESTION)
+print(LESSON07_2_QUESTION)
 my_w0 = None
-_ = check_lesson06_2(my_w0)
+_ = check_lesson07_2(my_w0)
 
 # %% [markdown]
-# **06.3** Transfer, ignore regions: a batch of three images instead of section 1's two.
+# **07.3** Transfer, ignore regions: a batch of three images instead of section 1's two.
 
 # %%
-print(LESSON06_3_QUESTION)
+print(LESSON07_3_QUESTION)
 my_fraction = None
-_ = check_lesson06_3(my_fraction)
+_ = check_lesson07_3(my_fraction)
 
 # %% [markdown]
-# **06.4** Transfer, label smoothing: another `eps`, with a `pos_weight` as well.
+# **07.4** Transfer, label smoothing: another `eps`, with a `pos_weight` as well.
 
 # %%
-print(LESSON06_4_QUESTION)
+print(LESSON07_4_QUESTION)
 my_probability = None
-_ = check_lesson06_4(my_probability)
+_ = check_lesson07_4(my_probability)
 
 # %% [markdown]
-# **06.5** Concept, focal α: the second focal sample, whose missed positives are the hard pixels.
+# **07.5** Concept, focal α: the second focal sample, whose missed positives are the hard pixels.
 
 # %%
-print(LESSON06_5_QUESTION)
+print(LESSON07_5_QUESTION)
 my_choice = None
-_ = check_lesson06_5(my_choice)
+_ = check_lesson07_5(my_choice)
 
 # %% [markdown]
 # ## 7 · Questionnaire
 #
 # Short questions on the whole lesson. Answer each in a sentence or two, from memory first, then check
-# with the cells above. When you have tried, `show_solution("06.Q")` prints the answers.
+# with the cells above. When you have tried, `show_solution("07.Q")` prints the answers.
 
 # %%
-print_questionnaire("06")
+print_questionnaire("07")

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 07 · What weighting buys: ranking, calibration and thresholds, compared fairly
+# # 08 · What weighting buys: ranking, calibration and thresholds, compared fairly
 #
 # Questions answered: Q17, Q18, Q19, Q20
 #
@@ -45,16 +45,16 @@ from bceweights.lessons.calibration import (
 )
 from bceweights.lessons.diagnose import CHECK_NAMES, recall_zero_checklist
 from bceweights.lessons.exercises import (
-    LESSON07_1_QUESTION,
-    LESSON07_2_QUESTION,
-    LESSON07_3_QUESTION,
-    LESSON07_4_QUESTION,
-    check_lesson07_1,
-    check_lesson07_2,
-    check_lesson07_3,
-    check_lesson07_4,
-    lesson07_checklist_case,
-    lesson07_threshold_data,
+    LESSON08_1_QUESTION,
+    LESSON08_2_QUESTION,
+    LESSON08_3_QUESTION,
+    LESSON08_4_QUESTION,
+    check_lesson08_1,
+    check_lesson08_2,
+    check_lesson08_3,
+    check_lesson08_4,
+    lesson08_checklist_case,
+    lesson08_threshold_data,
     print_questionnaire,
 )
 from bceweights.lessons.explore import png_image
@@ -742,7 +742,7 @@ calibration_explorer.snapshot()
 # can cause another, and a default bias matters only if the model did not learn (below). Read every line:
 #
 # 1. **bias init**: the output bias of the model *as built* against `log(pos/neg)` of the training data
-#    (`train_share=`; lesson 04, section 5);
+#    (`train_share=`; lesson 05, section 3);
 # 2. **posterior below 0.5**: does anything reach the threshold, and is the ranking informative (AP
 #    against the positive share, the AP of a ranking that knows nothing)?
 # 3. **learning rate and warmup**: collapsed or non-finite logits, a loss that rose or never beat
@@ -853,8 +853,8 @@ print(check_every_seed("default bias, lr 0.02: check 3 passes, check 1 only warn
 # so the default bias did not keep recall at 0; its FAILs are those of a working model on overlapping
 # classes (next cell). So when check 3
 # fails, fix the learning rate first, or warm it up (e.g. `torch.optim.lr_scheduler.LinearLR` over the
-# first epoch, 12 of the 120 steps here). Set the bias anyway: it costs nothing, and lesson 04
-# (section 5) shows what it changes in a short run.
+# first epoch, 12 of the 120 steps here). Set the bias anyway: it costs nothing, and lesson 05
+# (section 3) shows what it changes in a short run.
 #
 # Now the plain BCE model of the experiment, trained properly, on the overlapping regime (the
 # checklist printed for seed 0, one run; the checks after it over all five seeds):
@@ -926,7 +926,7 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 # what every seed agrees on. Five seeds show a direction, not a precise size, and cannot rank methods
 # whose differences are smaller than their spread. A large network that overfits can be miscalibrated
 # under plain BCE too; remedies can change the ranking when capacity or training time is short and the
-# rare class would otherwise not be learned at all (lesson 04's faint green disc). Precision targets far
+# rare class would otherwise not be learned at all (lesson 05's faint green disc). Precision targets far
 # in the tail need far larger validation sets than these. For large networks that are overconfident
 # under BCE, focal loss can improve calibration (Mukhoti et al., NeurIPS 2020); its underconfidence here
 # (slope 2.2–2.8 with overlapping classes) is what a fixed γ does to a model that is not overconfident.
@@ -956,43 +956,43 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 # ## Exercises
 #
 # Replace `None` with your answer and run the cell: a wrong answer gets a hint. When you have tried,
-# `show_solution("07.1")` (or `"07.2"`, `"07.3"`, `"07.4"`, imported from `bceweights.lessons.exercises`) prints
+# `show_solution("08.1")` (or `"08.2"`, `"08.3"`, `"08.4"`, imported from `bceweights.lessons.exercises`) prints
 # a worked solution.
 
 # %%
-# **07.1**
-print(LESSON07_1_QUESTION)
+# **08.1**
+print(LESSON08_1_QUESTION)
 my_probability = None
-_ = check_lesson07_1(my_probability)
+_ = check_lesson08_1(my_probability)
 
 # %%
-# **07.2**
-print(LESSON07_2_QUESTION)
-threshold_data = lesson07_threshold_data()
+# **08.2**
+print(LESSON08_2_QUESTION)
+threshold_data = lesson08_threshold_data()
 my_threshold = None
-_ = check_lesson07_2(my_threshold)
+_ = check_lesson08_2(my_threshold)
 
 # %%
-# **07.3**
-print(LESSON07_3_QUESTION)
-case_outputs, case_targets, case_model = lesson07_checklist_case()
+# **08.3**
+print(LESSON08_3_QUESTION)
+case_outputs, case_targets, case_model = lesson08_checklist_case()
 my_failing_check = None
-_ = check_lesson07_3(my_failing_check)
+_ = check_lesson08_3(my_failing_check)
 
 # %% [markdown]
-# **07.4** A concept: does 0.5 find positives when the same overlapping clouds hold 10 % positives? Predict
+# **08.4** A concept: does 0.5 find positives when the same overlapping clouds hold 10 % positives? Predict
 # first, then run the function the question names.
 
 # %%
-print(LESSON07_4_QUESTION)
+print(LESSON08_4_QUESTION)
 my_choice = None  # "a", "b" or "c"
-_ = check_lesson07_4(my_choice)
+_ = check_lesson08_4(my_choice)
 
 # %% [markdown]
 # ## Questionnaire
 #
 # Short questions on the whole lesson. Answer each in a sentence or two, in your head or in a cell, before you
-# compare with the answers: `show_solution("07.Q")` prints them.
+# compare with the answers: `show_solution("08.Q")` prints them.
 
 # %%
-print_questionnaire("07")
+print_questionnaire("08")

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 10 · Beyond one process: DDP, mixed precision and `torch.compile`
+# # Lesson 11 · Beyond one process: DDP, mixed precision and `torch.compile`
 #
 # Questions answered: Q21, Q22
 #
@@ -589,69 +589,69 @@ else:
 #
 # Each cell prints a question. Predict or compute your answer first, then replace `None` with it and run
 # the cell: a wrong answer gets a hint that says what it would mean. When you have tried,
-# `show_solution("10.1")` prints the worked solution of exercise 10.1 (and likewise for the others).
+# `show_solution("11.1")` prints the worked solution of exercise 11.1 (and likewise for the others).
 
 # %%
 from bceweights.lessons.exercises import (
-    LESSON10_1_QUESTION,
-    LESSON10_2_QUESTION,
-    LESSON10_3_QUESTION,
-    LESSON10_4_QUESTION,
-    LESSON10_5_QUESTION,
-    check_lesson10_1,
-    check_lesson10_2,
-    check_lesson10_3,
-    check_lesson10_4,
-    check_lesson10_5,
+    LESSON11_1_QUESTION,
+    LESSON11_2_QUESTION,
+    LESSON11_3_QUESTION,
+    LESSON11_4_QUESTION,
+    LESSON11_5_QUESTION,
+    check_lesson11_1,
+    check_lesson11_2,
+    check_lesson11_3,
+    check_lesson11_4,
+    check_lesson11_5,
     print_questionnaire,
     show_solution,
 )
 
 # %% [markdown]
-# **10.1** Transfer: section 1 with three ranks and other kept counts.
+# **11.1** Transfer: section 1 with three ranks and other kept counts.
 
 # %%
-print(LESSON10_1_QUESTION)
+print(LESSON11_1_QUESTION)
 my_ratio = None
-_ = check_lesson10_1(my_ratio)
+_ = check_lesson11_1(my_ratio)
 
 # %% [markdown]
-# **10.2** Transfer: what one rank returns with `process_group=`.
+# **11.2** Transfer: what one rank returns with `process_group=`.
 
 # %%
-print(LESSON10_2_QUESTION)
+print(LESSON11_2_QUESTION)
 my_loss_value = None
-_ = check_lesson10_2(my_loss_value)
+_ = check_lesson11_2(my_loss_value)
 
 # %% [markdown]
-# **10.3** Section 2: the dtype of the loss under autocast.
+# **11.3** Section 2: the dtype of the loss under autocast.
 
 # %%
-print(LESSON10_3_QUESTION)
+print(LESSON11_3_QUESTION)
 my_dtype = None
-_ = check_lesson10_3(my_dtype)
+_ = check_lesson11_3(my_dtype)
 
 # %% [markdown]
-# **10.4** A concept: the safe pattern of section 1, as a multiple choice.
+# **11.4** A concept: the safe pattern of section 1, as a multiple choice.
 
 # %%
-print(LESSON10_4_QUESTION)
+print(LESSON11_4_QUESTION)
 my_choice = None
-_ = check_lesson10_4(my_choice)
+_ = check_lesson11_4(my_choice)
 
 # %% [markdown]
-# **10.5** Transfer: section 1's gradient accumulation, with other counts and one all-void micro-batch.
+# **11.5** Transfer: section 1's gradient accumulation, with other counts and one all-void micro-batch.
 
 # %%
-print(LESSON10_5_QUESTION)
+print(LESSON11_5_QUESTION)
 my_denominator = None
-_ = check_lesson10_5(my_denominator)
+_ = check_lesson11_5(my_denominator)
 
 # %% [markdown]
 # ## Questionnaire
 #
 # Short questions on the whole lesson. Answer each in a sentence or two, from memory first, then check
-# with the cells above. When you have tried, `show_solution("10.Q")` prints the answers.
+# with the cells above. When you have tried, `show_solution("11.Q")` prints the answers.
 
 # %%
-print_questionnaire("10")
+print_questionnaire("11")

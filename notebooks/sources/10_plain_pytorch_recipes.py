@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 09 · Appendix: every recipe in plain PyTorch
+# # Lesson 10 · Appendix: every recipe in plain PyTorch
 #
 # Questions answered: Q24
 #
@@ -117,7 +117,7 @@ except RuntimeError as error:
 # over the channels and the value is right by accident, so a test on one image passes; later the first
 # batch with `1 < N ≠ C` raises, and one with `N == C` goes silently wrong. Always write `mask.unsqueeze(1)`.
 #
-# ## 3 · Ignore regions (lesson 06)
+# ## 3 · Ignore regions (lesson 07)
 #
 # Pixels with no label (void, 255) must add nothing and leave the mean's denominator. In plain PyTorch:
 # replace the void targets by any valid value, take `reduction="none"`, zero the void pixels and divide
@@ -148,7 +148,7 @@ print(f"(l * keep).mean(), the trap: {sig4(float(trap))}; kept share {sig4(float
 
 # %% [markdown]
 # `(l * keep).mean()` keeps the void pixels in the denominator: its gradient is the ignore mean's times the
-# annotated share of the batch, which changes from batch to batch (lesson 06, section 1).
+# annotated share of the batch, which changes from batch to batch (lesson 07, section 1).
 #
 # **Predict.** A batch in which every pixel is void (an image not annotated at all, or a crop of an
 # unannotated region). What do `(l * keep).sum() / keep.sum()` and `l[~void].mean()` return, without the
@@ -425,72 +425,72 @@ print(f"draws per positive sample: {per_positive:.1f}; per negative sample: {per
 #
 # Each cell prints a question. Predict or compute your answer first (a few lines of PyTorch are enough),
 # then replace `None` with it and run the cell: a wrong answer gets a hint that says what it would mean.
-# When you have tried, `show_solution("09.1")` prints the worked solution of exercise 09.1 (and likewise
+# When you have tried, `show_solution("10.1")` prints the worked solution of exercise 10.1 (and likewise
 # for the others).
 
 # %%
 from bceweights.lessons.exercises import (
-    LESSON09_1_QUESTION,
-    LESSON09_2_QUESTION,
-    LESSON09_3_QUESTION,
-    LESSON09_4_QUESTION,
-    LESSON09_5_QUESTION,
-    check_lesson09_1,
-    check_lesson09_2,
-    check_lesson09_3,
-    check_lesson09_4,
-    check_lesson09_5,
-    lesson09_1_mask,
+    LESSON10_1_QUESTION,
+    LESSON10_2_QUESTION,
+    LESSON10_3_QUESTION,
+    LESSON10_4_QUESTION,
+    LESSON10_5_QUESTION,
+    check_lesson10_1,
+    check_lesson10_2,
+    check_lesson10_3,
+    check_lesson10_4,
+    check_lesson10_5,
+    lesson10_1_mask,
     print_questionnaire,
     show_solution,
 )
 
 # %% [markdown]
-# **09.1** Transfer: the trap of section 2 with four images and four channels. Build your answer from `mask`.
+# **10.1** Transfer: the trap of section 2 with four images and four channels. Build your answer from `mask`.
 
 # %%
-print(LESSON09_1_QUESTION)
-mask = lesson09_1_mask()
+print(LESSON10_1_QUESTION)
+mask = lesson10_1_mask()
 my_weight = None
-_ = check_lesson09_1(my_weight)
+_ = check_lesson10_1(my_weight)
 
 # %% [markdown]
-# **09.2** Transfer: the weighted mean of section 4, by hand.
+# **10.2** Transfer: the weighted mean of section 4, by hand.
 
 # %%
-print(LESSON09_2_QUESTION)
+print(LESSON10_2_QUESTION)
 my_weighted_mean = None
-_ = check_lesson09_2(my_weighted_mean)
+_ = check_lesson10_2(my_weighted_mean)
 
 # %% [markdown]
-# **09.3** Transfer: section 7's lesson on four batches.
+# **10.3** Transfer: section 7's lesson on four batches.
 
 # %%
-print(LESSON09_3_QUESTION)
+print(LESSON10_3_QUESTION)
 my_pos_weight = None
-_ = check_lesson09_3(my_pos_weight)
+_ = check_lesson10_3(my_pos_weight)
 
 # %% [markdown]
-# **09.4** Transfer: section 8's sampler, aiming at a quarter of positives instead of half.
+# **10.4** Transfer: section 8's sampler, aiming at a quarter of positives instead of half.
 
 # %%
-print(LESSON09_4_QUESTION)
+print(LESSON10_4_QUESTION)
 my_sample_weight = None
-_ = check_lesson09_4(my_sample_weight)
+_ = check_lesson10_4(my_sample_weight)
 
 # %% [markdown]
-# **09.5** A repair: section 3's ignore mean on an all-void batch. Write the function; the checker runs it, with its backward, on three batches.
+# **10.5** A repair: section 3's ignore mean on an all-void batch. Write the function; the checker runs it, with its backward, on three batches.
 
 # %%
-print(LESSON09_5_QUESTION)
+print(LESSON10_5_QUESTION)
 my_masked_mean = None
-_ = check_lesson09_5(my_masked_mean)
+_ = check_lesson10_5(my_masked_mean)
 
 # %% [markdown]
 # ## 11 · Questionnaire
 #
 # Short questions on the whole lesson. Answer each in a sentence or two, from memory first, then check
-# with the cells above. When you have tried, `show_solution("09.Q")` prints the answers.
+# with the cells above. When you have tried, `show_solution("10.Q")` prints the answers.
 
 # %%
-print_questionnaire("09")
+print_questionnaire("10")

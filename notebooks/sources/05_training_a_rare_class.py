@@ -1,27 +1,26 @@
 # %% [markdown]
-# # 04 · Class imbalance: weights from data, a rare channel, thresholds
+# # 05 · Training with a rare class: recall 0, thresholds, and a loop to fix
 #
-# Questions answered: Q6, Q8, Q9, Q15
+# Questions answered: Q8, Q15 (and the first checks of Q20)
 #
-# **Goal.** When one class covers 1 % of the pixels, a plain BCE model can be "99 % accurate" and
-# find nothing. This lesson measures the imbalance, fixes it with `pos_weight` or a weight map,
-# and then shows that the decision threshold does much of the same job without retraining.
+# **Goal.** When one class covers 1 % of the pixels, a plain BCE model can be "99 % accurate" and find
+# nothing at the 0.5 cut. This lesson trains tiny U-Nets without and with the per-channel `pos_weight` that
+# lesson 04 counted, shows that the decision threshold does much of the same job without retraining, tells
+# the two causes of "recall 0" apart, and ends with a training loop in plain PyTorch that you can copy.
 #
 # You will:
 #
-# 1. compute class weights from counts and from a whole dataset, four common ways (Q6);
-# 2. train a tiny U-Net on a three-channel problem whose green channel covers 1 % of the pixels,
+# 1. train a tiny U-Net on a three-channel problem whose green channel covers 1 % of the pixels,
 #    without and with per-channel `pos_weight`, from five seeds, and see what holds on every one (Q8);
-# 3. compare a voxel weight map with `pos_weight` on a `(1, 1, 60, 40, 40)` volume (Q9);
-# 4. move `pos_weight` and the threshold on a trained model and watch the operating point (Q15);
-# 5. see why recall is 0 for the first epochs of a short run, and check with the average precision
+# 2. move `pos_weight` and the threshold on a trained model and watch the operating point (Q15);
+# 3. see why recall is 0 for the first epochs of a short run, and check with the average precision
 #    and runs started at `log(pos/neg)` that they are runs still behind after a slow bias phase from the
 #    default start, not a posterior below 0.5 (Q15);
-# 6. fix a training loop, in plain PyTorch, whose rare class is never found (Q8, Q15, Q20).
+# 4. fix a training loop, in plain PyTorch, whose rare class is never found (Q8, Q15, Q20).
 #
 # Every model here trains in about a second on a CPU, and every trained figure is reported over five
 # network seeds: what one run prints is one trajectory, not a property of the method. All data are made
-# by `bceweights.lessons.data`.
+# by `bceweights.lessons.data`. Lesson 04 (class weights from data) comes first.
 
 # %%
 # %matplotlib widget
@@ -49,91 +48,29 @@ torch.manual_seed(0)
 RGB = ("red", "green", "blue")
 
 # %% [markdown]
-# ## 1 · Class weights from counts and from a dataset (Q6)
-#
-# **Goal of this part.** compute class weights four common ways, from counts and from a whole dataset.
-#
-# PyTorch's documentation gives the rule for `pos_weight`: with 100 positive and 300 negative
-# examples of a class, use `300 / 100 = 3`. Then the positives, each counted 3 times, weigh as much
-# in total as the negatives: `100 × 3 = 300` weighted positives against 300 negatives. It is these
-# weighted *counts* that balance, not the loss terms: a term's size depends on how wrong the model is
-# on that example, so the two sums of loss terms are equal only where every term has the same size
-# (at logit 0, for example, as in section 3). `bw.pos_weight_from_counts(num_pos, num_neg)` does exactly that and
-# returns a tensor of shape `(1,)`, the shape a single-output model needs (a bare `3` is refused by
-# `nn.BCEWithLogitsLoss`, see lesson 01).
-
-# %%
-print(bw.pos_weight_from_counts(100, 300))
-print(bw.pos_weight_from_counts([100, 10], [300, 990]))  # one value per channel
-
-# %% [markdown]
-# On a real dataset you count over every target, batch by batch. The data set here is the
-# **plates** problem used in the rest of the lesson: a single-channel image, and a mask with three
-# channels red, green, blue. A large blue plate, a red code printed on the plate (its pixels are red
-# *and* blue: magenta) and a small green disc beside it.
-#
-# `bw.pos_weight_from_targets` accepts a `DataLoader` and never concatenates the batches, so the
-# data set may be larger than memory. It shows a progress bar while it counts.
+# The data are lesson 04's **plates**: a single-channel image, and a mask with three channels red, green,
+# blue. A large blue plate, a red code printed on the plate (its pixels are red *and* blue: magenta) and a
+# small green disc beside it. The per-channel `pos_weight = neg/pos` is counted over the training plates,
+# as in lesson 04.
 
 # %%
 # green_contrast: the green disc is faint (0.25 against pixel noise 0.35), like a small, low-contrast object.
 plates = data.make_plates(256, 32, fractions=(0.06, 0.01, 0.25), green_contrast=0.25, seed=0)
-loader = DataLoader(plates.dataset(), batch_size=32)
-print("images", tuple(plates.images.shape), " masks", tuple(plates.masks.shape))
-
-# %% tags=["nbval-ignore-output"]
-pos_weight_rgb = bw.pos_weight_from_targets(loader, channel_dim=1, progress=True)
-
-# %%
+pos_weight_rgb = bw.pos_weight_from_targets(DataLoader(plates.dataset(), batch_size=32), channel_dim=1)
 for name, share, weight in zip(RGB, plates.fractions().tolist(), pos_weight_rgb.tolist()):
     print(f"{name:<6} positive share {share:.4f}   pos_weight = neg/pos = {weight:.4g}")
 
 # %% [markdown]
-# **Predict.** Single-label methods weight *classes* of a label map rather than channels. Read the
-# plates as four colours (black, green, blue, magenta) and compare scikit-learn's "balanced"
-# weights `n / (K · count)` with median-frequency balancing `median(freq) / freq`. Which class gets the
-# largest weight from each? Do the two agree on the *ratios* between classes?
-
-# %%
-labels = data.rgb_to_labels(plates.masks)  # (N, H, W) class indices
-counts = torch.bincount(labels.flatten(), minlength=4)
-balanced = bw.balanced_weights(counts)
-median_frequency = bw.median_frequency_weights(labels, num_classes=4)
-print(f"{'class':<8} {'share':>7} {'balanced':>9} {'median freq':>12}")
-for k, name in enumerate(data.PLATE_CLASSES):
-    share = float(counts[k] / counts.sum())
-    print(f"{name:<8} {share:>7.4f} {float(balanced[k]):>9.4g} {float(median_frequency[k]):>12.4g}")
-print("median freq / balanced, per class:", [round(r, 4) for r in (median_frequency / balanced).tolist()])
-
-# %% [markdown]
-# **Reveal.** Both put the largest weight on green, the rarest colour, and the ratios between the
-# balanced weights are exactly the inverse ratios of the counts. Median-frequency weights differ in
-# two ways. First, the scale: a class whose frequency equals the median frequency would get exactly 1.
-# With four classes the median is the mean of the two middle frequencies (blue's and magenta's), a
-# frequency no class has, so no weight in the table is 1: the two middle classes get 0.6573 and 2.089,
-# one on each side of 1. Second, each frequency counts only the images in which the class appears.
-# Every image has all four colours here, so the two methods agree up to one factor (the last line:
-# 0.5002 for every class); with a class absent from most images they would not.
-#
-# A note on the forum thread behind Q6: its script computes `np.mean` of the frequencies and calls it
-# the median, and divides by the pixels of all labelled classes rather than by the pixels of the
-# images that contain each class. Neither is median-frequency balancing; `bw.median_frequency_weights`
-# follows Eigen & Fergus (2015).
-#
-# For BCE on multi-label masks the equivalent of a class weight is the per-channel `pos_weight`
-# above. That is what the next section uses.
-
-# %% [markdown]
-# ## 2 · A rare, faint channel: recall 0 at 0.5, and what `pos_weight` changes (Q8)
+# ## 1 · A rare, faint channel: recall 0 at 0.5, and what `pos_weight` changes (Q8)
 #
 # **Goal of this part.** see what a per-channel `pos_weight` changes when a rare class also *overlaps*
 # the background: the green disc is faint (drawn 0.25 darker than its surroundings, against pixel noise
-# 0.35), so many background pixels look like disc pixels. Lesson 05 trains on the same 1 % share with a
+# 0.35), so many background pixels look like disc pixels. Lesson 06 trains on the same 1 % share with a
 # high-contrast disc (0.8 darker, the `make_plates` default).
 #
 # **Predict.** We train the same tiny U-Net for 5 epochs on the plates, three ways: plain BCE from PyTorch's
 # default output bias (as the thread behind Q8 did), plain BCE with the output bias started at each channel's
-# `log(pos/neg)`, and the per-channel `pos_weight = neg/pos` from section 1. Blue covers 25 % of the pixels,
+# `log(pos/neg)`, and the per-channel `pos_weight = neg/pos` counted above. Blue covers 25 % of the pixels,
 # red 6 %, green 1 %, and the green disc is faint. With plain BCE, what will the green channel's recall at
 # 0.5 be? With `neg/pos`, its precision? And does `pos_weight` make the model *rank* green pixels better,
 # or only say "green" more often?
@@ -143,41 +80,9 @@ print("median freq / balanced, per class:", [round(r, 4) for r in (median_freque
 # seeds (each seed draws the initial weights and the batch order), and the lesson states as findings only
 # checks with a margin that hold on every seed, or on a stated number of them ("at least 4 of 5").
 #
-# First, the shape. The thread behind Q8 wrote
-# `pos_weight=torch.Tensor([1, 30, 6]).repeat(BATCH_SIZE, 1)`: a `(B, 3)` tensor. Broadcasting lines up
-# *trailing* dimensions, so its 3 meets the width of `(B, 3, H, W)` and PyTorch refuses:
-# %%
-logits_demo = torch.zeros(4, 3, 32, 32)
-masks_demo = torch.ones(4, 3, 32, 32)  # every target 1: at logit 0 each term is pos_weight * log 2
-repeated = torch.tensor([1.0, 30.0, 6.0]).repeat(4, 1)  # the thread's tensor
-try:
-    torch.nn.BCEWithLogitsLoss(pos_weight=repeated)(logits_demo, masks_demo)
-except RuntimeError as error:
-    print("PyTorch:   ", error)
-try:
-    bw.bce_with_logits(logits_demo, masks_demo, pos_weight=repeated)
-except bw.WeightShapeError as error:
-    print("bceweights:", error)
-rgb_pos_weight = torch.tensor([6.0, 30.0, 1.0])  # red 6, green 30, blue 1: the mask's order R, G, B
-per_pixel_loss = torch.nn.BCEWithLogitsLoss(pos_weight=rgb_pos_weight.view(3, 1, 1), reduction="none")
-per_pixel = per_pixel_loss(logits_demo, masks_demo)
-print("PyTorch, .repeat dropped, .view(3, 1, 1), mean loss per channel R, G, B:",
-      [float(f"{v:.4g}") for v in per_pixel.mean(dim=(0, 2, 3)).tolist()])
-print("pos_weight * log 2:", [float(f"{w * math.log(2):.4g}") for w in rgb_pos_weight.tolist()])
-
-# %% [markdown]
-# `bceweights` suggests, first, one row of the repeated tensor viewed as `(3, 1, 1)`: the values do not
-# depend on the sample, so the fix is to drop `.repeat` and view the `(3,)` tensor as `(3, 1, 1)` (last
-# lines, with the order put right as below), which works for any batch size. Its second suggestion, `.view(4, 3, 1, 1)`, reads the tensor as
-# one value per sample and channel, and runs only while the batch holds exactly 4 images. Or
-# give the `(3,)` tensor to `bceweights` with `channel_dim=1`.
-#
-# Mind the order too. The thread's comment says "red, blue, green = 6, 1, 30", but its tensor
-# `[1, 30, 6]` is blue, green, red: right for a mask stored B, G, R, wrong for an R, G, B mask like this
-# one, where red and blue would swap weights. The weights must follow the mask's channels, here
-# `[6, 30, 1]`. Every target above is 1, so at logit 0 each channel's loss is its `pos_weight` times
-# `log 2`: the printed 4.159, 20.79 and 0.6931 are 6, 30 and 1 times 0.6931, the weights of red, green
-# and blue in that order. Lesson 02 has more on shapes.
+# The weights line up with the masks' channels as lesson 04 (section 2) shows: one `neg/pos` per channel, in the
+# masks' order R, G, B, given to `bceweights` with `channel_dim=1` (in plain PyTorch, viewed as `(3, 1, 1)`, as
+# section 4's loop does).
 #
 # Every arm starts where its own loss is lowest for a model that knows nothing: plain BCE at
 # `log(pos/neg)` per channel, `pos_weight = neg/pos` at 0 (`bw.optimal_logit(q, p)` = `log(q/(1-q)) + log p`,
@@ -217,7 +122,7 @@ def train_plates_model(arm, seed, epochs=5):
 
 
 def plate_figures(model, history, pos_weight):
-    """What section 2 reports for one trained model, on the validation plates."""
+    """What section 1 reports for one trained model, on the validation plates."""
     logits = predict(model, val_plates.images)
     figures = {}
     for c, name in enumerate(RGB):
@@ -333,7 +238,7 @@ png_image(plot_predictions(0))
 # left estimates the unweighted optimum, and at 0.5 it finds less than 0.2 of the disc on every seed (0 to 0.08
 # here). The faint disc is a case of the *posterior below 0.5*: most pixels that look like disc pixels are
 # background, so even a calibrated model would seldom reach 0.5 there. Recall 0 at 0.5 is then the right answer
-# to the wrong question; `pos_weight`, or a lower threshold (section 6), moves the cut. More training would not.
+# to the wrong question; `pos_weight`, or a lower threshold (section 4), moves the cut. More training would not.
 #
 # Is the disc learned at all? The average precision (AP) scores the *ranking* of the green probabilities,
 # whatever the cut; a ranking that knows nothing scores the positive share, 0.0101. The weighted models rank
@@ -348,93 +253,17 @@ png_image(plot_predictions(0))
 # pixel at 0.5 on at least three of the five seeds (four in the stored run). Started at `log(pos/neg)`, it finds
 # red on four of five in the stored run; the fifth network (seed 2) stalled with neither red nor blue found at
 # 0.5, although it ranks blue well (AP 0.958). A stalled seed is one more reason to train several. The figures
-# above show seed 0 only, one run each, for the picture; section 5 comes back to the start.
+# above show seed 0 only, one run each, for the picture; section 3 comes back to the start.
 #
 # These statements are about 5 epochs on 256 images. On your own data, try several seeds and more epochs, and
 # read the ranking as well as the 0.5 cut, before you conclude that a class "cannot be learned".
 
 # %% [markdown]
-# Section 4 shows the other case: shapes that the unweighted model ranks well (average precision about
+# Section 2 shows the other case: shapes that the unweighted model ranks well (average precision about
 # 0.9). There `pos_weight` only moves the operating point, which a threshold does as well.
 
 # %% [markdown]
-# ## 3 · About one foreground voxel in 95 (Q9)
-#
-# **Goal of this part.** compare a background-down weight map with `pos_weight` on a volume: the same balance, a different gradient scale (a different step under SGD).
-#
-# The thread behind Q9 has outputs and targets of shape `(1, 1, 60, 40, 40)` with 95 times more
-# background than foreground, and asks how to build a per-voxel weight that down-weights the
-# background. `data.make_volume` draws blobs that cover *about* 1/95 of the voxels (94 background
-# voxels per foreground one, near the thread's 95); the blob sizes vary at random, so read the ratio of
-# the volume you have rather than assume it. Every number below uses the drawn ratio, printed as
-# `neg/pos`. Two ways give the two halves of the loss the same total weight:
-#
-# * `pos_weight = neg / pos`: the foreground terms are multiplied up;
-# * a weight map `bw.rebalance_map(target)`: background voxels get `pos / neg`, foreground 1: the
-#   background terms are multiplied down. It is a tensor of the target's shape, passed as `weight=`.
-#
-# **Predict.** At initialisation (every logit 0), which one gives the larger gradient? By how much?
-
-# %%
-volume = data.make_volume((60, 40, 40), 1 / 95, seed=0)
-target = volume.masks
-positives = float(target.sum())
-ratio = (target.numel() - positives) / positives
-weight_map = bw.rebalance_map(target)
-print("target", tuple(target.shape), f" foreground share {positives / target.numel():.4g}", f" neg/pos {ratio:.4g}")
-print("weight map", tuple(weight_map.shape), " values", [round(v, 4) for v in weight_map.unique().tolist()])
-
-# %%
-def gradient_balance(**loss_options):
-    """Sum of d loss / d logit over the foreground and over the background, at logits 0."""
-    logits = torch.zeros_like(target, requires_grad=True)
-    loss = bw.bce_with_logits(logits, target, **loss_options)
-    (gradient,) = torch.autograd.grad(loss, logits)
-    foreground = float(gradient[target > 0.5].sum())
-    background = float(gradient[target < 0.5].sum())
-    return foreground, background
-
-
-rows = {
-    "plain, mean": {},
-    "pos_weight=neg/pos, mean": {"pos_weight": ratio},
-    "rebalance_map, mean": {"weight": weight_map},
-    "rebalance_map, weighted_mean": {"weight": weight_map, "reduction": "weighted_mean"},
-}
-print(f"{'loss':<30} {'foreground':>11} {'background':>11} {'|bg / fg|':>10}")
-for name, options in rows.items():
-    fg, bg = gradient_balance(**options)
-    print(f"{name:<30} {fg:>11.4g} {bg:>11.4g} {abs(bg / fg):>10.4g}")
-
-# %% [markdown]
-# **Reveal.** This volume's foreground share is 0.01092, so `neg/pos` is 90.6, and plain BCE pulls the
-# background down 90.6 times harder than it pulls the foreground up: at logit 0 every voxel's
-# gradient has the same size, so the two sums are in the ratio of the counts. The first thing any
-# model learns is "background everywhere". Both weightings balance the two pulls exactly at this
-# start (ratio 1), and both move the optimum the same way: only the *ratio* of the foreground weight
-# to the background weight matters for where the loss is minimal, and it is `neg/pos` in both
-# (`bw.optimal_probability(q, neg/pos)`).
-#
-# They differ in scale by the factor `neg/pos` = 90.6 (foreground −0.4945 against −0.005458):
-# `pos_weight` multiplies the foreground up, the map multiplies the background down. With
-# `reduction="mean"` (divide by the number of voxels) that is a 90.6× different gradient; with plain
-# SGD, whose step is the learning rate times the gradient, it is a 90.6× different effective learning
-# rate. `reduction="weighted_mean"` divides by the sum of the weights instead and puts the map's
-# gradient back on a per-voxel scale. With SGD, pick one, then tune the learning rate for it. With Adam
-# (which the lessons' `train` uses) a constant factor on the loss hardly matters: Adam divides each
-# gradient by a running estimate of its own size, so the factor cancels (all but the small `eps`),
-# and only the ratio of the foreground weight to the background weight, the same in both, is left.
-# That holds for a factor that stays the same from step to step: `bw.rebalance_map(target)` counts the
-# ratio in each batch it is given, so pass the data set's ratio (`bw.rebalance_map(target, ratio)`, counted
-# once as in section 1) if your batches vary.
-#
-# (The thread's script passes probabilities to `binary_cross_entropy`; prefer logits and
-# `binary_cross_entropy_with_logits`, lesson 03. It also says a weight cannot change from call to call:
-# that holds for the module `nn.BCELoss(weight=...)`, not for the functional form, which takes
-# `weight=` on every call, as `bw.bce_with_logits` does.)
-
-# %% [markdown]
-# ## 4 · `pos_weight` or the threshold? (Q15)
+# ## 2 · `pos_weight` or the threshold? (Q15)
 #
 # **Goal of this part.** see that, on a model that already ranks well, `pos_weight` and the threshold pick points on one precision-recall curve.
 #
@@ -444,7 +273,7 @@ for name, options in rows.items():
 #
 # Every model starts with its output bias at the logit of the positive rate, `log(pos / neg)`, plus
 # `log p` for the weighted one, i.e. at the optimum of an empty model (`bw.optimal_logit(q, p)`).
-# Section 5 shows what happens without that.
+# Section 3 shows what happens without that.
 #
 # **Predict.** A model retrained with `pos_weight = p` outputs, near its optimum, the unweighted
 # logit plus `log p`. So the unweighted model's logits shifted by `log p` and cut at 0 should land near
@@ -612,14 +441,14 @@ threshold_explorer.snapshot()
 #   after training, on validation data, for free;
 # * `pos_weight` picks the point *for* you (at 0.5) and, on a model that already ranks well, leaves the
 #   curve about where it was (the average precisions above). On a faint, rare class it can also make a
-#   short run learn the ranking (section 2).
+#   short run learn the ranking (section 1).
 #
 # The thread's model went from precision 90 % / recall 10 % (no weight) to 33 % / 40 % with one
 # `pos_weight`. That is consistent with a move along one curve; only its average precision before and
 # after would confirm it.
 
 # %% [markdown]
-# ## 5 · Why recall is 0 after the first epoch (Q15)
+# ## 3 · Why recall is 0 after the first epoch (Q15)
 #
 # **Goal of this part.** tell the two causes of zero recall apart: a run still behind after a slow bias
 # phase from the default start, and a posterior below 0.5.
@@ -629,14 +458,14 @@ threshold_explorer.snapshot()
 # updates on?
 
 # %% tags=["nbval-ignore-output"]
-# Five more networks per seed from PyTorch's default bias, 5 epochs each; the started runs are section 4's.
+# Five more networks per seed from PyTorch's default bias, 5 epochs each; the started runs are section 2's.
 default_runs = {seed: train_shapes(seed=seed, epochs=5, output_bias=None) for seed in SEEDS}
 entropy_q = -(q * math.log(q) + (1 - q) * math.log(1 - q))  # loss of predicting q everywhere: H(q)
 
 
 def start_figures(seed):
     default_model, default_history = default_runs[seed]
-    started_history = shapes_runs[seed][0][1]  # section 4's unweighted model: bias at log(pos/neg)
+    started_history = shapes_runs[seed][0][1]  # section 2's unweighted model: bias at log(pos/neg)
     logits = predict(default_model, shapes_val.images)
     return {
         "default: loss epoch 2 / H(q)": default_history.loss[1] / entropy_q,
@@ -687,23 +516,23 @@ for check in (
 #    second epoch the unweighted model reached recall about 10 % at precision about 90 %. The other cause
 #    to rule out is the optimum itself: where positives look like negatives, the calibrated probability of
 #    "positive" is below 0.5 for every input, and even a well-trained unweighted model says "negative"
-#    everywhere at 0.5. A better start does not help then; a lower threshold, or `pos_weight` (section 4),
-#    does. Section 2's faint green disc is this case (the weighted models with their shift taken off find
-#    less than 0.2 of it at 0.5); lesson 01 (section 3) derives it, and lesson 07 shows it on a trained model
+#    everywhere at 0.5. A better start does not help then; a lower threshold, or `pos_weight` (section 2),
+#    does. Section 1's faint green disc is this case (the weighted models with their shift taken off find
+#    less than 0.2 of it at 0.5); lesson 01 (section 3) derives it, and lesson 08 shows it on a trained model
 #    (section 1) with a "recall is 0" checklist (section 6).
 #
 # To tell them apart, look at the ranking rather than at the 0.5 cut. An average precision at the
 # positive share means the model has learned nothing yet (some plain-BCE networks on the faint green disc
-# of section 2). One well above the share means the model separates the classes and only the cut is
+# of section 1). One well above the share means the model separates the classes and only the cut is
 # wrong, from either cause; what is left is whether a calibrated model would reach 0.5. Here it would: the
 # default-bias runs rank but reach no 0.5, while the same data started at `log(pos/neg)` give recall at
-# 0.5 on most seeds. So their recall of 0 is cause 1, runs still behind. Section 2's faint disc is cause 2:
+# 0.5 on most seeds. So their recall of 0 is cause 1, runs still behind. Section 1's faint disc is cause 2:
 # there a better start does not help, and a threshold or `pos_weight` does.
 
 # %% [markdown]
-# ## 6 · Fix your loop: a rare class that is never found, in plain PyTorch (Q8, Q15, Q20)
+# ## 4 · Fix your loop: a rare class that is never found, in plain PyTorch (Q8, Q15, Q20)
 #
-# **Goal of this part.** put sections 1 to 5 into one training loop you can copy: plain PyTorch, no
+# **Goal of this part.** put lesson 04 and sections 1 to 3 into one training loop you can copy: plain PyTorch, no
 # `bceweights`, for a multi-label model whose small class is never found at 0.5. Five changes, each marked
 # in the code:
 #
@@ -718,7 +547,7 @@ for check in (
 #    test data;
 # 5. **several seeds** before concluding: the loop runs from five network seeds.
 #
-# **Predict.** At 0.5, the weighted model finds most of the green disc with precision about 0.05 (section 2).
+# **Predict.** At 0.5, the weighted model finds most of the green disc with precision about 0.05 (section 1).
 # Will a green threshold chosen on validation data raise green's F1 on the *test* plates?
 
 # %%
@@ -823,106 +652,73 @@ for check in (
 # %% [markdown]
 # ## Summary
 #
-# * `pos_weight = neg / pos` per channel (`bw.pos_weight_from_counts`, `bw.pos_weight_from_targets` over
-#   a `DataLoader`); for single-label problems, `bw.balanced_weights` or `bw.median_frequency_weights`.
-#   Shape it `(C, 1, 1)` or pass `channel_dim=1`, in the mask's channel order; drop `.repeat(B, 1)`.
 # * On the faint green disc (five seeds, 5 epochs), plain BCE's green recall at 0.5 is about 0, because even
 #   the unweighted optimum would seldom reach 0.5 there (a posterior below 0.5); `pos_weight = neg/pos` moves
 #   the cut (recall above 0.3 on every seed, at precision below 0.15). How well green is ranked varies from
-#   seed to seed in every arm. Where a model already ranks well (section 4), `pos_weight` only moves the
+#   seed to seed in every arm. Where a model already ranks well (section 2), `pos_weight` only moves the
 #   operating point.
 # * Start every arm at its own empty-model optimum (`bw.optimal_logit(q, p)`): `log(pos/neg)` for plain
 #   BCE, 0 for `pos_weight = neg/pos`. From PyTorch's default bias the first epochs go to the bias.
-# * `pos_weight` and a background-down weight map balance the gradient the same way; they differ in
-#   scale by the ratio itself. With SGD that is a different effective learning rate; with Adam a
-#   constant scale hardly matters, only the ratio of foreground to background weight does.
 # * Shifting an unweighted model's logits by `log p` *is* thresholding it at `1 / (1 + p)`; a model
 #   retrained with `pos_weight = p` lands near that point (recall within 0.05, precision within 0.15, on
 #   every seed where the networks learned). Choose the threshold on validation data for the precision you need.
 # * Recall 0 at 0.5: a short run still behind after its bias phase (start the output bias at
 #   `log(pos / neg)`), or a posterior below 0.5 everywhere (lower the threshold or use `pos_weight`;
-#   lesson 07). The average precision tells both from "not learned at all".
+#   lesson 08). The average precision tells both from "not learned at all".
 # * A tiny model trained for a few hundred steps is one trajectory: report a figure over several seeds,
 #   and compare methods seed by seed.
-# * The loop of section 6 is the fix in plain PyTorch: counts → `pos_weight.view(C, 1, 1)`, the start bias
+# * The loop of section 4 is the fix in plain PyTorch: counts → `pos_weight.view(C, 1, 1)`, the start bias
 #   `log(pos/neg) + log(pos_weight)` (0 for `neg/pos`), per-channel AP every epoch, a threshold per channel
 #   chosen on validation and reported on test, several seeds before concluding.
 #
 # ## Exercises
 #
-# Each cell prints a question. Predict or compute your answer first (with the formula, the explorers above, or
+# Each cell prints a question. Predict or compute your answer first (with the formula, the explorer above, or
 # a few lines of PyTorch), then replace `None` with it and run the cell: a wrong answer gets a hint that says
-# what it would mean. When you have tried, `show_solution("04.2")` prints the worked solution of exercise
-# 04.2 (and likewise for the others).
+# what it would mean. When you have tried, `show_solution("05.2")` prints the worked solution of exercise
+# 05.2 (and likewise for the others).
 
 # %%
 from bceweights.lessons.exercises import (
-    LESSON04_1_QUESTION,
-    LESSON04_2_QUESTION,
-    LESSON04_3_QUESTION,
-    LESSON04_4_QUESTION,
-    LESSON04_5_QUESTION,
-    check_lesson04_1,
-    check_lesson04_2,
-    check_lesson04_3,
-    check_lesson04_4,
-    check_lesson04_5,
+    LESSON05_1_QUESTION,
+    LESSON05_2_QUESTION,
+    LESSON05_3_QUESTION,
+    check_lesson05_1,
+    check_lesson05_2,
+    check_lesson05_3,
     print_questionnaire,
     show_solution,
 )
 
 # %% [markdown]
-# **04.1** Use the threshold explorer (set `pos_weight`, read where the unweighted model lands), or the algebra of section 4.
+# **05.1** Use the threshold explorer (set `pos_weight`, read where the unweighted model lands), or the algebra of section 2.
 
 # %%
-print(LESSON04_1_QUESTION)
+print(LESSON05_1_QUESTION)
 my_threshold = None
-_ = check_lesson04_1(my_threshold)
+_ = check_lesson05_1(my_threshold)
 
 # %% [markdown]
-# **04.2** Transfer: section 1's rule on other counts.
+# **05.2** Transfer: section 3's initial bias, now with a `pos_weight`.
 
 # %%
-print(LESSON04_2_QUESTION)
-my_class_weight = None
-_ = check_lesson04_2(my_class_weight)
-
-# %% [markdown]
-# **04.3** Transfer: section 5's initial bias, now with a `pos_weight`.
-
-# %%
-print(LESSON04_3_QUESTION)
+print(LESSON05_2_QUESTION)
 my_bias = None
-_ = check_lesson04_3(my_bias)
+_ = check_lesson05_2(my_bias)
 
 # %% [markdown]
-# **04.4** A concept: read the ranking before the cut (sections 2, 5 and 6).
+# **05.3** A concept: read the ranking before the cut (sections 1, 3 and 4).
 
 # %%
-print(LESSON04_4_QUESTION)
+print(LESSON05_3_QUESTION)
 my_choice = None  # "a", "b" or "c"
-_ = check_lesson04_4(my_choice)
-
-# %% [markdown]
-# **04.5** A repair: the thread's `pos_weight` line, counted and shaped as section 6 does. Define your function in
-# the cell, then pass it (without parentheses).
-
-# %%
-print(LESSON04_5_QUESTION)
-
-
-def plates_pos_weight(masks):
-    return None  # replace with your repair
-
-
-my_pos_weight = None  # then: my_pos_weight = plates_pos_weight
-_ = check_lesson04_5(my_pos_weight)
+_ = check_lesson05_3(my_choice)
 
 # %% [markdown]
 # ## Questionnaire
 #
 # Short questions on the whole lesson. Answer each in a sentence or two, in your head or in a cell, before you
-# compare with the answers: `show_solution("04.Q")` prints them.
+# compare with the answers: `show_solution("05.Q")` prints them.
 
 # %%
-print_questionnaire("04")
+print_questionnaire("05")

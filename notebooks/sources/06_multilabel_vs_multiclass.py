@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 05 · Multi-label or multi-class: sigmoid + BCE or softmax + cross-entropy
+# # 06 · Multi-label or multi-class: sigmoid + BCE or softmax + cross-entropy
 #
 # Questions answered: Q7, Q11
 #
@@ -71,7 +71,7 @@ print("pixel shares, training plates:", [round(v, 4) for v in class_shares.tolis
 # one float32 rounding step, can change its figures in the second digit. So each kind of model is
 # trained from five network seeds (0 to 4, all of them kept), the tables give every seed's figures, and
 # the lesson states only what the checks after them confirm on every seed (or, where a check says so, on
-# at least 3 of 5). Both heads' biases start at the constant that minimises the loss (lesson 04):
+# at least 3 of 5). Both heads' biases start at the constant that minimises the loss (lesson 05, section 3):
 # the sigmoid head's bias at `log(pos/neg)` of each channel, the softmax head's at `log(share)` of each
 # class, so that `softmax` gives the class shares.
 
@@ -273,11 +273,11 @@ png_image(plot_two_readings(0))
 # learned; read the ranking (AP) as well as the 0.5 cut, train from several seeds, or longer, before
 # concluding, and compare the seeds' figures, not one run's.
 #
-# Lesson 04 trains on plates with the same 1 % share, where plain BCE does not find green in its short
+# Lesson 05 trains on plates with the same 1 % share, where plain BCE does not find green in its short
 # runs. There the disc is faint: 0.25 darker than the background, against pixel noise 0.35; here it is
 # 0.8 darker, the `make_plates` default.
 #
-# **Predict.** Keep everything else (seeds, steps, start) and make only the disc as faint as lesson 04's.
+# **Predict.** Keep everything else (seeds, steps, start) and make only the disc as faint as lesson 05's.
 # Does the multi-label model still learn green?
 
 # %%
@@ -311,7 +311,7 @@ def run_faint(seed):
 start = time.perf_counter()
 faint_results = over_seeds(run_faint, SEEDS)
 print(f"{len(SEEDS)} models in {time.perf_counter() - start:.0f} s")
-print("faint disc (lesson 04's plates), multi-label, validation plates, threshold 0.5, network seeds 0-4:")
+print("faint disc (lesson 05's plates), multi-label, validation plates, threshold 0.5, network seeds 0-4:")
 print_over_seeds(faint_results)
 print("bright disc (section 1's models), for comparison:")
 print_over_seeds({"green IoU, multi-label": multi["green IoU"], "green IoU, single-label": single["green IoU"],
@@ -511,61 +511,61 @@ print(f"BCE weighted_mean with a weight map: {float(bce_weighted_mean):.4f}")
 #
 # Each cell prints a question. Predict or compute your answer first (with the formula, the explorers above, or
 # a few lines of PyTorch), then replace `None` with it and run the cell: a wrong answer gets a hint that says
-# what it would mean. When you have tried, `show_solution("05.2")` prints the worked solution of exercise
-# 05.2 (and likewise for the others).
+# what it would mean. When you have tried, `show_solution("06.2")` prints the worked solution of exercise
+# 06.2 (and likewise for the others).
 
 # %%
 from bceweights.lessons.exercises import (
-    LESSON05_1_QUESTION,
-    LESSON05_2_QUESTION,
-    LESSON05_3_QUESTION,
-    LESSON05_4_QUESTION,
-    check_lesson05_1,
-    check_lesson05_2,
-    check_lesson05_3,
-    check_lesson05_4,
+    LESSON06_1_QUESTION,
+    LESSON06_2_QUESTION,
+    LESSON06_3_QUESTION,
+    LESSON06_4_QUESTION,
+    check_lesson06_1,
+    check_lesson06_2,
+    check_lesson06_3,
+    check_lesson06_4,
     print_questionnaire,
     show_solution,
 )
 
 # %% [markdown]
-# **05.1** Transfer: other class weights than section 3's. Replace the two `None`.
+# **06.1** Transfer: other class weights than section 3's. Replace the two `None`.
 
 # %%
-print(LESSON05_1_QUESTION)
+print(LESSON06_1_QUESTION)
 my_weight, my_pos_weight = None, None
-_ = check_lesson05_1(my_weight, my_pos_weight)
+_ = check_lesson06_1(my_weight, my_pos_weight)
 
 # %% [markdown]
-# **05.2** Transfer: section 1's point that softmax over colour channels cannot say "both", now for a pixel
+# **06.2** Transfer: section 1's point that softmax over colour channels cannot say "both", now for a pixel
 # in three channels. Enter one number, the softmax head's floor; the verdict compares it with BCE's.
 
 # %%
-print(LESSON05_2_QUESTION)
+print(LESSON06_2_QUESTION)
 my_floor = None
-_ = check_lesson05_2(my_floor)
+_ = check_lesson06_2(my_floor)
 
 # %% [markdown]
-# **05.3** Transfer: section 3 printed the two means; predict their ratio from the weights alone.
+# **06.3** Transfer: section 3 printed the two means; predict their ratio from the weights alone.
 
 # %%
-print(LESSON05_3_QUESTION)
+print(LESSON06_3_QUESTION)
 my_ratio = None
-_ = check_lesson05_3(my_ratio)
+_ = check_lesson06_3(my_ratio)
 
 # %% [markdown]
-# **05.4** A concept: which head fits labels that overlap? Answer from section 1, without training anything.
+# **06.4** A concept: which head fits labels that overlap? Answer from section 1, without training anything.
 
 # %%
-print(LESSON05_4_QUESTION)
+print(LESSON06_4_QUESTION)
 my_choice = None  # "a", "b" or "c"
-_ = check_lesson05_4(my_choice)
+_ = check_lesson06_4(my_choice)
 
 # %% [markdown]
 # ## Questionnaire
 #
 # Short questions on the whole lesson. Answer each in a sentence or two, in your head or in a cell, before you
-# compare with the answers: `show_solution("05.Q")` prints them.
+# compare with the answers: `show_solution("06.Q")` prints them.
 
 # %%
-print_questionnaire("05")
+print_questionnaire("06")

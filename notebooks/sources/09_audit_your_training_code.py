@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 08 · Audit your training code
+# # Lesson 09 · Audit your training code
 #
 # Questions answered: Q23
 #
@@ -60,7 +60,7 @@ def sig4(value: float) -> str:
 #
 # ## 2 · A segmentation step (threads 000 and 002)
 #
-# A batch of 3 images, a model with 3 output channels (multi-label masks, the plates of lesson 05), and a
+# A batch of 3 images, a model with 3 output channels (multi-label masks, the plates of lesson 06), and a
 # weight mask `(N, H, W)` that says which pixels were annotated (an 8 × 8 square, in a different place
 # in each image); the annotators also marked unsure pixels with the void label 255 in the masks. The
 # step below is how the threads wrote it.
@@ -102,7 +102,7 @@ print(report)
 #   only 0 and 255 it proposes `target / 255` first: see the cell after the fixes.)
 # * `diluted-mean`, a warning: the weight is 0 on three quarters of the elements, and
 #   `reduction="mean"` still divides by all of them (lesson 03, Q16). That is a design choice, the
-#   same one lesson 06 (section 1) compares with `ignore=`: every labelled element's step is its slope
+#   same one lesson 07 (section 1) compares with `ignore=`: every labelled element's step is its slope
 #   over all 2304 elements whatever the mask, and the loss *value* is the mean over the labelled
 #   elements times their share, here 0.25. The message says so, and gives the lines to write if you
 #   meant the mean over the labelled elements.
@@ -164,7 +164,7 @@ print(report.findings[0].message)
 
 # %% [markdown]
 # The data holds no 1, so the message proposes `target / 255` first; `ignore=(target == 255)` comes
-# second, and the message says what it would mean here (no positive left). Exercise 08.3 asks you to
+# second, and the message says what it would mean here (no positive left). Exercise 09.3 asks you to
 # repair such a step.
 #
 # ## 3 · A mask multiplied in
@@ -193,7 +193,7 @@ print(report)
 # %% [markdown]
 # **Reveal.** A masked element sends no gradient (the product multiplies it by 0), and each kept element's
 # gradient is its slope divided by all 768 elements: the same steps as `weight=mask` with the default
-# mean, the design choice of section 2 and of lesson 06. What differs is the value. A masked logit is
+# mean, the design choice of section 2 and of lesson 07. What differs is the value. A masked logit is
 # 0 and its target is 0, and BCE at logit 0 is log 2 = 0.6931, so the 592 masked elements add
 # 0.6931 × 592/768 = 0.5343 to the loss: 0.6712 instead of the 0.1369 of `weight=mask`, or the 0.5974
 # of the mean over the 176 kept elements. The floor never trains away, and it moves with each batch's
@@ -458,7 +458,7 @@ print(report)
 # %% [markdown]
 # **Reveal.** Neither: on `(N, C)`, trailing alignment pairs `(C,)` with the channels, as intended.
 # The last rule, `invalid-weight-values`, reads values. A `pos_weight` of `neg / pos` counted on one
-# batch is infinite for a label that batch never shows (lesson 09, section 7):
+# batch is infinite for a label that batch never shows (lesson 10, section 7):
 
 # %%
 positives = label_targets.sum(dim=0)
@@ -474,7 +474,7 @@ print(report)
 # The message does not propose `nan_to_num(posinf=0)`: that would give label 2's positives a weight of
 # 0, the opposite of the intent. It proposes fixing the count. Label 2 has no positive in this batch, so
 # it has no positive term either, and any finite `pos_weight` gives it the same loss; the ratio should
-# still be counted once, over the whole data set, before training (lesson 09, section 7). The first fix,
+# still be counted once, over the whole data set, before training (lesson 10, section 7). The first fix,
 # applied:
 
 # %%
@@ -511,61 +511,61 @@ print(report)
 # ## 12 · Exercises
 #
 # Each cell prints a question; replace `None` with your answer and run the cell. A wrong answer gets a
-# hint that says what it would mean. When you have tried, `show_solution("08.2")` prints the worked
-# solution of exercise 08.2 (and likewise for the others).
+# hint that says what it would mean. When you have tried, `show_solution("09.2")` prints the worked
+# solution of exercise 09.2 (and likewise for the others).
 
 # %%
 from bceweights.lessons.exercises import (
-    LESSON08_1_QUESTION,
-    LESSON08_2_QUESTION,
-    LESSON08_3_QUESTION,
-    LESSON08_4_QUESTION,
-    check_lesson08_1,
-    check_lesson08_2,
-    check_lesson08_3,
-    check_lesson08_4,
+    LESSON09_1_QUESTION,
+    LESSON09_2_QUESTION,
+    LESSON09_3_QUESTION,
+    LESSON09_4_QUESTION,
+    check_lesson09_1,
+    check_lesson09_2,
+    check_lesson09_3,
+    check_lesson09_4,
     print_questionnaire,
     show_solution,
 )
 
 # %% [markdown]
-# **08.1** Repair: write `my_loss` so that the checker, which runs it under `bw.audit()` on two batches
+# **09.1** Repair: write `my_loss` so that the checker, which runs it under `bw.audit()` on two batches
 # (one 3 pixels wide, one 5), finds nothing and gets the intended value.
 
 # %%
-print(LESSON08_1_QUESTION)
+print(LESSON09_1_QUESTION)
 my_loss = None  # replace with your function: def my_loss(logits, masks): ...
-_ = check_lesson08_1(my_loss)
+_ = check_lesson09_1(my_loss)
 
 # %% [markdown]
-# **08.2** Concept: which of three `pos_weight` calls weights by mistake? (Section 7 and section 4.)
+# **09.2** Concept: which of three `pos_weight` calls weights by mistake? (Section 7 and section 4.)
 
 # %%
-print(LESSON08_2_QUESTION)
+print(LESSON09_2_QUESTION)
 my_choice = None
-_ = check_lesson08_2(my_choice)
+_ = check_lesson09_2(my_choice)
 
 # %% [markdown]
-# **08.3** Repair: a training step fed PNG masks. The checker runs your step under `bw.audit()`.
+# **09.3** Repair: a training step fed PNG masks. The checker runs your step under `bw.audit()`.
 
 # %%
-print(LESSON08_3_QUESTION)
+print(LESSON09_3_QUESTION)
 my_step = None  # replace with your function: def my_step(logits, masks): ...
-_ = check_lesson08_3(my_step)
+_ = check_lesson09_3(my_step)
 
 # %% [markdown]
-# **08.4** Transfer: the constant of a mask multiplied in (section 3), on volumes.
+# **09.4** Transfer: the constant of a mask multiplied in (section 3), on volumes.
 
 # %%
-print(LESSON08_4_QUESTION)
+print(LESSON09_4_QUESTION)
 my_constant = None
-_ = check_lesson08_4(my_constant)
+_ = check_lesson09_4(my_constant)
 
 # %% [markdown]
 # ## 13 · Questionnaire
 #
 # Short questions on the whole lesson. Answer each in a sentence or two, from memory first, then check
-# with the cells above. When you have tried, `show_solution("08.Q")` prints the answers.
+# with the cells above. When you have tried, `show_solution("09.Q")` prints the answers.
 
 # %%
-print_questionnaire("08")
+print_questionnaire("09")
