@@ -8,8 +8,9 @@
 # cell and drag the sliders to see whether you were right. The numbers printed under the plots are
 # stored in the notebooks, and the test suite re-runs every lesson and compares them (strict nbval)
 # three times: natively, with the CPU's vector paths capped (another CPU emulated on this one), and with
-# every trained model's initial weights moved by about one float32 rounding step. A figure from training
-# is reported over five network seeds, and a claim about a method is a check that holds on every seed
+# the initial weights of every lesson's network (the tiny U-Net and MLP) moved by about one float32 rounding
+# step. A figure from training a network is reported over five network seeds (lesson 01's small logistic
+# fits, which are convex, are shown as one run each), and a claim about a method is a check that holds on every seed
 # (or on "at least k of 5", where the lesson says "most"): what one run prints is a trajectory, not a finding.
 #
 # **Before you start.** You need Python and a little PyTorch: making tensors, reading their shapes,
@@ -25,11 +26,11 @@
 # | [03 · flattening and reduction](03_flattening_and_reduction.ipynb) | batch, channel and pixel are all the same to the loss; what `mean` divides by; weights per call; why logits beat `sigmoid` + `BCELoss` | Q5, Q10, Q12, Q16 | 40 min |
 # | [04 · class weights from data](04_class_weights_from_data.ipynb) | class weights from counts and datasets (balanced, median frequency); a per-channel `pos_weight` shaped `(C, 1, 1)` in the mask's order; about 1/95 foreground in a volume: weight map vs `pos_weight` | Q6, Q8, Q9 | 25 min |
 # | [05 · training with a rare class](05_training_a_rare_class.ipynb) | a rare, faint channel over five seeds; thresholds vs `pos_weight`; why recall is 0; a loop to fix in plain PyTorch | Q8, Q15 | 45 min |
-# | [06 · multi-label vs multi-class](06_multilabel_vs_multiclass.ipynb) | sigmoid + BCE or softmax + cross-entropy; one logit or two | Q7, Q11 | 25 min |
+# | [06 · multi-label vs multi-class](06_multilabel_vs_multiclass.ipynb) | sigmoid + BCE or softmax + cross-entropy; one logit or two | Q7, Q11 | 40 min |
 # | [07 · beyond the basics](07_beyond_the_basics.ipynb) | ignore regions, focal loss, boundary weight maps, label smoothing | beyond the threads | 60 min |
 # | [08 · what weighting buys](08_what_weighting_buys.ipynb) | ranking vs calibration under `pos_weight`, oversampling, focal loss, Dice and BCE + Dice; undoing `pos_weight` with −log p; a threshold for a precision target, chosen on validation and reported on test; the recall-is-0 checklist | Q17, Q18, Q19, Q20 | 70 min |
-# | [09 · audit your training code](09_audit_your_training_code.ipynb) | `bw.audit()` around unmodified PyTorch code: misaligned and per-sample `pos_weight`, sigmoid applied twice, void labels as targets, diluted means; the fixes, and the report clean | Q23 | 25 min |
-# | [10 · plain PyTorch recipes](10_plain_pytorch_recipes.ipynb) | every `bceweights` call as plain PyTorch: per-channel `pos_weight`, mask weights and the N == C / N = 1 trap, ignore regions, weighted mean, a weight per call, class weights checked against scikit-learn, per-batch vs data-set ratios, resampling | Q24 | 25 min |
+# | [09 · audit your training code](09_audit_your_training_code.ipynb) | `bw.audit()` around unmodified PyTorch code: misaligned and per-sample `pos_weight`, sigmoid applied twice, void labels as targets, diluted means; the fixes, and the report clean | Q23 | 45 min |
+# | [10 · plain PyTorch recipes](10_plain_pytorch_recipes.ipynb) | every `bceweights` call as plain PyTorch: per-channel `pos_weight`, mask weights and the N == C / N = 1 trap, ignore regions, weighted mean, a weight per call, class weights checked against scikit-learn, per-batch vs data-set ratios, resampling | Q24 | 30 min |
 # | [11 · beyond one process](11_beyond_one_process.ipynb) | a masked mean over DDP ranks and `process_group=`; every rank calls the loss; gradient accumulation; `DistributedSampler` padding; class weights over every shard; the loss under `torch.autocast` (float16's range) and `torch.compile` | Q21, Q22 | 40 min |
 #
 # The times are for reading, predicting and running every cell once, with the exercises and the
@@ -175,16 +176,18 @@ print(bw.explain(logits, target, weight=mask.unsqueeze(1), pos_weight=[6.0, 30.0
 # | leave pixels **out entirely** (void, unlabelled) | `ignore=void` | bool, `(N, 1, H, W)` |
 # | a **weighted average** that does not change with the weights' scale | `reduction="weighted_mean"` | — |
 # | a new weight **on every batch** with a module | `bw.BCEWithLogits()(x, y, weight=w)` | as `weight` |
-# | a per-voxel map for about 1 foreground voxel in 95 (ratio neg/pos $r \approx$ 94–95, counted from `y`) | `weight=bw.rebalance_map(y)` | same as `y` |
+# | a per-voxel map for about 1 foreground voxel in 95 (ratio neg/pos $r \approx$ 94–95, counted from `y`) | `weight=bw.rebalance_map(y)`; `bw.rebalance_map(y, ratio)` with the data set's ratio when batches vary | same as `y` |
 # | focus on **hard** pixels | `bw.focal_bce_with_logits(x, y, gamma=2)` | — |
 # | a masked or weighted mean over all **DDP ranks** (and class counts over every shard) | `process_group=dist.group.WORLD` | — (lesson 11) |
 # | check **existing PyTorch code** for silent weighting mistakes, unchanged | `with bw.audit() as report:` around your training step | — (lesson 09) |
 #
-# Two mistakes that *run without error* in PyTorch. A 1-D `pos_weight` with one value per channel is
+# Three mistakes that *run without error* in PyTorch. A 1-D `pos_weight` with one value per channel is
 # refused here when the width happens to equal the channel count, because PyTorch would silently pair
-# it with the columns (lesson 02). `target * mask` cannot be refused: a masked target is a valid
+# it with the columns (lesson 02). A `(N, H, W)` mask passed as `weight=mask` raises in PyTorch, except when
+# the batch size equals the channel count (or is 1): then it runs and pairs images with channels (lesson 02,
+# section 2); `bceweights` refuses it, and `weight=mask.unsqueeze(1)` is the fix. `target * mask` cannot be refused: a masked target is a valid
 # target, so no library can tell it from a real one. It changes the labels, not the weights, and lesson
-# 02 shows what that does to the gradient; write `weight=mask` instead.
+# 02 shows what that does to the gradient; write `weight=mask.unsqueeze(1)` instead.
 
 # %% [markdown]
 # Each row in action, on the same batch, except the per-voxel map (lesson 04 builds it), `process_group=`

@@ -344,7 +344,8 @@ for name, options in recipes.items():
 #   matters. A positive carries `pos_weight` $= 0.89$, the negative share. Recipe (a) is therefore
 #   *exactly* one `pos_weight` of $0.89$ for everybody: positives count slightly **less** than with
 #   no weighting, so recall should not rise; here it even dropped a little, and the bias sits below the
-#   unweighted model's (by about $\log 0.8928 \approx -0.11$ at the optimum; the table's biases differ by −0.111).
+#   unweighted model's, heading for $\log 0.8928 \approx -0.11$ at the optimum (the table's biases differ by
+#   −0.111; 300 Adam steps get most of the way there, and how far depends on the starting weights).
 # * **(b)** Positives count $8.3\times$: the optimum moves up by $\log 8.3$ (section 3), more
 #   test points cross 0.5, recall rises and precision falls.
 # * **(c)** Negatives $\times 0.11$, positives $\times 0.89$: the positive/negative balance is

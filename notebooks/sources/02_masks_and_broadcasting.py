@@ -472,7 +472,7 @@ explorer.print_readouts("bceweights_accepts", "operand_elements", "elements_if_m
 #   batch, channel or pixel.
 # * A `(N, H, W)` mask becomes a weight with `mask.unsqueeze(1)`, shape `(N, 1, H, W)`; `expand` (or
 #   `bw.expand_mask`) gives the full shape as a zero-copy view (stride 0), `repeat` copies (Q1).
-#   `weight=mask` raises when `N != C`, runs silently on the wrong axis when `N == C`, and is right by
+#   `weight=mask` raises when `N != C` and `N > 1`, runs silently on the wrong axis when `N == C`, and is right by
 #   luck when `N = 1`.
 # * `target * mask` relabels pixels and trains the model on the new labels; `weight=mask` makes
 #   pixels count less or not at all (Q2).

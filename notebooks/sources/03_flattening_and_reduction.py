@@ -129,7 +129,9 @@ print(f"loss (1, 1, 60, 40, 40): {sig4(float(as_volume.detach()))} "
 # %% [markdown]
 # Loss and gradients are equal to the last bit. This draw has 938 foreground voxels, a share of
 # 0.009771, so the ratio counted from it is 101.3, not the 94 of an exact 1/95 share: a random draw of 96 000 voxels does not hit
-# 1/95 exactly, which is why a weight is counted from the data and not from the rate you meant.
+# 1/95 exactly (this draw is unusually low: the expected count is 1010.5 with a standard deviation of about 31.6,
+# so 938 is 2.3 standard deviations below it, and r usually lands within about ±3 % of 94), which is why a weight is
+# counted from the data and not from the rate you meant.
 #
 # > Two slips in the forum answer behind Q9 and Q10, which otherwise explains per-voxel weights well: its
 # > "flattened" unweighted loss was
@@ -450,7 +452,8 @@ print("logits form,       weight gradient:", [sig4(v) for v in layer.weight.grad
 #   scale is a learning-rate factor; `sum` also scales with the image size; `weighted_mean` divides by
 #   the sum of the weights, so rescaling them, or a larger image with the same foreground share, keeps
 #   the step; a new weight ratio or foreground share still needs the learning rate retuned (Q16).
-# * `nn.BCELoss(weight=...)` fixes the weight at construction; pass it per call to
+# * `nn.BCELoss(weight=...)` fixes the weight at construction (you could reassign `criterion.weight` before every
+#   call; the functional form is simpler); pass it per call to
 #   `F.binary_cross_entropy`, `F.binary_cross_entropy_with_logits` or `bw.BCEWithLogits` (Q10).
 # * `sigmoid` + `BCELoss` gets $\sigma(x) = 1$ exactly beyond $x \approx 16.6$ (float32) or 8.3 (float16):
 #   the loss sticks at the clamp (100), the gradient becomes 0 or NaN. In float32, below

@@ -15,7 +15,10 @@
 # 3. compare a voxel weight map with `pos_weight` on a `(1, 1, 60, 40, 40)` volume (Q9).
 #
 # Nothing here trains a model; the lesson runs in a few seconds. All data are made by
-# `bceweights.lessons.data`.
+# `bceweights.lessons.data`; section 3 ends with a live explorer.
+
+# %%
+# %matplotlib widget
 
 # %%
 import math
@@ -25,6 +28,7 @@ from torch.utils.data import DataLoader
 
 import bceweights as bw
 from bceweights.lessons import data
+from bceweights.lessons.explore.reduction import ReductionExplorer
 
 torch.manual_seed(0)
 RGB = ("red", "green", "blue")
@@ -39,7 +43,7 @@ RGB = ("red", "green", "blue")
 # in total as the negatives: `100 × 3 = 300` weighted positives against 300 negatives. It is these
 # weighted *counts* that balance, not the loss terms: a term's size depends on how wrong the model is
 # on that example, so the two sums of loss terms are equal only where every term has the same size
-# (at logit 0, for example, as in section 3). `bw.pos_weight_from_counts(num_pos, num_neg)` does exactly that and
+# (at logit 0, for example, as section 2's last cell shows). `bw.pos_weight_from_counts(num_pos, num_neg)` does exactly that and
 # returns a tensor of shape `(1,)`, the shape a single-output model needs (a bare `3` is refused by
 # `nn.BCEWithLogitsLoss`, see lesson 01).
 
@@ -237,6 +241,37 @@ for name, options in rows.items():
 # That holds for a factor that stays the same from step to step: `bw.rebalance_map(target)` counts the
 # ratio in each batch it is given, so pass the data set's ratio (`bw.rebalance_map(target, ratio)`, counted
 # once as in section 1) if your batches vary.
+#
+# **Try it.** Lesson 03's reduction explorer, on one image with 1 % foreground and a fixed, mediocre model
+# (no longer at logit 0). Set the foreground weight to 100 and the background weight to 1 (what `pos_weight = 100`
+# does), then 1 and 0.01 (a background-down map with the same ratio of 100). **Predict:** which reduction's
+# learning-rate factor (the push on the logits, against the unweighted mean's) falls by 100, and which stays?
+
+# %% tags=["nbval-ignore-output"]
+reduction_explorer = ReductionExplorer(foreground=0.01, weight_fg=100.0, weight_bg=1.0, side=64)
+reduction_explorer
+
+# %%
+readout_names = ("loss_mean", "loss_weighted_mean", "lr_factor_mean", "lr_factor_weighted_mean")
+factors = {}
+for label, weights in {"pos_weight-like, 100 and 1": (100.0, 1.0), "map-like, 1 and 0.01": (1.0, 0.01)}.items():
+    reduction_explorer.set(weight_fg=weights[0], weight_bg=weights[1])
+    factors[label] = {name: reduction_explorer.readouts[name] for name in readout_names}
+    print(label)
+    reduction_explorer.print_readouts(*readout_names)
+ratio_mean = factors["pos_weight-like, 100 and 1"]["lr_factor_mean"] / factors["map-like, 1 and 0.01"]["lr_factor_mean"]
+ratio_weighted = factors["pos_weight-like, 100 and 1"]["lr_factor_weighted_mean"] / factors["map-like, 1 and 0.01"]["lr_factor_weighted_mean"]
+print(f"pos_weight-like / map-like learning-rate factor: mean {ratio_mean:.4g}, weighted_mean {ratio_weighted:.4g}")
+
+# %%
+# A still of the explorer at the map-like weights (the live figure above follows the sliders).
+reduction_explorer.snapshot()
+
+# %% [markdown]
+# **Reveal.** Under `mean` the two weightings differ by exactly the common factor, 100: the map's push is a
+# hundredth of `pos_weight`'s, at any logits, not only at 0. Under `weighted_mean` they give the same loss and the
+# same push, because dividing by the sum of the weights cancels any common factor. The ratio of foreground to
+# background weight, 100 in both, is what moves the optimum; the common factor is only a step size.
 #
 # (The thread's script passes probabilities to `binary_cross_entropy`; prefer logits and
 # `binary_cross_entropy_with_logits`, lesson 03. It also says a weight cannot change from call to call:

@@ -84,7 +84,7 @@ for name, share, weight in zip(RGB, plates.fractions().tolist(), pos_weight_rgb.
 # masks' order R, G, B, given to `bceweights` with `channel_dim=1` (in plain PyTorch, viewed as `(3, 1, 1)`, as
 # section 4's loop does).
 #
-# Every arm starts where its own loss is lowest for a model that knows nothing: plain BCE at
+# Every arm but the default-bias one starts where its own loss is lowest for a model that knows nothing: plain BCE at
 # `log(pos/neg)` per channel, `pos_weight = neg/pos` at 0 (`bw.optimal_logit(q, p)` = `log(q/(1-q)) + log p`,
 # and with `p = neg/pos = (1-q)/q` that is exactly 0). The default-bias arm is the thread's loop as written.
 
@@ -148,7 +148,7 @@ pictured = {}
 
 def run_plates(arm, seed):
     model, history = train_plates_model(arm, seed)
-    if seed == 0:
+    if seed == SEEDS[0]:
         pictured[arm] = (model, history)
     return plate_figures(model, history, PLATE_ARMS[arm][0])
 
@@ -156,13 +156,13 @@ def run_plates(arm, seed):
 start = time.perf_counter()
 plate_results = {arm: over_seeds(lambda seed: run_plates(arm, seed), SEEDS) for arm in PLATE_ARMS}
 print(f"{len(PLATE_ARMS) * len(SEEDS)} models in {time.perf_counter() - start:.0f} s")
-print("validation plates after 5 epochs, mean ± sd (lowest–highest) over network seeds 0-4:")
+print(f"validation plates after 5 epochs, mean ± sd (lowest–highest) over network seeds {SEEDS[0]}-{SEEDS[-1]}:")
 print(format_table(plate_results, ["green recall", "green predicted pixels", "green precision", "green AP"]))
 print()
 print(format_table({"neg/pos, bias 0": plate_results["neg/pos, bias 0"]}, ["green recall, shift taken off"]))
 print()
 print(format_table(plate_results, ["red recall", "red AP", "blue recall", "blue AP"]))
-print("\nper seed 0-4:")
+print(f"\nper seed {SEEDS[0]}-{SEEDS[-1]}:")
 for arm, figures in plate_results.items():
     for name in ("green recall", "green precision", "green AP", "green recall, shift taken off", "red recall", "blue recall", "blue AP"):
         print(f"  {arm:<29} {name:<30} {[round(v, 3) for v in figures[name].values]}")
@@ -179,7 +179,7 @@ for check in (
     check_every_seed("neg/pos with its log(neg/pos) shift taken off: green recall at 0.5 below 0.2",
                      weighted["green recall, shift taken off"], below=0.2),
     check_every_seed("neg/pos: green AP above 0.03, three times the share", weighted["green AP"], above=0.03),
-    check_every_seed("plain BCE, default bias: red recall at 0.5 below 0.05 (red not found yet)", plain_default["red recall"], below=0.05, at_least=3),
+    check_every_seed("plain BCE, default bias: red recall at 0.5 below 0.05 (red not found yet)", plain_default["red recall"], below=0.05, at_least=2),
 ):
     print(check)
 
@@ -197,7 +197,7 @@ def plot_recall_by_epoch():
         ax.set_title(arm, fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_ylim(-0.03, 1.03)
-    axes[0].set_ylabel("validation recall (network seed 0)")
+    axes[0].set_ylabel(f"validation recall (network seed {SEEDS[0]})")
     axes[0].legend(frameon=False)
     return figure
 
@@ -228,17 +228,18 @@ def plot_predictions(index=0):
 png_image(plot_predictions(0))
 
 # %% [markdown]
-# **Reveal.** At the 0.5 cut the checks hold on all five seeds: plain BCE says "green" nowhere (recall 0
-# on every seed of the stored run, from either start), and `pos_weight = neg/pos` finds a large part of the
+# **Reveal.** At the 0.5 cut the checks hold on all five seeds: plain BCE says "green" almost nowhere (recall
+# below 0.2 on every seed, and 0 on every seed of the stored run, from either start), and `pos_weight = neg/pos` finds a large part of the
 # disc (recall above 0.3 on every seed; 0.60 to 0.92 in the stored run) at the price of many false alarms
 # (precision below 0.15; 0.03 to 0.10 here). `pos_weight = p` moves the optimum from the frequency `q` to
 # `p·q / (p·q + 1 − q)` (lesson 01): with `neg/pos ≈ 99`, a pixel that is green 1 time in 100 is pushed to 0.5.
 #
-# Why does plain BCE say "green" nowhere? Take the `log(neg/pos)` shift off the weighted models' logits: what is
+# Why does plain BCE say "green" almost nowhere? Take the `log(neg/pos)` shift off the weighted models' logits: what is
 # left estimates the unweighted optimum, and at 0.5 it finds less than 0.2 of the disc on every seed (0 to 0.08
 # here). The faint disc is a case of the *posterior below 0.5*: most pixels that look like disc pixels are
 # background, so even a calibrated model would seldom reach 0.5 there. Recall 0 at 0.5 is then the right answer
-# to the wrong question; `pos_weight`, or a lower threshold (section 4), moves the cut. More training would not.
+# to the wrong question; `pos_weight`, or a lower threshold (section 2), moves the cut. Whether much longer training
+# would lift part of the disc over 0.5 is not tested here; the cut can be moved now.
 #
 # Is the disc learned at all? The average precision (AP) scores the *ranking* of the green probabilities,
 # whatever the cut; a ranking that knows nothing scores the positive share, 0.0101. The weighted models rank
@@ -249,11 +250,12 @@ png_image(plot_predictions(0))
 # runs. What `pos_weight` did reliably here is move the operating point.
 #
 # The start matters too. From PyTorch's default bias every output starts near probability 0.5, and the first
-# steps go to pushing all three channels down: after 5 epochs plain BCE from the default start has found no red
-# pixel at 0.5 on at least three of the five seeds (four in the stored run). Started at `log(pos/neg)`, it finds
+# steps go to pushing all three channels down: after 5 epochs plain BCE from the default start has still not found
+# red at 0.5 (recall below 0.05) on at least two of the five seeds (four in the stored run; other seeds can
+# give fewer). Started at `log(pos/neg)`, it finds
 # red on four of five in the stored run; the fifth network (seed 2) stalled with neither red nor blue found at
 # 0.5, although it ranks blue well (AP 0.958). A stalled seed is one more reason to train several. The figures
-# above show seed 0 only, one run each, for the picture; section 3 comes back to the start.
+# above show the first seed only, one run each, for the picture; section 3 comes back to the start.
 #
 # These statements are about 5 epochs on 256 images. On your own data, try several seeds and more epochs, and
 # read the ranking as well as the 0.5 cut, before you conclude that a class "cannot be learned".
@@ -356,7 +358,7 @@ ap_change = shapes_results["AP retrained"].minus(shapes_results["AP unweighted"]
 
 def where_learned(claim, spread, bound):
     """The claim |value| < bound on every seed where both networks learned (a stalled seed passes)."""
-    return SeedCheck(claim, tuple((not ok) or abs(v) < bound for ok, v in zip(both_learned, spread.values)), spread.seeds)
+    return SeedCheck(claim + " (a seed where a network stalled counts as passing)", tuple((not ok) or abs(v) < bound for ok, v in zip(both_learned, spread.values)), spread.seeds)
 
 
 for check in (
@@ -380,14 +382,14 @@ for check in (
 # why the comparisons leave stalled seeds out, and why one check asks only that at least two of the five seeds
 # learned both (four here).
 #
-# **Predict.** The explorer below does the shift on the unweighted model of network seed 0 (one run,
+# **Predict.** The explorer below does the shift on the unweighted model of the first network seed (one run,
 # shown for its picture). Set `pos_weight` to 16 with threshold 0.5: does the red dot land on the purple
 # square (the model of the same seed retrained with `pos_weight` 16)? Then set `pos_weight` back to 1 and
 # find the threshold that gives the same point.
 
 # %%
-val_logits = predict(shapes_runs[0][0][0], shapes_val.images)  # network seed 0, unweighted
-retrained_points = {RETRAIN_P: cut_point(predict(shapes_runs[0][1][0], shapes_val.images), 0.0)}
+val_logits = predict(shapes_runs[SEEDS[0]][0][0], shapes_val.images)  # the first network seed, unweighted
+retrained_points = {RETRAIN_P: cut_point(predict(shapes_runs[SEEDS[0]][1][0], shapes_val.images), 0.0)}
 
 # %% tags=["nbval-ignore-output"]
 threshold_explorer = ThresholdExplorer(val_logits, shapes_val.masks, retrained=retrained_points)
@@ -411,7 +413,7 @@ threshold_explorer.set(pos_weight=1.0, threshold=0.5)
 # the unweighted model's logits (where training with p would start) and shifted by log p (where it ends).
 for check in (
     check_every_seed("p = 16: positives' share of the push at the unweighted logits above 0.75", shapes_results["share p=16 start"], above=0.75),
-    check_every_seed("p = 16: at the logits shifted by log 16, the positives' share below 0.6", shapes_results["share p=16 shifted"], below=0.6),
+    where_learned("where both learned: p = 16, at the logits shifted by log 16 the positives' share below 0.6", shapes_results["share p=16 shifted"], 0.6),
 ):
     print(check)
 
@@ -420,7 +422,8 @@ for check in (
 # `|∂ℓ/∂x| = 1 − σ(x)` by `p`, to `p (1 − σ(x))`, and the threshold is not in the loss at all. Switch on
 # `pos_weight` 16 at the unweighted model's logits, and on every seed the positives carry more than three
 # quarters of the total push (0.87 to 0.94 in the stored run): their pushes win, and training raises the logits. At the logits
-# shifted by `log 16` the share falls back below 0.6 on every seed (0.18 to 0.46). That part is nearly algebra:
+# shifted by `log 16` the share falls back below 0.6 on every seed where both networks learned (0.18 to 0.46 here;
+# on a stalled network the logits are not those of a model near its optimum, and the share can stay high). That part is nearly algebra:
 # adding `log p` to a confident positive's logit divides its push `1 − σ(x)` by about `p`, and multiplies a
 # confident negative's push `σ(x)` by about `p`, which offsets the weight. It shows why training with `p` can come
 # to rest near the shifted logits; the retrained models above show that it does, approximately.
@@ -482,7 +485,7 @@ start_results = over_seeds(start_figures, SEEDS)
 print(f"steps per epoch: {math.ceil(len(shapes_train.images) / 16)};  H(q) = {entropy_q:.4g};  validation share {shapes_share:.4g}")
 for name, spread in start_results.items():
     print(f"{name:<30} {spread}   per seed {[round(v, 3) for v in spread.values]}")
-print("loss by epoch, default bias, seed 0:", [round(v, 4) for v in default_runs[0][1].loss])
+print(f"loss by epoch, default bias, seed {SEEDS[0]}:", [round(v, 4) for v in default_runs[SEEDS[0]][1].loss])
 
 # %%
 for check in (
@@ -504,7 +507,7 @@ for check in (
 #    not ended after 5 epochs here. By then the training loss is below H(q) = 0.1693 on every seed (0.67 to
 #    0.85 times it in the stored run), which only a model that tells shapes from background can reach, and
 #    the average precision is above twice the share on every seed (0.14 to 0.45 against 0.04053). Yet recall
-#    at 0.5 is 0 on at least four seeds, and on at least four no validation pixel reaches 0.5 (the largest
+#    at 0.5 is below 0.05 on at least four seeds, and on at least four no validation pixel reaches 0.5 (the largest
 #    probabilities are 0.38 to 0.48 here). The ranking exists; the 0.5 cut finds nothing yet. Starting the
 #    bias at `log(pos/neg)` begins where that phase would end: by the fifth epoch recall is above 0.3 on at
 #    least three of five seeds (0.62 to 0.81 on four in the stored run, and 0 on seed 3). With a single
@@ -545,7 +548,7 @@ for check in (
 #    learned at all, whatever the threshold;
 # 4. **a threshold per channel chosen on validation data** (here: the best F1), then reported on separate
 #    test data;
-# 5. **several seeds** before concluding: the loop runs from five network seeds.
+# 5. **several seeds, or more epochs,** before concluding: the loop runs from five network seeds.
 #
 # **Predict.** At 0.5, the weighted model finds most of the green disc with precision about 0.05 (section 1).
 # Will a green threshold chosen on validation data raise green's F1 on the *test* plates?
@@ -563,7 +566,7 @@ def train_fixed_loop(seed, epochs=5):
     pos_weight = (neg / pos).view(-1, 1, 1).to(device)  # (C, 1, 1): lines up with dim 1 of (N, C, H, W)
     model = TinyUNet(1, 3, seed=seed).to(device)
     with torch.no_grad():  # the weighted empty-model optimum, per channel: 0 for neg/pos [2]
-        model.head.bias.copy_(torch.log(pos / neg) + torch.log(pos_weight.view(-1)))
+        model.head.bias.copy_(torch.log(pos / neg).to(device) + torch.log(pos_weight.view(-1)))
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     loader = DataLoader(train_plates.dataset(), batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(seed))
@@ -603,8 +606,8 @@ fixed_ap_logs = {}
 def run_fixed_loop(seed):
     model, fixed_ap_logs[seed] = train_fixed_loop(seed)
     with torch.no_grad():
-        val_probability = torch.sigmoid(model(val_plates.images))
-        test_probability = torch.sigmoid(model(test_plates.images))
+        val_probability = torch.sigmoid(model(val_plates.images.to(device))).cpu()
+        test_probability = torch.sigmoid(model(test_plates.images.to(device))).cpu()
     figures = {}
     for c, name in enumerate(RGB):
         threshold = best_f1_threshold(val_probability[:, c], val_plates.masks[:, c])
@@ -617,10 +620,10 @@ def run_fixed_loop(seed):
 
 
 fixed_results = over_seeds(run_fixed_loop, SEEDS)
-print("per-channel validation AP by epoch, network seed 0 (R, G, B):")
-for epoch, aps in enumerate(fixed_ap_logs[0], start=1):
+print(f"per-channel validation AP by epoch, network seed {SEEDS[0]} (R, G, B):")
+for epoch, aps in enumerate(fixed_ap_logs[SEEDS[0]], start=1):
     print(f"  epoch {epoch}: " + ", ".join(f"{ap:.3f}" for ap in aps))
-print("\nover network seeds 0-4 (thresholds chosen on the validation plates, F1 on the test plates):")
+print(f"\nover network seeds {SEEDS[0]}-{SEEDS[-1]} (thresholds chosen on the validation plates, F1 on the test plates):")
 for name, spread in fixed_results.items():
     print(f"  {name:<22} {spread}")
 
@@ -630,7 +633,7 @@ for check in (
     check_every_seed("green AP on validation after 5 epochs above 0.1, ten times the share", fixed_results["green AP, epoch 5"], above=0.1, at_least=4),
     check_every_seed("green threshold chosen on validation above 0.5 (the weighted model over-predicts green)", fixed_results["green threshold"], above=0.5),
     check_every_seed("green test F1 at the validation threshold above the test F1 at 0.5 by 0.05", green_gain, above=0.05),
-    check_every_seed("red test F1 at its validation threshold above 0.8", fixed_results["red test F1, tuned"], above=0.8),
+    check_every_seed("red test F1 at its validation threshold above 0.8", fixed_results["red test F1, tuned"], above=0.8, at_least=4),
     check_every_seed("blue test F1 at its validation threshold above 0.8", fixed_results["blue test F1, tuned"], above=0.8),
 ):
     print(check)
@@ -639,9 +642,10 @@ for check in (
 # **Reveal.** On every seed the green threshold that maximises F1 on the validation plates lies above 0.5
 # (0.86 to 0.96 here): `pos_weight = neg/pos` makes the model say "green" far too often at 0.5, which is
 # the price of its recall. Moved to that threshold, green's F1 on the *test* plates, which played no part
-# in choosing it, rises on every seed by more than 0.05 (from 0.04 to 0.12 at 0.5, to 0.15 to 0.27). Red
-# and blue reach a test F1 above 0.8 at their own thresholds (red's at 0.5 is lower, 0.45 to 0.80 here). The average precision logged each epoch shows green being learned
-# (for network seed 0: 0.009 after the first epoch, 0.168 after the fifth; above 0.1 after five epochs on at
+# in choosing it, rises on every seed by more than 0.05 (from 0.04 to 0.12 at 0.5, to 0.15 to 0.27). Blue
+# reaches a test F1 above 0.8 at its own threshold on every seed, red on at least four of five (a network
+# that stalls on red can miss it; red's F1 at 0.5 is lower, 0.45 to 0.80 here). The average precision logged each epoch shows green being learned
+# (for the first network seed: 0.009 after the first epoch, 0.168 after the fifth; above 0.1 after five epochs on at
 # least four of the five seeds) while the 0.5 cut alone would have said little about it. An F1 of about 0.2 is what a faint disc allows in five epochs; the loop
 # cannot promise more, and a run that shows green's AP at the share after several epochs and seeds is
 # the case where the data, not the loss, is the problem.
@@ -669,7 +673,7 @@ for check in (
 #   and compare methods seed by seed.
 # * The loop of section 4 is the fix in plain PyTorch: counts → `pos_weight.view(C, 1, 1)`, the start bias
 #   `log(pos/neg) + log(pos_weight)` (0 for `neg/pos`), per-channel AP every epoch, a threshold per channel
-#   chosen on validation and reported on test, several seeds before concluding.
+#   chosen on validation and reported on test, several seeds (or more epochs) before concluding.
 #
 # ## Exercises
 #

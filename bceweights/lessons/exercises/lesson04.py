@@ -76,7 +76,7 @@ LESSON04_2_QUESTION = (
 
 
 def lesson04_2_masks() -> torch.Tensor:
-    """The checker's masks: (6, 3, 8, 8) with channel shares of about 0.06, 0.01 and 0.25 (R, G, B), all present."""
+    """The checker's masks: (6, 3, 8, 8) with channel shares of about 0.06, 0.02 and 0.25 (R, G, B), all present."""
     generator = torch.Generator().manual_seed(45)
     shares = torch.tensor([0.06, 0.02, 0.25]).view(1, 3, 1, 1)
     masks = (torch.rand(6, 3, 8, 8, generator=generator) < shares).float()
