@@ -617,3 +617,76 @@ def test_a_double_sigmoid_fix_leaves_out_the_pos_weight_another_finding_corrects
         apply_fix(fix, {"logits": logits, "input": logits, "target": labels})
     assert after.clean, f"{fix}\n{after}"
     assert "per-sample-pos-weight fix" in found["double-sigmoid"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Every mean a fix proposes is 0 on a batch with nothing kept, not NaN (lesson 10, sections 3 and 4)
+
+
+def fixes_on_a_batch_with_nothing_kept(call, rule: str, empty: dict) -> list[tuple[str, torch.Tensor]]:
+    """The fixes ``rule`` proposes for ``call`` (a batch with kept elements), each evaluated on ``empty``."""
+    fixes = fixes_of(findings_of(call)[rule])
+    assert fixes
+    return [(fix, apply_fix(fix, empty)) for fix in fixes]
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["no-weight", "weight-mask"])
+def test_the_void_fixes_give_0_not_nan_on_an_all_void_batch(weighted):
+    case = lesson09_void_case()
+    weight = case["weight"].unsqueeze(1) if weighted else None
+    extra = {"weight": weight} if weighted else {}
+    call = lambda: F.binary_cross_entropy_with_logits(case["input"], case["target"], **extra)  # noqa: E731
+    all_void = torch.full_like(case["target"], 255.0)
+    empty = {"input": case["input"], "target": all_void, **extra}
+    with torch.no_grad():
+        unguarded = (per_element(case["input"], torch.zeros_like(all_void)) * 0).sum() / (all_void != 255).sum()
+    assert torch.isnan(unguarded)  # what the same mean gives without the guard
+    results = fixes_on_a_batch_with_nothing_kept(call, "target-out-of-range", empty)
+    assert len(results) == (3 if weighted else 2)
+    for fix, value in results:
+        assert torch.isfinite(value) and float(value) == 0.0, f"{fix}: {value}"
+
+
+def test_the_void_fix_still_gives_the_kept_mean_on_a_batch_with_one_kept_element():
+    case = lesson09_void_case()
+    call = lambda: F.binary_cross_entropy_with_logits(case["input"], case["target"])  # noqa: E731
+    one_kept = torch.full_like(case["target"], 255.0)
+    one_kept[0, 0, 0, 0] = 1.0
+    meant = per_element(case["input"], torch.ones_like(one_kept))[0, 0, 0, 0]
+    for fix, value in fixes_on_a_batch_with_nothing_kept(call, "target-out-of-range",
+                                                          {"input": case["input"], "target": one_kept}):
+        torch.testing.assert_close(value, meant, msg=lambda m: f"{fix}: {m}")
+
+
+def test_the_weighted_mean_fixes_give_0_not_nan_when_every_weight_is_0():
+    case = lesson09_void_case()
+    clean = case["target"].masked_fill(case["target"] == 255, 0)
+    weight = case["weight"].unsqueeze(1)
+    call = lambda: F.binary_cross_entropy_with_logits(case["input"], clean, weight=weight)  # noqa: E731
+    empty = {"input": case["input"], "target": clean, "weight": torch.zeros_like(weight)}
+    results = fixes_on_a_batch_with_nothing_kept(call, "diluted-mean", empty)
+    assert len(results) == 3
+    for fix, value in results:
+        assert torch.isfinite(value) and float(value) == 0.0, f"{fix}: {value}"
+
+
+def test_the_weighted_mean_fix_divides_soft_weights_by_their_sum_not_by_1():
+    x = torch.randn(2, 1, 4, 4, generator=gen(0), dtype=torch.float64)
+    y = (torch.rand(2, 1, 4, 4, generator=gen(1)) < 0.3).double()
+    weight = torch.zeros(2, 1, 4, 4, dtype=torch.float64)
+    weight[:, :, :2, :2] = 0.001  # 8 weights of 0.001: a sum of 0.008, which .clamp_min(1) would replace by 1
+    meant = (per_element(x, y) * weight).sum() / weight.sum()
+    found = findings_of(lambda: F.binary_cross_entropy_with_logits(x, y, weight=weight))
+    fix = fixes_of(found["diluted-mean"])[0]
+    assert "clamp_min" not in fix and "torch.where" in fix
+    torch.testing.assert_close(apply_fix(fix, {"input": x, "target": y, "weight": weight}), meant)
+
+
+def test_the_masked_by_multiplication_fixes_give_0_not_nan_on_an_all_zero_mask():
+    case = monai_case()
+    call = case.call
+    empty = {**case.names, "mask": torch.zeros_like(case.names["mask"])}
+    results = fixes_on_a_batch_with_nothing_kept(call, "diluted-mean", empty)
+    assert len(results) == 2
+    for fix, value in results:
+        assert torch.isfinite(value) and float(value) == 0.0, f"{fix}: {value}"

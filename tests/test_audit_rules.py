@@ -37,7 +37,7 @@ def test_the_registry_has_the_issue_rule_ids():
 
 
 @pytest.mark.parametrize("call", [
-    # W == C: a per-channel pos_weight of length C lines up with W (pytorch#27936)
+    # W == C: a per-channel pos_weight of length C lines up with W, silently (W != C raises: pytorch#27936)
     lambda x, y: F.binary_cross_entropy_with_logits(x, y, pos_weight=torch.tensor([1.0, 30.0, 6.0])),
     lambda x, y: nn.BCEWithLogitsLoss(pos_weight=torch.tensor([1.0, 30.0, 6.0]))(x, y),
     lambda x, y: F.binary_cross_entropy_with_logits(x, y, weight=torch.tensor([1.0, 2.0, 3.0])),
@@ -99,7 +99,7 @@ def test_operands_pytorch_refuses_are_left_to_pytorch():
 def test_label_indexed_class_weights_as_pos_weight_fire():
     labels = binary(16, 1, share=0.2)
     class_weights = torch.tensor([0.1, 0.9])
-    pos_weight = class_weights[labels.view(-1).long()].view_as(labels)  # thread 004
+    pos_weight = class_weights[labels.view(-1).long()].view_as(labels)  # lesson 09, section 4
     with bw.audit() as report:
         nn.BCEWithLogitsLoss(pos_weight=pos_weight)(logits(16, 1), labels)
     assert report.rules == ["per-sample-pos-weight"]

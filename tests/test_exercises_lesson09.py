@@ -57,6 +57,25 @@ def test_a_diluted_mean_gets_its_hint(capsys):
     assert "diluted mean" in capsys.readouterr().out
 
 
+def test_an_unclamped_count_fails_on_the_all_void_batch_with_its_hint(capsys):
+    def my_loss(logits, masks):
+        keep = masks != 255
+        pw = torch.tensor([1.0, 30.0, 6.0], dtype=logits.dtype).view(3, 1, 1)
+        losses = F.binary_cross_entropy_with_logits(logits, masks.masked_fill(~keep, 0), pos_weight=pw, reduction="none")
+        return (losses * keep).sum() / keep.sum()  # right on both batches, NaN when nothing is kept
+
+    assert not check_lesson09(my_loss)
+    out = capsys.readouterr().out
+    assert "every pixel is void my_loss gives nan" in out and "clamp_min(1)" in out
+    assert "void pixels" in LESSON09_QUESTION and "not NaN" in LESSON09_QUESTION
+
+
+def test_the_solution_gives_0_on_an_all_void_batch():
+    logits = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    value = solution()(logits, torch.full((2, 3, 4, 5), 255.0, dtype=torch.float64))
+    assert torch.isfinite(value) and float(value) == 0.0
+
+
 def test_a_width_aligned_pos_weight_fails_on_the_second_batch(capsys):
     def my_loss(logits, masks):
         keep = masks != 255
@@ -90,7 +109,7 @@ def test_lesson09_has_at_least_three_checked_exercises_and_concept_ones():
     assert keys == ["09.1", "09.2", "09.3", "09.4"]
 
 
-def test_08_2_the_answer_is_what_the_audit_says_on_every_seed(capsys):
+def test_09_2_the_answer_is_what_the_audit_says_on_every_seed(capsys):
     for seed in range(5):
         assert lesson09_2_rules(seed) == {"a": [], "b": [], "c": ["per-sample-pos-weight"]}
     assert check_lesson09_2("c") and capsys.readouterr().out.startswith("Correct")
@@ -99,7 +118,7 @@ def test_08_2_the_answer_is_what_the_audit_says_on_every_seed(capsys):
     assert "[labels.long()]" in LESSON09_2_CALLS["c"]
 
 
-def test_08_3_accepts_each_form_of_the_0_255_reading(capsys):
+def test_09_3_accepts_each_form_of_the_0_255_reading(capsys):
     forms = [
         lambda x, m: F.binary_cross_entropy_with_logits(x, m.to(x.dtype) / 255),
         lambda x, m: F.binary_cross_entropy_with_logits(x, (m == 255).to(x.dtype)),
@@ -110,7 +129,7 @@ def test_08_3_accepts_each_form_of_the_0_255_reading(capsys):
         capsys.readouterr()
 
 
-def test_08_3_names_the_slips(capsys):
+def test_09_3_names_the_slips(capsys):
     as_written = lambda x, m: F.binary_cross_entropy_with_logits(x, m.float().to(x.dtype))  # noqa: E731
     assert not check_lesson09_3(as_written)
     assert "target-out-of-range" in capsys.readouterr().out
@@ -120,7 +139,7 @@ def test_08_3_names_the_slips(capsys):
     assert not check_lesson09_3(None) and "No answer yet" in capsys.readouterr().out
 
 
-def test_08_4_the_constant_is_what_masking_by_multiplication_adds(capsys):
+def test_09_4_the_constant_is_what_masking_by_multiplication_adds(capsys):
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(2, 1, 16, 32, 32, generator=generator, dtype=torch.float64)
     y = (torch.rand(2, 1, 16, 32, 32, generator=generator, dtype=torch.float64) < 0.3).double()

@@ -202,7 +202,7 @@ def right_09_1(logits, masks):
     pos_weight = torch.tensor([1.0, 30.0, 6.0], dtype=logits.dtype).view(-1, 1, 1)
     clean = torch.where(masks == 255, torch.zeros_like(masks), masks)
     losses = torch.nn.functional.binary_cross_entropy_with_logits(logits, clean, pos_weight=pos_weight, reduction="none")
-    return (losses * keep).sum() / keep.sum()
+    return (losses * keep).sum() / keep.sum().clamp_min(1)  # 0 on a batch where every pixel is void
 
 
 def right_03_4(logits, target):

@@ -26,6 +26,11 @@ DILUTED_SHARE = 0.5
 FORMAT_VALUES = 3
 
 _LOG2 = math.log(2.0)
+#: The denominator of a weighted mean, written so that a batch whose weights are all 0 gives 0, not NaN:
+#: ``torch.where(w_sum > 0, w_sum, 1)`` divides by the true sum whenever it is positive (and by 1 when the
+#: weighted sum above it is 0 too). ``.clamp_min(1)`` is right only for a count: on soft weights summing to
+#: less than 1 it would change the value. One expression (``:=``), so that each fix stays one line.
+_GUARDED_SUM = "torch.where((w_sum := {}.sum()) > 0, w_sum, 1)"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -49,7 +54,8 @@ def _void_fixes(call: LossCall, ignore: str, keep: str, comment: str) -> list[st
     With a weight, an element with a weight of 0 is left out as well: the denominator counts the
     elements kept whose weight is nonzero, ``sum(weight * loss) / count(keep & weight > 0)``, so that
     the fix does not hide the dilution ``diluted-mean`` reports (a weight that is a 0/1 mask gives the
-    mean over the elements both keep). When ``diluted-mean`` reads the same call, the weighted mean
+    mean over the elements both keep). The count is clamped to 1: a batch with no element kept gives 0
+    (its weighted sum is 0), not 0 / 0 = NaN. When ``diluted-mean`` reads the same call, the weighted mean
     ``sum(weight * loss) / sum(weight)`` over the kept elements is offered too.
     """
     weighted = call.weight is not None
@@ -57,7 +63,7 @@ def _void_fixes(call: LossCall, ignore: str, keep: str, comment: str) -> list[st
     fixes = [
         call.code(target=f"target.masked_fill({ignore}, 0)", weight=f"({keep}).to(input.dtype)"
                   + (" * weight" if weighted else ""), reduction="sum")
-        + f" / {count}.expand_as(input).sum()   # {comment}"
+        + f" / {count}.expand_as(input).sum().clamp_min(1)   # {comment}"
     ]
     if call.with_logits:
         pos_weight = ", pos_weight=pos_weight" if call.pos_weight is not None else ""
@@ -181,7 +187,7 @@ def _diluted_weight(call: LossCall) -> Verdict | None:
         "kept elements (each batch counting the same, as CrossEntropyLoss(ignore_index=...) averages):"
     )
     fixes = [
-        call.code(reduction="sum") + " / weight.expand_as(input).sum()   # the weighted mean",
+        call.code(reduction="sum") + f" / {_GUARDED_SUM.format('weight.expand_as(input)')}   # the weighted mean",
         "bw.bce_with_logits(input, target, weight=weight" + (", pos_weight=pos_weight" if call.pos_weight is not None
                                                             else "") + ', reduction="weighted_mean")   # bceweights',
     ]
@@ -222,7 +228,7 @@ def _diluted_input(call: LossCall) -> Verdict | None:
             f"weight=mask with the same mean keeps today's steps{' without the floor' if call.with_logits else ''}; "
             "if you meant the mean over the kept elements:")
     fixes = [call.code(input="logits", weight="mask", reduction="sum")
-             + " / mask.expand_as(logits).sum()   # the mean over the kept elements"]
+             + f" / {_GUARDED_SUM.format('mask.expand_as(logits)')}   # the mean over the kept elements"]
     if call.with_logits:
         fixes.append("bw.bce_with_logits(logits, target, ignore=mask == 0)   # bceweights: the same mean")
     else:

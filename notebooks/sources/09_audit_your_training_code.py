@@ -58,7 +58,7 @@ def sig4(value: float) -> str:
 # *warning* is a choice that can be meant; its message states the consequence, so that you decide. The
 # report marks warnings as `[rule, warning]`, and `report.errors` / `report.warnings` split them.
 #
-# ## 2 · A segmentation step (threads 000 and 002)
+# ## 2 · A segmentation step (from two forum threads)
 #
 # A batch of 3 images, a model with 3 output channels (multi-label masks, the plates of lesson 06), and a
 # weight mask `(N, H, W)` that says which pixels were annotated (an 8 × 8 square, in a different place
@@ -134,13 +134,19 @@ with bw.audit() as report:
     logits = model(images)
     keep = (masks_with_void != 255) & (annotated.unsqueeze(1) > 0)  # (N, C, H, W): annotated and not void
     losses = F.binary_cross_entropy_with_logits(logits, masks_with_void.masked_fill(~keep, 0), reduction="none")
-    loss = (losses * keep).sum() / keep.sum()  # the mean over the kept elements
+    loss = (losses * keep).sum() / keep.sum().clamp_min(1)  # the mean over the kept elements (0 if none is kept)
     loss.backward()
 print("loss", sig4(loss.item()), " kept elements", int(keep.sum()), "of", keep.numel())
 print(report)
 
 # %% [markdown]
-# Clean. `bw.bce_with_logits(logits, masks_with_void, ignore=~keep)` computes the same mean in one call,
+# Clean. The count is clamped to 1, as in the report's plain-PyTorch line: a batch in which no element is
+# kept (every pixel void or unannotated) then gives 0 instead of 0 / 0 = NaN, and when some element is
+# kept the clamp changes nothing (lesson 10, section 3). The report's weighted means guard their sum of
+# weights with `torch.where(w_sum > 0, w_sum, 1)` instead (`w_sum := ...` names the sum inside the one
+# line): soft weights can sum to less than 1, where `.clamp_min(1)` would shrink the mean (lesson 10,
+# section 4).
+# `bw.bce_with_logits(logits, masks_with_void, ignore=~keep)` computes the same mean in one call,
 # and it refuses the `(N, H, W)` mask outright, with the same advice:
 
 # %%
@@ -182,7 +188,8 @@ with bw.audit() as report:
     multiplied = nn.BCEWithLogitsLoss()(leaf * sparse, target_1 * sparse)
 multiplied.backward()
 as_weight = F.binary_cross_entropy_with_logits(leaf.detach(), target_1, weight=sparse)
-kept_mean = F.binary_cross_entropy_with_logits(leaf.detach(), target_1, weight=sparse, reduction="sum") / sparse.sum()
+kept_sum = F.binary_cross_entropy_with_logits(leaf.detach(), target_1, weight=sparse, reduction="sum")
+kept_mean = kept_sum / sparse.sum().clamp_min(1)
 print("kept", int(sparse.sum()), "of", sparse.numel(), "  largest gradient on a masked logit:",
       sig4(leaf.grad[sparse == 0].abs().max().item()))
 print("multiplied in", sig4(multiplied.item()), "  weight=mask", sig4(as_weight.item()),
@@ -203,9 +210,9 @@ print(report)
 # before the product.
 
 # %% [markdown]
-# ## 4 · A binary classifier (thread 004)
+# ## 4 · A binary classifier (from a forum thread)
 #
-# One logit per sample, `(N, 1)`, labels drawn with 10 % probability. Thread 004 took class weights `[0.1, 0.9]`,
+# One logit per sample, `(N, 1)`, labels drawn with 10 % probability. The thread took class weights `[0.1, 0.9]`,
 # indexed them by each sample's label and passed the result as `pos_weight`; the model also ends in
 # `nn.Sigmoid()`, "to get probabilities".
 #
@@ -316,8 +323,8 @@ print(report)
 # ## 6 · The trap PyTorch cannot see: W == C
 #
 # A 4-channel model, trained on crops 4 pixels wide, with one `pos_weight` per channel as the
-# documentation long described it, "a vector with length equal to the number of classes". When the crops
-# are wider than the channel count, PyTorch raises the same RuntimeError as pytorch#27936 ("The size
+# documentation long described it, "a vector with length equal to the number of classes". When the width
+# differs from the channel count, PyTorch raises the same RuntimeError as pytorch#27936 ("The size
 # of tensor a must match the size of tensor b"; there a length-2 pos_weight on (4, 100, 100)). **Predict**: what happens when W equals C,
 # and which axis does PyTorch give the vector to?
 
@@ -450,7 +457,8 @@ with bw.audit() as report:
     logits = model(images)
     weight = annotated.unsqueeze(1)  # (N, 1, H, W): each image's own square, on every channel
     summed = F.binary_cross_entropy_with_logits(logits, masks, weight=weight, reduction="sum")
-    masked = summed / weight.expand_as(logits).sum()  # the weighted mean
+    w_sum = weight.expand_as(logits).sum()
+    masked = summed / torch.where(w_sum > 0, w_sum, 1)  # the weighted mean (0 if every weight is 0)
     per_label = torch.tensor([1.0, 4.0, 9.0])  # (C,): one pos_weight per label
     labelled = F.binary_cross_entropy_with_logits(label_logits, label_targets, pos_weight=per_label)
 print(report)

@@ -3,14 +3,15 @@
 * 09.1 (repair): rewrite a loss line that the audit reports until it comes back clean and right. The
   checker calls ``my_loss`` under ``bw.audit()`` on two seeded batches, one of them 3 pixels wide
   (W == C, where a 1-D ``pos_weight`` lines up with the width without an error), and compares the
-  value with the intended loss. ``check_lesson09`` / ``LESSON09_QUESTION`` are its first names.
+  value with the intended loss, then on a batch where every pixel is void, where the loss must be 0, not
+  NaN. ``check_lesson09`` / ``LESSON09_QUESTION`` are its first names.
 * 09.2 (concept): which of three ``pos_weight`` calls the audit reports as an error (a per-element
   ``pos_weight`` is legitimate; one that follows the labels is not).
 * 09.3 (repair): a training step fed PNG masks of 0 and 255; the checker runs the learner's step
   under audit and compares it with the loss meant.
 * 09.4 (transfer): the constant that masking by multiplication adds to a with-logits mean.
 
-Solutions are printed only on request: ``show_solution("08.K")`` (or ``print(lesson09_solution())``
+Solutions are printed only on request: ``show_solution("09.K")`` (or ``print(lesson09_solution())``
 for 09.1), the questionnaire's answers by ``show_solution("09.Q")``.
 """
 
@@ -38,7 +39,8 @@ LESSON09_QUESTION = (
     "crops and is wrong twice over:\n"
     "    F.binary_cross_entropy_with_logits(logits, masks, pos_weight=torch.tensor([1.0, 30.0, 6.0]))\n"
     "Write my_loss(logits, masks) in plain PyTorch: pos_weight per channel, void pixels left out, and the "
-    "mean over the elements that are not void. It must work for any N, H and W."
+    "mean over the elements that are not void. It must work for any N, H and W, and give 0 (not NaN) on a batch "
+    "in which every pixel is void."
 )
 
 
@@ -58,9 +60,9 @@ def _per_element(logits: Tensor, masks: Tensor, pos_weight: bool = True) -> tupl
 
 
 def lesson09_reference(logits: Tensor, masks: Tensor) -> Tensor:
-    """The intended loss: per-channel pos_weight, void elements out, mean over the kept elements."""
+    """The intended loss: per-channel pos_weight, void elements out, mean over the kept elements (0 if none is)."""
     losses, keep = _per_element(logits, masks)
-    return losses.sum() / keep.sum()
+    return losses.sum() / keep.sum().clamp_min(1)
 
 
 def lesson09_solution() -> str:
@@ -71,7 +73,7 @@ def lesson09_solution() -> str:
         "    pos_weight = torch.tensor([1.0, 30.0, 6.0], dtype=logits.dtype).view(3, 1, 1)   # (C, 1, 1)\n"
         "    losses = F.binary_cross_entropy_with_logits(\n"
         "        logits, masks.masked_fill(~keep, 0), pos_weight=pos_weight, reduction=\"none\")\n"
-        "    return (losses * keep).sum() / keep.sum()"
+        "    return (losses * keep).sum() / keep.sum().clamp_min(1)   # 0, not NaN, when every pixel is void"
     )
 
 
@@ -82,13 +84,13 @@ def _slip(value: float, logits: Tensor, masks: Tensor) -> str:
     close = lambda other: abs(value - float(other)) <= 1e-6 * max(1.0, abs(float(other)))  # noqa: E731
     if close(losses.sum() / losses.numel()):
         return ("it divides by every element, void ones included (a diluted mean): divide the sum by the "
-                "number of kept elements, keep.sum().")
-    if close(plain.sum() / keep.sum()):
+                "number of kept elements, keep.sum().clamp_min(1).")
+    if close(plain.sum() / keep.sum().clamp_min(1)):
         return "pos_weight is missing: pass the three values, shaped (3, 1, 1) so that they follow the channels."
     if close(losses.sum()):
         return "that is the sum: divide it by the number of kept elements."
     return ("compute the per-element losses with reduction=\"none\" on targets whose void entries are set to 0, "
-            "multiply by keep = masks != 255, and divide the sum by keep.sum().")
+            "multiply by keep = masks != 255, and divide the sum by keep.sum().clamp_min(1).")
 
 
 def check_lesson09(answer: Callable[[Tensor, Tensor], Tensor] | None) -> bool:
@@ -126,9 +128,31 @@ def check_lesson09(answer: Callable[[Tensor, Tensor], Tensor] | None) -> bool:
                   f"{right:.4g}; {_slip(got, logits, masks)}")
             return False
         values.append(right)
+    if not _zero_when_all_void(answer):
+        return False
     print(f"Correct: the audit is clean on both batches and the values match ({values[0]:.4g} and "
-          f"{values[1]:.4g}). The void pixels are out, and pos_weight follows the channels at any width.")
+          f"{values[1]:.4g}). The void pixels are out, pos_weight follows the channels at any width, and a batch "
+          "with no pixel kept gives 0.")
     return True
+
+
+def _zero_when_all_void(answer: Callable[[Tensor, Tensor], Tensor]) -> bool:
+    """Whether ``answer`` gives 0 on a batch whose every pixel is void; print why not otherwise."""
+    shape = LESSON09_SHAPES[1]
+    logits, _ = _batch(shape, len(LESSON09_SHAPES))
+    masks = torch.full(shape, LESSON09_VOID, dtype=torch.float64)
+    try:
+        value = float(answer(logits, masks))
+    except Exception as error:  # the learner's code: show what it raised
+        first = str(error).splitlines()[0] if str(error) else ""
+        print(f"Not yet: on a batch where every pixel is void my_loss raised {type(error).__name__}: {first}")
+        return False
+    if value == 0.0:
+        return True
+    why = ("the kept count is 0 there, and 0 / 0 is NaN; " if math.isnan(value) else "")
+    print(f"Not yet: on a batch where every pixel is void my_loss gives {value:.4g}; {why}divide the kept sum by "
+          "keep.sum().clamp_min(1), so that such a batch gives 0 and teaches nothing.")
+    return False
 
 
 def _run_audited(answer: Callable[..., Tensor], shape: tuple[int, ...], *tensors: Tensor) -> Tensor | None:
@@ -214,7 +238,7 @@ def check_lesson09_2(answer: object) -> bool:
     return False
 
 
-def _solution_08_2() -> str:
+def _solution_09_2() -> str:
     return (
         "(c). torch.tensor([0.2, 0.8])[labels.long()] holds 0.8 on every positive and 0.2 on every negative. "
         "pos_weight multiplies only the positive term, so the 0.2 is never used: the call is one pos_weight of 0.8, "
@@ -224,7 +248,7 @@ def _solution_08_2() -> str:
     )
 
 
-register("09.2", LESSON09_2_QUESTION, check_lesson09_2, _solution_08_2)
+register("09.2", LESSON09_2_QUESTION, check_lesson09_2, _solution_09_2)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -242,7 +266,7 @@ LESSON09_3_QUESTION = (
 )
 
 
-def _batch_08_3(shape: tuple[int, ...], seed: int) -> tuple[Tensor, Tensor]:
+def _batch_09_3(shape: tuple[int, ...], seed: int) -> tuple[Tensor, Tensor]:
     generator = torch.Generator().manual_seed(seed)
     logits = torch.randn(shape, generator=generator, dtype=torch.float64)
     masks = ((torch.rand(shape, generator=generator) < 0.25).to(torch.uint8) * 255)
@@ -264,7 +288,7 @@ def check_lesson09_3(answer: Callable[[Tensor, Tensor], Tensor] | None) -> bool:
         return False
     values = []
     for seed, shape in enumerate(LESSON09_3_SHAPES):
-        logits, masks = _batch_08_3(shape, seed + 10)
+        logits, masks = _batch_09_3(shape, seed + 10)
         value = _run_audited(answer, shape, logits, masks)
         if value is None:
             return False
@@ -286,7 +310,7 @@ def check_lesson09_3(answer: Callable[[Tensor, Tensor], Tensor] | None) -> bool:
     return True
 
 
-def _solution_08_3() -> str:
+def _solution_09_3() -> str:
     return (
         "\ndef my_step(logits, masks):\n"
         "    return F.binary_cross_entropy_with_logits(logits, masks.to(logits.dtype) / 255)\n"
@@ -296,7 +320,7 @@ def _solution_08_3() -> str:
     )
 
 
-register("09.3", LESSON09_3_QUESTION, check_lesson09_3, _solution_08_3, transfer=True)
+register("09.3", LESSON09_3_QUESTION, check_lesson09_3, _solution_09_3, transfer=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -341,18 +365,19 @@ def check_lesson09_4(answer: float | None) -> bool:
     )
 
 
-def _solution_08_4() -> str:
+def _solution_09_4() -> str:
     total = math.prod(LESSON09_4_SHAPE)
     masked = total - LESSON09_4_KEPT
     return (
         f"{masked} of {total} voxels are masked. Each has logit 0 and target 0 after the product, and BCE with logits "
         f"of (0, 0) is log(1 + e^0) = log 2 = 0.6931. The mean divides the sum by {total}, so the masked voxels add "
         f"{masked}/{total} x 0.6931 = {lesson09_4_answer():.4g}. Their gradient is 0 (the mask multiplies it), so "
-        "no training lowers it. Pass the mask as weight with reduction=\"sum\" / mask.sum(), or ignore=mask == 0."
+        "no training lowers it. Pass the mask as weight with reduction=\"sum\" / mask.sum().clamp_min(1), or "
+        "ignore=mask == 0."
     )
 
 
-register("09.4", LESSON09_4_QUESTION, check_lesson09_4, _solution_08_4, transfer=True)
+register("09.4", LESSON09_4_QUESTION, check_lesson09_4, _solution_09_4, transfer=True)
 
 
 #: Lesson 09's questionnaire: (question, answer).

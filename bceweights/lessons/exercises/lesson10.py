@@ -61,15 +61,16 @@ def check_lesson10_1(weight: Any) -> bool:
     if torch.equal(effective, mask.unsqueeze(0).expand(LESSON10_1_SHAPE)):
         print(
             "Not yet: PyTorch runs without a word, but right-aligned (4, 6, 7) meets (C, H, W): channel c of every "
-            "image gets image c's map, because N == C here. With another batch size it would raise. Give the mask "
-            "its channel dimension: (N, 1, H, W)."
+            "image gets image c's map, because N == C here. With 1 < N != C it would raise; with N = 1 it runs and "
+            "happens to be right, which hides the bug in a test on one image. Give the mask its channel dimension: "
+            "(N, 1, H, W)."
         )
     else:
         print("Not yet: the maps do not land on their images. Insert a size-1 channel dimension after N.")
     return False
 
 
-def _solution_09_1() -> str:
+def _solution_10_1() -> str:
     return (
         "weight = mask.unsqueeze(1), shape (4, 1, 6, 7) (or mask.unsqueeze(1).expand_as(logits), a zero-copy view). "
         "weight=mask runs here only because N == C = 4, and pairs image c's map with channel c; with N = 1 it "
@@ -77,7 +78,7 @@ def _solution_09_1() -> str:
     )
 
 
-register("10.1", LESSON10_1_QUESTION, check_lesson10_1, _solution_09_1, transfer=True)
+register("10.1", LESSON10_1_QUESTION, check_lesson10_1, _solution_10_1, transfer=True)
 
 
 #: 10.2: per-element losses and weights; the weighted mean in plain PyTorch.
@@ -114,7 +115,7 @@ def check_lesson10_2(answer: float | None) -> bool:
     )
 
 
-def _solution_09_2() -> str:
+def _solution_10_2() -> str:
     products = " + ".join(f"{l:g}*{w:g}" for l, w in zip(LESSON10_2_LOSSES, LESSON10_2_WEIGHTS))
     weighted_sum = sum(l * w for l, w in zip(LESSON10_2_LOSSES, LESSON10_2_WEIGHTS))
     return (
@@ -124,7 +125,7 @@ def _solution_09_2() -> str:
     )
 
 
-register("10.2", LESSON10_2_QUESTION, check_lesson10_2, _solution_09_2, transfer=True)
+register("10.2", LESSON10_2_QUESTION, check_lesson10_2, _solution_10_2, transfer=True)
 
 
 #: 10.3: four batches of 1,000 pixels with these positives each.
@@ -177,7 +178,7 @@ def check_lesson10_3(answer: float | None) -> bool:
     )
 
 
-def _solution_09_3() -> str:
+def _solution_10_3() -> str:
     positives = sum(LESSON10_3_POSITIVES)
     total = LESSON10_3_BATCH_PIXELS * len(LESSON10_3_POSITIVES)
     n = LESSON10_3_BATCH_PIXELS
@@ -189,7 +190,7 @@ def _solution_09_3() -> str:
     )
 
 
-register("10.3", LESSON10_3_QUESTION, check_lesson10_3, _solution_09_3, transfer=True)
+register("10.3", LESSON10_3_QUESTION, check_lesson10_3, _solution_10_3, transfer=True)
 
 
 #: 10.4: WeightedRandomSampler weights for a chosen share of positives.
@@ -233,7 +234,7 @@ def check_lesson10_4(answer: float | None) -> bool:
     )
 
 
-def _solution_09_4() -> str:
+def _solution_10_4() -> str:
     negatives = LESSON10_4_SAMPLES - LESSON10_4_POSITIVES
     return (
         f"P(positive) = pos*w / (pos*w + neg) = {LESSON10_4_SHARE:g} gives w = share * neg / ((1 - share) * pos) = "
@@ -242,7 +243,7 @@ def _solution_09_4() -> str:
     )
 
 
-register("10.4", LESSON10_4_QUESTION, check_lesson10_4, _solution_09_4, transfer=True)
+register("10.4", LESSON10_4_QUESTION, check_lesson10_4, _solution_10_4, transfer=True)
 
 
 #: 10.5 (a repair): the ignore mean of section 3 returns NaN on a batch where every pixel is void.
@@ -322,7 +323,7 @@ def check_lesson10_5(masked_mean: Any) -> bool:
     return True
 
 
-def _solution_09_5() -> str:
+def _solution_10_5() -> str:
     return (
         "def masked_mean(per_pixel, keep): return (per_pixel * keep).sum() / keep.sum().clamp_min(1). With kept pixels "
         "clamp_min(1) changes nothing (the count is at least 1); with none the sum is 0 and 0 / 1 = 0, gradient 0. "
@@ -332,7 +333,7 @@ def _solution_09_5() -> str:
     )
 
 
-register("10.5", LESSON10_5_QUESTION, check_lesson10_5, _solution_09_5)
+register("10.5", LESSON10_5_QUESTION, check_lesson10_5, _solution_10_5)
 
 
 #: Lesson 10's questionnaire: (question, answer).

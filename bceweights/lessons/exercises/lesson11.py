@@ -44,7 +44,7 @@ def check_lesson11_1(answer: float | None) -> bool:
     )
 
 
-def _solution_10_1() -> str:
+def _solution_11_1() -> str:
     k0, _, k2 = LESSON11_1_KEPT
     return (
         f"Rank r divides its sum by k_r and DDP averages over W = 3 ranks: one pixel has weight 1 / (3 k_r). "
@@ -52,7 +52,7 @@ def _solution_10_1() -> str:
     )
 
 
-register("11.1", LESSON11_1_QUESTION, check_lesson11_1, _solution_10_1, transfer=True)
+register("11.1", LESSON11_1_QUESTION, check_lesson11_1, _solution_11_1, transfer=True)
 
 
 #: 11.2: one rank's local sum, the world size and the global kept count.
@@ -90,7 +90,7 @@ def check_lesson11_2(answer: float | None) -> bool:
     )
 
 
-def _solution_10_2() -> str:
+def _solution_11_2() -> str:
     s, w, d = LESSON11_2_LOCAL_SUM, LESSON11_2_WORLD, LESSON11_2_GLOBAL_KEPT
     return (
         f"The rank returns local_sum * W / D = {s:g} * {w} / {d} = {s * w / d:.4g}. DDP then averages the "
@@ -98,7 +98,7 @@ def _solution_10_2() -> str:
     )
 
 
-register("11.2", LESSON11_2_QUESTION, check_lesson11_2, _solution_10_2, transfer=True)
+register("11.2", LESSON11_2_QUESTION, check_lesson11_2, _solution_11_2, transfer=True)
 
 
 LESSON11_3_QUESTION = (
@@ -119,8 +119,9 @@ def check_lesson11_3(answer: Any) -> bool:
         return False
     if answer == torch.float32:
         print(
-            "Correct: autocast runs binary cross-entropy in float32 (a loss summed over many elements in bfloat16 "
-            "would keep about 3 significant digits), and bw.bce_with_logits follows PyTorch's rule."
+            "Correct: autocast runs binary cross-entropy in float32 (in bfloat16, with 8 significant bits, about 2.4 "
+            "decimal digits, every element's loss and the mean would be rounded to those bits; PyTorch sums them in "
+            "float32 either way), and bw.bce_with_logits follows PyTorch's rule."
         )
         return True
     if answer == torch.bfloat16:
@@ -132,11 +133,11 @@ def check_lesson11_3(answer: Any) -> bool:
     return False
 
 
-def _solution_10_3() -> str:
+def _solution_11_3() -> str:
     return "torch.float32: the loss is on autocast's float32 list, whatever the autocast dtype."
 
 
-register("11.3", LESSON11_3_QUESTION, check_lesson11_3, _solution_10_3)
+register("11.3", LESSON11_3_QUESTION, check_lesson11_3, _solution_11_3)
 
 
 #: 11.4 (a concept): a rank that skips the loss call under process_group=.
@@ -184,7 +185,7 @@ def check_lesson11_4(answer: object) -> bool:
     return False
 
 
-def _solution_10_4() -> str:
+def _solution_11_4() -> str:
     return (
         "(b). With process_group= the loss all-reduces its denominator (and DDP all-reduces the gradients): "
         "collectives that every rank must call, the same number of times, in the same order, because the backend "
@@ -196,7 +197,7 @@ def _solution_10_4() -> str:
     )
 
 
-register("11.4", LESSON11_4_QUESTION, check_lesson11_4, _solution_10_4)
+register("11.4", LESSON11_4_QUESTION, check_lesson11_4, _solution_11_4)
 
 
 #: 11.5: gradient accumulation over micro-batches with these kept counts (the lesson showed 100, 300, 50, 350;
@@ -236,7 +237,7 @@ def check_lesson11_5(answer: float | None) -> bool:
     )
 
 
-def _solution_10_5() -> str:
+def _solution_11_5() -> str:
     total = sum(LESSON11_5_KEPT)
     kept = sorted(k for k in LESSON11_5_KEPT if k)
     return (
@@ -248,7 +249,7 @@ def _solution_10_5() -> str:
     )
 
 
-register("11.5", LESSON11_5_QUESTION, check_lesson11_5, _solution_10_5, transfer=True)
+register("11.5", LESSON11_5_QUESTION, check_lesson11_5, _solution_11_5, transfer=True)
 
 
 #: Lesson 11's questionnaire: (question, answer).
