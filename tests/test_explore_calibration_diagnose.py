@@ -152,11 +152,43 @@ def test_default_bias_on_a_model_that_learned_is_a_warning_not_a_failure():
     assert not hasattr(learned, "first_failure")
 
 
-def test_probabilities_passed_as_logits_fail_the_threshold_check():
+def test_probabilities_passed_as_logits_fail_the_threshold_check_and_skip_checks_2_and_3():
     z, y = _overlap_case()
-    report = recall_zero_checklist(1 / (1 + np.exp(-z)), y, verbose=False)
+    report = recall_zero_checklist(1 / (1 + np.exp(-z)), y, losses=[0.2, 0.1], verbose=False)
     assert report.checks[0].status == "skip"
     assert report.failures == ["evaluation threshold"] and "probabilities" in report.checks[3].detail
+    # every probability "reaches 0.5" after a second sigmoid and their spread is tiny: checks 2 and 3 would
+    # read the wrong scale, so they say so instead of reporting [ok]
+    for check in report.checks[1:3]:
+        assert check.status == "skip" and "probabilities, not logits" in check.detail and "torch.logit" in check.detail
+    # the same values as logits: the probabilities test does not fire and checks 2 and 3 run
+    on_logits = recall_zero_checklist(z, y, losses=[0.2, 0.1], verbose=False)
+    assert [c.status for c in on_logits.checks[1:]] == ["fail", "ok", "fail"]
+
+
+def test_outputs_that_reach_the_threshold_pass_check_2_only_when_a_positive_does():
+    z, y = _overlap_case()
+    assert (1 / (1 + np.exp(-z)) < 0.5).all()
+    negative = int(np.flatnonzero(~y)[0])
+    one_negative = z.copy()
+    one_negative[negative] = 3.0  # one negative output reaches 0.5: recall is still 0
+    report = recall_zero_checklist(one_negative, y, verbose=False)
+    check_2 = report.checks[1]
+    assert check_2.status == "warn" and f"only 1 of {y.size} outputs reach 0.5, none of them positive" in check_2.detail
+    assert "posterior below 0.5" in report.warnings and "informative" in check_2.detail
+    assert report.numbers["outputs_reaching_threshold"] == 1 and report.numbers["positives_reaching_threshold"] == 0
+    assert report.checks[3].status == "fail"  # recall 0 at 0.5, and a lower threshold helps
+    positive = int(np.flatnonzero(y)[0])
+    one_positive = z.copy()
+    one_positive[positive] = 3.0
+    check_2 = recall_zero_checklist(one_positive, y, verbose=False).checks[1]
+    assert check_2.status == "ok" and f"1 of {int(y.sum())} positives among them" in check_2.detail
+    # a collapsed model with one stray output at the threshold: the warning points at checks 1 and 3
+    y_flat = np.r_[np.ones(20), np.zeros(980)] > 0.5
+    z_flat = np.full(1000, -3.4)
+    z_flat[-1] = 0.0
+    flat = recall_zero_checklist(z_flat, y_flat, verbose=False).checks[1]
+    assert flat.status == "warn" and "near chance" in flat.detail
 
 
 def test_bias_and_base_rate_loss_use_the_training_share_when_given():

@@ -191,6 +191,22 @@ def test_the_tuned_threshold_meets_the_target_with_confidence_on_validation(smal
         assert choice.reached and t == choice.threshold
         point = operating_point(torch.sigmoid(run.val_logits), val.y, t)
         assert float(wilson_lower_bound(point.tp, point.tp + point.fp, CONFIDENCE)) >= target
+    assert table[("overlapping", "plain BCE, tuned t")]["tuned_reached"].values == (1.0, 1.0)
+
+
+def test_the_tuned_table_flags_the_seeds_where_the_target_was_not_met(small_experiment):
+    """An unreachable target: threshold_for_precision falls back, and the table says so instead of passing it off."""
+    from bceweights.lessons.scoreboard import met_on
+
+    table = score_experiment(small_experiment, min_precision=1.0)  # no trained model is that precise on 1000 samples
+    assert all(cells["tuned_reached"].values == (0.0, 0.0) for cells in table.values())
+    text = format_tables(table, "overlapping").split("\n\n")[-1]
+    _, header, *lines = text.split("\n")  # the heading, the column names, the rows
+    assert header.endswith("target met on validation")
+    assert all(line.endswith("0 of 2 (not seeds 0, 1)") for line in lines)
+    reachable = format_tables(score_experiment(small_experiment, min_precision=0.1), "overlapping").split("\n\n")[-1]
+    assert all(line.endswith("2 of 2") for line in reachable.split("\n")[2:])
+    assert met_on(Spread((1.0, 0.0, 1.0), (7, 8, 9))) == "2 of 3 (not seed 8)"
 
 
 SCRIPT = r"""

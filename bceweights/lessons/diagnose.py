@@ -10,16 +10,19 @@
    every output at probability 0.5; the first epochs then go to pushing *all* outputs down, and for
    a while nothing is above 0.5. Pass the model as built, before training (the check reads its
    output bias; after training it reads where the bias went).
-2. **posterior below 0.5**: whether any probability reaches the threshold at all, and whether the
-   ranking is informative (average precision against the positive share, the AP of a ranking that
-   knows nothing). Informative ranking + nothing above 0.5 = the classes overlap and a calibrated
-   model is *right* to stay below 0.5: move the threshold (check 4), do not retrain.
+2. **posterior below 0.5**: whether any *positive* reaches the threshold, and whether the ranking is
+   informative (average precision against the positive share, the AP of a ranking that knows
+   nothing). Informative ranking + nothing above 0.5 = the classes overlap and a calibrated model is
+   *right* to stay below 0.5: move the threshold (check 4), do not retrain. A few outputs that reach
+   the threshold, none of them positive, give a warning, not a pass: recall is still 0 there.
 3. **learning rate and warmup**: collapsed outputs (every logit the same), non-finite logits, or a
    training loss that rose or never went below the loss of always predicting the positive share
    (``H(q) = -q log q - (1 - q) log(1 - q)``): the optimiser left the model nothing to rank with.
 4. **evaluation threshold**: probabilities passed where logits are expected (sigmoid twice, or
    ``logits > 0.5``), and, when recall is 0, the threshold of the best F1 and its precision and recall
-   (when that precision beats chance).
+   (when that precision beats chance). The probabilities test runs first: when every value lies in
+   [0, 1], checks 2 and 3 are skipped (their numbers would be read on the wrong scale) and check 4
+   fails.
 
 Checks 1 and 3 concern training, so they measure against the training data's positive share when
 ``train_share=`` is given (the validation targets' share otherwise); checks 2 and 4 use the validation
@@ -28,11 +31,12 @@ a :class:`Checklist`. scikit-learn supplies the average precision.
 
 The numbering is not a ranking of causes and there is no "first failure" verdict: one failure can
 cause another (a collapsed model, check 3, has nothing to rank with, check 2), and a bias far from the
-prior (check 1) matters only if the model did not learn. So every check reports its finding, and two
-findings that are not a cause of recall 0 are warnings: the output bias far from the prior when the
-model learned anyway (its training loss went below the base-rate loss ``H(q)`` and its AP is at least
-``AP_LIFT`` times the positive share), and recall 0 at the threshold when no threshold would do better
-(the cause is then in checks 2 and 3).
+prior (check 1) matters only if the model did not learn. So every check reports its finding, and three
+findings are warnings, not failures: the output bias far from the prior when the model learned anyway
+(its training loss went below the base-rate loss ``H(q)`` and its AP is at least ``AP_LIFT`` times the
+positive share), a few outputs that reach the threshold with no positive among them (check 2: recall is
+still 0, so that is no pass), and recall 0 at the threshold when no threshold would do better (the cause
+is then in checks 2 and 3).
 """
 
 from __future__ import annotations
@@ -153,6 +157,13 @@ def recall_zero_checklist(
     ap = float(average_precision_score(y, np.where(np.isfinite(z), z, 0.0)))
     report.numbers.update(positive_share=q, prior_logit=prior_logit, average_precision=ap, max_probability=float(p.max()))
     informative = ap >= AP_LIFT * q
+    # Probabilities passed as logits: every value in [0, 1]. Tested first, since checks 2 and 3 would
+    # read their numbers on the wrong scale (check 4 reports it).
+    looks_like_probabilities = finite and float(z.min()) >= 0.0 and float(z.max()) <= 1.0
+    wrong_scale = (
+        "every value lies in [0, 1]: these look like probabilities, not logits (check 4), and this check "
+        "would read them on the wrong scale; run the checklist on the logits (torch.logit(probabilities))"
+    )
     loss_values = [float(v) for v in losses] if losses is not None else []
     floor = _entropy(train_q)
     # The model learned: its training loss went below the base rate and its ranking beats chance.
@@ -185,8 +196,20 @@ def recall_zero_checklist(
 
     # 2. posterior below 0.5
     above = int(np.sum(p >= threshold))
+    positives_above = int(np.sum(p[y] >= threshold))
+    report.numbers.update(outputs_reaching_threshold=above, positives_reaching_threshold=positives_above)
     lift = f"AP {ap:.3g} = {ap / q:.3g} x the positive share {q:.3g}"
-    if above == 0 and informative:
+    if looks_like_probabilities:
+        report.checks.append(Check(CHECK_NAMES[1], "skip", wrong_scale))
+    elif above > 0 and positives_above == 0:
+        verdict = (
+            "yet the ranking is informative: the classes overlap; lower the threshold (check 4)" if informative
+            else "and the ranking is near chance: see checks 1 and 3"
+        )
+        report.checks.append(Check(CHECK_NAMES[1], "warn", (
+            f"only {above} of {y.size} outputs reach {threshold:g}, none of them positive ({lift}), {verdict}"
+        )))
+    elif above == 0 and informative:
         report.checks.append(Check(CHECK_NAMES[1], "fail", (
             f"no probability reaches {threshold:g} (largest {p.max():.3g}), yet the ranking is informative "
             f"({lift}): the classes overlap and a calibrated model stays below {threshold:g}. Lower the "
@@ -198,7 +221,9 @@ def recall_zero_checklist(
             f"({lift}): the model learned nothing to rank with; see checks 1 and 3"
         )))
     else:
-        report.checks.append(Check(CHECK_NAMES[1], "ok", f"{above} of {y.size} outputs reach {threshold:g}; {lift}"))
+        report.checks.append(Check(CHECK_NAMES[1], "ok", (
+            f"{above} of {y.size} outputs reach {threshold:g}, {positives_above} of {positives} positives among them; {lift}"
+        )))
 
     # 3. learning rate and warmup
     spread = float(np.std(z)) if finite else math.nan
@@ -223,7 +248,9 @@ def recall_zero_checklist(
                 f"the training loss never went below {floor:.3g}, the loss of always answering the positive "
                 f"share (plain BCE): nothing beyond the base rate was learned; lower the learning rate, warm it up"
             )
-    if problems:
+    if looks_like_probabilities:
+        report.checks.append(Check(CHECK_NAMES[2], "skip", wrong_scale))
+    elif problems:
         report.checks.append(Check(CHECK_NAMES[2], "fail", "; ".join(problems)))
     elif losses is None and finite:
         report.checks.append(Check(CHECK_NAMES[2], "ok", f"logits spread {spread:.3g} (pass losses= to check the loss curve too)"))
@@ -231,7 +258,6 @@ def recall_zero_checklist(
         report.checks.append(Check(CHECK_NAMES[2], "ok", f"logits spread {spread:.3g}; the loss went down"))
 
     # 4. evaluation threshold
-    looks_like_probabilities = finite and float(z.min()) >= 0.0 and float(z.max()) <= 1.0
     curve = precision_recall_curve(np.where(np.isfinite(z), z, 0.0), y)
     f1 = 2 * curve.precision * curve.recall / np.maximum(curve.precision + curve.recall, 1e-300)
     recall_now = float(np.mean(p[y] >= threshold))

@@ -8,7 +8,10 @@ fixed at 1, ECE over equal-width and over quantile bins; the threshold used with
 precision, recall and number of predicted positives; and the tuned threshold with its test precision
 and recall. The tuned threshold is the lowest whose validation precision meets the target with 95 %
 confidence (its Wilson lower bound does): a threshold where the precision merely touches the target
-moves from seed to seed, and under a perturbation of one rounding step, among many crossings.
+moves from seed to seed, and under a perturbation of one rounding step, among many crossings. Where
+no threshold meets it, :func:`~bceweights.lessons.calibration.threshold_for_precision` falls back to
+the highest-precision point; the table says so in its last column (``target met on validation``,
+e.g. ``4 of 5 (not seed 9)``), so that a fallback is not read as a threshold that met the target.
 
 Each cell is a :class:`~bceweights.lessons.seeds.Spread` over the seeds: printed as
 ``mean ± sd (lowest–highest)`` to the digits the spread supports. A threshold that predicts nothing
@@ -60,7 +63,7 @@ ROWS: tuple[Row, ...] = (
 COLUMNS = (
     "auroc", "auprc", "brier", "slope", "intercept", "intercept_slope1", "ece", "ece_quantile",
     "t", "precision", "recall", "predicted", "tp",
-    "tuned_t", "tuned_precision", "tuned_recall", "tuned_predicted",
+    "tuned_t", "tuned_precision", "tuned_recall", "tuned_predicted", "tuned_reached",
 )
 
 #: The tuned threshold asks the Wilson lower bound of its validation precision, at this confidence,
@@ -90,7 +93,8 @@ def score_row(
     """The columns of :data:`COLUMNS` for one row, regime and seed (on the test split).
 
     The tuned threshold is the lowest whose validation precision has a Wilson lower bound
-    (:data:`CONFIDENCE`) at the regime's target :data:`MIN_PRECISION`; ``predicted`` and ``tp`` count
+    (:data:`CONFIDENCE`) at the regime's target :data:`MIN_PRECISION` (``tuned_reached`` is 1.0 when one
+    does, 0.0 when none does and the highest-precision point stands in); ``predicted`` and ``tp`` count
     the test samples predicted positive at the row's threshold, and the true ones among them.
     ``cache`` (a dict, filled here) lets rows that read the same logits share the scores and the
     tuned threshold that do not depend on the row's threshold.
@@ -102,12 +106,13 @@ def score_row(
     target = MIN_PRECISION[regime] if min_precision is None else min_precision
     key = (row.method, row.shift_back, regime, seed, target)
     if cache is not None and key in cache:
-        tuned, scores = cache[key]
+        tuned, reached, scores = cache[key]
     else:
-        tuned = threshold_for_precision(val_p, splits["val"].y, target, confidence=CONFIDENCE).threshold
+        choice = threshold_for_precision(val_p, splits["val"].y, target, confidence=CONFIDENCE)
+        tuned, reached = choice.threshold, choice.reached
         scores = probability_metrics(test_logits, splits["test"].y)
         if cache is not None:
-            cache[key] = (tuned, scores)
+            cache[key] = (tuned, reached, scores)
     threshold = tuned if row.tuned else 0.5
     used = operating_point(test_p, splits["test"].y, threshold)
     at_tuned = operating_point(test_p, splits["test"].y, tuned)
@@ -117,7 +122,7 @@ def score_row(
         **{key: scores[key] for key in ("auroc", "auprc", "brier", "slope", "intercept", "intercept_slope1", "ece", "ece_quantile")},
         "t": threshold, "precision": precision(used), "recall": used.recall, "predicted": used.tp + used.fp, "tp": used.tp,
         "tuned_t": tuned, "tuned_precision": precision(at_tuned), "tuned_recall": at_tuned.recall,
-        "tuned_predicted": at_tuned.tp + at_tuned.fp,
+        "tuned_predicted": at_tuned.tp + at_tuned.fp, "tuned_reached": float(reached),
     }
 
 
@@ -152,7 +157,9 @@ def format_tables(table: Table, regime: str) -> str:
     """The printed tables of one regime: ranking, calibration, the row's threshold, the tuned threshold.
 
     Every cell is ``mean ± sd (lowest–highest)`` over the seeds, to the digits its spread supports
-    (:meth:`~bceweights.lessons.seeds.Spread.format`).
+    (:meth:`~bceweights.lessons.seeds.Spread.format`). The tuned-threshold table ends with the seeds on
+    which the target was met on validation: on the others the threshold is a fallback (the
+    highest-precision point), not a threshold that meets the target.
     """
     rows = regime_rows(table, regime)
     seeds = next(iter(rows.values()))["auroc"].n
@@ -163,5 +170,24 @@ def format_tables(table: Table, regime: str) -> str:
         heading = f"{regime}, {title}: test split, mean ± sd (lowest–highest) over {seeds} seeds"
         if title.startswith("at the threshold tuned"):
             heading += f" (validation precision >= {target:g} at {CONFIDENCE:.0%} confidence)"
-        blocks.append(heading + "\n" + format_table(named, [name for _, name in columns]))
+        text = format_table(named, [name for _, name in columns])
+        if title.startswith("at the threshold tuned"):
+            text = _with_column(text, "target met on validation", [met_on(cells["tuned_reached"]) for cells in rows.values()])
+        blocks.append(heading + "\n" + text)
     return "\n\n".join(blocks)
+
+
+def met_on(reached: Spread) -> str:
+    """``"5 of 5"``, or ``"4 of 5 (not seed 9)"``: on how many seeds a 0/1 ``reached`` Spread is 1."""
+    missed = [seed for seed, value in zip(reached.seeds, reached.values) if value < 0.5]
+    text = f"{reached.n - len(missed)} of {reached.n}"
+    if missed:
+        text += f" (not seed{'s' if len(missed) > 1 else ''} {', '.join(str(seed) for seed in missed)})"
+    return text
+
+
+def _with_column(table: str, name: str, cells: list[str]) -> str:
+    """``table`` (a header line, then one line per row) with one more column of text cells."""
+    lines = table.split("\n")
+    width = max(len(line) for line in lines)
+    return "\n".join(line.ljust(width) + "  " + cell for line, cell in zip(lines, [name, *cells]))

@@ -70,8 +70,9 @@ print("pixel shares, training plates:", [round(v, 4) for v in class_shares.tolis
 # A tiny network trained for 96 steps is one trajectory among many: another seed, or a weight moved by
 # one float32 rounding step, can change its figures in the second digit. So each kind of model is
 # trained from five network seeds (0 to 4, all of them kept), the tables give every seed's figures, and
-# the lesson states only what the checks after them confirm on every seed (or, where a check says so, on
-# at least 3 of 5). Both heads' biases start at the constant that minimises the loss (lesson 05, section 3):
+# the lesson states only what the checks after them confirm on every seed, or on as many seeds as a check
+# names ("on at least 4 of 5"): a 96-step run can fail outright on some seed, and a claim about "every
+# seed" would then rest on which five seeds were drawn. Both heads' biases start at the constant that minimises the loss (lesson 05, section 3):
 # the sigmoid head's bias at `log(pos/neg)` of each channel, the softmax head's at `log(share)` of each
 # class, so that `softmax` gives the class shares.
 
@@ -183,28 +184,28 @@ print_over_seeds(single)
 
 # %%
 for check in (
-    check_every_seed("multi-label: red IoU above 0.5 (red is magenta here)", multi["red IoU"], above=0.5),
+    check_every_seed("multi-label: red IoU above 0.5 (red is magenta here)", multi["red IoU"], above=0.5, at_least=4),
     check_every_seed("single-label: magenta IoU above 0.5", single["magenta IoU"], above=0.5),
-    check_every_seed("multi-label, on magenta: mean p_blue above 0.9", multi["p_blue on magenta"], above=0.9),
-    check_every_seed("multi-label, on magenta: p_red + p_blue above 1.4 (no single unit shared)", multi["p_red + p_blue on magenta"], above=1.4),
+    check_every_seed("multi-label, on magenta: mean p_blue above 0.9", multi["p_blue on magenta"], above=0.9, at_least=4),
+    check_every_seed("multi-label, on magenta: p_red + p_blue above 1.4 (no single unit shared)", multi["p_red + p_blue on magenta"], above=1.4, at_least=4),
     check_every_seed("single-label, on magenta: mean q_magenta above 0.5", single["q_magenta on magenta"], above=0.5),
     check_every_seed("single-label, on magenta: mean q_blue above 0.05", single["q_blue on magenta"], above=0.05),
     check_every_seed("single-label, on magenta: q_black + q_green below 0.05", single["q_black + q_green on magenta"], below=0.05),
-    check_every_seed("plate IoU, multi-label blue channel above 0.85", multi["blue IoU"], above=0.85),
+    check_every_seed("plate IoU, multi-label blue channel above 0.85", multi["blue IoU"], above=0.85, at_least=4),
     check_every_seed("plate IoU, single-label blue alone below 0.8", single["plate IoU, blue alone"], below=0.8),
     check_every_seed("plate IoU, single-label blue or magenta above 0.85", single["plate IoU, blue or magenta"], above=0.85),
-    check_pairs("plate IoU: multi-label blue channel above single-label blue alone by 0.1, seed by seed",
-                multi["blue IoU"], single["plate IoU, blue alone"], margin=0.1),
+    check_every_seed("plate IoU: multi-label blue channel above single-label blue alone by 0.1, seed by seed",
+                     multi["blue IoU"].minus(single["plate IoU, blue alone"]), above=0.1, at_least=4),
     check_pairs("single-label: mean q_blue on the code's edge above inside it by 0.1",
                 single["q_blue, magenta edge"], single["q_blue, magenta interior"], margin=0.1),
     check_pairs("single-label: argmax blue on the edge's pixels more often than inside, by 0.1",
                 single["argmax blue, magenta edge"], single["argmax blue, magenta interior"], margin=0.1),
     check_every_seed("single-label: argmax blue on less than 0.1 of the code's interior", single["argmax blue, magenta interior"], below=0.1),
-    check_pairs("multi-label: mean p_red inside the code above on its edge by 0.1",
-                multi["p_red, magenta interior"], multi["p_red, magenta edge"], margin=0.1),
-    check_every_seed("multi-label: mean p_blue on the code's edge above 0.99", multi["p_blue, magenta edge"], above=0.99),
+    check_every_seed("multi-label: mean p_red inside the code above on its edge by 0.1",
+                     multi["p_red, magenta interior"].minus(multi["p_red, magenta edge"]), above=0.1, at_least=4),
+    check_every_seed("multi-label: mean p_blue on the code's edge above 0.99", multi["p_blue, magenta edge"], above=0.99, at_least=4),
     check_every_seed("multi-label, on magenta: mean p_red above 0.5", multi["p_red on magenta"], above=0.5, at_least=4),
-    check_every_seed("multi-label, bright disc: green AP above 0.3", multi["green AP"], above=0.3),
+    check_every_seed("multi-label, bright disc: green AP above 0.3", multi["green AP"], above=0.3, at_least=4),
 ):
     print(check)
 
@@ -234,25 +235,34 @@ def plot_two_readings(index=0, seed=0):
 png_image(plot_two_readings(0))
 
 # %% [markdown]
-# **Reveal.** Both models get magenta mostly right, each in its own language, on every seed (IoU above
-# 0.5 for the single-label class magenta and for the multi-label red channel, which is magenta here).
+# **Reveal.** Both models get magenta mostly right, each in its own language (IoU above 0.5 for the
+# single-label class magenta on every seed, and for the multi-label red channel, which is magenta here,
+# on at least 4 of 5 seeds; on all five in the stored run).
+#
+# Why "at least 4 of 5" for the multi-label figures: a 96-step multi-label run can fail outright. Run
+# with other seeds, one multi-label model (network seed 10) learned almost nothing of the code: red IoU 0,
+# blue IoU 0.663, mean `p_blue` on magenta 0.463, `p_red + p_blue` 0.599, and its faint-disc twin failed
+# red and blue too. The single-label checks held on every seed there. So the multi-label findings below
+# are stated for at least 4 of 5 seeds.
+#
 # The multi-label model says "blue: yes" (`p_blue` near 1) and mostly "red: yes" (mean `p_red` above
 # 0.5 on at least 4 of 5 seeds): on the magenta pixels the mean `p_blue` is above 0.9 and the sum
-# `p_red + p_blue` above 1.4 (about 1.57–1.87 over the five seeds, with `p_red` alone about 0.57–0.87);
+# `p_red + p_blue` above 1.4 on at least 4 of 5 seeds (about 1.57–1.87 over the five stored seeds, with
+# `p_red` alone about 0.57–0.87);
 # the channels do not have to share one unit. The single-label model says "class magenta" (mean
 # `q_magenta` above 0.5) and gives the rest of its one unit of probability to "blue" (mean `q_blue`
 # about 0.14–0.30), almost none to black or green. It is least sure at the code's edge: there the mean
 # `q_blue` (about 0.27–0.51) is above its value inside the code (about 0.03–0.14) on every seed, and
 # argmax says blue on about 0.19–0.51 of the edge's pixels, against less than 0.1 inside. That
 # uncertainty is not softmax's doing: the multi-label head's mean `p_red` is lower on the edge (about
-# 0.43–0.77) than inside (about 0.68–0.95), by more than 0.1 on every seed. The multi-label head is just
-# as unsure about red at the edge, but its blue channel stays near 1 there (mean `p_blue` above 0.99 on
-# every seed): uncertainty about the code does not touch the plate.
+# 0.43–0.77) than inside (about 0.68–0.95), by more than 0.1 on at least 4 of 5 seeds. The multi-label
+# head is just as unsure about red at the edge, but its blue channel stays near 1 there (mean `p_blue`
+# above 0.99 on at least 4 of 5 seeds): a model that learned the plate is not unsure of it at the code.
 #
 # The difference is in what the outputs *mean*:
 #
 # * the multi-label blue channel is the whole plate, code or no code; its IoU with the plate (above
-#   0.85 on every seed) is read straight off one channel (right panel). This is what the thread's author
+#   0.85 on at least 4 of 5 seeds) is read straight off one channel (right panel). This is what the thread's author
 #   wanted: "blue plate pixels under the QR code";
 # * the single-label "blue" class has a code-shaped hole (its IoU with the plate stays below 0.8); to get
 #   the plate you add classes (blue or magenta: above 0.85 again), which works only because you know which
@@ -261,13 +271,16 @@ png_image(plot_two_readings(0))
 #   quarter of the plate.
 #
 # Green, the disc that covers 1 % of the training plates' pixels, is the hard case. With these 96
-# steps and no weight, each head learns it (validation green IoU above 0.3) on at least 3 of the 5
-# seeds, not on all of them. In the stored tables, network seed 0 ends with green IoU 0 in both heads
+# steps and no weight, each head learns it (validation green IoU above 0.3) on about half the seeds or
+# more (the check asks for at least 2 of 5: with other seeds the single-label head learned it on only 2
+# of 5), not on all of them. In the stored tables, network seed 0 ends with green IoU 0 in both heads
 # (the picture shows that seed: no green in either reading) and seed 3's single-label model with 0.28,
 # while the other seeds reach about 0.6–0.75. IoU reads one cut, `p > 0.5`. The ranking says more:
 # `green AP`, the average precision of the pixels sorted by `p_green` (1 for a ranking that puts every
-# green pixel first, about the green share, 0.01, for one that knows nothing), is above 0.3 on every
-# seed (about 0.65–0.94), seed 0's included. In the stored table, seed 0 ranks the disc's pixels near
+# green pixel first, about the green share, 0.01, for one that knows nothing), is above 0.3 on at
+# least 4 of 5 seeds (about 0.65–0.94 in the stored run, seed 0's included): on most seeds, not all, since
+# a run can miss the rare class entirely, ranking included (with other seeds, one multi-label model's
+# green AP was 0.016, at the 0.0101 share). In the stored table, seed 0 ranks the disc's pixels near
 # the top (AP 0.65) without lifting them over 0.5. That is what tiny models trained briefly do. For a
 # practitioner: one run that misses a rare class at 0.5 does not show that the class cannot be
 # learned; read the ranking (AP) as well as the 0.5 cut, train from several seeds, or longer, before
@@ -319,12 +332,13 @@ print_over_seeds({"green IoU, multi-label": multi["green IoU"], "green IoU, sing
 
 # %%
 for check in (
-    check_every_seed("bright disc, multi-label: green IoU above 0.3", multi["green IoU"], above=0.3, at_least=3),
-    check_every_seed("bright disc, single-label: green IoU above 0.3", single["green IoU"], above=0.3, at_least=3),
+    check_every_seed("bright disc, multi-label: green IoU above 0.3", multi["green IoU"], above=0.3, at_least=2),
+    check_every_seed("bright disc, single-label: green IoU above 0.3", single["green IoU"], above=0.3, at_least=2),
     check_every_seed("faint disc, multi-label: green recall below 0.05", faint_results["faint: green recall"], below=0.05),
-    check_every_seed("faint disc, multi-label: red IoU above 0.5", faint_results["faint: red IoU"], above=0.5),
-    check_every_seed("faint disc, multi-label: blue IoU above 0.8", faint_results["faint: blue IoU"], above=0.8),
-    check_pairs("green AP: bright disc above faint disc by 0.3, seed by seed", multi["green AP"], faint_results["faint: green AP"], margin=0.3),
+    check_every_seed("faint disc, multi-label: red IoU above 0.5", faint_results["faint: red IoU"], above=0.5, at_least=4),
+    check_every_seed("faint disc, multi-label: blue IoU above 0.8", faint_results["faint: blue IoU"], above=0.8, at_least=4),
+    check_every_seed("green AP: bright disc above faint disc by 0.3, seed by seed",
+                     multi["green AP"].minus(faint_results["faint: green AP"]), above=0.3, at_least=4),
     check_every_seed("faint disc: green AP above 3x the share", faint_results["faint: green AP"], above=0.03, at_least=3),
     check_every_seed("faint disc: highest p_green below 0.5", faint_results["faint: highest p_green"], below=0.5),
 ):
@@ -334,11 +348,12 @@ for check in (
 # **Reveal.** With the faint disc, green's recall stays below 0.05 on all five seeds (it is 0 on each in
 # the stored run, and the highest `p_green` on the validation plates, about 0.02–0.28 over the seeds,
 # stays below 0.5), while red and blue are learned as with the bright disc (red IoU above 0.5, blue
-# above 0.8). In these short runs, the faint disc stayed below the 0.5 cut on all five seeds (recall 0),
-# while the bright one crossed it on at least 3 of 5. Recall at 0.5 is not the ranking: the faint models
-# still rank green above chance (green AP above 0.03, three times the 0.0101 share, on at least 3 of 5
-# seeds; about 0.15–0.18 on seeds 1–4 and 0.015 on seed 0 in the stored run), though far below the
-# bright disc's AP (by more than 0.3 on every seed). The 0.5 cut, not the ranking, is what failed. Only
+# above 0.8, on at least 4 of 5 seeds). In these short runs, the faint disc stayed below the 0.5 cut on
+# all five seeds (recall 0), while the bright one crossed it on at least 2 of 5 (4 in the stored run).
+# Recall at 0.5 is not the ranking: the faint models still rank green above chance (green AP above
+# 0.03, three times the 0.0101 share, on at least 3 of 5 seeds; about 0.15–0.18 on seeds 1–4 and 0.015
+# on seed 0 in the stored run), though far below the bright disc's AP (by more than 0.3 on at least 4
+# of 5 seeds). The 0.5 cut, not the ranking, is what failed. Only
 # the contrast was varied, so this does not separate rarity from overlap, and whether longer training
 # lifts the faint disc over the cut is not tested here. When a class is missed, cross-entropy has the
 # same remedy as BCE: a class `weight=` for `F.cross_entropy` (e.g. `bw.balanced_weights`), as lesson
@@ -503,7 +518,8 @@ print(f"BCE weighted_mean with a weight map: {float(bce_weighted_mean):.4f}")
 #   gradients; class weights `(w_neg, w_pos)` are `weight = w_neg`, `pos_weight = w_pos / w_neg`, and the
 #   means differ unless you use a weight map with `reduction="weighted_mean"`.
 # * A short run of a tiny model is one trajectory: a rare class found at the 0.5 cut from one seed can
-#   stay below it from the next, while the ranking (AP) already puts it above chance. State what holds
+#   stay below it from the next, while the ranking (AP) often puts it above chance already (on most
+#   seeds; a run can miss the rare class entirely, ranking included). State what holds
 #   over several seeds, and before concluding that a class cannot be learned, read the ranking (AP), try
 #   several seeds or train longer.
 #

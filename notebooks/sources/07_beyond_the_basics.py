@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Lesson 07 · Beyond the basics: ignore regions, focal loss, boundary weights, label smoothing
 #
-# Questions answered: none of Q1–Q16 directly. This lesson covers what the forum threads never reach
+# Questions answered: none of Q1–Q24 directly. This lesson covers what the forum threads never reach
 # (the "beyond the threads" topics of the collection).
 #
 # **Goal.** After this lesson you can:

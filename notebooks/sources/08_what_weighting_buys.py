@@ -3,13 +3,14 @@
 #
 # Questions answered: Q17, Q18, Q19, Q20
 #
-# **Goal.** Lessons 01 and 04 showed that `pos_weight` moves a model's optimum and its operating point.
+# **Goal.** Lessons 01 and 05 showed that `pos_weight` moves a model's optimum and its operating point.
 # Here every common remedy for a rare class is trained the same way and scored the same way, so you can
 # see what each one changes and what it leaves alone:
 #
 # 1. the data: the same 2 % of positives, once with separated classes and once with overlapping ones;
 # 2. one experiment: 7 training methods × 2 regimes × 5 seeds, scored with scikit-learn's metrics (Q18),
-#    and every comparison stated as a check that must hold on every seed;
+#    and every comparison stated as a check that must hold on every seed (or, where a short run can miss
+#    on one seed, on at least 4 of 5);
 # 3. calibration: the reliability diagram, the Brier score, and lesson 01's optimum shift checked on a
 #    trained model, then undone (Q17);
 # 4. a threshold chosen on validation data for a precision target, reported on test data (Q19);
@@ -235,7 +236,8 @@ print(format_tables(table, "overlapping"))
 
 # %% [markdown]
 # The findings, each stated as a check with a margin (the words of the claim, not the measured
-# extremes) and tested seed by seed. `[ok] ...: on 5 of 5 seeds` means it held on every one.
+# extremes) and tested seed by seed. `[ok] ...: on 5 of 5 seeds` means it held on every one; a check
+# that asks for fewer says so (`on at least 4 of 5 seeds`).
 
 # %%
 separated, overlapping = regime_rows(table, "separated"), regime_rows(table, "overlapping")
@@ -327,9 +329,9 @@ operating = [
     check_every_seed("separated: at the tuned threshold every method's test precision above 0.85",
                      worst(separated, TRAINED, "tuned_precision", key=lambda v: -v), above=0.85),
     check_every_seed("overlapping: at the tuned threshold every method's test precision in 0.12-0.23",
-                     tuned_precision, above=0.12, below=0.23),
+                     tuned_precision, above=0.12, below=0.23, at_least=4),
     check_every_seed("overlapping: no method's tuned recall beats plain BCE's by 0.1",
-                     worst(overlapping, TRAINED, "tuned_recall", minus=PLAIN, key=lambda v: v), below=0.1),
+                     worst(overlapping, TRAINED, "tuned_recall", minus=PLAIN, key=lambda v: v), below=0.1, at_least=4),
 ]
 for finding in operating:
     print(finding)
@@ -360,9 +362,13 @@ for finding in operating:
 # * **The threshold reaches the same operating points.** At 0.5 the methods differ wildly: with overlap,
 #   plain BCE finds almost nothing (recall below 0.05 on every seed), `pos_weight` and oversampling
 #   about 90 % of the positives. At the threshold tuned on validation for precision 0.15, every method
-#   lands at test precision 0.12–0.23 (in fact about 0.15–0.19), and no method's recall beats plain
-#   BCE's by 0.1 on any seed (the recalls are about 0.3–0.53, and vary more from seed to seed than from
-#   method to method). A method that "raises recall" at 0.5 has mostly moved along its curve, which a
+#   lands at test precision 0.12–0.23 (in fact about 0.15–0.19 here), and no method's recall beats plain
+#   BCE's by 0.1 (the recalls are about 0.3–0.53, and vary more from seed to seed than from method to
+#   method), both on at least 4 of 5 seeds. Not on every seed: a method whose validation precision
+#   never reaches the target with confidence gets a fallback threshold (the point of highest precision,
+#   often a handful of predictions) and lands anywhere, e.g. test precision 0.5 with recall near 0. The
+#   tuned table's last column, `target met on validation`, names such seeds; read their precision
+#   and recall as a miss, not as a threshold that met the target. A method that "raises recall" at 0.5 has mostly moved along its curve, which a
 #   threshold does for free, keeping the probabilities calibrated. (A threshold that predicts nothing
 #   has precision 0 in the table, scikit-learn's `zero_division=0`; the explorer shows 1, the PR
 #   curve's end. The shifted model's precision at 0.5 in the table is a mean over seeds of a few
@@ -403,19 +409,21 @@ for name, spread in plain_top_cal.items():
 
 # %%
 print(check_every_seed("plain BCE: more than 85 % of test probabilities below 0.1", plain_top_cal["share of p̂ below 0.1"], above=0.85))
-print(check_every_seed("plain BCE: top 1 %'s |mean p̂ - mean q| more than 3 x the ECE",
-                       plain_top_cal["top 1 %: |mean p̂ - mean q| / ECE"], above=3))
+print(check_every_seed("plain BCE: top 1 %'s |mean p̂ - mean q| more than 2 x the ECE",
+                       plain_top_cal["top 1 %: |mean p̂ - mean q| / ECE"], above=2, at_least=4))
 print(check_every_seed("plain BCE: calibration-in-the-large (slope 1) within ±0.6",
                        plain_top_cal["intercept, slope 1"], above=-0.6, below=0.6))
 print(check_every_seed("pos_weight: calibration-in-the-large (slope 1) below -3",
                        overlapping["pos_weight = neg/pos"]["intercept_slope1"], below=-3))
 
 # %% [markdown]
-# Plain BCE's ECE is below 0.01 because more than 85 % of its test probabilities are below 0.1, where it
-# is well calibrated. Among its top 1 % the mean probability misses the mean true posterior by more
-# than 3 times the ECE on every seed, too high on four seeds and too low on one (seed 4) in this run
-# (about 0.16–0.40 against 0.18–0.20 over these seeds). So "calibrated" is true on the whole, not at the top: a threshold read as a probability
-# there ("predict positive above 0.25") is off, which is one more reason to choose the threshold on
+# Plain BCE's ECE is below 0.01 here because more than 85 % of its test probabilities are below 0.1, where
+# it is well calibrated. Among its top 1 % the mean probability misses the mean true posterior by more
+# than twice the ECE on at least 4 of 5 seeds (5 to 34 times it on these seeds; on other seeds the miss
+# can be as small as about 2.4 times the ECE), too high on four seeds and too low on one (seed 4) in this
+# run (about 0.16–0.40 against 0.18–0.20 over these seeds). So "calibrated" is true on the whole and
+# often fails at the top: a threshold read as a probability
+# there ("predict positive above 0.25") can be off, which is one more reason to choose the threshold on
 # validation data for a precision target (section 4) rather than from the probability scale. With
 # the slope fixed at 1, plain BCE's intercept stays within ±0.6 and `pos_weight`'s falls below −3
 # on every seed.
@@ -477,7 +485,7 @@ p = weighted.pos_weight  # neg/pos of seed 0's training split: data, not trainin
 print(f"seed {SEED}: pos_weight p = neg/pos = {p:.4g}, log p = {math.log(p):.4g}")
 print(check_every_seed("weighted p̂ lies at most half as far from lesson 01's curve as from q",
                        shift_check["|p̂ - optimal_probability(q, p)|"].minus(Spread(tuple(0.5 * v for v in shift_check["|p̂ - q|"].values), tuple(SEEDS))), below=0))
-print(check_every_seed("the weighted model's logits sit log p ± 0.6 above the plain model's", shift_check["logit gap - log p"], above=-0.6, below=0.6))
+print(check_every_seed("the weighted model's logits sit log p ± 1.2 above the plain model's", shift_check["logit gap - log p"], above=-1.2, below=1.2))
 print(check_every_seed("logit - log p lies within 0.03 of q on average", shift_check["|shifted back - q|"], below=0.03))
 print(check_pairs("logit - log p lowers the weighted Brier score more than 4 times",
                   shift_check["Brier weighted"], Spread(tuple(4 * v for v in shift_check["Brier shifted back"].values), tuple(SEEDS))))
@@ -527,8 +535,8 @@ png_image(plot_calibration())
 # diagonal: their mean distance to `optimal_probability(q, p)` is less than half their distance to the
 # true posterior on every seed (about 0.03–0.06 against 0.18–0.24). The trained model does what the
 # optimum predicts, to within what 120 Adam steps on about 120 positives allow: its logits sit on
-# average about `log p ≈ 3.8` above the plain model's (within ±0.6 of it on every seed; −0.3 to +0.4
-# over these seeds). Subtracting `log p` (green) puts the points back near the diagonal (mean distance
+# average about `log p ≈ 3.8` above the plain model's (within ±1.2 of it on every seed; −0.3 to +0.4
+# over these seeds, but a trajectory can land about 1 below it on other seeds). Subtracting `log p` (green) puts the points back near the diagonal (mean distance
 # below 0.03 on every seed), and the Brier score down more than four times, to plain BCE's level
 # (section 2's checks). That holds for these overlapping classes, whose optimum lies at moderate logits;
 # with separated classes it is not reached in 120 steps and the shift repairs less (section 2).
@@ -576,8 +584,8 @@ for name, spread in refits.items():
 # %%
 print(check_every_seed("logit - log p alone: test intercept (slope 1) within ±1 (the shift is about right)",
                        refits["shifted: test intercept, slope 1"], above=-1, below=1))
-print(check_every_seed("refit a on validation: test intercept (slope 1) within ±0.15",
-                       refits["refit a: test intercept, slope 1"], above=-0.15, below=0.15))
+print(check_every_seed("refit a on validation: test intercept (slope 1) within ±0.2",
+                       refits["refit a: test intercept, slope 1"], above=-0.2, below=0.2))
 print(check_every_seed("refit a, b on validation: test slope in 0.9-1.1",
                        refits["refit a, b: test slope"], above=0.9, below=1.1))
 print(check_every_seed("refit a, b: test Brier within 5 % of plain BCE's",
@@ -585,8 +593,8 @@ print(check_every_seed("refit a, b: test Brier within 5 % of plain BCE's",
 
 # %% [markdown]
 # The shift alone leaves the test intercept (slope fixed at 1) off by about −0.6 to +0.2 on these seeds:
-# close, not exact. Refitting that one intercept on validation brings it within ±0.15 of 0 on the test
-# split on every seed; refitting the slope too brings the slope within 0.9–1.1, and the Brier score to
+# close, not exact. Refitting that one intercept on validation brings it within ±0.2 of 0 on the test
+# split on every seed (−0.10 to +0.06 on these); refitting the slope too brings the slope within 0.9–1.1, and the Brier score to
 # within 5 % of plain BCE's, on every seed. Validation data decide; the formula gives the starting point.
 
 # %% [markdown]
@@ -648,7 +656,7 @@ print(check_every_seed("validation precision crosses 0.15 more than twice, for e
                        Spread(tuple(min(thresholds[f"{n}: crossings"].values[i] for n in THRESHOLD_METHODS) for i in range(len(SEEDS))), tuple(SEEDS)),
                        above=2, at_least=3))
 print(check_every_seed("the Wilson rule reaches the target on validation, for each of the three models",
-                       Spread(tuple(min(thresholds[f"{n}: reached"].values[i] for n in THRESHOLD_METHODS) for i in range(len(SEEDS))), tuple(SEEDS)), above=0.5))
+                       Spread(tuple(min(thresholds[f"{n}: reached"].values[i] for n in THRESHOLD_METHODS) for i in range(len(SEEDS))), tuple(SEEDS)), above=0.5, at_least=4))
 print(check_every_seed("test precision at the Wilson rule's threshold above 0.12, for each of the three models",
                        Spread(tuple(min(thresholds[f"{n}: test precision"].values[i] for n in THRESHOLD_METHODS) for i in range(len(SEEDS))), tuple(SEEDS)), above=0.12))
 print(check_every_seed("plain BCE's threshold below 0.3", thresholds["plain BCE: threshold, Wilson bound >= X"], below=0.3))
@@ -662,7 +670,10 @@ print(check_every_seed("pos_weight's threshold above 0.7", thresholds["pos_weigh
 # lowest threshold that touches 0.15 is one of several near-equals, and a perturbation of one rounding
 # step can change which. The Wilson rule picks a threshold where the precision clears 0.15 with room
 # to spare, so the test precision lands at or a little above the target (above 0.12 on every seed;
-# about 0.15–0.18 on these). The thresholds
+# about 0.15–0.18 on these). It reached the target on validation for all three models on at least 4 of
+# 5 seeds: on some seed a model's validation precision never clears 0.15 with confidence, and
+# `threshold_for_precision` then returns `reached=False` with its highest-precision point, a fallback to
+# report as a miss (section 2's tuned table flags it). The thresholds
 # themselves differ by model (plain BCE below 0.3, `pos_weight` above 0.7: each model has its own
 # probability scale), while the precisions agree. A threshold is still chosen from the validation
 # positives near it, so its recall varies from seed to seed (section 2's tables): report the test
@@ -730,8 +741,8 @@ calibration_explorer.snapshot()
 # within 15 % (0.94 to 1.04 times as many on these seeds): two near-identical rankings (section 2:
 # AUROCs within 0.02), two probability scales, 0.13 on one matching about 0.88 on the other
 # (`sigmoid(logit(0.13) + log p)` ≈ 0.87). Their Brier scores do not agree (more than four times apart
-# on every seed). The plain model's calibration slope is near 1 and its intercept within ±1.5 on every
-# seed (section 2).
+# on every seed). The plain model's calibration slope lies in 0.7–1.3 and its intercept (slope fixed at
+# 1) within ±0.6 on every seed (section 2).
 
 # %% [markdown]
 # ## 6 · "Recall is 0": what to check (Q20)
@@ -743,16 +754,20 @@ calibration_explorer.snapshot()
 #
 # 1. **bias init**: the output bias of the model *as built* against `log(pos/neg)` of the training data
 #    (`train_share=`; lesson 05, section 3);
-# 2. **posterior below 0.5**: does anything reach the threshold, and is the ranking informative (AP
-#    against the positive share, the AP of a ranking that knows nothing)?
+# 2. **posterior below 0.5**: does any *positive* reach the threshold, and is the ranking informative
+#    (AP against the positive share, the AP of a ranking that knows nothing)?
 # 3. **learning rate and warmup**: collapsed or non-finite logits, a loss that rose or never beat
 #    always answering the positive share of the training data (`train_share=` again: the losses were
 #    measured there);
 # 4. **evaluation threshold**: probabilities passed as logits, and what a lower threshold would give.
+#    The probabilities test runs first: when every value lies in [0, 1], checks 2 and 3 print `[skip]`
+#    (their numbers would be read on the wrong scale) and say why.
 #
-# Two findings are warnings, not failures: a bias far from `log(pos/neg)` on a model that learned anyway
-# (its training loss went below the base rate `H(q)` and its AP is at least twice the positive share),
-# and recall 0 at the threshold when no threshold would do better (the cause is then in checks 2 and 3).
+# Three findings are warnings, not failures: a bias far from `log(pos/neg)` on a model that learned anyway
+# (its training loss went below the base rate `H(q)` and its AP is at least twice the positive share);
+# a few outputs that reach the threshold with no positive among them (check 2: recall is still 0 there,
+# so that is no pass); and recall 0 at the threshold when no threshold would do better (the cause is then
+# in checks 2 and 3).
 #
 # A failing model first: PyTorch's default output bias (near 0) and a learning rate far too large
 # (3 with Adam, against 0.02 above), no warmup. It is trained from the five seeds; the checklist below
@@ -796,12 +811,14 @@ def holds(flags):
 
 FIRST_THREE = list(CHECK_NAMES[:3])
 print(check_every_seed("default bias, lr 3: checks 1, 2 and 3 fail, check 4 warns (a threshold would not help)",
-                       holds(r.failures == FIRST_THREE and r.warnings == [CHECK_NAMES[3]] for r in failing_reports), above=0.5))
+                       holds(r.failures == FIRST_THREE and r.warnings == [CHECK_NAMES[3]] for r in failing_reports), above=0.5, at_least=3))
 print(check_every_seed("default bias, lr 3: the first epoch's loss above 1",
                        Spread(tuple(loss[0] for loss in failing_losses), tuple(SEEDS)), above=1))
 
 # %% [markdown]
-# Checks 1 to 3 fail on every seed, each for its own reason (the lines above, for seed 0):
+# Checks 1 to 3 fail on at least 3 of the 5 seeds (on all five here; on other seeds a default-bias
+# model at learning rate 3 sometimes escapes the collapse), each for its own reason (the lines above,
+# for seed 0):
 #
 # * check 1: the bias started near probability 0.5 (0.47 on seed 0) while about 2 % of the training
 #   samples are positive;
@@ -835,26 +852,34 @@ for label, (_, _, losses) in one_fix.items():
 print(f"base-rate loss of the training data H(q) per seed: {', '.join(f'{base_rate[seed]:.4f}' for seed in SEEDS)}")
 
 # %%
-print(check_every_seed("bias at log(pos/neg), lr 3: lowest epoch loss stays above H(q)",
-                       lowest_over_base["bias at log(pos/neg), lr 3"], above=0, at_least=3))
-print(check_every_seed("bias at log(pos/neg), lr 3: check 3 fails",
-                       holds(CHECK_NAMES[2] in r.failures for r in one_fix_reports["bias at log(pos/neg), lr 3"]), above=0.5, at_least=3))
+lowest = {label: Spread(tuple(min(loss) for loss in losses), tuple(SEEDS)) for label, (_, _, losses) in one_fix.items()}
+print(check_every_seed("bias at log(pos/neg), lr 3: the first epoch's loss still above 1",
+                       Spread(tuple(loss[0] for loss in one_fix["bias at log(pos/neg), lr 3"][2]), tuple(SEEDS)), above=1))
+print(check_pairs("lr 0.02 (default bias) reaches a training loss at least 0.005 lower than lr 3 with the bias fixed",
+                  lowest["bias at log(pos/neg), lr 3"], lowest["default bias, lr 0.02"], margin=0.005))
 print(check_every_seed("default bias, lr 0.02: lowest epoch loss at least 0.01 below H(q)",
                        lowest_over_base["default bias, lr 0.02"], below=-0.01))
 print(check_every_seed("default bias, lr 0.02: check 3 passes, check 1 only warns (the model learned)",
                        holds(CHECK_NAMES[2] not in r.failures and r.checks[0].status == "warn" for r in one_fix_reports["default bias, lr 0.02"]), above=0.5))
 
 # %% [markdown]
-# **Reveal.** Here the learning rate decided it. With the bias fixed and the learning rate still 3,
-# training still fails on most seeds (on at least 3 of 5, its lowest epoch loss stays above the base
-# rate `H(q)` and check 3 fails): learning rate 3 is a gamble that a fixed bias does not win. With the
-# learning rate 0.02 and the default bias it learns on every seed (its lowest loss at least 0.01 below
-# the base rate). Check 1 only warns about its bias on every seed: the model learned without the fix,
-# so the default bias did not keep recall at 0; its FAILs are those of a working model on overlapping
-# classes (next cell). So when check 3
-# fails, fix the learning rate first, or warm it up (e.g. `torch.optim.lr_scheduler.LinearLR` over the
-# first epoch, 12 of the 120 steps here). Set the bias anyway: it costs nothing, and lesson 05
-# (section 3) shows what it changes in a short run.
+# **Reveal.** At learning rate 3, neither fix is reliable on its own, and which one "wins" depends on
+# the seed. With the bias fixed, the first epoch still blows up (a loss above 1 on every seed), and the
+# model then collapses on some seeds and learns on others: here check 3 fails on 4 of these 5 seeds
+# (seeds 0 to 3, the lines above), but run with other seeds (5 to 14) it failed on only 1 of 10. And
+# the default-bias model at learning rate 3 escaped the collapse on 2 of those 10 (check 3 passed). A
+# claim such as "here the learning rate decided it" would rest on which five seeds were drawn.
+#
+# What held on every seed is the lower learning rate: with 0.02 and the default bias the model learns
+# (its lowest loss at least 0.01 below the base rate `H(q)`), ends at a training loss more than 0.005
+# lower than the bias-fixed model at learning rate 3, and check 1 only warns about its bias: the default bias did not
+# keep recall at 0 there; its FAILs are those of a working model on overlapping classes (next cells).
+#
+# So fix both, and read each FAIL on its own: when check 1 fails, set the bias (it costs nothing, and
+# lesson 05, section 3, shows what it changes in a short run); when check 3 fails, lower the learning
+# rate or warm it up (e.g. `torch.optim.lr_scheduler.LinearLR` over the first epoch, 12 of the 120 steps
+# here; warm-up is the usual way to make a large learning rate safer, not something this lesson tests).
+# The checklist does not order these fixes, and this experiment gives no ground to order them either.
 #
 # Now the plain BCE model of the experiment, trained properly, on the overlapping regime (the
 # checklist printed for seed 0, one run; the checks after it over all five seeds):
@@ -902,16 +927,20 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 # because the classes overlap: on the validation samples the true posterior never exceeds 0.3. The
 # model's *largest* probability is the extreme of a handful of samples and varies widely from seed to
 # seed (0.29 to 0.86 here), so on some seeds no output reaches 0.5 and check 2 fails (with check 4),
-# and on others a few outputs do and only check 4 fails (seed 0 above: one output of 40 000). Either way,
-# recall at 0.5 stays near 0 (below 0.05 on every seed, section 2), retraining with a weight would only
-# move the operating point and spoil calibration, and the checklist points at the threshold (check 4,
-# or one chosen on validation for a precision target, as in section 4).
+# and on others a few outputs do, none of them positive, and check 2 warns instead of passing (seed 0
+# above: one output of 40 000, a negative): recall is 0 all the same. Where a few positives do reach it
+# (seed 3 here: 56 outputs, 3 of its 783 validation positives), checks 2 and 4 pass with a recall near
+# 0, the borderline of a checklist written for recall 0. Either way, recall at 0.5 stays near 0 (below
+# 0.05 on every seed, section 2), retraining with a weight would only move the operating point and
+# spoil calibration, and the fix is the threshold (check 4's, or one chosen on validation for a
+# precision target, as in section 4).
 
 # %% [markdown]
 # ## 7 · What this experiment can and cannot show
 #
 # **Can:** with two features, a known posterior and 70 small models trained in seconds, it shows the
-# *direction* of each effect, checked on every one of five seeds: ranking unchanged, calibration harmed
+# *direction* of each effect, checked on every one of five seeds (on at least four where a short run can
+# miss on one): ranking unchanged, calibration harmed
 # by `pos_weight`, oversampling, focal loss and Dice, the `−log p` shift undoing `pos_weight` (with
 # overlapping classes), tuned
 # thresholds reaching operating points where no method beats plain BCE, and the likelihood ratio against
@@ -945,11 +974,15 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 #   you need (where its Wilson lower bound meets the target, on a validation split large enough to
 #   show it), report precision and recall on a test split (Q19).
 # * Judge a method over several seeds: a tiny model's figures move in the second digit with its
-#   trajectory; state what every seed shows.
+#   trajectory; state what every seed shows (or how many seeds show it).
+# * A threshold tuned for a precision target can miss it (`reached=False`): then it is a fallback, to be
+#   reported as a miss, not as an operating point that met the target.
 # * Recall 0 at 0.5 with overlapping classes can be the right answer of a calibrated model. Run the
 #   checklist and read every finding (bias init, posterior below 0.5, learning rate and warmup,
 #   evaluation threshold): they are not ranked, one failure can cause another, and a default bias on a
-#   model that learned is only a warning (Q20).
+#   model that learned is only a warning. Fix what fails: set the bias (it costs nothing) and keep the
+#   learning rate low enough, or warm it up; at a learning rate far too large neither fix alone is
+#   reliable (Q20).
 # * Neither imbalance nor overlap alone decides whether 0.5 finds positives: the posterior reaches 0.5
 #   where the likelihood ratio `LR(x)` clears the prior odds `(1 − π) / π` (Q18).
 #

@@ -188,8 +188,8 @@ def check_lesson08_checklist(answer: str | None) -> bool:
         return True
     hints = {
         "bias init": "the model's output bias sits at log(pos/neg) already: that check passes. Read its line.",
-        "posterior below 0.5": "that check passes here, and for a reason worth finding: look at what the outputs are.",
-        "learning rate and warmup": "the outputs are spread out and finite: that check passes. Read the other lines.",
+        "posterior below 0.5": "that check is skipped here ([skip]), and its line says why: look at what the outputs are.",
+        "learning rate and warmup": "that check is skipped here ([skip]); its line names the check that found why.",
     }
     print(f"Not yet: {hints.get(given, 'run the checklist and read its [FAIL] line.')}")
     return False
@@ -313,10 +313,12 @@ LESSON08_QUESTIONNAIRE = (
      "weigh little. Look at the top (e.g. the top 1 %) and at the calibration intercept with the slope fixed at 1."),
     ("How do you choose a threshold for 'precision at least X', and where do you report it?",
      "On validation data, the lowest threshold whose precision (better: its Wilson lower bound) reaches X; "
-     "precision and recall are reported on test data."),
+     "precision and recall are reported on test data. If no threshold reaches X on validation (reached=False), "
+     "report a miss, not the fallback's numbers."),
     ("Why is every comparison of the lesson trained from five seeds and stated as a check with a margin?",
      "A tiny network trained briefly is chaotic: a 1e-7 change of its initial weights moves its figures in the second "
-     "digit, so a finding is what every seed shows, with room to spare."),
+     "digit, so a finding is what every seed shows (or a stated number of them, where a short run can miss), "
+     "with room to spare."),
     ("The recall-0 checklist flags PyTorch's default output bias on a model whose loss went below the base rate and "
      "whose AP is well above the share. Is that the cause of recall 0?",
      "No: the model learned, so the bias only warns. Read every check's finding; the numbers do not rank causes."),
