@@ -70,6 +70,18 @@ def test_an_unclamped_count_fails_on_the_all_void_batch_with_its_hint(capsys):
     assert "void pixels" in LESSON09_QUESTION and "not NaN" in LESSON09_QUESTION
 
 
+def test_a_nan_hidden_by_nan_to_num_fails_on_its_gradient(capsys):
+    def my_loss(logits, masks):
+        keep = masks != 255
+        pw = torch.tensor([1.0, 30.0, 6.0], dtype=logits.dtype).view(3, 1, 1)
+        losses = F.binary_cross_entropy_with_logits(logits, masks.masked_fill(~keep, 0), pos_weight=pw, reduction="none")
+        return torch.nan_to_num((losses * keep).sum() / keep.sum())  # 0 when nothing is kept, but a NaN gradient
+
+    assert not check_lesson09(my_loss)
+    out = capsys.readouterr().out
+    assert "gives 0, but its gradient is not 0 everywhere" in out and "clamp_min(1)" in out
+
+
 def test_the_solution_gives_0_on_an_all_void_batch():
     logits = torch.randn(2, 3, 4, 5, dtype=torch.float64)
     value = solution()(logits, torch.full((2, 3, 4, 5), 255.0, dtype=torch.float64))

@@ -361,7 +361,7 @@ def sigmoid_then_bce(call: LossCall, context: Context) -> str | None:
     )
     if depth > 1:
         why += (f" Here there are {depth} sigmoids in a row, so BCE scores sigmoid(sigmoid(x)), which never leaves "
-                "[0.2689, 0.7311]: what went into the last sigmoid is itself a probability, and passing it to the "
+                "(0.5, 0.7311): what went into the last sigmoid is itself a probability, and passing it to the "
                 "with-logits loss would be a double sigmoid. Walk back to the logits, before the first sigmoid.")
         fix = call.as_with_logits().code(input="logits") + "   # logits: what went into the first sigmoid; drop every sigmoid"
     else:

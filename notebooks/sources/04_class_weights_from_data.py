@@ -94,7 +94,8 @@ print("median freq / balanced, per class:", [round(r, 4) for r in (median_freque
 # **Reveal.** Both put the largest weight on green, the rarest colour, and the ratios between the
 # balanced weights are exactly the inverse ratios of the counts. Median-frequency weights differ in
 # two ways. First, the scale: a class whose frequency equals the median frequency would get exactly 1.
-# With four classes the median is the mean of the two middle frequencies (blue's and magenta's), a
+# With four classes the median is the mean of the two middle frequencies (blue's and magenta's; `np.median`
+# averages them, while `torch.median` would return the lower one), a
 # frequency no class has, so no weight in the table is 1: the two middle classes get 0.6573 and 2.089,
 # one on each side of 1. Second, each frequency counts only the images in which the class appears.
 # Every image has all four colours here, so the two methods agree up to one factor (the last line:
@@ -275,8 +276,9 @@ reduction_explorer.snapshot()
 #
 # (The thread's script passes probabilities to `binary_cross_entropy`; prefer logits and
 # `binary_cross_entropy_with_logits`, lesson 03. It also says a weight cannot change from call to call:
-# that holds for the module `nn.BCELoss(weight=...)`, not for the functional form, which takes
-# `weight=` on every call, as `bw.bce_with_logits` does.)
+# that holds for the module `nn.BCELoss(weight=...)`, which keeps the weight it was built with unless you
+# reassign `loss_fn.weight`, not for the functional form, which takes `weight=` on every call, as
+# `bw.bce_with_logits` does.)
 
 # %% [markdown]
 # ## Summary

@@ -142,7 +142,7 @@ def plate_figures(model, history, pos_weight):
 
 # %% tags=["nbval-ignore-output"]
 # 3 arms x 5 seeds (each seed draws the initial weights and the batch order), 5 epochs each (80 Adam steps).
-# Seed 0's models are kept for the pictures.
+# The first seed's models are kept for the pictures.
 pictured = {}
 
 
@@ -365,31 +365,34 @@ for check in (
     check_every_seed("both networks learned (AP above 0.7)", lowest_ap, above=0.7, at_least=2),
     where_learned("where both learned: recall of the retrained model within 0.05 of the shifted unweighted model's", difference["recall"], 0.05),
     where_learned("where both learned: precision within 0.15 of the shifted unweighted model's", difference["precision"], 0.15),
-    where_learned("where both learned: retraining with p = 16 changed the AP by less than 0.03", ap_change, 0.03),
+    where_learned("where both learned: retraining with p = 16 changed the AP by less than 0.1", ap_change, 0.1),
 ):
     print(check)
 
 # %% [markdown]
-# **Reveal.** The unweighted models at 0.5 sit at precision 0.79 to 0.87 and recall 0.67 to 0.80 (stored run).
+# **Reveal.** The unweighted models at 0.5 sit at precision 0.79 to 0.86 and recall 0.67 to 0.80 (stored run).
 # Shifted by `log 16` they move to precision 0.36 to 0.52 and recall 0.96 to 0.98, and the models retrained with
 # `pos_weight` 16 land close to that point, not on it: on every seed where both networks learned, the retrained
-# recall is within 0.05 of the shifted one and the precision within 0.15 (0.40 to 0.53 here). A network trained
+# recall is within 0.05 of the shifted one and the precision within 0.15 (the retrained precision is 0.40 to 0.53
+# here). A network trained
 # for a finite number of steps is not exactly at the optimum, and its confident pixels are not shifted by exactly
-# `log p`. Retraining did not rank better or worse: where both learned, the average precision moved by less than
-# 0.03. In the stored run one retrained network (seed 3) stalled at an AP of 0.48 in 12 epochs while its
+# `log p`. Retraining did not change the ranking much: where both learned, the average precision moved by less than
+# 0.1 (less than 0.03 in the stored run; a partly trained network can gain a few hundredths from a second run,
+# which is the trajectory, not the loss). In the stored run one retrained network (seed 3) stalled at an AP of 0.48 in 12 epochs while its
 # unweighted twin reached 0.82. Which seed stalls, if any, is itself a matter of the trajectory: with the initial
 # weights moved by one float32 rounding step, a stalled network can learn and a learning one can stall. That is
 # why the comparisons leave stalled seeds out, and why one check asks only that at least two of the five seeds
 # learned both (four here).
 #
-# **Predict.** The explorer below does the shift on the unweighted model of the first network seed (one run,
-# shown for its picture). Set `pos_weight` to 16 with threshold 0.5: does the red dot land on the purple
+# **Predict.** The explorer below does the shift on the unweighted model of the first network seed where both
+# networks learned (one run, shown for its picture). Set `pos_weight` to 16 with threshold 0.5: does the red dot land on the purple
 # square (the model of the same seed retrained with `pos_weight` 16)? Then set `pos_weight` back to 1 and
 # find the threshold that gives the same point.
 
 # %%
-val_logits = predict(shapes_runs[SEEDS[0]][0][0], shapes_val.images)  # the first network seed, unweighted
-retrained_points = {RETRAIN_P: cut_point(predict(shapes_runs[SEEDS[0]][1][0], shapes_val.images), 0.0)}
+PICTURED = next((seed for seed, ok in zip(SEEDS, both_learned) if ok), SEEDS[0])  # a seed where both networks learned
+val_logits = predict(shapes_runs[PICTURED][0][0], shapes_val.images)  # unweighted
+retrained_points = {RETRAIN_P: cut_point(predict(shapes_runs[PICTURED][1][0], shapes_val.images), 0.0)}
 
 # %% tags=["nbval-ignore-output"]
 threshold_explorer = ThresholdExplorer(val_logits, shapes_val.masks, retrained=retrained_points)
@@ -443,7 +446,7 @@ threshold_explorer.snapshot()
 # * the **precision-recall curve** is what training gives you; the **threshold** picks a point on it,
 #   after training, on validation data, for free;
 # * `pos_weight` picks the point *for* you (at 0.5) and, on a model that already ranks well, leaves the
-#   curve about where it was (the average precisions above). On a faint, rare class it can also make a
+#   curve roughly where it was (the average precisions above). On a faint, rare class it can also make a
 #   short run learn the ranking (section 1).
 #
 # The thread's model went from precision 90 % / recall 10 % (no weight) to 33 % / 40 % with one
@@ -490,8 +493,8 @@ print(f"loss by epoch, default bias, seed {SEEDS[0]}:", [round(v, 4) for v in de
 # %%
 for check in (
     check_every_seed("default bias: recall at 0.5 after 5 epochs below 0.05", start_results["default: recall epoch 5"], below=0.05, at_least=4),
-    check_every_seed("default bias: AP after 5 epochs above twice the share (the model ranks)", start_results["default: AP epoch 5"], above=2 * shapes_share),
-    check_every_seed("default bias: training loss of epoch 5 below H(q) (below 'predict q everywhere')", start_results["default: loss epoch 5 / H(q)"], below=1.0),
+    check_every_seed("default bias: AP after 5 epochs above twice the share (the model ranks)", start_results["default: AP epoch 5"], above=2 * shapes_share, at_least=4),
+    check_every_seed("default bias: training loss of epoch 5 below H(q) (below 'predict q everywhere')", start_results["default: loss epoch 5 / H(q)"], below=1.0, at_least=4),
     check_every_seed("default bias: no validation pixel reaches probability 0.5 after 5 epochs", start_results["default: largest probability"], below=0.5, at_least=4),
     check_every_seed("bias at log(pos/neg): recall at 0.5 after 5 epochs above 0.3", start_results["started: recall epoch 5"], above=0.3, at_least=3),
 ):
@@ -504,9 +507,10 @@ for check in (
 #    *every* output toward "negative", and Adam moves each parameter by at most about the learning rate per
 #    step: the head's bias alone needs about 3.17 / 0.01 ≈ 300 steps to travel from 0 to `log(pos/neg)` =
 #    −3.17, and these runs have 30. Other weights move the logits too, so the phase can end sooner, but it has
-#    not ended after 5 epochs here. By then the training loss is below H(q) = 0.1693 on every seed (0.67 to
-#    0.85 times it in the stored run), which only a model that tells shapes from background can reach, and
-#    the average precision is above twice the share on every seed (0.14 to 0.45 against 0.04053). Yet recall
+#    not ended after 5 epochs here. By then, on at least four of five seeds, the training loss is below H(q) =
+#    0.1693 (0.67 to 0.85 times it on every seed of the stored run), which only a model that tells shapes from
+#    background can reach, and the average precision is above twice the share (0.14 to 0.45 against 0.04053
+#    here); a seed still deep in its bias phase can have neither. Yet recall
 #    at 0.5 is below 0.05 on at least four seeds, and on at least four no validation pixel reaches 0.5 (the largest
 #    probabilities are 0.38 to 0.48 here). The ranking exists; the 0.5 cut finds nothing yet. Starting the
 #    bias at `log(pos/neg)` begins where that phase would end: by the fifth epoch recall is above 0.3 on at
@@ -521,14 +525,14 @@ for check in (
 #    "positive" is below 0.5 for every input, and even a well-trained unweighted model says "negative"
 #    everywhere at 0.5. A better start does not help then; a lower threshold, or `pos_weight` (section 2),
 #    does. Section 1's faint green disc is this case (the weighted models with their shift taken off find
-#    less than 0.2 of it at 0.5); lesson 01 (section 3) derives it, and lesson 08 shows it on a trained model
-#    (section 1) with a "recall is 0" checklist (section 6).
+#    less than 0.2 of it at 0.5); lesson 01 (section 3) derives it, and lesson 08 shows it with a known
+#    posterior (section 1) and on trained models (sections 2 and 3), with a "recall is 0" checklist (section 6).
 #
 # To tell them apart, look at the ranking rather than at the 0.5 cut. An average precision at the
 # positive share means the model has learned nothing yet (some plain-BCE networks on the faint green disc
 # of section 1). One well above the share means the model separates the classes and only the cut is
 # wrong, from either cause; what is left is whether a calibrated model would reach 0.5. Here it would: the
-# default-bias runs rank but reach no 0.5, while the same data started at `log(pos/neg)` give recall at
+# default-bias runs rank on at least four of five seeds but reach no 0.5, while the same data started at `log(pos/neg)` give recall at
 # 0.5 on most seeds. So their recall of 0 is cause 1, runs still behind. Section 1's faint disc is cause 2:
 # there a better start does not help, and a threshold or `pos_weight` does.
 
@@ -644,7 +648,7 @@ for check in (
 # the price of its recall. Moved to that threshold, green's F1 on the *test* plates, which played no part
 # in choosing it, rises on every seed by more than 0.05 (from 0.04 to 0.12 at 0.5, to 0.15 to 0.27). Blue
 # reaches a test F1 above 0.8 at its own threshold on every seed, red on at least four of five (a network
-# that stalls on red can miss it; red's F1 at 0.5 is lower, 0.45 to 0.80 here). The average precision logged each epoch shows green being learned
+# that stalls on red can miss it; red's F1 at 0.5 is lower, 0.5 to 0.8 here). The average precision logged each epoch shows green being learned
 # (for the first network seed: 0.009 after the first epoch, 0.168 after the fifth; above 0.1 after five epochs on at
 # least four of the five seeds) while the 0.5 cut alone would have said little about it. An F1 of about 0.2 is what a faint disc allows in five epochs; the loop
 # cannot promise more, and a run that shows green's AP at the share after several epochs and seeds is
@@ -659,7 +663,7 @@ for check in (
 # * On the faint green disc (five seeds, 5 epochs), plain BCE's green recall at 0.5 is about 0, because even
 #   the unweighted optimum would seldom reach 0.5 there (a posterior below 0.5); `pos_weight = neg/pos` moves
 #   the cut (recall above 0.3 on every seed, at precision below 0.15). How well green is ranked varies from
-#   seed to seed in every arm. Where a model already ranks well (section 2), `pos_weight` only moves the
+#   seed to seed in every arm. Where a model already ranks well (section 2), `pos_weight` mostly moves the
 #   operating point.
 # * Start every arm at its own empty-model optimum (`bw.optimal_logit(q, p)`): `log(pos/neg)` for plain
 #   BCE, 0 for `pos_weight = neg/pos`. From PyTorch's default bias the first epochs go to the bias.

@@ -125,7 +125,9 @@ print("elements whose weight is wrong:", int(wrong.sum()), "of", wrong.numel())
 #
 # Now the same step with the three findings fixed together, in plain PyTorch. The report's lines are
 # meant to be applied in order: after the `unsqueeze(1)`, each `target-out-of-range` line alone gives
-# this same loss, since a weight of 0 leaves an element out as a void label does. Applied before it,
+# this same loss, since a weight of 0 leaves an element out as a void label does (the weight here is 0 or 1;
+# with soft weights the first two lines give the mean of weight × loss over the kept elements, the third the
+# weighted mean). Applied before it,
 # the plain-PyTorch line multiplies the misplaced mask into a full-shape weight, which runs, hides the
 # misalignment from the audit and gives another loss; the bceweights lines refuse the `(N, H, W)` mask.
 

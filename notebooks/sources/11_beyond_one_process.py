@@ -287,13 +287,15 @@ for name, gradient in (("one big batch (reference)", big), ("mean / 4 per micro-
 # 50-pixel micro-batch counts 7 times one of the 350-pixel one, and the gradient is off, here by 10.7 %
 # in its larger component. Dividing each micro-batch's sum by the total kept count gives the big batch's
 # gradient exactly. Count the kept pixels (or the kept weight, for `"weighted_mean"`) of the whole
-# accumulated batch before the first backward.
+# accumulated batch before the first backward, and guard it as lesson 10 (sections 3 and 4) does: a count
+# with `.clamp_min(1)`, a kept weight `S` with `torch.where(S > 0, S, 1)`, so that an accumulated batch with
+# nothing kept gives 0 and not 0 / 0.
 #
 # Under DDP the two problems add up: DDP averages over the `W` ranks, so each micro-batch's loss must
 # be `local_sum · W / D_total`, with `D_total` the kept count over every rank *and* every micro-batch.
 # `process_group=` all-reduces only the current call's denominator, one micro-batch's, so it does not
 # give that. Take `reduction="sum"`, all-reduce the total count yourself (`dist.all_reduce` once, before
-# the first backward), divide each micro-batch's sum by it and multiply by `W`, and run every
+# the first backward), divide each micro-batch's sum by it (guarded, `.clamp_min(1)`) and multiply by `W`, and run every
 # micro-batch but the last inside `model.no_sync()` (`model` the `DistributedDataParallel` wrapper), so
 # that DDP all-reduces the accumulated gradients once, after the last backward.
 #
@@ -567,8 +569,8 @@ else:
 #   all-reduce, and collectives pair by call order: a skipped call mixes steps silently and fails
 #   later); a rank with an all-void batch returns 0 and adds nothing.
 # * Gradient accumulation has the same denominator problem over time: divide each micro-batch's
-#   `reduction="sum"` loss by the kept count of the whole accumulated batch (here `mean / 4` was 10.7 %
-#   off). Under DDP, all-reduce that total over the ranks yourself and multiply by `W` (`process_group=`
+#   `reduction="sum"` loss by the kept count of the whole accumulated batch, kept at least 1 (here `mean / 4`
+#   was 10.7 % off). Under DDP, all-reduce that total over the ranks yourself and multiply by `W` (`process_group=`
 #   covers one call only), with `model.no_sync()` on all but the last micro-batch. `DistributedSampler`
 #   pads to a multiple of the world size, so counts made from what the ranks see count some samples
 #   twice; count from the data set.

@@ -189,7 +189,7 @@ LESSON05_QUESTIONNAIRE = (
     ("pos_weight = p and the threshold: which unweighted threshold matches a model retrained with p at 0.5?",
      "1 / (1 + p): shifting the logits by log p and cutting at 0 is the cut x >= -log p."),
     ("What does pos_weight change on a model that already ranks well, and what on a faint, rare class in a short run?",
-     "On the former it moves the operating point and leaves the average precision about where it was. On the latter "
+     "On the former it mostly moves the operating point and leaves the average precision roughly where it was. On the latter "
      "it moves the operating point too (recall at 0.5 from about 0 to most of the class); which loss ranks the faint "
      "class better varied from seed to seed in section 1's runs."),
     ("Why choose a threshold on validation data and report it on separate test data?",

@@ -137,22 +137,31 @@ def check_lesson09(answer: Callable[[Tensor, Tensor], Tensor] | None) -> bool:
 
 
 def _zero_when_all_void(answer: Callable[[Tensor, Tensor], Tensor]) -> bool:
-    """Whether ``answer`` gives 0 on a batch whose every pixel is void; print why not otherwise."""
+    """Whether ``answer`` gives 0, with a zero and finite gradient, on a batch whose every pixel is void; print
+    why not otherwise (``torch.nan_to_num`` of a 0 / 0 gives 0 but leaves a NaN gradient)."""
     shape = LESSON09_SHAPES[1]
     logits, _ = _batch(shape, len(LESSON09_SHAPES))
+    logits = logits.clone().requires_grad_(True)
     masks = torch.full(shape, LESSON09_VOID, dtype=torch.float64)
     try:
-        value = float(answer(logits, masks))
+        loss = answer(logits, masks)
+        value = float(loss.detach())
+        gradient = torch.autograd.grad(loss, logits, allow_unused=True)[0] if loss.requires_grad else None
     except Exception as error:  # the learner's code: show what it raised
         first = str(error).splitlines()[0] if str(error) else ""
         print(f"Not yet: on a batch where every pixel is void my_loss raised {type(error).__name__}: {first}")
         return False
-    if value == 0.0:
-        return True
-    why = ("the kept count is 0 there, and 0 / 0 is NaN; " if math.isnan(value) else "")
-    print(f"Not yet: on a batch where every pixel is void my_loss gives {value:.4g}; {why}divide the kept sum by "
-          "keep.sum().clamp_min(1), so that such a batch gives 0 and teaches nothing.")
-    return False
+    if value != 0.0:
+        why = ("the kept count is 0 there, and 0 / 0 is NaN; " if math.isnan(value) else "")
+        print(f"Not yet: on a batch where every pixel is void my_loss gives {value:.4g}; {why}divide the kept sum by "
+              "keep.sum().clamp_min(1), so that such a batch gives 0 and teaches nothing.")
+        return False
+    if gradient is not None and not bool((gradient == 0).all()):
+        print("Not yet: on a batch where every pixel is void my_loss gives 0, but its gradient is not 0 everywhere "
+              "(NaN, if a 0 / 0 was hidden by nan_to_num or a where): one step would ruin the model. Divide the kept "
+              "sum by keep.sum().clamp_min(1) instead, so that the value and the gradient are both 0.")
+        return False
+    return True
 
 
 def _run_audited(answer: Callable[..., Tensor], shape: tuple[int, ...], *tensors: Tensor) -> Tensor | None:

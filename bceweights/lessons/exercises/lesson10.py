@@ -1,5 +1,6 @@
-"""Lesson 10's exercises (plain PyTorch): a mask weight when ``N == C``, the plain weighted mean, a
-dataset's ``pos_weight`` from per-batch counts, and ``WeightedRandomSampler`` weights for a chosen share.
+"""Lesson 10's exercises (plain PyTorch): a mask weight when ``N == C`` (10.1), the plain weighted mean (10.2),
+a dataset's ``pos_weight`` from per-batch counts (10.3), ``WeightedRandomSampler`` weights for a chosen share
+(10.4), an ignore mean that stays finite on an all-void batch (10.5, a repair), and the questionnaire.
 """
 
 from __future__ import annotations

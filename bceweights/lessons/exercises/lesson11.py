@@ -1,5 +1,6 @@
-"""Lesson 11's exercises (beyond one process): a kept pixel's say under a per-rank mean, the value a
-rank returns with ``process_group=``, and the dtype of the loss under autocast.
+"""Lesson 11's exercises (beyond one process): a kept pixel's say under a per-rank mean (11.1), the value a
+rank returns with ``process_group=`` (11.2), the dtype of the loss under autocast (11.3), a rank that skips
+the loss call (11.4, a concept), the denominator of gradient accumulation (11.5), and the questionnaire.
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ LESSON11_5_QUESTION = (
 
 
 def check_lesson11_5(answer: float | None) -> bool:
-    """Exercise 11.5: ``D = sum of the kept counts = 800``, the same for every micro-batch."""
+    """Exercise 11.5: ``D = sum of the kept counts = 600``, the same for every micro-batch."""
     value = answer_number(answer, "a number (the denominator)")
     if value is None:
         return False
