@@ -356,9 +356,13 @@ difference = {name: shapes_results[f"{name}, retrained"].minus(shapes_results[f"
 ap_change = shapes_results["AP retrained"].minus(shapes_results["AP unweighted"])
 
 
-def where_learned(claim, spread, bound):
-    """The claim |value| < bound on every seed where both networks learned (a stalled seed passes)."""
-    return SeedCheck(claim + " (a seed where a network stalled counts as passing)", tuple((not ok) or abs(v) < bound for ok, v in zip(both_learned, spread.values)), spread.seeds)
+def where_learned(claim, spread, bound, at_least=4):
+    """The claim |value| < bound on at least ``at_least`` seeds, a seed where a network stalled counting as passing.
+
+    A network that learned only partly in 12 epochs is not near its optimum either: the claims allow one such seed.
+    """
+    passed = tuple((not ok) or abs(v) < bound for ok, v in zip(both_learned, spread.values))
+    return SeedCheck(claim + " (a seed where a network stalled counts as passing)", passed, spread.seeds, at_least=at_least)
 
 
 for check in (
@@ -372,13 +376,14 @@ for check in (
 # %% [markdown]
 # **Reveal.** The unweighted models at 0.5 sit at precision 0.79 to 0.86 and recall 0.67 to 0.80 (stored run).
 # Shifted by `log 16` they move to precision 0.36 to 0.52 and recall 0.96 to 0.98, and the models retrained with
-# `pos_weight` 16 land close to that point, not on it: on every seed where both networks learned, the retrained
-# recall is within 0.05 of the shifted one and the precision within 0.15 (the retrained precision is 0.40 to 0.53
-# here). A network trained
-# for a finite number of steps is not exactly at the optimum, and its confident pixels are not shifted by exactly
-# `log p`. Retraining did not change the ranking much: where both learned, the average precision moved by less than
-# 0.1 (less than 0.03 in the stored run; a partly trained network can gain a few hundredths from a second run,
-# which is the trajectory, not the loss). In the stored run one retrained network (seed 3) stalled at an AP of 0.48 in 12 epochs while its
+# `pos_weight` 16 land close to that point, not on it: on at least four of five seeds (a seed where a network
+# stalled counting as passing), the retrained recall is within 0.05 of the shifted one and the precision within
+# 0.15 (the retrained precision is 0.40 to 0.53 here). A network trained for a finite number of steps is not
+# exactly at the optimum, and its confident pixels are not shifted by exactly `log p`; one that learned only
+# partly in 12 epochs (precise but with low recall at 0.5) can land farther off, which is why the checks allow one
+# seed. Retraining did not change the ranking much: on at least four of five seeds the average precision moved by
+# less than 0.1 (less than 0.03 in the stored run; a partly trained network can gain a few hundredths from a second
+# run, which is the trajectory, not the loss). In the stored run one retrained network (seed 3) stalled at an AP of 0.48 in 12 epochs while its
 # unweighted twin reached 0.82. Which seed stalls, if any, is itself a matter of the trajectory: with the initial
 # weights moved by one float32 rounding step, a stalled network can learn and a learning one can stall. That is
 # why the comparisons leave stalled seeds out, and why one check asks only that at least two of the five seeds
@@ -425,8 +430,9 @@ for check in (
 # `|∂ℓ/∂x| = 1 − σ(x)` by `p`, to `p (1 − σ(x))`, and the threshold is not in the loss at all. Switch on
 # `pos_weight` 16 at the unweighted model's logits, and on every seed the positives carry more than three
 # quarters of the total push (0.87 to 0.94 in the stored run): their pushes win, and training raises the logits. At the logits
-# shifted by `log 16` the share falls back below 0.6 on every seed where both networks learned (0.18 to 0.46 here;
-# on a stalled network the logits are not those of a model near its optimum, and the share can stay high). That part is nearly algebra:
+# shifted by `log 16` the share falls back below 0.6 on at least four of five seeds (0.18 to 0.46 here; on a
+# stalled or partly trained network the logits are not those of a model near its optimum, and the share can stay
+# high). That part is nearly algebra:
 # adding `log p` to a confident positive's logit divides its push `1 − σ(x)` by about `p`, and multiplies a
 # confident negative's push `σ(x)` by about `p`, which offsets the weight. It shows why training with `p` can come
 # to rest near the shifted logits; the retrained models above show that it does, approximately.
@@ -495,7 +501,7 @@ for check in (
     check_every_seed("default bias: recall at 0.5 after 5 epochs below 0.05", start_results["default: recall epoch 5"], below=0.05, at_least=4),
     check_every_seed("default bias: AP after 5 epochs above twice the share (the model ranks)", start_results["default: AP epoch 5"], above=2 * shapes_share, at_least=4),
     check_every_seed("default bias: training loss of epoch 5 below H(q) (below 'predict q everywhere')", start_results["default: loss epoch 5 / H(q)"], below=1.0, at_least=4),
-    check_every_seed("default bias: no validation pixel reaches probability 0.5 after 5 epochs", start_results["default: largest probability"], below=0.5, at_least=4),
+    check_every_seed("default bias: the largest validation probability after 5 epochs below 0.6 (close to the cut at most)", start_results["default: largest probability"], below=0.6, at_least=4),
     check_every_seed("bias at log(pos/neg): recall at 0.5 after 5 epochs above 0.3", start_results["started: recall epoch 5"], above=0.3, at_least=3),
 ):
     print(check)
@@ -511,8 +517,8 @@ for check in (
 #    0.1693 (0.67 to 0.85 times it on every seed of the stored run), which only a model that tells shapes from
 #    background can reach, and the average precision is above twice the share (0.14 to 0.45 against 0.04053
 #    here); a seed still deep in its bias phase can have neither. Yet recall
-#    at 0.5 is below 0.05 on at least four seeds, and on at least four no validation pixel reaches 0.5 (the largest
-#    probabilities are 0.38 to 0.48 here). The ranking exists; the 0.5 cut finds nothing yet. Starting the
+#    at 0.5 is below 0.05 on at least four seeds: the largest validation probabilities sit just under the cut (0.38
+#    to 0.48 here; below 0.6 on at least four seeds, and a pixel or two can cross 0.5 on some). The ranking exists; the 0.5 cut finds nothing yet. Starting the
 #    bias at `log(pos/neg)` begins where that phase would end: by the fifth epoch recall is above 0.3 on at
 #    least three of five seeds (0.62 to 0.81 on four in the stored run, and 0 on seed 3). With a single
 #    output that is `with torch.no_grad(): model.head.bias.fill_(math.log(pos / neg))`, and with one per
@@ -532,7 +538,7 @@ for check in (
 # positive share means the model has learned nothing yet (some plain-BCE networks on the faint green disc
 # of section 1). One well above the share means the model separates the classes and only the cut is
 # wrong, from either cause; what is left is whether a calibrated model would reach 0.5. Here it would: the
-# default-bias runs rank on at least four of five seeds but reach no 0.5, while the same data started at `log(pos/neg)` give recall at
+# default-bias runs rank on at least four of five seeds but find (almost) nothing at 0.5, while the same data started at `log(pos/neg)` give recall at
 # 0.5 on most seeds. So their recall of 0 is cause 1, runs still behind. Section 1's faint disc is cause 2:
 # there a better start does not help, and a threshold or `pos_weight` does.
 
@@ -668,8 +674,8 @@ for check in (
 # * Start every arm at its own empty-model optimum (`bw.optimal_logit(q, p)`): `log(pos/neg)` for plain
 #   BCE, 0 for `pos_weight = neg/pos`. From PyTorch's default bias the first epochs go to the bias.
 # * Shifting an unweighted model's logits by `log p` *is* thresholding it at `1 / (1 + p)`; a model
-#   retrained with `pos_weight = p` lands near that point (recall within 0.05, precision within 0.15, on
-#   every seed where the networks learned). Choose the threshold on validation data for the precision you need.
+#   retrained with `pos_weight = p` lands near that point (recall within 0.05, precision within 0.15, on at
+#   least four of five seeds; a network that stalled or learned only partly lands anywhere). Choose the threshold on validation data for the precision you need.
 # * Recall 0 at 0.5: a short run still behind after its bias phase (start the output bias at
 #   `log(pos / neg)`), or a posterior below 0.5 everywhere (lower the threshold or use `pos_weight`;
 #   lesson 08). The average precision tells both from "not learned at all".
