@@ -9,8 +9,9 @@
 #
 # 1. the data: the same 2 % of positives, once with separated classes and once with overlapping ones;
 # 2. one experiment: 7 training methods × 2 regimes × 5 seeds, scored with scikit-learn's metrics (Q18),
-#    and every comparison stated as a check that must hold on every seed (or, where a short run can miss
-#    on one seed, on at least 4 of 5);
+#    and every comparison stated as a check with a margin, on every seed where seeds 0 to 24 (tried five at
+#    a time) all agreed with room to spare, otherwise on at least 4 of 5 seeds (3 of 5 for two checks), as
+#    each check names;
 # 3. calibration: the reliability diagram, the Brier score, and lesson 01's optimum shift checked on a
 #    trained model, then undone (Q17);
 # 4. a threshold chosen on validation data for a precision target, reported on test data (Q19);
@@ -204,7 +205,8 @@ for share in (0.02, 0.10):
 # Each seed draws new training, validation and test samples and new initial weights. Why five seeds? A
 # network this small, trained for 120 steps, is chaotic: perturb its initial weights by one part in
 # ten million and its test figures move in the second digit. A figure that one seed shows is an
-# accident of its trajectory; what a method does is what **every** seed shows. The cell below trains
+# accident of its trajectory; what a method does is what the seeds show together, and each check below
+# says on how many of them it must hold. The cell below trains
 # all 70 models (the five seeds of a method train side by side, `fit_together`); everything after it
 # only reads their logits. Change the experiment here (a method, `TrainingSetup(epochs=...)`, the
 # seeds) and run the lesson again.
@@ -237,7 +239,10 @@ print(format_tables(table, "overlapping"))
 # %% [markdown]
 # The findings, each stated as a check with a margin (the words of the claim, not the measured
 # extremes) and tested seed by seed. `[ok] ...: on 5 of 5 seeds` means it held on every one; a check
-# that asks for fewer says so (`on at least 4 of 5 seeds`).
+# that asks for fewer says so (`on at least 4 of 5 seeds`). The margins were tried on seeds 0 to 24, five
+# at a time: a check asks for every seed only where all 25 met it with room to spare; where one trained
+# run of another five missed (an outlier trajectory, which tiny models have now and then), it asks for
+# at least 4 of 5.
 
 # %%
 separated, overlapping = regime_rows(table, "separated"), regime_rows(table, "overlapping")
@@ -264,12 +269,13 @@ findings = [
                      worst(overlapping, not_dice, "auroc", minus=PLAIN), above=-0.02, below=0.02),
     check_every_seed("overlapping: Dice's AUROC at most 0.08 below plain BCE's",
                      overlapping["Dice"]["auroc"].minus(overlapping[PLAIN]["auroc"]), above=-0.08, below=0.02),
-    check_every_seed("overlapping: every method's AUPRC within 0.015 of plain BCE's",
-                     worst(overlapping, TRAINED, "auprc", minus=PLAIN), above=-0.015, below=0.015),
+    check_every_seed("overlapping: every method's AUPRC within 0.02 of plain BCE's",
+                     worst(overlapping, TRAINED, "auprc", minus=PLAIN), above=-0.02, below=0.02, at_least=4),
     check_every_seed("overlapping: plain BCE's AUROC within 0.03 of the true posterior's",
                      overlapping[PLAIN]["auroc"].minus(ceiling), above=-0.03, below=0.01),
-    check_every_seed("overlapping: plain BCE calibrated, slope in 0.7-1.3", overlapping[PLAIN]["slope"], above=0.7, below=1.3),
-    check_every_seed("overlapping: plain BCE calibrated, intercept (slope 1) within ±0.6", overlapping[PLAIN]["intercept_slope1"], above=-0.6, below=0.6),
+    check_every_seed("overlapping: plain BCE calibrated, slope in 0.7-1.3", overlapping[PLAIN]["slope"], above=0.7, below=1.3, at_least=4),
+    check_every_seed("overlapping: plain BCE calibrated, intercept (slope 1) within ±0.6", overlapping[PLAIN]["intercept_slope1"],
+                     above=-0.6, below=0.6, at_least=4),
     check_every_seed("overlapping: plain BCE's ECE below 0.02", overlapping[PLAIN]["ece"], below=0.02),
 ]
 for label in ("pos_weight = neg/pos", "oversampling (balanced)"):
@@ -280,7 +286,7 @@ for label in ("pos_weight = neg/pos", "oversampling (balanced)"):
     ]
 findings += [
     check_every_seed("overlapping: focal loss slopes above 1.8 (too timid)",
-                     worst(overlapping, ["focal γ=2, α=0.25", "focal γ=2, α=0.75"], "slope", key=lambda v: -v), above=1.8),
+                     worst(overlapping, ["focal γ=2, α=0.25", "focal γ=2, α=0.75"], "slope", key=lambda v: -v), above=1.8, at_least=4),
     check_every_seed("overlapping: Dice and BCE + Dice slopes below 0.7 (too extreme)",
                      worst(overlapping, ["Dice", "BCE + Dice"], "slope"), below=0.7),
     check_every_seed("overlapping: logit - log p brings pos_weight's Brier within 15 % of plain BCE's",
@@ -321,7 +327,7 @@ operating = [
     check_every_seed("separated: plain BCE at 0.5 finds most positives (recall above 0.5)", separated[PLAIN]["recall"], above=0.5),
     check_every_seed("overlapping: plain BCE at 0.5 finds almost none (recall below 0.05)", overlapping[PLAIN]["recall"], below=0.05),
     check_every_seed("overlapping: pos_weight at 0.5 recall above 0.8",
-                     overlapping["pos_weight = neg/pos"]["recall"], above=0.8),
+                     overlapping["pos_weight = neg/pos"]["recall"], above=0.8, at_least=4),
     check_every_seed("overlapping: oversampling at 0.5 recall above 0.8",
                      overlapping["oversampling (balanced)"]["recall"], above=0.8),
     check_every_seed("overlapping: the shifted model at 0.5 predicts fewer than 200 of 20000 positive",
@@ -341,27 +347,33 @@ for finding in operating:
 #
 # * **Ranking barely moves.** The AUROC is about 0.999 for every method with separated classes (above
 #   0.995 on every seed), and about 0.90–0.92 with overlapping ones: every method but Dice stays within
-#   0.02 of plain BCE's on every seed, and every AUPRC within 0.015. No remedy teaches the model to tell
-#   positives from negatives better; they all learn about the same ordering, close to the true
+#   0.02 of plain BCE's on every seed, and every AUPRC within 0.02 of plain BCE's on at least 4 of 5 seeds
+#   (within 0.014 on all 25 seeds tried). No remedy teaches the model to tell positives from negatives
+#   better; they all learn about the same ordering, close to the true
 #   posterior's (section 1). Dice alone sometimes loses a little ranking (its AUROC 0.88–0.92 over the
 #   seeds).
 # * **Calibration suffers.** Plain BCE is calibrated *on the whole* (with overlap: slope 0.86–1.06,
-#   intercept (slope fixed at 1) −0.4 to 0.4, ECE below 0.01 over these seeds; the checks allow
-#   0.7–1.3, ±0.6 and 0.02);
+#   intercept (slope fixed at 1) −0.4 to 0.4, ECE below 0.01 over these seeds). The checks ask for a slope
+#   in 0.7–1.3 and an intercept within ±0.6 on at least 4 of 5 seeds, since other seeds gave one run with a
+#   slope just under 0.7 (0.6996) and another with an intercept of 0.64, and for an ECE below 0.02 on
+#   every seed;
 #   the next cells show where it is not: at the top, where thresholds are chosen. `pos_weight` and
 #   oversampling push every probability up: the joint-fit intercept falls to about −3.5 to −4.2 (below −3 on
 #   every seed), near `−log(neg/pos) ≈ −3.8`, and the Brier score grows about six to ten times (more
-#   than 4 times on every seed). Focal loss gives slopes far above 1 (2.2 to 2.8 over the seeds: its
-#   probabilities are squeezed toward the middle, too timid); Dice and BCE + Dice slopes far below 1
+#   than 4 times on every seed). Focal loss gives slopes far above 1 (2.2 to 2.8 over these seeds, above
+#   1.8 on at least 4 of 5; one run of other seeds gave 1.6): its probabilities are squeezed toward the
+#   middle, too timid; Dice and BCE + Dice slopes far below 1
 #   (0.11 to 0.50: too extreme).
 # * **With overlapping classes, shifting back repairs `pos_weight`.** Subtracting `log p` from the
 #   weighted model's logits brings its Brier score back to within 15 % of plain BCE's (in fact within
 #   5 %), and its ECE below 0.02, on every seed: lesson 01's prediction holds on a trained model
 #   (section 3). (With separated classes the optimum lies at extreme logits that 120 steps do not
-#   reach: there the shifted Brier is 0.8–1.5 times plain BCE's, printed per seed below the checks.)
+#   reach: there the shifted Brier is 0.8–1.5 times plain BCE's in the stored run, and from 0.7 up to
+#   about 2.3 on other seeds, printed per seed below the checks.)
 # * **The threshold reaches the same operating points.** At 0.5 the methods differ wildly: with overlap,
 #   plain BCE finds almost nothing (recall below 0.05 on every seed), `pos_weight` and oversampling
-#   about 90 % of the positives. At the threshold tuned on validation for precision 0.15, every method
+#   about 90 % of the positives (recall above 0.8 on at least 4 of 5 seeds for `pos_weight`, on every
+#   seed for oversampling). At the threshold tuned on validation for precision 0.15, every method
 #   lands at test precision 0.12–0.23 (in fact about 0.15–0.19 here), and no method's recall beats plain
 #   BCE's by 0.1 (the recalls are about 0.3–0.53, and vary more from seed to seed than from method to
 #   method), both on at least 4 of 5 seeds. Not on every seed: a method whose validation precision
@@ -412,7 +424,7 @@ print(check_every_seed("plain BCE: more than 85 % of test probabilities below 0.
 print(check_every_seed("plain BCE: top 1 %'s |mean p̂ - mean q| more than 2 x the ECE",
                        plain_top_cal["top 1 %: |mean p̂ - mean q| / ECE"], above=2, at_least=4))
 print(check_every_seed("plain BCE: calibration-in-the-large (slope 1) within ±0.6",
-                       plain_top_cal["intercept, slope 1"], above=-0.6, below=0.6))
+                       plain_top_cal["intercept, slope 1"], above=-0.6, below=0.6, at_least=4))
 print(check_every_seed("pos_weight: calibration-in-the-large (slope 1) below -3",
                        overlapping["pos_weight = neg/pos"]["intercept_slope1"], below=-3))
 
@@ -425,8 +437,8 @@ print(check_every_seed("pos_weight: calibration-in-the-large (slope 1) below -3"
 # often fails at the top: a threshold read as a probability
 # there ("predict positive above 0.25") can be off, which is one more reason to choose the threshold on
 # validation data for a precision target (section 4) rather than from the probability scale. With
-# the slope fixed at 1, plain BCE's intercept stays within ±0.6 and `pos_weight`'s falls below −3
-# on every seed.
+# the slope fixed at 1, plain BCE's intercept stays within ±0.6 on at least 4 of 5 seeds (−0.4 to 0.4
+# here; one run of other seeds reached 0.64), and `pos_weight`'s falls below −3 on every seed.
 
 # And imbalance against overlap: with separated classes plain BCE at 0.5 finds most positives, with
 # overlapping classes almost none. The share is the same, so here the overlap made the difference; but
@@ -451,7 +463,7 @@ print(check_every_seed("pos_weight: calibration-in-the-large (slope 1) below -3"
 # probabilities lie against it: on the diagonal, or on lesson 01's curve?
 
 # %% tags=["nbval-ignore-output"]
-REGIME, SEED = "overlapping", 0
+REGIME, SEED = "overlapping", SEEDS[0]
 
 
 def against_lesson01(seed):
@@ -481,11 +493,12 @@ splits = experiment.splits[(REGIME, SEED)]
 test = splits["test"]
 weighted = experiment.run("pos_weight = neg/pos", REGIME, SEED)
 plain = experiment.run("plain BCE", REGIME, SEED)
-p = weighted.pos_weight  # neg/pos of seed 0's training split: data, not training
+p = weighted.pos_weight  # neg/pos of this seed's training split: data, not training
 print(f"seed {SEED}: pos_weight p = neg/pos = {p:.4g}, log p = {math.log(p):.4g}")
 print(check_every_seed("weighted p̂ lies at most half as far from lesson 01's curve as from q",
                        shift_check["|p̂ - optimal_probability(q, p)|"].minus(Spread(tuple(0.5 * v for v in shift_check["|p̂ - q|"].values), tuple(SEEDS))), below=0))
-print(check_every_seed("the weighted model's logits sit log p ± 1.2 above the plain model's", shift_check["logit gap - log p"], above=-1.2, below=1.2))
+print(check_every_seed("the weighted model's logits sit log p ± 1.5 above the plain model's", shift_check["logit gap - log p"],
+                       above=-1.5, below=1.5, at_least=4))
 print(check_every_seed("logit - log p lies within 0.03 of q on average", shift_check["|shifted back - q|"], below=0.03))
 print(check_pairs("logit - log p lowers the weighted Brier score more than 4 times",
                   shift_check["Brier weighted"], Spread(tuple(4 * v for v in shift_check["Brier shifted back"].values), tuple(SEEDS))))
@@ -535,8 +548,8 @@ png_image(plot_calibration())
 # diagonal: their mean distance to `optimal_probability(q, p)` is less than half their distance to the
 # true posterior on every seed (about 0.03–0.06 against 0.18–0.24). The trained model does what the
 # optimum predicts, to within what 120 Adam steps on about 120 positives allow: its logits sit on
-# average about `log p ≈ 3.8` above the plain model's (within ±1.2 of it on every seed; −0.3 to +0.4
-# over these seeds, but a trajectory can land about 1 below it on other seeds). Subtracting `log p` (green) puts the points back near the diagonal (mean distance
+# average about `log p ≈ 3.8` above the plain model's (within ±1.5 of it on at least 4 of 5 seeds; −0.3
+# to +0.4 over these seeds, but a trajectory can land up to about 1.6 below it on other seeds). Subtracting `log p` (green) puts the points back near the diagonal (mean distance
 # below 0.03 on every seed), and the Brier score down more than four times, to plain BCE's level
 # (section 2's checks). That holds for these overlapping classes, whose optimum lies at moderate logits;
 # with separated classes it is not reached in 120 steps and the shift repairs less (section 2).
@@ -586,16 +599,18 @@ print(check_every_seed("logit - log p alone: test intercept (slope 1) within ±1
                        refits["shifted: test intercept, slope 1"], above=-1, below=1))
 print(check_every_seed("refit a on validation: test intercept (slope 1) within ±0.2",
                        refits["refit a: test intercept, slope 1"], above=-0.2, below=0.2))
-print(check_every_seed("refit a, b on validation: test slope in 0.9-1.1",
-                       refits["refit a, b: test slope"], above=0.9, below=1.1))
+print(check_every_seed("refit a, b on validation: test slope in 0.75-1.25",
+                       refits["refit a, b: test slope"], above=0.75, below=1.25))
 print(check_every_seed("refit a, b: test Brier within 5 % of plain BCE's",
                        refits["refit a, b: test Brier / plain BCE's"], above=0.95, below=1.05))
 
 # %% [markdown]
 # The shift alone leaves the test intercept (slope fixed at 1) off by about −0.6 to +0.2 on these seeds:
 # close, not exact. Refitting that one intercept on validation brings it within ±0.2 of 0 on the test
-# split on every seed (−0.10 to +0.06 on these); refitting the slope too brings the slope within 0.9–1.1, and the Brier score to
-# within 5 % of plain BCE's, on every seed. Validation data decide; the formula gives the starting point.
+# split on every seed (−0.10 to +0.06 on these); refitting the slope too brings the slope close to 1
+# (0.99–1.04 in the stored run; 0.88–1.21 over the 25 seeds tried, so the check asks for 0.75–1.25), and
+# the Brier score to within 5 % of plain BCE's, on every seed. Validation data decide; the formula gives
+# the starting point.
 
 # %% [markdown]
 # ## 4 · A precision target: choose on validation, report on test (Q19)
@@ -726,7 +741,7 @@ print("all seeds:", ", ".join(f"{name} {spread.format()}" for name, spread in ma
 
 # %%
 print(check_every_seed("as many predicted positives as plain BCE at 0.13: pos_weight finds as many true ones, within 15 %",
-                       matched["true positives, pos_weight / plain"], above=0.85, below=1.15))
+                       matched["true positives, pos_weight / plain"], above=0.85, below=1.15, at_least=4))
 print(check_every_seed("pos_weight's Brier more than 4 x plain BCE's (section 2)",
                        Spread(tuple(a / b for a, b in zip(overlapping["pos_weight = neg/pos"]["brier"].values, overlapping[PLAIN]["brier"].values)), tuple(SEEDS)), above=4))
 
@@ -736,13 +751,13 @@ calibration_explorer.snapshot()
 
 # %% [markdown]
 # **Reveal.** On seed 0 (one run), the plain model at threshold 0.13 (233 true and 1433 false
-# positives) and the weighted model at 0.88 (244 and 1573) give nearly the same counts. On every seed,
-# the weighted model's top scores, as many as plain BCE predicts at 0.13, hold as many true positives
-# within 15 % (0.94 to 1.04 times as many on these seeds): two near-identical rankings (section 2:
+# positives) and the weighted model at 0.88 (244 and 1573) give nearly the same counts. On at least 4 of
+# 5 seeds, the weighted model's top scores, as many as plain BCE predicts at 0.13, hold as many true
+# positives within 15 % (0.94 to 1.04 times as many on these seeds; 0.86 on one run of other seeds): two near-identical rankings (section 2:
 # AUROCs within 0.02), two probability scales, 0.13 on one matching about 0.88 on the other
 # (`sigmoid(logit(0.13) + log p)` ≈ 0.87). Their Brier scores do not agree (more than four times apart
 # on every seed). The plain model's calibration slope lies in 0.7–1.3 and its intercept (slope fixed at
-# 1) within ±0.6 on every seed (section 2).
+# 1) within ±0.6 on at least 4 of 5 seeds (section 2).
 
 # %% [markdown]
 # ## 6 · "Recall is 0": what to check (Q20)
@@ -764,14 +779,14 @@ calibration_explorer.snapshot()
 #    (their numbers would be read on the wrong scale) and say why.
 #
 # Three findings are warnings, not failures: a bias far from `log(pos/neg)` on a model that learned anyway
-# (its training loss went below the base rate `H(q)` and its AP is at least twice the positive share);
+# (its lowest training loss at least 2 % below the base rate `H(q)` and its AP at least twice the positive share);
 # a few outputs that reach the threshold with no positive among them (check 2: recall is still 0 there,
 # so that is no pass); and recall 0 at the threshold when no threshold would do better (the cause is then
 # in checks 2 and 3).
 #
 # A failing model first: PyTorch's default output bias (near 0) and a learning rate far too large
 # (3 with Adam, against 0.02 above), no warmup. It is trained from the five seeds; the checklist below
-# is printed for one run (seed 0), and the cell after it says what every seed shows.
+# is printed for one run (seed 0), and the cell after it says what the five seeds show.
 
 # %% tags=["nbval-ignore-output"]
 fail_splits = {seed: make_splits(REGIMES[REGIME], seed, setup) for seed in SEEDS}
@@ -823,8 +838,8 @@ print(check_every_seed("default bias, lr 3: the first epoch's loss above 1",
 # * check 1: the bias started near probability 0.5 (0.47 on seed 0) while about 2 % of the training
 #   samples are positive;
 # * check 3: the first steps (a loss above 1 in the first epoch, on every seed) left every output at
-#   the same number, most likely through dead ReLUs, and the loss never went below the base rate of the
-#   training data;
+#   the same number, most likely through dead ReLUs, and the loss never went 2 % below the base rate of
+#   the training data;
 # * check 2 fails as a consequence of checks 1 and 3 (its line says so): a collapsed model has nothing
 #   to rank with.
 #
@@ -855,8 +870,8 @@ print(f"base-rate loss of the training data H(q) per seed: {', '.join(f'{base_ra
 lowest = {label: Spread(tuple(min(loss) for loss in losses), tuple(SEEDS)) for label, (_, _, losses) in one_fix.items()}
 print(check_every_seed("bias at log(pos/neg), lr 3: the first epoch's loss still above 1",
                        Spread(tuple(loss[0] for loss in one_fix["bias at log(pos/neg), lr 3"][2]), tuple(SEEDS)), above=1))
-print(check_pairs("lr 0.02 (default bias) reaches a training loss at least 0.005 lower than lr 3 with the bias fixed",
-                  lowest["bias at log(pos/neg), lr 3"], lowest["default bias, lr 0.02"], margin=0.005))
+print(check_every_seed("lr 0.02 (default bias) reaches a training loss at least 0.005 lower than lr 3 with the bias fixed",
+                       lowest["bias at log(pos/neg), lr 3"].minus(lowest["default bias, lr 0.02"]), above=0.005, at_least=4))
 print(check_every_seed("default bias, lr 0.02: lowest epoch loss at least 0.01 below H(q)",
                        lowest_over_base["default bias, lr 0.02"], below=-0.01))
 print(check_every_seed("default bias, lr 0.02: check 3 passes, check 1 only warns (the model learned)",
@@ -866,14 +881,15 @@ print(check_every_seed("default bias, lr 0.02: check 3 passes, check 1 only warn
 # **Reveal.** At learning rate 3, neither fix is reliable on its own, and which one "wins" depends on
 # the seed. With the bias fixed, the first epoch still blows up (a loss above 1 on every seed), and the
 # model then collapses on some seeds and learns on others: here check 3 fails on 4 of these 5 seeds
-# (seeds 0 to 3, the lines above), but run with other seeds (5 to 14) it failed on only 1 of 10. And
-# the default-bias model at learning rate 3 escaped the collapse on 2 of those 10 (check 3 passed). A
+# (seeds 0 to 3, the lines above), but run with other seeds (5 to 24) it failed on only 4 of 20. And
+# the default-bias model at learning rate 3 escaped the collapse on 4 of those 20 (check 3 passed). A
 # claim such as "here the learning rate decided it" would rest on which five seeds were drawn.
 #
-# What held on every seed is the lower learning rate: with 0.02 and the default bias the model learns
-# (its lowest loss at least 0.01 below the base rate `H(q)`), ends at a training loss more than 0.005
-# lower than the bias-fixed model at learning rate 3, and check 1 only warns about its bias: the default bias did not
-# keep recall at 0 there; its FAILs are those of a working model on overlapping classes (next cells).
+# What held on every seed (all 25 tried) is the lower learning rate: with 0.02 and the default bias the
+# model learns (its lowest loss at least 0.01 below the base rate `H(q)`), and check 1 only warns about
+# its bias: the default bias did not keep recall at 0 there; its FAILs are those of a working model on
+# overlapping classes (next cells). It also ends at a training loss more than 0.005 lower than the
+# bias-fixed model at learning rate 3 on at least 4 of 5 seeds (on all 25 tried, but by only 0.008 on one).
 #
 # So fix both, and read each FAIL on its own: when check 1 fails, set the bias (it costs nothing, and
 # lesson 05, section 3, shows what it changes in a short run); when check 3 fails, lower the learning
@@ -939,8 +955,9 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 # ## 7 · What this experiment can and cannot show
 #
 # **Can:** with two features, a known posterior and 70 small models trained in seconds, it shows the
-# *direction* of each effect, checked on every one of five seeds (on at least four where a short run can
-# miss on one): ranking unchanged, calibration harmed
+# *direction* of each effect, checked seed by seed with a margin: on every one of five seeds where seeds
+# 0 to 24 all agreed with room to spare, otherwise on at least 4 of 5 (3 of 5 for two checks), as each
+# check names: ranking unchanged, calibration harmed
 # by `pos_weight`, oversampling, focal loss and Dice, the `−log p` shift undoing `pos_weight` (with
 # overlapping classes), tuned
 # thresholds reaching operating points where no method beats plain BCE, and the likelihood ratio against
@@ -952,8 +969,9 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 # weights by one part in ten million moves them in the second digit, and with overlap the tuned recalls
 # vary by about ±0.04 to ±0.1 over seeds. That is why the lesson prints its tables as spreads and
 # states its findings as checks with a margin: the tables show the size of each effect, the checks
-# what every seed agrees on. Five seeds show a direction, not a precise size, and cannot rank methods
-# whose differences are smaller than their spread. A large network that overfits can be miscalibrated
+# what the seeds agree on, and on how many of them. An outlier seed now and then is what tiny models
+# trained briefly do; a finding that needs every seed had to hold on all 25 tried. Five seeds show a
+# direction, not a precise size, and cannot rank methods whose differences are smaller than their spread. A large network that overfits can be miscalibrated
 # under plain BCE too; remedies can change the ranking when capacity or training time is short and the
 # rare class would otherwise not be learned at all (lesson 05's faint green disc). Precision targets far
 # in the tail need far larger validation sets than these. For large networks that are overconfident
@@ -974,7 +992,8 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 #   you need (where its Wilson lower bound meets the target, on a validation split large enough to
 #   show it), report precision and recall on a test split (Q19).
 # * Judge a method over several seeds: a tiny model's figures move in the second digit with its
-#   trajectory; state what every seed shows (or how many seeds show it).
+#   trajectory; state on how many seeds a finding holds, with a margin, and try other seeds before
+#   calling it "every seed".
 # * A threshold tuned for a precision target can miss it (`reached=False`): then it is a fallback, to be
 #   reported as a miss, not as an operating point that met the target.
 # * Recall 0 at 0.5 with overlapping classes can be the right answer of a calibrated model. Run the

@@ -68,7 +68,7 @@ def check_lesson06(weight: float | None, pos_weight: float | None) -> bool:
     return False
 
 
-def _solution_05_1() -> str:
+def _solution_06_1() -> str:
     w_neg, w_pos = LESSON06_CLASS_WEIGHTS
     return (
         f"cross-entropy multiplies a negative's loss by w_neg = {w_neg:g} and a positive's by w_pos = {w_pos:g}. BCE "
@@ -79,7 +79,7 @@ def _solution_05_1() -> str:
 
 LESSON06_1_QUESTION = LESSON06_QUESTION
 check_lesson06_1 = check_lesson06
-register("06.1", LESSON06_1_QUESTION, check_lesson06_1, _solution_05_1, transfer=True)
+register("06.1", LESSON06_1_QUESTION, check_lesson06_1, _solution_06_1, transfer=True)
 
 
 LESSON06_2_QUESTION = (
@@ -119,7 +119,7 @@ def check_lesson06_2(answer: float | None) -> bool:
     )
 
 
-def _solution_05_2() -> str:
+def _solution_06_2() -> str:
     return (
         f"the cross-entropy -sum_k t_k log q_k would be smallest at q = t = (0, 1/3, 1/3, 1/3), where it equals the "
         f"entropy of t: 3 * (1/3) * log 3 = {math.log(3.0):.4g}. Softmax reaches q_none = 0 only in the limit (the three "
@@ -128,7 +128,7 @@ def _solution_05_2() -> str:
     )
 
 
-register("06.2", LESSON06_2_QUESTION, check_lesson06_2, _solution_05_2, transfer=True)
+register("06.2", LESSON06_2_QUESTION, check_lesson06_2, _solution_06_2, transfer=True)
 
 
 #: 06.3: the two means with class weights (1, 9) and 10 % positives.
@@ -170,7 +170,7 @@ def check_lesson06_3(answer: float | None) -> bool:
     )
 
 
-def _solution_05_3() -> str:
+def _solution_06_3() -> str:
     return (
         f"S = sum_i w_(y_i) * loss_i is the same in both. F.cross_entropy(weight=...) returns S / sum_i w_(y_i) = "
         f"S / (n * (0.9 * 1 + 0.1 * 9)); BCE 'mean' returns S / n. Ratio {lesson06_3_answer():g}. To match cross-entropy, "
@@ -178,7 +178,7 @@ def _solution_05_3() -> str:
     )
 
 
-register("06.3", LESSON06_3_QUESTION, check_lesson06_3, _solution_05_3, transfer=True)
+register("06.3", LESSON06_3_QUESTION, check_lesson06_3, _solution_06_3, transfer=True)
 
 
 #: 06.4 (a concept): labels that overlap need one independent yes/no per label.
@@ -213,7 +213,7 @@ def check_lesson06_4(answer: object) -> bool:
     )
 
 
-def _solution_05_4() -> str:
+def _solution_06_4() -> str:
     return (
         "(b). Ask what a pixel is: if it can carry several labels at once, the labels are independent yes/no "
         "questions: one logit per label, a sigmoid each, BCE on (N, 2, H, W) masks of 0/1 (with a per-channel "
@@ -222,7 +222,7 @@ def _solution_05_4() -> str:
     )
 
 
-register("06.4", LESSON06_4_QUESTION, check_lesson06_4, _solution_05_4)
+register("06.4", LESSON06_4_QUESTION, check_lesson06_4, _solution_06_4)
 
 
 #: Lesson 06's questionnaire: (question, answer).

@@ -104,7 +104,7 @@ def check_lesson07_weight_map(answer: float | None) -> bool:
     return False
 
 
-def _solution_06_1() -> str:
+def _solution_07_1() -> str:
     right = lesson07_focal_answer()
     return (
         f"gamma = {right:.1f}: there the easy pixels (q_t >= {EASY_FROM}) carry {format_number(easy_share(right))} of the "
@@ -113,7 +113,7 @@ def _solution_06_1() -> str:
     )
 
 
-def _solution_06_2() -> str:
+def _solution_07_2() -> str:
     right = lesson07_weight_map_answer()
     return (
         f"w0 = {format_number(right)}: the separating pixels then carry {format_number(separating_share(right))} of the "
@@ -125,8 +125,8 @@ LESSON07_1_QUESTION = LESSON07_FOCAL_QUESTION
 check_lesson07_1 = check_lesson07_focal
 LESSON07_2_QUESTION = LESSON07_WEIGHT_MAP_QUESTION
 check_lesson07_2 = check_lesson07_weight_map
-register("07.1", LESSON07_1_QUESTION, check_lesson07_1, _solution_06_1)
-register("07.2", LESSON07_2_QUESTION, check_lesson07_2, _solution_06_2)
+register("07.1", LESSON07_1_QUESTION, check_lesson07_1, _solution_07_1)
+register("07.2", LESSON07_2_QUESTION, check_lesson07_2, _solution_07_2)
 
 
 #: 07.3: three 32x32 images with this many void pixels each (the lesson used two 16x16 images).
@@ -158,7 +158,9 @@ def check_lesson07_3(answer: float | None) -> bool:
         right,
         correct=(
             f"(c) divides by all {total} pixels, ignore=void by the {kept} kept ones: every kept pixel's gradient is "
-            f"scaled by {kept}/{total} = {right:.4g}, the annotated share of this batch; a batch with less void gets a larger step."
+            f"scaled by {kept}/{total} = {right:.4g}, the annotated share of this batch. Under (c) a kept pixel's step is "
+            f"its loss's slope / {total}, whatever the void; it is ignore=void's step (slope / the kept count, {kept} "
+            "here) that grows as a batch holds more void."
         ),
         slips=[
             (1.0 - right, "is the void share; the factor is the kept share (what is left in the numerator over all pixels)."),
@@ -169,7 +171,7 @@ def check_lesson07_3(answer: float | None) -> bool:
     )
 
 
-def _solution_06_3() -> str:
+def _solution_07_3() -> str:
     total = 3 * LESSON07_3_SIDE**2
     kept = total - sum(LESSON07_3_VOID)
     return (
@@ -179,7 +181,7 @@ def _solution_06_3() -> str:
     )
 
 
-register("07.3", LESSON07_3_QUESTION, check_lesson07_3, _solution_06_3, transfer=True)
+register("07.3", LESSON07_3_QUESTION, check_lesson07_3, _solution_07_3, transfer=True)
 
 
 #: 07.4: label smoothing and pos_weight together (the lesson printed eps = 0.1 with pos_weight 4).
@@ -225,7 +227,7 @@ def check_lesson07_4(answer: float | None) -> bool:
     )
 
 
-def _solution_06_4() -> str:
+def _solution_07_4() -> str:
     eps, p = LESSON07_4_EPS, LESSON07_4_POS_WEIGHT
     smoothed = 1.0 - eps / 2
     return (
@@ -235,7 +237,7 @@ def _solution_06_4() -> str:
     )
 
 
-register("07.4", LESSON07_4_QUESTION, check_lesson07_4, _solution_06_4, transfer=True)
+register("07.4", LESSON07_4_QUESTION, check_lesson07_4, _solution_07_4, transfer=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -303,7 +305,7 @@ def check_lesson07_5(answer: object) -> bool:
     return False
 
 
-def _solution_06_5() -> str:
+def _solution_07_5() -> str:
     return (
         "(b). alpha_t = alpha for positives and 1 - alpha for negatives, so alpha = 0.5 multiplies every pixel's loss and "
         "gradient by 0.5, which cancels in any share. At gamma = 2 the missed positives carry "
@@ -314,7 +316,7 @@ def _solution_06_5() -> str:
     )
 
 
-register("07.5", LESSON07_5_QUESTION, check_lesson07_5, _solution_06_5)
+register("07.5", LESSON07_5_QUESTION, check_lesson07_5, _solution_07_5)
 
 
 #: Lesson 07's questionnaire: (question, answer).

@@ -74,7 +74,7 @@ def check_lesson08_shift(answer: float | None) -> bool:
 # ------------------------------------------------------------------------------------------------
 # 2. A threshold for a precision target, chosen on validation (Q19)
 
-LESSON08_MIN_PRECISION = 0.25
+LESSON08_MIN_PRECISION = 0.2
 LESSON08_THRESHOLD_QUESTION = (
     "lesson08_threshold_data() returns validation and test scores (the true posterior of the overlapping "
     f"regime) with their targets. Which threshold gives precision >= {LESSON08_MIN_PRECISION:g} with the most "
@@ -95,6 +95,21 @@ def lesson08_threshold_answer() -> float:
     return threshold_for_precision(data["val_scores"], data["val_target"], LESSON08_MIN_PRECISION).threshold
 
 
+def lesson08_expected_precision_reached(target: float) -> tuple[float, int]:
+    """The lowest validation score ``t`` whose samples at or above it have a mean score of at least ``target``.
+
+    The scores of :func:`lesson08_threshold_data` are the true posterior ``q``, so the mean of ``q`` over the
+    samples at or above ``t`` is the precision to expect there. Sorted from the top, that running mean falls as
+    ``t`` falls; returns ``(t, count)``, ``count`` the number of validation samples at or above ``t``.
+    """
+    scores = torch.sort(lesson08_threshold_data()["val_scores"], descending=True).values.double()
+    running_mean = torch.cumsum(scores, 0) / torch.arange(1, len(scores) + 1, dtype=torch.float64)
+    count = int((running_mean >= target).sum())
+    if count == 0:
+        raise ValueError(f"no threshold has an expected precision of {target:g}: the largest score is {float(scores[0]):.3g}")
+    return float(scores[count - 1]), count
+
+
 def check_lesson08_threshold(answer: float | None) -> bool:
     """Check :data:`LESSON08_THRESHOLD_QUESTION`: any threshold that selects the same validation samples is right."""
     value = answer_number(answer, "a threshold")
@@ -108,13 +123,27 @@ def check_lesson08_threshold(answer: float | None) -> bool:
         test = operating_point(data["test_scores"], data["test_target"], right)
         predicted = chosen.tp + chosen.fp
         lower = float(wilson_lower_bound(chosen.tp, predicted, 0.95))
+        # The scores are the true posterior, so the precision to expect above a threshold is their mean there.
+        expected = float(val_scores[val_scores >= right].mean())
+        reachable_from, reachable_count = lesson08_expected_precision_reached(LESSON08_MIN_PRECISION)
         steady = threshold_for_precision(val_scores, val_target, LESSON08_MIN_PRECISION, confidence=0.95)
+        at_steady = operating_point(data["test_scores"], data["test_target"], steady.threshold)
+        expected_steady = float(val_scores[val_scores >= steady.threshold].mean())
+        target = f"{LESSON08_MIN_PRECISION:g}"
+        why = "Why lower?" if test.precision < LESSON08_MIN_PRECISION else "It held on test, but not by design:"
         print(
             f"Correct: on validation, threshold {right:.4g} gives precision {chosen.precision:.3f} and recall "
             f"{chosen.recall:.3f}. The honest numbers are the test split's: precision {test.precision:.3f}, "
-            f"recall {test.recall:.3f}.\nWhy lower? The validation precision rests on {predicted} predictions: "
-            f"its 95 % Wilson lower bound is {lower:.3f}, so {LESSON08_MIN_PRECISION:g} was never shown "
-            f"(threshold_for_precision(..., confidence=0.95) says reached={steady.reached}, as section 4 would)."
+            f"recall {test.recall:.3f}.\n{why} {right:.4g} is where the validation precision last touched {target}, "
+            f"a matter of a few samples: it rests on {predicted} predictions (95 % Wilson lower bound {lower:.3f}). "
+            "These scores are the true posterior, so here you can see what no split shows: the precision to expect "
+            f"above a threshold is the mean score above it, {expected:.3f} at {right:.4g}. It reaches {target} only "
+            f"from {reachable_from:.3g} on (the top {reachable_count} of {len(val_scores)} validation samples).\n"
+            f"Section 4's rule, threshold_for_precision(..., confidence=0.95), takes {steady.threshold:.4g} "
+            f"(reached={steady.reached}; test precision {at_steady.precision:.3f}, recall {at_steady.recall:.3f}): "
+            f"steadier, yet the precision to expect there is {expected_steady:.3f}, since it too picks among many "
+            f"thresholds on {int(val_target.sum())} validation positives. A target this close to the top of the "
+            "scores needs a larger validation split (section 4's has 40 000 samples)."
         )
         return True
     on_test = threshold_for_precision(data["test_scores"], data["test_target"], LESSON08_MIN_PRECISION).threshold
@@ -210,7 +239,9 @@ def _solution_threshold() -> str:
         "data = lesson08_threshold_data()\n"
         f"choice = threshold_for_precision(data['val_scores'], data['val_target'], {LESSON08_MIN_PRECISION:g})\n"
         "test = operating_point(data['test_scores'], data['test_target'], choice.threshold)\n"
-        f"# choice.threshold = {lesson08_threshold_answer():.4g}; report test.precision and test.recall"
+        f"# choice.threshold = {lesson08_threshold_answer():.4g}; report test.precision and test.recall\n"
+        f"steady = threshold_for_precision(data['val_scores'], data['val_target'], {LESSON08_MIN_PRECISION:g}, confidence=0.95)\n"
+        "# steady.threshold: where the Wilson lower bound reaches the target (section 4), the steadier choice"
     )
 
 
@@ -283,7 +314,7 @@ def check_lesson08_4(answer: object) -> bool:
     )
 
 
-def _solution_07_4() -> str:
+def _solution_08_4() -> str:
     largest = largest_likelihood_ratio(REGIMES["overlapping"])
     return (
         "(b). Bayes: posterior odds = LR(x) · π / (1 - π), so P(y=1|x) >= 0.5 exactly where LR(x) >= (1 - π)/π.\n"
@@ -294,7 +325,7 @@ def _solution_07_4() -> str:
     )
 
 
-register("08.4", LESSON08_4_QUESTION, check_lesson08_4, _solution_07_4)
+register("08.4", LESSON08_4_QUESTION, check_lesson08_4, _solution_08_4)
 
 
 #: Lesson 08's questionnaire: (question, answer).
@@ -317,8 +348,9 @@ LESSON08_QUESTIONNAIRE = (
      "report a miss, not the fallback's numbers."),
     ("Why is every comparison of the lesson trained from five seeds and stated as a check with a margin?",
      "A tiny network trained briefly is chaotic: a 1e-7 change of its initial weights moves its figures in the second "
-     "digit, so a finding is what every seed shows (or a stated number of them, where a short run can miss), "
-     "with room to spare."),
+     "digit, so a finding is what the seeds show with room to spare: on every seed only where other seed ranges "
+     "agreed too, otherwise on a stated number of them (at least 4 of 5), since an outlier run now and then is "
+     "what tiny models trained briefly do."),
     ("The recall-0 checklist flags PyTorch's default output bias on a model whose loss went below the base rate and "
      "whose AP is well above the share. Is that the cause of recall 0?",
      "No: the model learned, so the bias only warns. Read every check's finding; the numbers do not rank causes."),
