@@ -102,19 +102,6 @@ from bceweights.lessons.exercises.lesson07 import (
     check_lesson07_focal,
     check_lesson07_weight_map,
 )
-from bceweights.lessons.exercises.lesson10 import (
-    LESSON10_1_QUESTION,
-    LESSON10_2_QUESTION,
-    LESSON10_3_QUESTION,
-    LESSON10_4_QUESTION,
-    LESSON10_5_QUESTION,
-    check_lesson10_1,
-    check_lesson10_2,
-    check_lesson10_3,
-    check_lesson10_4,
-    check_lesson10_5,
-    lesson10_1_mask,
-)
 from bceweights.lessons.exercises.lesson08 import (
     LESSON08_1_QUESTION,
     LESSON08_2_QUESTION,
@@ -146,6 +133,19 @@ from bceweights.lessons.exercises.lesson09 import (
     check_lesson09_3,
     check_lesson09_4,
     lesson09_solution,
+)
+from bceweights.lessons.exercises.lesson10 import (
+    LESSON10_1_QUESTION,
+    LESSON10_2_QUESTION,
+    LESSON10_3_QUESTION,
+    LESSON10_4_QUESTION,
+    LESSON10_5_QUESTION,
+    check_lesson10_1,
+    check_lesson10_2,
+    check_lesson10_3,
+    check_lesson10_4,
+    check_lesson10_5,
+    lesson10_1_mask,
 )
 from bceweights.lessons.exercises.lesson11 import (
     LESSON11_1_QUESTION,
