@@ -275,7 +275,7 @@ def invalid_weight_values(call: LossCall, context: Context) -> str | None:
             )
             fixes = [call.code(pos_weight="num_neg / num_pos.clamp_min(1)") + "   # counted once, over the whole data set",
                      call.code(input="input[:, seen]", target="target[:, seen]", pos_weight="pos_weight[seen]")
-                     + "   # seen = num_pos > 0: drop the labels with no positive"]
+                     + "   # seen = num_pos > 0: drops the labels with no positive from training, negatives too"]
         elif nonfinite:
             why = ("An infinite weight is what 1 / count gives for a class or sample counted 0 times (NaN: 0 / 0), and it "
                    "makes the loss NaN. Setting it to 0 would silence exactly what the weight meant to stress. Fix the "

@@ -187,13 +187,13 @@ def recall_zero_checklist(
             report.checks.append(Check(CHECK_NAMES[0], "warn", (
                 f"output bias {bias:.3g}, but log(pos/neg){of_training} = {prior_logit:.3g}; the model learned "
                 f"anyway (training loss at least 2 % below {floor:.3g}, the base rate H(q); AP at least {AP_LIFT:g} x the positive "
-                f"share), so this did not keep recall at 0. Still cheap to set: model.head.bias.data.fill_({prior_logit:.3g})"
+                f"share), so this did not keep recall at 0. Still cheap to set: with torch.no_grad(): model.head.bias.fill_({prior_logit:.3g})"
             )))
         elif abs(bias - prior_logit) > BIAS_TOLERANCE:
             report.checks.append(Check(CHECK_NAMES[0], "fail", (
                 f"output bias {bias:.3g}, but log(pos/neg){of_training} = {prior_logit:.3g}: every output starts "
                 f"near probability {1 / (1 + math.exp(-bias)):.2g} while {train_q:.2%} are positive. Start it there: "
-                f"model.head.bias.data.fill_({prior_logit:.3g})"
+                f"with torch.no_grad(): model.head.bias.fill_({prior_logit:.3g})"
             )))
         else:
             report.checks.append(Check(

@@ -10,7 +10,7 @@
 # 1. the data: the same 2 % of positives, once with separated classes and once with overlapping ones;
 # 2. one experiment: 7 training methods × 2 regimes × 5 seeds, scored with scikit-learn's metrics (Q18),
 #    and every comparison stated as a check with a margin, on every seed where seeds 0 to 24 (tried five at
-#    a time) all agreed with room to spare, otherwise on at least 4 of 5 seeds (3 of 5 for two checks), as
+#    a time) all agreed with room to spare, otherwise on at least 4 of 5 seeds (fewer for a few checks), as
 #    each check names;
 # 3. calibration: the reliability diagram, the Brier score, and lesson 01's optimum shift checked on a
 #    trained model, then undone (Q17);
@@ -58,6 +58,7 @@ from bceweights.lessons.exercises import (
     lesson08_checklist_case,
     lesson08_threshold_data,
     print_questionnaire,
+    show_solution,
 )
 from bceweights.lessons.explore import png_image
 from bceweights.lessons.explore.calibration import CalibrationExplorer
@@ -268,7 +269,7 @@ findings = [
     check_every_seed("overlapping: every method but Dice within 0.02 of plain BCE's AUROC",
                      worst(overlapping, not_dice, "auroc", minus=PLAIN), above=-0.02, below=0.02),
     check_every_seed("overlapping: Dice's AUROC at most 0.08 below plain BCE's",
-                     overlapping["Dice"]["auroc"].minus(overlapping[PLAIN]["auroc"]), above=-0.08, below=0.02),
+                     overlapping["Dice"]["auroc"].minus(overlapping[PLAIN]["auroc"]), above=-0.08, below=0.02, at_least=4),
     check_every_seed("overlapping: every method's AUPRC within 0.02 of plain BCE's",
                      worst(overlapping, TRAINED, "auprc", minus=PLAIN), above=-0.02, below=0.02, at_least=4),
     check_every_seed("overlapping: plain BCE's AUROC within 0.03 of the true posterior's",
@@ -347,17 +348,17 @@ for finding in operating:
 #
 # * **Ranking barely moves.** The AUROC is about 0.999 for every method with separated classes (above
 #   0.995 on every seed), and about 0.90–0.92 with overlapping ones: every method but Dice stays within
-#   0.02 of plain BCE's on every seed, and every AUPRC within 0.02 of plain BCE's on at least 4 of 5 seeds
-#   (within 0.014 on all 25 seeds tried). No remedy teaches the model to tell positives from negatives
+#   0.02 of plain BCE's on every seed, and every AUPRC within 0.02 of plain BCE's on at least 4 of 5 seeds.
+#   No remedy teaches the model to tell positives from negatives
 #   better; they all learn about the same ordering, close to the true
-#   posterior's (section 1). Dice alone sometimes loses a little ranking (its AUROC 0.88–0.92 over the
-#   seeds).
+#   posterior's (section 1). Dice alone sometimes loses ranking: its AUROC is 0.88–0.92 in the stored run,
+#   within 0.08 of plain BCE's on at least 4 of 5 seeds, and on another seed range it fell to 0.82.
 # * **Calibration suffers.** Plain BCE is calibrated *on the whole* (with overlap: slope 0.86–1.06,
 #   intercept (slope fixed at 1) −0.4 to 0.4, ECE below 0.01 over these seeds). The checks ask for a slope
 #   in 0.7–1.3 and an intercept within ±0.6 on at least 4 of 5 seeds, since other seeds gave one run with a
 #   slope just under 0.7 (0.6996) and another with an intercept of 0.64, and for an ECE below 0.02 on
 #   every seed;
-#   the next cells show where it is not: at the top, where thresholds are chosen. `pos_weight` and
+#   the next cells show where it often is not: at the top, where thresholds are chosen. `pos_weight` and
 #   oversampling push every probability up: the joint-fit intercept falls to about −3.5 to −4.2 (below −3 on
 #   every seed), near `−log(neg/pos) ≈ −3.8`, and the Brier score grows about six to ten times (more
 #   than 4 times on every seed). Focal loss gives slopes far above 1 (2.2 to 2.8 over these seeds, above
@@ -422,7 +423,7 @@ for name, spread in plain_top_cal.items():
 # %%
 print(check_every_seed("plain BCE: more than 85 % of test probabilities below 0.1", plain_top_cal["share of p̂ below 0.1"], above=0.85))
 print(check_every_seed("plain BCE: top 1 %'s |mean p̂ - mean q| more than 2 x the ECE",
-                       plain_top_cal["top 1 %: |mean p̂ - mean q| / ECE"], above=2, at_least=4))
+                       plain_top_cal["top 1 %: |mean p̂ - mean q| / ECE"], above=2, at_least=2))
 print(check_every_seed("plain BCE: calibration-in-the-large (slope 1) within ±0.6",
                        plain_top_cal["intercept, slope 1"], above=-0.6, below=0.6, at_least=4))
 print(check_every_seed("pos_weight: calibration-in-the-large (slope 1) below -3",
@@ -431,8 +432,9 @@ print(check_every_seed("pos_weight: calibration-in-the-large (slope 1) below -3"
 # %% [markdown]
 # Plain BCE's ECE is below 0.01 here because more than 85 % of its test probabilities are below 0.1, where
 # it is well calibrated. Among its top 1 % the mean probability misses the mean true posterior by more
-# than twice the ECE on at least 4 of 5 seeds (5 to 34 times it on these seeds; on other seeds the miss
-# can be as small as about 2.4 times the ECE), too high on four seeds and too low on one (seed 4) in this
+# than twice the ECE on most seeds (5 to 34 times it on these five; the check asks for at least 2 of 5,
+# because on some seeds of other ranges the top 1 % was as well calibrated as the whole, 0.5 times the
+# ECE on one), too high on four seeds and too low on one (seed 4) in this
 # run (about 0.16–0.40 against 0.18–0.20 over these seeds). So "calibrated" is true on the whole and
 # often fails at the top: a threshold read as a probability
 # there ("predict positive above 0.25") can be off, which is one more reason to choose the threshold on
@@ -753,7 +755,7 @@ calibration_explorer.snapshot()
 # **Reveal.** On seed 0 (one run), the plain model at threshold 0.13 (233 true and 1433 false
 # positives) and the weighted model at 0.88 (244 and 1573) give nearly the same counts. On at least 4 of
 # 5 seeds, the weighted model's top scores, as many as plain BCE predicts at 0.13, hold as many true
-# positives within 15 % (0.94 to 1.04 times as many on these seeds; 0.86 on one run of other seeds): two near-identical rankings (section 2:
+# positives within 15 % (0.94 to 1.04 times as many on these seeds; down to 0.83 on one seed of other ranges): two near-identical rankings (section 2:
 # AUROCs within 0.02), two probability scales, 0.13 on one matching about 0.88 on the other
 # (`sigmoid(logit(0.13) + log p)` ≈ 0.87). Their Brier scores do not agree (more than four times apart
 # on every seed). The plain model's calibration slope lies in 0.7–1.3 and its intercept (slope fixed at
@@ -945,7 +947,7 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 # seed (0.29 to 0.86 here), so on some seeds no output reaches 0.5 and check 2 fails (with check 4),
 # and on others a few outputs do, none of them positive, and check 2 warns instead of passing (seed 0
 # above: one output of 40 000, a negative): recall is 0 all the same. Where a few positives do reach it
-# (seed 3 here: 56 outputs, 3 of its 783 validation positives), checks 2 and 4 pass with a recall near
+# (seed 3 here: 56 outputs of 40 000 reach 0.5), checks 2 and 4 pass with a recall near
 # 0, the borderline of a checklist written for recall 0. Either way, recall at 0.5 stays near 0 (below
 # 0.05 on every seed, section 2), retraining with a weight would only move the operating point and
 # spoil calibration, and the fix is the threshold (check 4's, or one chosen on validation for a
@@ -981,7 +983,8 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 # %% [markdown]
 # ## Summary
 #
-# * `pos_weight`, oversampling, focal loss and Dice barely change the **ranking** (AUROC, AUPRC) and
+# * `pos_weight`, oversampling, focal loss and Dice barely change the **ranking** (AUROC, AUPRC; Dice can lose
+#   some) and
 #   here they harm **calibration** (Brier score, slope, intercept, reliability diagram) of a small model
 #   that plain BCE already calibrates; focal loss can help a large, overconfident network.
 # * A model trained with `pos_weight = p` outputs, near its optimum, `bw.optimal_logit(q, p) = logit(q) + log p`;
