@@ -25,7 +25,7 @@
 # | [02 · masks and broadcasting](02_masks_and_broadcasting.ipynb) | a `(N, H, W)` mask on `(N, C, H, W)` predictions; `expand` vs `repeat`; `target * mask` is not weighting; per-channel weights and masks; why `pos_weight.repeat(B, 1)` crashes | Q1, Q2, Q3, Q8 | 45 min |
 # | [03 · flattening and reduction](03_flattening_and_reduction.ipynb) | batch, channel and pixel are all the same to the loss; what `mean` divides by; weights per call; why logits beat `sigmoid` + `BCELoss` | Q5, Q10, Q12, Q16 | 40 min |
 # | [04 · class weights from data](04_class_weights_from_data.ipynb) | class weights from counts and datasets (balanced, median frequency); a per-channel `pos_weight` shaped `(C, 1, 1)` in the mask's order; about 1/95 foreground in a volume: weight map vs `pos_weight` | Q6, Q8, Q9 | 25 min |
-# | [05 · training with a rare class](05_training_a_rare_class.ipynb) | a rare, faint channel over five seeds; thresholds vs `pos_weight`; why recall is 0; a loop to fix in plain PyTorch | Q8, Q15 | 45 min |
+# | [05 · training with a rare class](05_training_a_rare_class.ipynb) | a rare, faint channel over five seeds; thresholds vs `pos_weight`; why recall is 0; a loop to fix in plain PyTorch | Q8, Q15 (Q20's first checks) | 45 min |
 # | [06 · multi-label vs multi-class](06_multilabel_vs_multiclass.ipynb) | sigmoid + BCE or softmax + cross-entropy; one logit or two | Q7, Q11 | 40 min |
 # | [07 · beyond the basics](07_beyond_the_basics.ipynb) | ignore regions, focal loss, boundary weight maps, label smoothing | beyond the threads | 60 min |
 # | [08 · what weighting buys](08_what_weighting_buys.ipynb) | ranking vs calibration under `pos_weight`, oversampling, focal loss, Dice and BCE + Dice; undoing `pos_weight` with −log p; a threshold for a precision target, chosen on validation and reported on test; the recall-is-0 checklist | Q17, Q18, Q19, Q20 | 70 min |
@@ -63,7 +63,7 @@
 # | Q9 a per-voxel weight for about 1/95 foreground | 04 |
 # | Q10 a weight per call | 03 |
 # | Q11 one logit with BCE or two with cross-entropy | 06 |
-# | Q12 logits vs `sigmoid` + `BCELoss` | 03 |
+# | Q12 logits vs `sigmoid` + `BCELoss` | 03 (and 09 §5) |
 # | Q13 `pos_weight=10` raises an error | 01 |
 # | Q14 per-sample values as `pos_weight` | 01 |
 # | Q15 precision vs recall; recall 0 after the first epoch | 05 |
@@ -176,7 +176,7 @@ print(bw.explain(logits, target, weight=mask.unsqueeze(1), pos_weight=[6.0, 30.0
 # | leave pixels **out entirely** (void, unlabelled) | `ignore=void` | bool, `(N, 1, H, W)` |
 # | a **weighted average** that does not change with the weights' scale | `reduction="weighted_mean"` | — |
 # | a new weight **on every batch** with a module | `bw.BCEWithLogits()(x, y, weight=w)` | as `weight` |
-# | a per-voxel map for about 1 foreground voxel in 95 (ratio neg/pos $r \approx$ 94–95, counted from `y`) | `weight=bw.rebalance_map(y)`; `bw.rebalance_map(y, ratio)` with the data set's ratio when batches vary | same as `y` |
+# | a per-voxel map for about 1 foreground voxel in 95 (the thread's ratio neg/pos $r \approx$ 94–95; count yours from `y`) | `weight=bw.rebalance_map(y)`; `bw.rebalance_map(y, ratio)` with the data set's ratio when batches vary | same as `y` |
 # | focus on **hard** pixels | `bw.focal_bce_with_logits(x, y, gamma=2)` | — |
 # | a masked or weighted mean over all **DDP ranks** (and class counts over every shard) | `process_group=dist.group.WORLD` | — (lesson 11) |
 # | check **existing PyTorch code** for silent weighting mistakes, unchanged | `with bw.audit() as report:` around your training step | — (lesson 09) |
@@ -184,8 +184,8 @@ print(bw.explain(logits, target, weight=mask.unsqueeze(1), pos_weight=[6.0, 30.0
 # Three mistakes that *run without error* in PyTorch. A 1-D `pos_weight` with one value per channel is
 # refused here when the width happens to equal the channel count, because PyTorch would silently pair
 # it with the columns (lesson 02). A `(N, H, W)` mask passed as `weight=mask` raises in PyTorch, except when
-# the batch size equals the channel count (or is 1): then it runs and pairs images with channels (lesson 02,
-# section 2); `bceweights` refuses it, and `weight=mask.unsqueeze(1)` is the fix. `target * mask` cannot be refused: a masked target is a valid
+# the batch size equals the channel count, where it runs and pairs images with channels, and when it is 1, where
+# it runs and is right by luck (lesson 02, section 2); `bceweights` refuses it, and `weight=mask.unsqueeze(1)` is the fix. `target * mask` cannot be refused: a masked target is a valid
 # target, so no library can tell it from a real one. It changes the labels, not the weights, and lesson
 # 02 shows what that does to the gradient; write `weight=mask.unsqueeze(1)` instead.
 

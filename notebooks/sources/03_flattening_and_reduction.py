@@ -130,7 +130,7 @@ print(f"loss (1, 1, 60, 40, 40): {sig4(float(as_volume.detach()))} "
 # Loss and gradients are equal to the last bit. This draw has 938 foreground voxels, a share of
 # 0.009771, so the ratio counted from it is 101.3, not the 94 of an exact 1/95 share: a random draw of 96 000 voxels does not hit
 # 1/95 exactly (this draw is unusually low: the expected count is 1010.5 with a standard deviation of about 31.6,
-# so 938 is 2.3 standard deviations below it, and r usually lands within about ±3 % of 94), which is why a weight is
+# so 938 is 2.3 standard deviations below it, and r lands within about ±3 % of 94 two times in three), which is why a weight is
 # counted from the data and not from the rate you meant.
 #
 # > Two slips in the forum answer behind Q9 and Q10, which otherwise explains per-voxel weights well: its

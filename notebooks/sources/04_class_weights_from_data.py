@@ -234,8 +234,9 @@ for name, options in rows.items():
 # `pos_weight` multiplies the foreground up, the map multiplies the background down. With
 # `reduction="mean"` (divide by the number of voxels) that is a 90.6× different gradient; with plain
 # SGD, whose step is the learning rate times the gradient, it is a 90.6× different effective learning
-# rate. `reduction="weighted_mean"` divides by the sum of the weights instead and puts the map's
-# gradient back on a per-voxel scale. With SGD, pick one, then tune the learning rate for it. With Adam
+# rate. `reduction="weighted_mean"` divides by the sum of the weights instead, which removes the weights'
+# common scale: the map and `pos_weight` then give the same step (a new weight *ratio* still changes the
+# step, lesson 03). With SGD, pick one, then tune the learning rate for it. With Adam
 # (which the lessons' `train` uses) a constant factor on the loss hardly matters: Adam divides each
 # gradient by a running estimate of its own size, so the factor cancels (all but the small `eps`),
 # and only the ratio of the foreground weight to the background weight, the same in both, is left.
@@ -287,11 +288,11 @@ reduction_explorer.snapshot()
 #   a `DataLoader`); the weighted *counts* balance, not the sums of loss terms. For single-label problems,
 #   `bw.balanced_weights` or `bw.median_frequency_weights`: they differ in scale and in which images count.
 # * Shape a per-channel weight `(C, 1, 1)` for `(N, C, H, W)` logits, or pass `channel_dim=1` to `bceweights`,
-#   in the mask's channel order; drop `.repeat(B, 1)`, which meets the width and ties the tensor to one batch size.
+#   in the mask's channel order; drop `.repeat(B, 1)`: its `(B, 3)` meets `(H, W)`, not the channels.
 # * `pos_weight` and a background-down weight map balance the gradient the same way and move the optimum the
 #   same way; they differ in scale by the ratio itself. With SGD that is a different effective learning rate;
-#   with Adam a constant scale hardly matters. `reduction="weighted_mean"` puts a map back on a per-voxel
-#   scale; pass the data set's ratio when batches vary.
+#   with Adam a constant scale hardly matters. `reduction="weighted_mean"` removes the common scale, so the
+#   map and `pos_weight` give the same step; pass the data set's ratio when batches vary.
 # * Lesson 05 trains with these weights: what they change at the 0.5 cut, what the threshold does instead, and
 #   why recall can be 0.
 #

@@ -227,8 +227,9 @@ LESSON04_QUESTIONNAIRE = (
      "In scale, by the ratio neg/pos: the map's loss is pos_weight's divided by it. Under SGD that is a different "
      "effective learning rate; Adam mostly cancels a constant factor. Both move the optimum the same way."),
     ("What does reduction='weighted_mean' divide by, and why use it with a weight map?",
-     "By the sum of the weights instead of the number of elements: it puts the map's gradient back on a per-voxel "
-     "scale, so the learning rate need not change with the map."),
+     "By the sum of the weights instead of the number of elements: it removes the weights' common scale from the "
+     "step, so a background-down map and pos_weight with the same ratio give the same step. A new weight ratio still "
+     "changes the step (lesson 03), so tune the learning rate once for it."),
     ("bw.rebalance_map(target) counts the ratio in the batch it is given. When should you pass the data set's ratio?",
      "When the batches' foreground shares vary: a per-batch ratio changes the loss's scale from step to step, which "
      "even Adam does not cancel. Count once over the data set and pass it: bw.rebalance_map(target, ratio)."),

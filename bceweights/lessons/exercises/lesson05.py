@@ -179,7 +179,7 @@ LESSON05_QUESTIONNAIRE = (
      "At 0: the empty-model optimum is log(pos/neg) + log(pos_weight) = log(pos/neg) + log(neg/pos) = 0."),
     ("From PyTorch's default output bias, what do the first epochs of a rare-class run spend their steps on?",
      "On pushing every output down toward the positive share: every pixel starts near probability 0.5, and Adam moves "
-     "the bias by about the learning rate per step, so the trip to log(pos/neg) takes hundreds of steps."),
+     "the bias by about the learning rate per step, so the trip to log(pos/neg) takes about |log(pos/neg)| / lr steps, hundreds in this lesson."),
     ("A channel has recall 0 at 0.5. What number tells you whether it was learned at all?",
      "Its average precision against the positive share: at the share it ranks like chance; well above, it ranks "
      "and only the cut is wrong."),
