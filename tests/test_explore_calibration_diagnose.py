@@ -183,6 +183,15 @@ def test_collapse_message_states_the_relative_spread_rule():
     assert "collapsed" not in recall_zero_checklist(z_near_zero, y, verbose=False).checks[2].detail
 
 
+def test_exploded_logits_fail_the_learning_rate_check_even_when_the_loss_went_down():
+    y = np.r_[np.ones(20), np.zeros(980)] > 0.5
+    z = np.linspace(-2.0e4, 50.0, 1000)  # a ranking of sorts, but logits in the tens of thousands
+    check = recall_zero_checklist(z, y, losses=[0.5, 0.05], verbose=False).checks[2]
+    assert check.status == "fail" and "blew them up" in check.detail and "2e+04" in check.detail
+    # the same ranking at a trained model's scale passes
+    assert recall_zero_checklist(z / 400.0, y, losses=[0.5, 0.05], verbose=False).checks[2].status == "ok"
+
+
 def test_probabilities_passed_as_logits_fail_the_threshold_check_and_skip_checks_2_and_3():
     z, y = _overlap_case()
     report = recall_zero_checklist(1 / (1 + np.exp(-z)), y, losses=[0.2, 0.1], verbose=False)

@@ -19,7 +19,8 @@
    training loss that rose or never went 2 % below the loss of always predicting the positive share
    (``H(q) = -q log q - (1 - q) log(1 - q)``; the lowest epoch loss must be under ``0.98 H(q)``): the
    optimiser left the model nothing to rank with. Collapsed means a logit spread (standard deviation)
-   below ``0.001 * max(1, |mean logit|)``.
+   below ``0.001 * max(1, |mean logit|)``; logits larger than :data:`EXPLODED_LOGIT` in size fail too
+   (steps too large blew them up, even where the loss still went down).
 4. **evaluation threshold**: probabilities passed where logits are expected (sigmoid twice, or
    ``logits > 0.5``), and, when recall is 0, the threshold of the best F1 and its precision and recall
    (when that precision beats chance). The probabilities test runs first: when every value lies in
@@ -60,6 +61,8 @@ BIAS_TOLERANCE = 1.0
 AP_LIFT = 2.0
 #: A model learned when its lowest training loss is below this share of the base rate H(q) (2 % below it).
 LEARNED_SHARE = 0.98
+#: Logits larger than this in size mean the steps blew them up (a trained BCE model's stay within a few tens).
+EXPLODED_LOGIT = 100.0
 
 
 @dataclass(frozen=True)
@@ -237,6 +240,11 @@ def recall_zero_checklist(
     problems = []
     if not finite:
         problems.append("some logits are NaN or infinite (a step too large: lower the learning rate, clip gradients)")
+    elif float(np.abs(z).max()) > EXPLODED_LOGIT:
+        problems.append(
+            f"logits reach {float(np.abs(z).max()):.3g} in size (above {EXPLODED_LOGIT:g}): steps too large blew them up, "
+            "whatever the loss says; lower the learning rate or warm it up"
+        )
     elif spread < 1e-3 * max(1.0, abs(float(np.mean(z)))):
         problems.append(
             f"every logit is about {float(np.mean(z)):.3g} (spread below 0.001 × max(1, |mean logit|)): the model collapsed to one "

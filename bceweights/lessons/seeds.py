@@ -202,15 +202,18 @@ def check_every_seed(
     return SeedCheck(claim, passed, spread.seeds, at_least)
 
 
-def check_pairs(claim: str, larger: Spread, smaller: Spread, *, margin: float = 0.0) -> SeedCheck:
-    """Check ``larger > smaller + margin`` seed by seed (both measured on the same seeds)."""
+def check_pairs(
+    claim: str, larger: Spread, smaller: Spread, *, margin: float = 0.0, at_least: int | None = None
+) -> SeedCheck:
+    """Check ``larger > smaller + margin`` seed by seed (both measured on the same seeds), on every seed or on
+    ``at_least`` of them."""
     if larger.seeds != smaller.seeds:
         raise ValueError(
             f"check_pairs compares seed by seed, but the seeds differ: {larger.seeds} and {smaller.seeds}.\n"
             "Write instead: measure both figures in one over_seeds(run, seeds) call."
         )
     passed = tuple(a > b + margin for a, b in zip(larger.values, smaller.values))
-    return SeedCheck(claim, passed, larger.seeds)
+    return SeedCheck(claim, passed, larger.seeds, at_least)
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:

@@ -9,9 +9,8 @@
 #
 # 1. the data: the same 2 % of positives, once with separated classes and once with overlapping ones;
 # 2. one experiment: 7 training methods × 2 regimes × 5 seeds, scored with scikit-learn's metrics (Q18),
-#    and every comparison stated as a check with a margin, on every seed where seeds 0 to 24 (tried five at
-#    a time) all agreed with room to spare, otherwise on at least 4 of 5 seeds (fewer for a few checks), as
-#    each check names;
+#    and every comparison stated as a check with a margin that holds on at least 4 of 5 seeds (fewer for a
+#    few checks, as each names): tiny models trained briefly have an outlier seed now and then;
 # 3. calibration: the reliability diagram, the Brier score, and lesson 01's optimum shift checked on a
 #    trained model, then undone (Q17);
 # 4. a threshold chosen on validation data for a precision target, reported on test data (Q19);
@@ -239,11 +238,11 @@ print(format_tables(table, "overlapping"))
 
 # %% [markdown]
 # The findings, each stated as a check with a margin (the words of the claim, not the measured
-# extremes) and tested seed by seed. `[ok] ...: on 5 of 5 seeds` means it held on every one; a check
-# that asks for fewer says so (`on at least 4 of 5 seeds`). The margins were tried on seeds 0 to 24, five
-# at a time: a check asks for every seed only where all 25 met it with room to spare; where one trained
-# run of another five missed (an outlier trajectory, which tiny models have now and then), it asks for
-# at least 4 of 5.
+# extremes) and tested seed by seed. Every check about trained models asks for at least 4 of 5 seeds
+# (`[ok] ...: on at least 4 of 5 seeds`; a few ask for 3 or 2 and say so), not for every seed: the margins
+# were tried on seeds 0 to 44, five at a time, and tiny models trained for 120 steps have an outlier
+# trajectory now and then (seed 36 missed six checks at once that seeds 0 to 24 had all met). Only the
+# check on the true posterior, which involves no training, asks for every seed.
 
 # %%
 separated, overlapping = regime_rows(table, "separated"), regime_rows(table, "overlapping")
@@ -265,35 +264,35 @@ def posterior_auroc(seed):
 ceiling = over_seeds(posterior_auroc, SEEDS)["auroc"]
 not_dice = [label for label in TRAINED if label != "Dice"]
 findings = [
-    check_every_seed("separated: every method's AUROC above 0.995", worst(separated, TRAINED, "auroc", key=lambda v: -v), above=0.995),
+    check_every_seed("separated: every method's AUROC above 0.995", worst(separated, TRAINED, "auroc", key=lambda v: -v), above=0.995, at_least=4),
     check_every_seed("overlapping: every method but Dice within 0.02 of plain BCE's AUROC",
-                     worst(overlapping, not_dice, "auroc", minus=PLAIN), above=-0.02, below=0.02),
+                     worst(overlapping, not_dice, "auroc", minus=PLAIN), above=-0.02, below=0.02, at_least=4),
     check_every_seed("overlapping: Dice's AUROC at most 0.08 below plain BCE's",
                      overlapping["Dice"]["auroc"].minus(overlapping[PLAIN]["auroc"]), above=-0.08, below=0.02, at_least=4),
     check_every_seed("overlapping: every method's AUPRC within 0.02 of plain BCE's",
                      worst(overlapping, TRAINED, "auprc", minus=PLAIN), above=-0.02, below=0.02, at_least=4),
     check_every_seed("overlapping: plain BCE's AUROC within 0.03 of the true posterior's",
-                     overlapping[PLAIN]["auroc"].minus(ceiling), above=-0.03, below=0.01),
+                     overlapping[PLAIN]["auroc"].minus(ceiling), above=-0.03, below=0.01, at_least=4),
     check_every_seed("overlapping: plain BCE calibrated, slope in 0.7-1.3", overlapping[PLAIN]["slope"], above=0.7, below=1.3, at_least=4),
     check_every_seed("overlapping: plain BCE calibrated, intercept (slope 1) within ±0.6", overlapping[PLAIN]["intercept_slope1"],
                      above=-0.6, below=0.6, at_least=4),
-    check_every_seed("overlapping: plain BCE's ECE below 0.02", overlapping[PLAIN]["ece"], below=0.02),
+    check_every_seed("overlapping: plain BCE's ECE below 0.02", overlapping[PLAIN]["ece"], below=0.02, at_least=4),
 ]
 for label in ("pos_weight = neg/pos", "oversampling (balanced)"):
     ratio = Spread(tuple(a / b for a, b in zip(overlapping[label]["brier"].values, overlapping[PLAIN]["brier"].values)), overlapping[PLAIN]["brier"].seeds)
     findings += [
-        check_every_seed(f"overlapping: {label} Brier more than 4 x plain BCE's", ratio, above=4),
-        check_every_seed(f"overlapping: {label} intercept below -3 (about -log(neg/pos))", overlapping[label]["intercept"], below=-3),
+        check_every_seed(f"overlapping: {label} Brier more than 4 x plain BCE's", ratio, above=4, at_least=4),
+        check_every_seed(f"overlapping: {label} intercept below -3 (about -log(neg/pos))", overlapping[label]["intercept"], below=-3, at_least=4),
     ]
 findings += [
     check_every_seed("overlapping: focal loss slopes above 1.8 (too timid)",
                      worst(overlapping, ["focal γ=2, α=0.25", "focal γ=2, α=0.75"], "slope", key=lambda v: -v), above=1.8, at_least=4),
     check_every_seed("overlapping: Dice and BCE + Dice slopes below 0.7 (too extreme)",
-                     worst(overlapping, ["Dice", "BCE + Dice"], "slope"), below=0.7),
+                     worst(overlapping, ["Dice", "BCE + Dice"], "slope"), below=0.7, at_least=4),
     check_every_seed("overlapping: logit - log p brings pos_weight's Brier within 15 % of plain BCE's",
                      Spread(tuple(a / b for a, b in zip(overlapping[SHIFTED]["brier"].values, overlapping[PLAIN]["brier"].values)), overlapping[PLAIN]["brier"].seeds),
-                     above=0.85, below=1.15),
-    check_every_seed("overlapping: logit - log p brings pos_weight's ECE below 0.02", overlapping[SHIFTED]["ece"], below=0.02),
+                     above=0.85, below=1.15, at_least=4),
+    check_every_seed("overlapping: logit - log p brings pos_weight's ECE below 0.02", overlapping[SHIFTED]["ece"], below=0.02, at_least=4),
 ]
 for finding in findings:
     print(finding)
@@ -309,7 +308,8 @@ for regime_name, rows in (("separated", separated), ("overlapping", overlapping)
 
 # %% [markdown]
 # And the operating points. A precision from a handful of predicted positives means little: the
-# shifted model at 0.5 predicts at most a few dozen of the 20 000 test samples positive, and its
+# shifted model at 0.5 usually predicts a few dozen of the 20 000 test samples positive (fewer than 200 on
+# at least 4 of 5 seeds; about 400 on one seed of other ranges), and its
 # precision is then best given as a Wilson interval (`wilson_interval(tp, predicted)`), printed per seed
 # below: "1 of 4" is a precision anywhere between about 0.05 and 0.7.
 
@@ -325,16 +325,16 @@ for label in (PLAIN, SHIFTED, "focal γ=2, α=0.25"):
 # %%
 tuned_precision = worst(overlapping, TRAINED, "tuned_precision", minus=None, key=lambda v: abs(v - MIN_PRECISION["overlapping"]))
 operating = [
-    check_every_seed("separated: plain BCE at 0.5 finds most positives (recall above 0.5)", separated[PLAIN]["recall"], above=0.5),
-    check_every_seed("overlapping: plain BCE at 0.5 finds almost none (recall below 0.05)", overlapping[PLAIN]["recall"], below=0.05),
+    check_every_seed("separated: plain BCE at 0.5 finds most positives (recall above 0.5)", separated[PLAIN]["recall"], above=0.5, at_least=4),
+    check_every_seed("overlapping: plain BCE at 0.5 finds almost none (recall below 0.05)", overlapping[PLAIN]["recall"], below=0.05, at_least=4),
     check_every_seed("overlapping: pos_weight at 0.5 recall above 0.8",
                      overlapping["pos_weight = neg/pos"]["recall"], above=0.8, at_least=4),
     check_every_seed("overlapping: oversampling at 0.5 recall above 0.8",
-                     overlapping["oversampling (balanced)"]["recall"], above=0.8),
+                     overlapping["oversampling (balanced)"]["recall"], above=0.8, at_least=4),
     check_every_seed("overlapping: the shifted model at 0.5 predicts fewer than 200 of 20000 positive",
-                     overlapping[SHIFTED]["predicted"], below=200),
+                     overlapping[SHIFTED]["predicted"], below=200, at_least=4),
     check_every_seed("separated: at the tuned threshold every method's test precision above 0.85",
-                     worst(separated, TRAINED, "tuned_precision", key=lambda v: -v), above=0.85),
+                     worst(separated, TRAINED, "tuned_precision", key=lambda v: -v), above=0.85, at_least=4),
     check_every_seed("overlapping: at the tuned threshold every method's test precision in 0.12-0.23",
                      tuned_precision, above=0.12, below=0.23, at_least=4),
     check_every_seed("overlapping: no method's tuned recall beats plain BCE's by 0.1",
@@ -347,8 +347,8 @@ for finding in operating:
 # **Reveal.** Read the tables column by column, and the checks beside them.
 #
 # * **Ranking barely moves.** The AUROC is about 0.999 for every method with separated classes (above
-#   0.995 on every seed), and about 0.90–0.92 with overlapping ones: every method but Dice stays within
-#   0.02 of plain BCE's on every seed, and every AUPRC within 0.02 of plain BCE's on at least 4 of 5 seeds.
+#   0.995 on at least 4 of 5 seeds), and about 0.90–0.92 with overlapping ones: every method but Dice stays within
+#   0.02 of plain BCE's on at least 4 of 5 seeds, and every AUPRC within 0.02 of plain BCE's on at least 4 of 5 seeds.
 #   No remedy teaches the model to tell positives from negatives
 #   better; they all learn about the same ordering, close to the true
 #   posterior's (section 1). Dice alone sometimes loses ranking: its AUROC is 0.88–0.92 in the stored run,
@@ -357,22 +357,22 @@ for finding in operating:
 #   intercept (slope fixed at 1) −0.4 to 0.4, ECE below 0.01 over these seeds). The checks ask for a slope
 #   in 0.7–1.3 and an intercept within ±0.6 on at least 4 of 5 seeds, since other seeds gave one run with a
 #   slope just under 0.7 (0.6996) and another with an intercept of 0.64, and for an ECE below 0.02 on
-#   every seed;
+#   at least 4 of 5 seeds;
 #   the next cells show where it often is not: at the top, where thresholds are chosen. `pos_weight` and
 #   oversampling push every probability up: the joint-fit intercept falls to about −3.5 to −4.2 (below −3 on
-#   every seed), near `−log(neg/pos) ≈ −3.8`, and the Brier score grows about six to ten times (more
-#   than 4 times on every seed). Focal loss gives slopes far above 1 (2.2 to 2.8 over these seeds, above
+#   at least 4 of 5 seeds), near `−log(neg/pos) ≈ −3.8`, and the Brier score grows about six to ten times (more
+#   than 4 times on at least 4 of 5 seeds). Focal loss gives slopes far above 1 (2.2 to 2.8 over these seeds, above
 #   1.8 on at least 4 of 5; one run of other seeds gave 1.6): its probabilities are squeezed toward the
 #   middle, too timid; Dice and BCE + Dice slopes far below 1
 #   (0.11 to 0.50: too extreme).
 # * **With overlapping classes, shifting back repairs `pos_weight`.** Subtracting `log p` from the
 #   weighted model's logits brings its Brier score back to within 15 % of plain BCE's (in fact within
-#   5 %), and its ECE below 0.02, on every seed: lesson 01's prediction holds on a trained model
+#   5 % on most seeds; 1.27 on one seed of other ranges), and its ECE below 0.02, on at least 4 of 5 seeds: lesson 01's prediction holds on a trained model
 #   (section 3). (With separated classes the optimum lies at extreme logits that 120 steps do not
 #   reach: there the shifted Brier is 0.8–1.5 times plain BCE's in the stored run, and from 0.7 up to
 #   about 2.3 on other seeds, printed per seed below the checks.)
 # * **The threshold reaches the same operating points.** At 0.5 the methods differ wildly: with overlap,
-#   plain BCE finds almost nothing (recall below 0.05 on every seed), `pos_weight` and oversampling
+#   plain BCE finds almost nothing (recall below 0.05 on at least 4 of 5 seeds), `pos_weight` and oversampling
 #   about 90 % of the positives (recall above 0.8 on at least 4 of 5 seeds for `pos_weight`, on every
 #   seed for oversampling). At the threshold tuned on validation for precision 0.15, every method
 #   lands at test precision 0.12–0.23 (in fact about 0.15–0.19 here), and no method's recall beats plain
@@ -421,13 +421,13 @@ for name, spread in plain_top_cal.items():
     print(f"{name:<34} {spread.format()}   per seed: {', '.join(f'{v:.4f}' for v in spread.values)}")
 
 # %%
-print(check_every_seed("plain BCE: more than 85 % of test probabilities below 0.1", plain_top_cal["share of p̂ below 0.1"], above=0.85))
+print(check_every_seed("plain BCE: more than 85 % of test probabilities below 0.1", plain_top_cal["share of p̂ below 0.1"], above=0.85, at_least=4))
 print(check_every_seed("plain BCE: top 1 %'s |mean p̂ - mean q| more than 2 x the ECE",
                        plain_top_cal["top 1 %: |mean p̂ - mean q| / ECE"], above=2, at_least=2))
 print(check_every_seed("plain BCE: calibration-in-the-large (slope 1) within ±0.6",
                        plain_top_cal["intercept, slope 1"], above=-0.6, below=0.6, at_least=4))
 print(check_every_seed("pos_weight: calibration-in-the-large (slope 1) below -3",
-                       overlapping["pos_weight = neg/pos"]["intercept_slope1"], below=-3))
+                       overlapping["pos_weight = neg/pos"]["intercept_slope1"], below=-3, at_least=4))
 
 # %% [markdown]
 # Plain BCE's ECE is below 0.01 here because more than 85 % of its test probabilities are below 0.1, where
@@ -440,7 +440,7 @@ print(check_every_seed("pos_weight: calibration-in-the-large (slope 1) below -3"
 # there ("predict positive above 0.25") can be off, which is one more reason to choose the threshold on
 # validation data for a precision target (section 4) rather than from the probability scale. With
 # the slope fixed at 1, plain BCE's intercept stays within ±0.6 on at least 4 of 5 seeds (−0.4 to 0.4
-# here; one run of other seeds reached 0.64), and `pos_weight`'s falls below −3 on every seed.
+# here; one run of other seeds reached 0.64), and `pos_weight`'s falls below −3 on at least 4 of 5 seeds.
 
 # And imbalance against overlap: with separated classes plain BCE at 0.5 finds most positives, with
 # overlapping classes almost none. The share is the same, so here the overlap made the difference; but
@@ -498,12 +498,12 @@ plain = experiment.run("plain BCE", REGIME, SEED)
 p = weighted.pos_weight  # neg/pos of this seed's training split: data, not training
 print(f"seed {SEED}: pos_weight p = neg/pos = {p:.4g}, log p = {math.log(p):.4g}")
 print(check_every_seed("weighted p̂ lies at most half as far from lesson 01's curve as from q",
-                       shift_check["|p̂ - optimal_probability(q, p)|"].minus(Spread(tuple(0.5 * v for v in shift_check["|p̂ - q|"].values), tuple(SEEDS))), below=0))
+                       shift_check["|p̂ - optimal_probability(q, p)|"].minus(Spread(tuple(0.5 * v for v in shift_check["|p̂ - q|"].values), tuple(SEEDS))), below=0, at_least=4))
 print(check_every_seed("the weighted model's logits sit log p ± 1.5 above the plain model's", shift_check["logit gap - log p"],
                        above=-1.5, below=1.5, at_least=4))
-print(check_every_seed("logit - log p lies within 0.03 of q on average", shift_check["|shifted back - q|"], below=0.03))
+print(check_every_seed("logit - log p lies within 0.03 of q on average", shift_check["|shifted back - q|"], below=0.03, at_least=4))
 print(check_pairs("logit - log p lowers the weighted Brier score more than 4 times",
-                  shift_check["Brier weighted"], Spread(tuple(4 * v for v in shift_check["Brier shifted back"].values), tuple(SEEDS))))
+                  shift_check["Brier weighted"], Spread(tuple(4 * v for v in shift_check["Brier shifted back"].values), tuple(SEEDS)), at_least=4))
 
 # %%
 predicted = torch.sigmoid(weighted.test_logits)
@@ -548,11 +548,11 @@ png_image(plot_calibration())
 # **Reveal.** The figure shows one run (network seed 0), for its picture; the numbers are those of all
 # five seeds. The weighted model's probabilities (red) lie along lesson 01's curve, not along the
 # diagonal: their mean distance to `optimal_probability(q, p)` is less than half their distance to the
-# true posterior on every seed (about 0.03–0.06 against 0.18–0.24). The trained model does what the
+# true posterior on at least 4 of 5 seeds (about 0.03–0.06 against 0.18–0.24). The trained model does what the
 # optimum predicts, to within what 120 Adam steps on about 120 positives allow: its logits sit on
 # average about `log p ≈ 3.8` above the plain model's (within ±1.5 of it on at least 4 of 5 seeds; −0.3
 # to +0.4 over these seeds, but a trajectory can land up to about 1.6 below it on other seeds). Subtracting `log p` (green) puts the points back near the diagonal (mean distance
-# below 0.03 on every seed), and the Brier score down more than four times, to plain BCE's level
+# below 0.03 on at least 4 of 5 seeds), and the Brier score down more than four times, to plain BCE's level
 # (section 2's checks). That holds for these overlapping classes, whose optimum lies at moderate logits;
 # with separated classes it is not reached in 120 steps and the shift repairs less (section 2).
 #
@@ -567,7 +567,7 @@ png_image(plot_calibration())
 #
 # On the reliability diagram, focal loss bends toward the middle and Dice reaches the extremes; the
 # weighted model runs far below the diagonal (it predicts too high everywhere), as the table's slopes and
-# intercepts say for every seed. Focal loss and Dice have no closed-form inverse at all: for them the
+# intercepts say for most seeds. Focal loss and Dice have no closed-form inverse at all: for them the
 # refit is the only repair (or better, train with BCE and move the threshold).
 
 # %% tags=["nbval-ignore-output"]
@@ -598,20 +598,20 @@ for name, spread in refits.items():
 
 # %%
 print(check_every_seed("logit - log p alone: test intercept (slope 1) within ±1 (the shift is about right)",
-                       refits["shifted: test intercept, slope 1"], above=-1, below=1))
+                       refits["shifted: test intercept, slope 1"], above=-1, below=1, at_least=4))
 print(check_every_seed("refit a on validation: test intercept (slope 1) within ±0.2",
-                       refits["refit a: test intercept, slope 1"], above=-0.2, below=0.2))
+                       refits["refit a: test intercept, slope 1"], above=-0.2, below=0.2, at_least=4))
 print(check_every_seed("refit a, b on validation: test slope in 0.75-1.25",
-                       refits["refit a, b: test slope"], above=0.75, below=1.25))
-print(check_every_seed("refit a, b: test Brier within 5 % of plain BCE's",
-                       refits["refit a, b: test Brier / plain BCE's"], above=0.95, below=1.05))
+                       refits["refit a, b: test slope"], above=0.75, below=1.25, at_least=4))
+print(check_every_seed("refit a, b: test Brier no more than 5 % above plain BCE's",
+                       refits["refit a, b: test Brier / plain BCE's"], below=1.05, at_least=4))
 
 # %% [markdown]
-# The shift alone leaves the test intercept (slope fixed at 1) off by about −0.6 to +0.2 on these seeds:
-# close, not exact. Refitting that one intercept on validation brings it within ±0.2 of 0 on the test
-# split on every seed (−0.10 to +0.06 on these); refitting the slope too brings the slope close to 1
-# (0.99–1.04 in the stored run; 0.88–1.21 over the 25 seeds tried, so the check asks for 0.75–1.25), and
-# the Brier score to within 5 % of plain BCE's, on every seed. Validation data decide; the formula gives
+# The shift alone leaves the test intercept (slope fixed at 1) off by about −0.6 to +0.2 on these seeds
+# (within ±1 on at least 4 of 5; −1.14 on one seed of other ranges): close, not exact. Refitting that one intercept on validation brings it within ±0.2 of 0 on the test
+# split on at least 4 of 5 seeds (−0.10 to +0.06 on these); refitting the slope too brings the slope close to 1
+# (0.99–1.04 in the stored run; 0.86–1.21 over seeds 0 to 44, so the check asks for 0.75–1.25), and
+# the Brier score to no more than 5 % above plain BCE's, on at least 4 of 5 seeds. Validation data decide; the formula gives
 # the starting point.
 
 # %% [markdown]
@@ -673,25 +673,25 @@ print(check_every_seed("validation precision crosses 0.15 more than twice, for e
                        Spread(tuple(min(thresholds[f"{n}: crossings"].values[i] for n in THRESHOLD_METHODS) for i in range(len(SEEDS))), tuple(SEEDS)),
                        above=2, at_least=3))
 print(check_every_seed("the Wilson rule reaches the target on validation, for each of the three models",
-                       Spread(tuple(min(thresholds[f"{n}: reached"].values[i] for n in THRESHOLD_METHODS) for i in range(len(SEEDS))), tuple(SEEDS)), above=0.5, at_least=4))
+                       Spread(tuple(min(thresholds[f"{n}: reached"].values[i] for n in THRESHOLD_METHODS) for i in range(len(SEEDS))), tuple(SEEDS)), above=0.5, at_least=3))
 print(check_every_seed("test precision at the Wilson rule's threshold above 0.12, for each of the three models",
-                       Spread(tuple(min(thresholds[f"{n}: test precision"].values[i] for n in THRESHOLD_METHODS) for i in range(len(SEEDS))), tuple(SEEDS)), above=0.12))
-print(check_every_seed("plain BCE's threshold below 0.3", thresholds["plain BCE: threshold, Wilson bound >= X"], below=0.3))
-print(check_every_seed("pos_weight's threshold above 0.7", thresholds["pos_weight = neg/pos: threshold, Wilson bound >= X"], above=0.7))
+                       Spread(tuple(min(thresholds[f"{n}: test precision"].values[i] for n in THRESHOLD_METHODS) for i in range(len(SEEDS))), tuple(SEEDS)), above=0.12, at_least=4))
+print(check_every_seed("plain BCE's threshold below 0.3", thresholds["plain BCE: threshold, Wilson bound >= X"], below=0.3, at_least=4))
+print(check_every_seed("pos_weight's threshold above 0.7", thresholds["pos_weight = neg/pos: threshold, Wilson bound >= X"], above=0.7, at_least=4))
 
 # %% [markdown]
 # **Reveal.** The validation precision crosses 0.15 several times (the counts, 4 to 24 on these seeds,
 # are in the cell above the checks; more than twice for all three models on at least 3 of 5 seeds, a
-# bound rather than "every seed" because a count of crossings hangs on the order of a few samples near
+# lower bound than the other checks' because a count of crossings hangs on the order of a few samples near
 # the target, and the trap needs only to be common, not universal): the
 # lowest threshold that touches 0.15 is one of several near-equals, and a perturbation of one rounding
 # step can change which. The Wilson rule picks a threshold where the precision clears 0.15 with room
-# to spare, so the test precision lands at or a little above the target (above 0.12 on every seed;
-# about 0.15–0.18 on these). It reached the target on validation for all three models on at least 4 of
-# 5 seeds: on some seed a model's validation precision never clears 0.15 with confidence, and
+# to spare, so the test precision lands at or a little above the target (above 0.12 on at least 4 of 5 seeds;
+# about 0.15–0.18 on these). It reached the target on validation for all three models on most seeds (at
+# least 3 of 5): on some seed a model's validation precision never clears 0.15 with confidence, and
 # `threshold_for_precision` then returns `reached=False` with its highest-precision point, a fallback to
 # report as a miss (section 2's tuned table flags it). The thresholds
-# themselves differ by model (plain BCE below 0.3, `pos_weight` above 0.7: each model has its own
+# themselves differ by model (plain BCE below 0.3, `pos_weight` above 0.7, where the target was reached: each model has its own
 # probability scale), while the precisions agree. A threshold is still chosen from the validation
 # positives near it, so its recall varies from seed to seed (section 2's tables): report the test
 # numbers with their spread, and size the validation split for the precision you need. Choosing the
@@ -745,7 +745,7 @@ print("all seeds:", ", ".join(f"{name} {spread.format()}" for name, spread in ma
 print(check_every_seed("as many predicted positives as plain BCE at 0.13: pos_weight finds as many true ones, within 15 %",
                        matched["true positives, pos_weight / plain"], above=0.85, below=1.15, at_least=4))
 print(check_every_seed("pos_weight's Brier more than 4 x plain BCE's (section 2)",
-                       Spread(tuple(a / b for a, b in zip(overlapping["pos_weight = neg/pos"]["brier"].values, overlapping[PLAIN]["brier"].values)), tuple(SEEDS)), above=4))
+                       Spread(tuple(a / b for a, b in zip(overlapping["pos_weight = neg/pos"]["brier"].values, overlapping[PLAIN]["brier"].values)), tuple(SEEDS)), above=4, at_least=4))
 
 # %%
 # A still of the explorer at plain BCE, threshold 0.13 (the live figure above follows the controls).
@@ -755,10 +755,10 @@ calibration_explorer.snapshot()
 # **Reveal.** On seed 0 (one run), the plain model at threshold 0.13 (233 true and 1433 false
 # positives) and the weighted model at 0.88 (244 and 1573) give nearly the same counts. On at least 4 of
 # 5 seeds, the weighted model's top scores, as many as plain BCE predicts at 0.13, hold as many true
-# positives within 15 % (0.94 to 1.04 times as many on these seeds; down to 0.83 on one seed of other ranges): two near-identical rankings (section 2:
+# positives within 15 % (0.94 to 1.04 times as many on these seeds; down to about 0.8 on other ranges): two near-identical rankings (section 2:
 # AUROCs within 0.02), two probability scales, 0.13 on one matching about 0.88 on the other
 # (`sigmoid(logit(0.13) + log p)` ≈ 0.87). Their Brier scores do not agree (more than four times apart
-# on every seed). The plain model's calibration slope lies in 0.7–1.3 and its intercept (slope fixed at
+# on at least 4 of 5 seeds). The plain model's calibration slope lies in 0.7–1.3 and its intercept (slope fixed at
 # 1) within ±0.6 on at least 4 of 5 seeds (section 2).
 
 # %% [markdown]
@@ -830,7 +830,7 @@ FIRST_THREE = list(CHECK_NAMES[:3])
 print(check_every_seed("default bias, lr 3: checks 1, 2 and 3 fail, check 4 warns (a threshold would not help)",
                        holds(r.failures == FIRST_THREE and r.warnings == [CHECK_NAMES[3]] for r in failing_reports), above=0.5, at_least=3))
 print(check_every_seed("default bias, lr 3: the first epoch's loss above 1",
-                       Spread(tuple(loss[0] for loss in failing_losses), tuple(SEEDS)), above=1))
+                       Spread(tuple(loss[0] for loss in failing_losses), tuple(SEEDS)), above=1, at_least=4))
 
 # %% [markdown]
 # Checks 1 to 3 fail on at least 3 of the 5 seeds (on all five here; on other seeds a default-bias
@@ -839,7 +839,7 @@ print(check_every_seed("default bias, lr 3: the first epoch's loss above 1",
 #
 # * check 1: the bias started near probability 0.5 (0.47 on seed 0) while about 2 % of the training
 #   samples are positive;
-# * check 3: the first steps (a loss above 1 in the first epoch, on every seed) left every output at
+# * check 3: the first steps (a loss above 1 in the first epoch, on at least 4 of 5 seeds) left every output at
 #   the same number, most likely through dead ReLUs, and the loss never went 2 % below the base rate of
 #   the training data;
 # * check 2 fails as a consequence of checks 1 and 3 (its line says so): a collapsed model has nothing
@@ -871,23 +871,24 @@ print(f"base-rate loss of the training data H(q) per seed: {', '.join(f'{base_ra
 # %%
 lowest = {label: Spread(tuple(min(loss) for loss in losses), tuple(SEEDS)) for label, (_, _, losses) in one_fix.items()}
 print(check_every_seed("bias at log(pos/neg), lr 3: the first epoch's loss still above 1",
-                       Spread(tuple(loss[0] for loss in one_fix["bias at log(pos/neg), lr 3"][2]), tuple(SEEDS)), above=1))
+                       Spread(tuple(loss[0] for loss in one_fix["bias at log(pos/neg), lr 3"][2]), tuple(SEEDS)), above=1, at_least=4))
 print(check_every_seed("lr 0.02 (default bias) reaches a training loss at least 0.005 lower than lr 3 with the bias fixed",
                        lowest["bias at log(pos/neg), lr 3"].minus(lowest["default bias, lr 0.02"]), above=0.005, at_least=4))
 print(check_every_seed("default bias, lr 0.02: lowest epoch loss at least 0.01 below H(q)",
-                       lowest_over_base["default bias, lr 0.02"], below=-0.01))
+                       lowest_over_base["default bias, lr 0.02"], below=-0.01, at_least=4))
 print(check_every_seed("default bias, lr 0.02: check 3 passes, check 1 only warns (the model learned)",
-                       holds(CHECK_NAMES[2] not in r.failures and r.checks[0].status == "warn" for r in one_fix_reports["default bias, lr 0.02"]), above=0.5))
+                       holds(CHECK_NAMES[2] not in r.failures and r.checks[0].status == "warn" for r in one_fix_reports["default bias, lr 0.02"]), above=0.5, at_least=4))
 
 # %% [markdown]
-# **Reveal.** At learning rate 3, neither fix is reliable on its own, and which one "wins" depends on
-# the seed. With the bias fixed, the first epoch still blows up (a loss above 1 on every seed), and the
-# model then collapses on some seeds and learns on others: here check 3 fails on 4 of these 5 seeds
-# (seeds 0 to 3, the lines above), but run with other seeds (5 to 24) it failed on only 4 of 20. And
-# the default-bias model at learning rate 3 escaped the collapse on 4 of those 20 (check 3 passed). A
-# claim such as "here the learning rate decided it" would rest on which five seeds were drawn.
+# **Reveal.** At learning rate 3, fixing the bias is not enough. With the bias fixed, the first epoch still
+# blows up (a loss above 1 on at least 4 of 5 seeds), and check 3 fails on every one of these five seeds
+# (the lines above). On seeds 5 to 9 and 35 to 39 it failed on every seed too, although there the lowest
+# training loss went slightly below `H(q)`: the logits had blown up into the thousands, and a loss a little
+# under the base rate does not make such a model one that ranks (an earlier version of check 3, which read
+# only the loss, passed some of them). The default-bias model at learning rate 3 fails checks 1, 2 and 3 on
+# at least 3 of 5 seeds.
 #
-# What held on every seed (all 25 tried) is the lower learning rate: with 0.02 and the default bias the
+# What held most reliably (on all 25 seeds 0 to 24) is the lower learning rate: with 0.02 and the default bias the
 # model learns (its lowest loss at least 0.01 below the base rate `H(q)`), and check 1 only warns about
 # its bias: the default bias did not keep recall at 0 there; its FAILs are those of a working model on
 # overlapping classes (next cells). It also ends at a training loss more than 0.005 lower than the
@@ -933,15 +934,15 @@ for name, spread in plain_tops.items():
     print(f"{name:<24} {spread.format()}   per seed: {', '.join(f'{v:.3f}' for v in spread.values)}")
 
 # %%
-print(check_every_seed("plain BCE: checks 1 and 3 pass (bias and training are fine)", plain_tops["checks 1 and 3 pass"], above=0.5))
-print(check_every_seed("plain BCE: ranking informative, AP above 4 x the positive share", plain_tops["AP / positive share"], above=4))
+print(check_every_seed("plain BCE: checks 1 and 3 pass (bias and training are fine)", plain_tops["checks 1 and 3 pass"], above=0.5, at_least=4))
+print(check_every_seed("plain BCE: ranking informative, AP above 4 x the positive share", plain_tops["AP / positive share"], above=4, at_least=4))
 print(check_every_seed("true posterior on validation never reaches 0.3", plain_tops["largest true posterior"], below=0.3))
-print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.5", plain_tops["share reaching 0.5"], below=0.01))
+print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.5", plain_tops["share reaching 0.5"], below=0.01, at_least=4))
 
 # %% [markdown]
-# Here the model is fine (checks 1 and 3 pass on every seed), and its FAILs are a diagnosis, not a
+# Here the model is fine (checks 1 and 3 pass on at least 4 of 5 seeds), and its FAILs are a diagnosis, not a
 # defect. Its ranking is several times better than chance (AP above 4 times the positive share on every
-# seed), yet almost no probability reaches 0.5 (fewer than 1 % of the validation outputs on every seed)
+# seed), yet almost no probability reaches 0.5 (fewer than 1 % of the validation outputs on at least 4 of 5 seeds)
 # because the classes overlap: on the validation samples the true posterior never exceeds 0.3. The
 # model's *largest* probability is the extreme of a handful of samples and varies widely from seed to
 # seed (0.29 to 0.86 here), so on some seeds no output reaches 0.5 and check 2 fails (with check 4),
@@ -949,7 +950,7 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 # above: one output of 40 000, a negative): recall is 0 all the same. Where a few positives do reach it
 # (seed 3 here: 56 outputs of 40 000 reach 0.5), checks 2 and 4 pass with a recall near
 # 0, the borderline of a checklist written for recall 0. Either way, recall at 0.5 stays near 0 (below
-# 0.05 on every seed, section 2), retraining with a weight would only move the operating point and
+# 0.05 on at least 4 of 5 seeds, section 2), retraining with a weight would only move the operating point and
 # spoil calibration, and the fix is the threshold (check 4's, or one chosen on validation for a
 # precision target, as in section 4).
 
@@ -957,9 +958,8 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 # ## 7 · What this experiment can and cannot show
 #
 # **Can:** with two features, a known posterior and 70 small models trained in seconds, it shows the
-# *direction* of each effect, checked seed by seed with a margin: on every one of five seeds where seeds
-# 0 to 24 all agreed with room to spare, otherwise on at least 4 of 5 (3 of 5 for two checks), as each
-# check names: ranking unchanged, calibration harmed
+# *direction* of each effect, checked seed by seed with a margin, on at least 4 of 5 seeds (fewer for a few
+# checks, as each names): ranking unchanged, calibration harmed
 # by `pos_weight`, oversampling, focal loss and Dice, the `−log p` shift undoing `pos_weight` (with
 # overlapping classes), tuned
 # thresholds reaching operating points where no method beats plain BCE, and the likelihood ratio against
@@ -972,13 +972,13 @@ print(check_every_seed("plain BCE: fewer than 1 % of validation outputs reach 0.
 # vary by about ±0.04 to ±0.1 over seeds. That is why the lesson prints its tables as spreads and
 # states its findings as checks with a margin: the tables show the size of each effect, the checks
 # what the seeds agree on, and on how many of them. An outlier seed now and then is what tiny models
-# trained briefly do; a finding that needs every seed had to hold on all 25 tried. Five seeds show a
+# trained briefly do, so no finding about trained models asks for every seed. Five seeds show a
 # direction, not a precise size, and cannot rank methods whose differences are smaller than their spread. A large network that overfits can be miscalibrated
 # under plain BCE too; remedies can change the ranking when capacity or training time is short and the
 # rare class would otherwise not be learned at all (lesson 05's faint green disc). Precision targets far
 # in the tail need far larger validation sets than these. For large networks that are overconfident
 # under BCE, focal loss can improve calibration (Mukhoti et al., NeurIPS 2020); its underconfidence here
-# (slope 2.2–2.8 with overlapping classes) is what a fixed γ does to a model that is not overconfident.
+# (slopes about 2 to 3 with overlapping classes) is what a fixed γ does to a model that is not overconfident.
 
 # %% [markdown]
 # ## Summary

@@ -77,8 +77,8 @@ def check_lesson08_shift(answer: float | None) -> bool:
 LESSON08_MIN_PRECISION = 0.2
 LESSON08_THRESHOLD_QUESTION = (
     "lesson08_threshold_data() returns validation and test scores (the true posterior of the overlapping "
-    f"regime) with their targets. Which threshold gives precision >= {LESSON08_MIN_PRECISION:g} with the most "
-    "recall, chosen on the validation split? Then read its precision on the test split."
+    f"regime) with their targets. Which threshold gives a validation precision >= {LESSON08_MIN_PRECISION:g} (the "
+    "precision itself, not its Wilson bound) with the most recall? Then read its precision on the test split."
 )
 
 
