@@ -23,9 +23,9 @@
    (steps too large blew them up, even where the loss still went down).
 4. **evaluation threshold**: probabilities passed where logits are expected (sigmoid twice, or
    ``logits > 0.5``), and, when recall is 0, the threshold of the best F1 and its precision and recall
-   (when that precision beats chance). The probabilities test runs first: when every value lies in
-   [0, 1], checks 2 and 3 are skipped (their numbers would be read on the wrong scale) and check 4
-   fails.
+   (when that precision is at least twice the positive share). The probabilities test runs first: when
+   every value lies in [0, 1], checks 2 and 3 are skipped (their numbers would be read on the wrong
+   scale) and check 4 fails.
 
 Checks 1 and 3 concern training, so they measure against the training data's positive share when
 ``train_share=`` is given (the validation targets' share otherwise); checks 2 and 4 use the validation

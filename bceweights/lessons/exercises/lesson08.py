@@ -333,7 +333,8 @@ LESSON08_QUESTIONNAIRE = (
     ("Which columns of section 2's tables do pos_weight, oversampling, focal loss and Dice change, and which do they "
      "leave nearly alone?",
      "They change calibration (Brier score, slope, intercept, reliability) and the operating point at 0.5; they leave "
-     "the ranking (AUROC, AUPRC) within a few hundredths of plain BCE's."),
+     "the ranking (AUROC, AUPRC) within a few hundredths of plain BCE's, except Dice, whose AUROC can fall up to "
+     "about 0.08 below."),
     ("When does the true posterior reach 0.5, in terms of the likelihood ratio and the share π?",
      "Where LR(x) = p(x|y=1) / p(x|y=0) is at least (1 - π)/π: the overlap bounds LR, the share sets the bar."),
     ("A model trained with pos_weight = p: what undoes its shift, and how exactly?",
@@ -341,16 +342,17 @@ LESSON08_QUESTIONNAIRE = (
      "slope) there if it is off."),
     ("Why can an ECE of 0.005 hide miscalibration with a rare class?",
      "Most probabilities are tiny, so the low bins decide the mean; the top scores, where thresholds are chosen, "
-     "weigh little. Look at the top (e.g. the top 1 %) and at the calibration intercept with the slope fixed at 1."),
+     "weigh little. Look at the top scores (e.g. the top 1 %, or a reliability diagram with quantile bins); a "
+     "whole-sample intercept is dominated by the low scores too."),
     ("How do you choose a threshold for 'precision at least X', and where do you report it?",
      "On validation data, the lowest threshold whose precision (better: its Wilson lower bound) reaches X; "
      "precision and recall are reported on test data. If no threshold reaches X on validation (reached=False), "
      "report a miss, not the fallback's numbers."),
     ("Why is every comparison of the lesson trained from five seeds and stated as a check with a margin?",
      "A tiny network trained briefly is chaotic: a 1e-7 change of its initial weights moves its figures in the second "
-     "digit, so a finding is what the seeds show with room to spare: on every seed only where other seed ranges "
-     "agreed too, otherwise on a stated number of them (at least 4 of 5), since an outlier run now and then is "
-     "what tiny models trained briefly do."),
+     "digit, so a finding is what the seeds show with room to spare, on a stated number of them (at least 4 of 5 "
+     "for most checks, 3 or 2 for a few, as each says), since an outlier run now and then is what tiny models "
+     "trained briefly do; only the untrained true-posterior check asks for every seed."),
     ("The recall-0 checklist flags PyTorch's default output bias on a model whose loss went below the base rate and "
      "whose AP is well above the share. Is that the cause of recall 0?",
      "No: the model learned, so the bias only warns. Read every check's finding; the numbers do not rank causes."),
