@@ -353,7 +353,7 @@ LESSON08_QUESTIONNAIRE = (
      "digit, so a finding is what the seeds show with room to spare, on a stated number of them (at least 4 of 5 "
      "for most checks, 3 or 2 for a few, as each says), since an outlier run now and then is what tiny models "
      "trained briefly do; only the untrained true-posterior check asks for every seed."),
-    ("The recall-0 checklist flags PyTorch's default output bias on a model whose loss went below the base rate and "
+    ("The recall-0 checklist flags PyTorch's default output bias on a model whose loss went at least 2 % below the base rate and "
      "whose AP is well above the share. Is that the cause of recall 0?",
      "No: the model learned, so the bias only warns. Read every check's finding; the numbers do not rank causes."),
 )
