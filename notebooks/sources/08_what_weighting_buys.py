@@ -28,7 +28,6 @@ import copy
 import dataclasses
 import math
 
-import numpy as np
 import torch
 from matplotlib.figure import Figure
 from sklearn.metrics import brier_score_loss
